@@ -1,0 +1,1 @@
+//! The daemon config file `gaap-autoscaler.toml`.

@@ -1,0 +1,2 @@
+//! The daemon: scheduling, evaluation passes, acting on decisions.
+pub mod cmd;

@@ -1,0 +1,1 @@
+//! Raw serde types with spans (stage 1).

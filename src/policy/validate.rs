@@ -1,0 +1,1 @@
+//! Raw policy → validated [`super::Policy`] (stage 2), every problem collected.

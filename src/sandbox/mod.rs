@@ -1,0 +1,2 @@
+//! A local stand-in for the GAAP API.
+pub mod cmd;

@@ -1,0 +1,2 @@
+//! The decision log (sled 0.34.7).
+pub mod cmd;
