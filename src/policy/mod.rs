@@ -4,16 +4,258 @@
 //! [`validate`] turns them into the rich types below, collecting every problem as a
 //! [`Diagnostic`] with file, line and column. The decision core only ever sees [`Policy`].
 
+pub mod cmd;
 pub mod diagnostic;
 pub mod raw;
 pub mod validate;
-pub mod cmd;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use diagnostic::{Diagnostic, Severity};
+pub use validate::{CheckedPolicy, PolicySpans, check_policy, parse_cron};
+
+use crate::fleet::Fleet;
+
+/// Parses and validates one policy file's text. `path` is only used in messages (and
+/// recorded as [`Policy::source`]). Warnings are logged; on error every diagnostic
+/// (errors and warnings) is returned.
+pub fn parse_policy(text: &str, path: &Path) -> Result<Policy, Vec<Diagnostic>> {
+    match check_policy(text, path) {
+        (Some(c), diags) => {
+            log_warnings(&diags);
+            Ok(c.policy)
+        }
+        (None, diags) => Err(diags),
+    }
+}
+
+/// Loads policy files and directories (a directory = its `*.toml` files, sorted by name),
+/// with the cross-file checks: duplicate policy names and proxy ids listed by two
+/// policies. Tag selectors need a fleet: see [`check_fleet_claims`].
+pub fn load_policies(paths: &[PathBuf]) -> Result<Vec<Policy>, Vec<Diagnostic>> {
+    let (files, mut diags) = expand_paths(paths);
+    let (checked, more) = check_policy_files(&files);
+    diags.extend(more);
+    if diags.iter().any(Diagnostic::is_error) {
+        return Err(diags);
+    }
+    log_warnings(&diags);
+    Ok(checked.into_iter().map(|c| c.policy).collect())
+}
+
+/// Proxies of the fleet matched (by id or by tags) by more than one policy: one error per
+/// proxy, naming the policy files (no line: [`Policy`] keeps no places; `validate` reports
+/// the same problem at the selectors).
+pub fn check_fleet_claims(policies: &[Policy], fleet: &Fleet) -> Vec<Diagnostic> {
+    let with_spans: Vec<(&Policy, Option<&PolicySpans>)> = policies.iter().map(|p| (p, None)).collect();
+    claims(&with_spans, fleet)
+}
+
+fn log_warnings(diags: &[Diagnostic]) {
+    for d in diags.iter().filter(|d| !d.is_error()) {
+        tracing::warn!(file = %d.file.display(), line = d.line, col = d.col, "{}", d.message);
+    }
+}
+
+/// Files named, plus the `*.toml` files of directories named (sorted by name). A
+/// directory without any is an error, so is a path that does not exist.
+pub fn expand_paths(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
+    let mut files = Vec::new();
+    let mut diags = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let entries = match std::fs::read_dir(p) {
+                Ok(e) => e,
+                Err(e) => {
+                    diags.push(Diagnostic::io(p, &e));
+                    continue;
+                }
+            };
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                diags.push(
+                    Diagnostic::error(p, 0, 0, "no policy files (*.toml) in this directory")
+                        .with_help("write one policy per file, e.g. policies/web.toml (see the README)"),
+                );
+            }
+            files.extend(found);
+        } else if p.exists() {
+            files.push(p.clone());
+        } else {
+            diags.push(
+                Diagnostic::error(p, 0, 0, "no such file or directory")
+                    .with_help("pass policy files or directories of them (default: ./policies)"),
+            );
+        }
+    }
+    (files, diags)
+}
+
+/// Reads and checks policy files, then checks them against each other.
+pub fn check_policy_files(files: &[PathBuf]) -> (Vec<CheckedPolicy>, Vec<Diagnostic>) {
+    let mut checked = Vec::new();
+    let mut diags = Vec::new();
+    for f in files {
+        match std::fs::read_to_string(f) {
+            Ok(text) => {
+                let (p, d) = check_policy(&text, f);
+                diags.extend(d);
+                checked.extend(p);
+            }
+            Err(e) => diags.push(Diagnostic::io(f, &e)),
+        }
+    }
+    diags.extend(cross_checks(&checked));
+    (checked, diags)
+}
+
+fn place(p: &Policy, loc: (usize, usize)) -> String {
+    match &p.source {
+        Some(f) if loc.0 > 0 => format!("{}:{}:{}", f.display(), loc.0, loc.1),
+        Some(f) => f.display().to_string(),
+        None => format!("<policy {}>", p.name),
+    }
+}
+
+fn diag_at(p: &Policy, loc: (usize, usize), message: String, help: &str) -> Diagnostic {
+    let file = p.source.clone().unwrap_or_else(|| PathBuf::from(format!("<policy {}>", p.name)));
+    Diagnostic::error(&file, loc.0, loc.1, message).with_help(help)
+}
+
+/// Duplicate names and proxy ids listed by two policies.
+pub fn cross_checks(policies: &[CheckedPolicy]) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let mut names: BTreeMap<&str, &CheckedPolicy> = BTreeMap::new();
+    let mut ids: BTreeMap<&str, (&CheckedPolicy, (usize, usize))> = BTreeMap::new();
+    for c in policies {
+        if let Some(first) = names.get(c.policy.name.as_str()) {
+            diags.push(diag_at(
+                &c.policy,
+                c.spans.name,
+                format!("duplicate policy name `{}`: also used by {}", c.policy.name, place(&first.policy, first.spans.name)),
+                "policy names must be unique: rename one of them",
+            ));
+        } else {
+            names.insert(&c.policy.name, c);
+        }
+        for (id, loc) in &c.spans.proxies {
+            if let Some((first, first_loc)) = ids.get(id.as_str()) {
+                diags.push(diag_at(
+                    &c.policy,
+                    *loc,
+                    format!(
+                        "proxy `{id}` is claimed by two policies: `{}` ({}) and `{}`",
+                        first.policy.name,
+                        place(&first.policy, *first_loc),
+                        c.policy.name
+                    ),
+                    "a proxy may belong to one policy only: remove it from one of them",
+                ));
+            } else {
+                ids.insert(id, (c, *loc));
+            }
+        }
+    }
+    diags
+}
+
+/// Checks policies against a fleet: proxies matched by two policies (ids or tags), listed
+/// ids the fleet does not have, selectors that match nothing, and bounds that contain no
+/// allowed value of a selected proxy's ladder.
+pub fn fleet_checks(policies: &[CheckedPolicy], fleet: &Fleet) -> Vec<Diagnostic> {
+    let with_spans: Vec<(&Policy, Option<&PolicySpans>)> = policies.iter().map(|c| (&c.policy, Some(&c.spans))).collect();
+    let mut diags = claims(&with_spans, fleet);
+    for c in policies {
+        let p = &c.policy;
+        for (id, loc) in &c.spans.proxies {
+            if fleet.proxy(id).is_none() {
+                diags.push(
+                    diag_at(p, *loc, format!("proxy `{id}` is not in the fleet"), "check the id (DescribeProxies lists them), or add it to the fleet file")
+                        .as_warning(),
+                );
+            }
+        }
+        let matched: Vec<_> = fleet.proxies.iter().filter(|x| p.selector.matches(&x.id, &x.tags)).collect();
+        if matched.is_empty() && !c.spans.proxies.is_empty() && c.spans.proxies.iter().all(|(id, _)| fleet.proxy(id).is_none()) {
+            // Already reported per id above.
+        } else if matched.is_empty() {
+            let loc = c.spans.select.unwrap_or(c.spans.name);
+            diags.push(diag_at(p, loc, format!("policy `{}` selects no proxy of the fleet", p.name), "check the tags: a proxy must carry every tag of `select.tags`").as_warning());
+        }
+        for proxy in matched {
+            let Some(ladder) = fleet.ladder_for(&proxy.access_region, &proxy.real_server_region) else { continue };
+            for (dim, values, loc) in [
+                (p.bandwidth.as_ref(), &ladder.bandwidth, c.spans.bandwidth),
+                (p.concurrent.as_ref(), &ladder.concurrent, c.spans.concurrent),
+            ]
+            .into_iter()
+            .zip(["bandwidth", "concurrent"])
+            .filter_map(|((d, v, l), name)| d.map(|d| ((d, name), v, l)))
+            {
+                let (d, name) = dim;
+                if !values.iter().any(|v| (d.min..=d.max).contains(v)) {
+                    let list = values.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+                    diags.push(
+                        diag_at(
+                            p,
+                            loc.unwrap_or(c.spans.name),
+                            format!("`{name}` bounds {}..{} contain no allowed value of proxy `{}` ({list})", d.min, d.max, proxy.id),
+                            "widen min/max to include at least one value of the region's list",
+                        )
+                        .as_warning(),
+                    );
+                }
+            }
+        }
+    }
+    diags
+}
+
+fn claims(policies: &[(&Policy, Option<&PolicySpans>)], fleet: &Fleet) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    for proxy in &fleet.proxies {
+        let owners: Vec<_> = policies.iter().filter(|(p, _)| p.selector.matches(&proxy.id, &proxy.tags)).collect();
+        let Some(((first, first_spans), rest)) = owners.split_first().map(|(f, r)| (*f, r)) else { continue };
+        for (p, spans) in rest {
+            let by_id = |q: &Policy| q.selector.proxies.iter().any(|x| x == &proxy.id);
+            if by_id(first) && by_id(p) && spans.is_some() {
+                continue; // reported by `cross_checks` at the ids
+            }
+            let how = |q: &Policy| {
+                if by_id(q) {
+                    "by id".to_string()
+                } else {
+                    let tags: Vec<String> = q.selector.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    format!("by tags {}", tags.join(","))
+                }
+            };
+            let first_loc = first_spans.map_or((0, 0), |s| s.selector_of(&proxy.id));
+            let loc = spans.map_or((0, 0), |s| s.selector_of(&proxy.id));
+            diags.push(diag_at(
+                p,
+                loc,
+                format!(
+                    "proxy `{}` is selected by two policies: `{}` ({}, {}) and `{}` ({})",
+                    proxy.id,
+                    first.name,
+                    how(first),
+                    place(first, first_loc),
+                    p.name,
+                    how(p)
+                ),
+                "a proxy may belong to one policy only: narrow a tag selector or remove the id from one policy",
+            ));
+        }
+    }
+    diags
+}
 
 /// A validated policy. Every value here has been checked: bounds are ordered, utilizations
 /// are in (0, 1], referenced signals exist, crons and time zones parse.
