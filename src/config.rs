@@ -132,7 +132,7 @@ pub fn check_config(text: &str, path: &Path) -> (Option<Config>, Vec<Diagnostic>
     let (mut ctx, raw) = Ctx::new(text, path, stage1);
     let config = raw.and_then(|r| validate_config(&mut ctx, r));
     let ok = !ctx.has_errors();
-    (config.filter(|_| ok), ctx.diags)
+    (config.filter(|_| ok), ctx.finish())
 }
 
 fn http_url(ctx: &mut Ctx<'_>, v: &Spanned<String>, key: &str) -> Option<String> {

@@ -73,7 +73,7 @@ pub fn check_fleet(text: &str, path: &Path) -> (Option<Fleet>, Vec<Diagnostic>) 
     let (mut ctx, raw) = Ctx::new(text, path, stage1);
     let fleet = raw.map(|r| validate_fleet(&mut ctx, r));
     let ok = !ctx.has_errors();
-    (fleet.filter(|_| ok), ctx.diags)
+    (fleet.filter(|_| ok), ctx.finish())
 }
 
 fn parse_fleet(text: &str, path: &Path) -> Result<Fleet, Vec<Diagnostic>> {
@@ -217,8 +217,15 @@ fn validate_fleet(ctx: &mut Ctx<'_>, raw: RawFleet) -> Fleet {
         let status = match &r.status {
             None => ProxyStatus::Running,
             Some(s) => {
-                if !KNOWN_STATUSES.contains(&s.get_ref().as_str()) {
-                    ctx.warn(s.span().start, format!("unknown proxy status `{}`", s.get_ref()), format!("DescribeProxies reports one of {}", KNOWN_STATUSES.join(", ")));
+                let v = s.get_ref();
+                if !KNOWN_STATUSES.contains(&v.as_str()) {
+                    let upper = v.to_ascii_uppercase();
+                    let help = if KNOWN_STATUSES.contains(&upper.as_str()) {
+                        format!("statuses are written in capitals: `{upper}`")
+                    } else {
+                        format!("DescribeProxies reports one of {}", KNOWN_STATUSES.join(", "))
+                    };
+                    ctx.warn(s.span().start, format!("unknown proxy status `{v}`: the proxy will be skipped"), help);
                 }
                 ProxyStatus::parse(s.get_ref())
             }

@@ -191,15 +191,12 @@ pub fn fleet_checks(policies: &[CheckedPolicy], fleet: &Fleet) -> Vec<Diagnostic
         }
         for proxy in matched {
             let Some(ladder) = fleet.ladder_for(&proxy.access_region, &proxy.real_server_region) else { continue };
-            for (dim, values, loc) in [
-                (p.bandwidth.as_ref(), &ladder.bandwidth, c.spans.bandwidth),
-                (p.concurrent.as_ref(), &ladder.concurrent, c.spans.concurrent),
-            ]
-            .into_iter()
-            .zip(["bandwidth", "concurrent"])
-            .filter_map(|((d, v, l), name)| d.map(|d| ((d, name), v, l)))
-            {
-                let (d, name) = dim;
+            let dims = [
+                ("bandwidth", p.bandwidth.as_ref(), &ladder.bandwidth, c.spans.bandwidth),
+                ("concurrent", p.concurrent.as_ref(), &ladder.concurrent, c.spans.concurrent),
+            ];
+            for (name, dim, values, loc) in dims {
+                let Some(d) = dim else { continue };
                 if !values.iter().any(|v| (d.min..=d.max).contains(v)) {
                     let list = values.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
                     diags.push(

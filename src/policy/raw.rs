@@ -160,8 +160,15 @@ pub fn deserialize_all<T: DeserializeOwned>(
                 match found {
                     Some(keys) => {
                         let dotted = keys.join(".");
-                        diags.push(serde_diag(text, path, pos.unwrap_or(0), &dotted, e.message(), secret_keys));
+                        let (diag, suggested) = serde_diag(text, path, pos.unwrap_or(0), &dotted, e.message(), secret_keys);
+                        diags.push(diag);
                         dropped.insert(strip_indices(&dotted));
+                        // A misspelt key stands for the key it resembles: do not report
+                        // that one as missing too.
+                        if let Some(s) = suggested {
+                            let parent = dotted.rsplit_once('.').map_or(String::new(), |(p, _)| format!("{p}."));
+                            dropped.insert(strip_indices(&format!("{parent}{s}")));
+                        }
                     }
                     None => {
                         diags.push(
@@ -204,9 +211,16 @@ fn span_contains(span: &Range<usize>, pos: usize) -> bool {
 /// Removes the innermost entry of `table` whose key or value contains byte `pos`,
 /// recording the key path. Returns false if no entry contains it.
 fn remove_at(table: &mut DeTable<'_>, pos: usize, keys: &mut Vec<String>) -> bool {
+    // An error at a key (e.g. an unknown key) is about that entry: remove it whole. An
+    // error inside a value may be about something nested in it: look deeper first.
+    if let Some(name) = table.keys().find(|k| span_contains(&k.span(), pos)).map(|k| k.get_ref().to_string()) {
+        keys.push(name.clone());
+        table.remove(name.as_str());
+        return true;
+    }
     let hit = table
         .iter()
-        .find(|(k, v)| span_contains(&k.span(), pos) || span_contains(&v.span(), pos))
+        .find(|(_, v)| span_contains(&v.span(), pos))
         .map(|(k, _)| k.get_ref().to_string());
     let Some(name) = hit else {
         // Tables written as `[header]` sections can have a value span that does not cover
@@ -255,7 +269,15 @@ fn descend(value: &mut DeValue<'_>, pos: usize, keys: &mut Vec<String>) -> bool 
 }
 
 /// Turns a serde error into a diagnostic, rewriting the usual messages into plain words.
-fn serde_diag(text: &str, path: &Path, pos: usize, dotted: &str, message: &str, secret_keys: &[&str]) -> Diagnostic {
+/// For an unknown key, also returns the known key it most resembles.
+fn serde_diag(
+    text: &str,
+    path: &Path,
+    pos: usize,
+    dotted: &str,
+    message: &str,
+    secret_keys: &[&str],
+) -> (Diagnostic, Option<String>) {
     let message = first_line(message);
     if let Some(rest) = message.strip_prefix("unknown field `")
         && let Some(end) = rest.find('`')
@@ -265,21 +287,25 @@ fn serde_diag(text: &str, path: &Path, pos: usize, dotted: &str, message: &str, 
         let within = dotted.rsplit_once('.').map(|(parent, _)| parent).unwrap_or("");
         let place = if within.is_empty() { "at the top level".to_string() } else { format!("in `{within}`") };
         if secret_keys.iter().any(|s| field.eq_ignore_ascii_case(s)) {
-            return Diagnostic::at(text, path, pos, format!("credentials do not belong in this file: found `{field}`"))
+            let d = Diagnostic::at(text, path, pos, format!("credentials do not belong in this file: found `{field}`"))
                 .with_help(
                     "remove it; set TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY (and optionally TENCENTCLOUD_TOKEN) in the environment, or use ~/.tencentcloud/credentials",
                 );
+            return (d, None);
         }
-        let help = match suggest(field, expected.iter().map(String::as_str)) {
+        let suggested = suggest(field, expected.iter().map(String::as_str));
+        let help = match suggested {
             Some(s) => format!("did you mean `{s}`? known keys {place}: {}", join_ticks(&expected)),
             None if expected.is_empty() => format!("no keys are allowed {place}"),
             None => format!("known keys {place}: {}", join_ticks(&expected)),
         };
-        return Diagnostic::at(text, path, pos, format!("unknown key `{field}` {place}")).with_help(help);
+        let d = Diagnostic::at(text, path, pos, format!("unknown key `{field}` {place}")).with_help(help);
+        return (d, suggested.map(str::to_string));
     }
     let key = if dotted.is_empty() { String::new() } else { format!("`{dotted}`: ") };
-    Diagnostic::at(text, path, pos, format!("{key}{}", humanize(message)))
-        .with_help("see the format reference in the README for the type of each key")
+    let d = Diagnostic::at(text, path, pos, format!("{key}{}", humanize(message)))
+        .with_help("see the format reference in the README for the type of each key");
+    (d, None)
 }
 
 fn backticked(s: &str) -> Vec<String> {

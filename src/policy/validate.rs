@@ -85,6 +85,11 @@ impl<'a> Ctx<'a> {
             self.err(at, message, help);
         }
     }
+    /// The diagnostics in the order of the file (stable for the same place).
+    pub fn finish(mut self) -> Vec<Diagnostic> {
+        self.diags.sort_by_key(|d| (d.line, d.col));
+        self.diags
+    }
     pub fn has_errors(&self) -> bool {
         self.diags.iter().any(Diagnostic::is_error)
     }
@@ -125,7 +130,7 @@ pub fn check_policy(text: &str, path: &Path) -> (Option<CheckedPolicy>, Vec<Diag
     let (mut ctx, raw) = Ctx::new(text, path, stage1);
     let checked = raw.and_then(|r| validate_policy(&mut ctx, r));
     let ok = !ctx.has_errors();
-    (checked.filter(|_| ok), ctx.diags)
+    (checked.filter(|_| ok), ctx.finish())
 }
 
 const NAME_HELP: &str =
@@ -187,8 +192,11 @@ fn validate_policy(ctx: &mut Ctx<'_>, raw: RawPolicy) -> Option<CheckedPolicy> {
     let signals = signals(ctx, &raw);
     let behavior = behavior(ctx, raw.behavior.as_ref());
 
-    let bandwidth = raw.bandwidth.as_ref().and_then(|d| dimension(ctx, "bandwidth", d, &signals, &behavior));
-    let concurrent = raw.concurrent.as_ref().and_then(|d| dimension(ctx, "concurrent", d, &signals, &behavior));
+    // References are checked against every signal written, valid or not (a signal with
+    // an error has been reported already).
+    let defined: BTreeSet<String> = raw.signals.iter().flat_map(|t| t.get_ref().keys().cloned()).collect();
+    let bandwidth = raw.bandwidth.as_ref().and_then(|d| dimension(ctx, "bandwidth", d, &defined, &behavior));
+    let concurrent = raw.concurrent.as_ref().and_then(|d| dimension(ctx, "concurrent", d, &defined, &behavior));
     if let Some(d) = &raw.bandwidth {
         spans.bandwidth = Some(ctx.loc(d.get_ref().min.as_ref().map_or(d.span().start, |m| m.span().start)));
     }
@@ -587,7 +595,7 @@ fn dimension(
     ctx: &mut Ctx<'_>,
     dim: &str,
     raw: &Spanned<RawDimension>,
-    signals: &BTreeMap<String, Signal>,
+    signals: &BTreeSet<String>,
     behavior: &Behavior,
 ) -> Option<Dimension> {
     let at = raw.span().start;
@@ -596,8 +604,8 @@ fn dimension(
     let signal = match &r.signal {
         Some(s) => {
             let name = s.get_ref();
-            if !signals.contains_key(name) {
-                let known: Vec<&str> = signals.keys().map(String::as_str).collect();
+            if !signals.contains(name) {
+                let known: Vec<&str> = signals.iter().map(String::as_str).collect();
                 let help = match raw::suggest(name, known.iter().copied()) {
                     Some(k) => format!("did you mean `{k}`? define signals as [signals.NAME] tables with a `query`"),
                     None if known.is_empty() => format!("define it: [signals.{name}] with `query = '...'`"),
