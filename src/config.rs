@@ -140,26 +140,46 @@ fn http_url(ctx: &mut Ctx<'_>, v: &Spanned<String>, key: &str) -> Option<String>
     match reqwest::Url::parse(s) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
             if !u.username().is_empty() || u.password().is_some() {
-                ctx.err(v.span().start, format!("`{key}` contains credentials"), "remove the user:password part; credentials are never kept in this file");
+                ctx.err(
+                    v.span().start,
+                    format!("`{key}` contains credentials"),
+                    "remove the user:password part; credentials are never kept in this file",
+                );
                 return None;
             }
             Some(s.trim_end_matches('/').to_string())
         }
         Ok(_) => {
-            ctx.err(v.span().start, format!("`{key}` must be an http:// or https:// URL"), "e.g. `http://127.0.0.1:9090`");
+            ctx.err(
+                v.span().start,
+                format!("`{key}` must be an http:// or https:// URL"),
+                "e.g. `http://127.0.0.1:9090`",
+            );
             None
         }
         Err(e) => {
-            ctx.err(v.span().start, format!("`{key}` is not a URL: {e}"), "e.g. `http://127.0.0.1:9090`");
+            ctx.err(
+                v.span().start,
+                format!("`{key}` is not a URL: {e}"),
+                "e.g. `http://127.0.0.1:9090`",
+            );
             None
         }
     }
 }
 
 fn validate_config(ctx: &mut Ctx<'_>, raw: RawConfig) -> Option<Config> {
-    let dir = ctx.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let dir = ctx
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
 
-    let mut tencentcloud = TencentCloudConfig { endpoint: DEFAULT_ENDPOINT.to_string(), region: None };
+    let mut tencentcloud = TencentCloudConfig {
+        endpoint: DEFAULT_ENDPOINT.to_string(),
+        region: None,
+    };
     if let Some(tc) = &raw.tencentcloud {
         let r = tc.get_ref();
         if let Some(e) = &r.endpoint {
@@ -168,13 +188,20 @@ fn validate_config(ctx: &mut Ctx<'_>, raw: RawConfig) -> Option<Config> {
         if let Some(region) = &r.region {
             let v = region.get_ref().trim();
             if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                ctx.err(region.span().start, format!("`tencentcloud.region` = `{v}` is not a region name"), "e.g. `ap-guangzhou`, or leave it out");
+                ctx.err(
+                    region.span().start,
+                    format!("`tencentcloud.region` = `{v}` is not a region name"),
+                    "e.g. `ap-guangzhou`, or leave it out",
+                );
             }
             tencentcloud.region = Some(v.to_string());
         }
     }
 
-    let mut prometheus = PrometheusConfig { url: String::new(), timeout: Duration::from_secs(10) };
+    let mut prometheus = PrometheusConfig {
+        url: String::new(),
+        timeout: Duration::from_secs(10),
+    };
     match &raw.prometheus {
         None => {
             if !ctx.dropped.contains("prometheus") {
@@ -185,7 +212,12 @@ fn validate_config(ctx: &mut Ctx<'_>, raw: RawConfig) -> Option<Config> {
             let r = p.get_ref();
             match &r.url {
                 Some(u) => prometheus.url = http_url(ctx, u, "prometheus.url").unwrap_or_default(),
-                None => ctx.missing("prometheus.url", p.span().start, "[prometheus] has no `url`", "add `url = \"http://127.0.0.1:9090\"`"),
+                None => ctx.missing(
+                    "prometheus.url",
+                    p.span().start,
+                    "[prometheus] has no `url`",
+                    "add `url = \"http://127.0.0.1:9090\"`",
+                ),
             }
             if let Some(t) = &r.timeout
                 && let Some(d) = ctx.duration(t, "prometheus.timeout", false)
@@ -204,10 +236,17 @@ fn validate_config(ctx: &mut Ctx<'_>, raw: RawConfig) -> Option<Config> {
     };
     if let Some(e) = &raw.engine {
         let r = e.get_ref();
-        for (key, v, out) in [("policies", &r.policies, &mut engine.policies), ("data_dir", &r.data_dir, &mut engine.data_dir)] {
+        for (key, v, out) in [
+            ("policies", &r.policies, &mut engine.policies),
+            ("data_dir", &r.data_dir, &mut engine.data_dir),
+        ] {
             let Some(v) = v else { continue };
             if v.get_ref().trim().is_empty() {
-                ctx.err(v.span().start, format!("`engine.{key}` is empty"), "give a directory (relative paths are relative to this file)");
+                ctx.err(
+                    v.span().start,
+                    format!("`engine.{key}` is empty"),
+                    "give a directory (relative paths are relative to this file)",
+                );
             } else {
                 *out = dir.join(v.get_ref().trim());
             }
@@ -236,7 +275,12 @@ fn validate_config(ctx: &mut Ctx<'_>, raw: RawConfig) -> Option<Config> {
     if ctx.has_errors() {
         return None;
     }
-    Some(Config { source: ctx.path.to_path_buf(), tencentcloud, prometheus, engine })
+    Some(Config {
+        source: ctx.path.to_path_buf(),
+        tencentcloud,
+        prometheus,
+        engine,
+    })
 }
 
 #[cfg(test)]
@@ -268,7 +312,10 @@ mod tests {
         let text = include_str!("../examples/gaap-autoscaler.toml");
         let (c, d) = check_config(text, Path::new("examples/gaap-autoscaler.toml"));
         assert!(d.is_empty(), "{d:#?}");
-        assert_eq!(c.unwrap().engine.policies, PathBuf::from("examples/../policies"));
+        assert_eq!(
+            c.unwrap().engine.policies,
+            PathBuf::from("examples/../policies")
+        );
     }
 
     #[test]
@@ -276,22 +323,61 @@ mod tests {
         let p = "[prometheus]\nurl = \"http://127.0.0.1:9090\"\n";
         let cases: Vec<(String, &str, usize)> = vec![
             (String::new(), "no [prometheus] section", 1),
-            ("[prometheus]\ntimeout = \"5s\"\n".into(), "[prometheus] has no `url`", 1),
-            ("[prometheus]\nurl = \"localhost:9090\"\n".into(), "must be an http:// or https:// URL", 2),
-            ("[prometheus]\nurl = \"http://u:p@h:9090\"\n".into(), "contains credentials", 2),
-            (format!("{p}timeout = \"0s\"\n"), "must be longer than 0s", 3),
+            (
+                "[prometheus]\ntimeout = \"5s\"\n".into(),
+                "[prometheus] has no `url`",
+                1,
+            ),
+            (
+                "[prometheus]\nurl = \"localhost:9090\"\n".into(),
+                "must be an http:// or https:// URL",
+                2,
+            ),
+            (
+                "[prometheus]\nurl = \"http://u:p@h:9090\"\n".into(),
+                "contains credentials",
+                2,
+            ),
+            (
+                format!("{p}timeout = \"0s\"\n"),
+                "must be longer than 0s",
+                3,
+            ),
             (format!("{p}[engine]\napi_rate = 21\n"), "outside 1..=20", 4),
             (format!("{p}[engine]\napi_rate = 0\n"), "outside 1..=20", 4),
-            (format!("{p}[engine]\nlisten = \"localhost\"\n"), "is not an address", 4),
-            (format!("{p}[engine]\nfleet_refresh = \"soon\"\n"), "invalid duration", 4),
-            (format!("{p}[engine]\npolicy = \"p\"\n"), "unknown key `policy` in `engine`", 4),
-            (format!("{p}[tencentcloud]\nendpoint = \"ftp://x\"\n"), "http:// or https://", 4),
-            (format!("{p}[tencentcloud]\nregion = \"ap guangzhou\"\n"), "not a region name", 4),
+            (
+                format!("{p}[engine]\nlisten = \"localhost\"\n"),
+                "is not an address",
+                4,
+            ),
+            (
+                format!("{p}[engine]\nfleet_refresh = \"soon\"\n"),
+                "invalid duration",
+                4,
+            ),
+            (
+                format!("{p}[engine]\npolicy = \"p\"\n"),
+                "unknown key `policy` in `engine`",
+                4,
+            ),
+            (
+                format!("{p}[tencentcloud]\nendpoint = \"ftp://x\"\n"),
+                "http:// or https://",
+                4,
+            ),
+            (
+                format!("{p}[tencentcloud]\nregion = \"ap guangzhou\"\n"),
+                "not a region name",
+                4,
+            ),
         ];
         for (text, want, line) in cases {
             let (c, d) = check(&text);
             assert!(c.is_none(), "{want}");
-            let hit = d.iter().find(|d| d.message.contains(want)).unwrap_or_else(|| panic!("{want:?} not in {d:#?}"));
+            let hit = d
+                .iter()
+                .find(|d| d.message.contains(want))
+                .unwrap_or_else(|| panic!("{want:?} not in {d:#?}"));
             assert_eq!(hit.line, line, "{hit}");
             assert!(hit.help.is_some());
         }
@@ -300,11 +386,16 @@ mod tests {
     #[test]
     fn secrets_are_rejected_without_echoing_them() {
         for key in ["secret_id", "secret_key", "SecretKey", "token"] {
-            let text = format!("[tencentcloud]\n{key} = \"AKIDsupersecret\"\n[prometheus]\nurl = \"http://h:9090\"\n");
+            let text = format!(
+                "[tencentcloud]\n{key} = \"AKIDsupersecret\"\n[prometheus]\nurl = \"http://h:9090\"\n"
+            );
             let (c, d) = check(&text);
             assert!(c.is_none(), "{key}");
             let rendered: String = d.iter().map(|d| d.to_string()).collect();
-            assert!(rendered.contains("credentials do not belong in this file"), "{rendered}");
+            assert!(
+                rendered.contains("credentials do not belong in this file"),
+                "{rendered}"
+            );
             assert!(rendered.contains("TENCENTCLOUD_SECRET_ID"), "{rendered}");
             assert!(!rendered.contains("supersecret"), "{rendered}");
         }

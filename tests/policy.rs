@@ -8,12 +8,16 @@ use std::process::Command;
 
 use gaap_autoscaler::fleet::{Fleet, check_fleet};
 use gaap_autoscaler::policy::{
-    self, Diagnostic, Mode, Rule, Schedule, check_fleet_claims, check_policy, check_policy_files, fleet_checks,
-    load_policies,
+    self, Diagnostic, Mode, Rule, Schedule, check_fleet_claims, check_policy, check_policy_files,
+    fleet_checks, load_policies,
 };
 
 fn render(diags: &[Diagnostic]) -> String {
-    diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+    diags
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn toml_files(dir: &str) -> Vec<PathBuf> {
@@ -40,9 +44,21 @@ fn every_shipped_policy_validates_against_the_bundled_fleet() {
     let policies: Vec<_> = checked.into_iter().map(|c| c.policy).collect();
     assert!(check_fleet_claims(&policies, &fleet).is_empty());
     let web = policies.iter().find(|p| p.name == "web").unwrap();
-    let selected: Vec<&str> =
-        fleet.proxies.iter().filter(|p| web.selector.matches(&p.id, &p.tags)).map(|p| p.id.as_str()).collect();
-    assert_eq!(selected, ["link-kicu7m5b", "link-3n9x1q7d", "link-hk2v8c0a", "link-legacy01"]);
+    let selected: Vec<&str> = fleet
+        .proxies
+        .iter()
+        .filter(|p| web.selector.matches(&p.id, &p.tags))
+        .map(|p| p.id.as_str())
+        .collect();
+    assert_eq!(
+        selected,
+        [
+            "link-kicu7m5b",
+            "link-3n9x1q7d",
+            "link-hk2v8c0a",
+            "link-legacy01"
+        ]
+    );
 }
 
 #[test]
@@ -58,7 +74,10 @@ fn the_examples_mean_what_their_comments_say() {
     assert!(matches!(&batch.bandwidth.as_ref().unwrap().rule, Rule::Steps(s) if s.len() == 3));
     assert_eq!(web.mode, Mode::Live);
     assert!(matches!(web.schedule, Schedule::Interval(d) if d.as_secs() == 30));
-    assert_eq!(web.selector.tags.get("autoscale").map(String::as_str), Some("web"));
+    assert_eq!(
+        web.selector.tags.get("autoscale").map(String::as_str),
+        Some("web")
+    );
     assert_eq!(web.windows[0].timezone, chrono_tz::Asia::Shanghai);
     assert_eq!(web.on_missing_data.action, policy::MissingAction::Fallback);
     assert_eq!(web.source.as_deref(), Some(Path::new("policies/web.toml")));
@@ -102,8 +121,14 @@ fn cross_file_problems_are_found() {
     let policies: Vec<_> = checked.into_iter().map(|c| c.policy).collect();
     let claims = check_fleet_claims(&policies, &Fleet::bundled());
     let text = render(&claims);
-    assert!(text.contains("proxy `link-kicu7m5b` is selected by two policies"), "{text}");
-    assert!(text.contains("proxy `link-3n9x1q7d` is selected by two policies"), "{text}");
+    assert!(
+        text.contains("proxy `link-kicu7m5b` is selected by two policies"),
+        "{text}"
+    );
+    assert!(
+        text.contains("proxy `link-3n9x1q7d` is selected by two policies"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -122,42 +147,77 @@ fn validate(args: &[&str]) -> (i32, String) {
         .args(args)
         .output()
         .expect("run the binary");
-    (out.status.code().expect("exit code"), String::from_utf8(out.stderr).unwrap())
+    (
+        out.status.code().expect("exit code"),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 #[test]
 fn validate_exits_0_on_the_examples() {
-    let (code, stderr) = validate(&["policies", "examples/fleet.toml", "examples/gaap-autoscaler.toml"]);
+    let (code, stderr) = validate(&[
+        "policies",
+        "examples/fleet.toml",
+        "examples/gaap-autoscaler.toml",
+    ]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(stderr.trim(), "checked 2 policies, 1 fleet, 1 config: 0 errors, 0 warnings");
+    assert_eq!(
+        stderr.trim(),
+        "checked 2 policies, 1 fleet, 1 config: 0 errors, 0 warnings"
+    );
     let (code, stderr) = validate(&["--fleet", "examples/fleet.toml"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(stderr.trim(), "checked 2 policies, 1 fleet: 0 errors, 0 warnings");
+    assert_eq!(
+        stderr.trim(),
+        "checked 2 policies, 1 fleet: 0 errors, 0 warnings"
+    );
 }
 
 #[test]
 fn validate_exits_1_with_places_and_help() {
-    let (code, stderr) = validate(&["tests/data/bad_policies/bounds.toml", "tests/data/bad_policies/empty.toml"]);
+    let (code, stderr) = validate(&[
+        "tests/data/bad_policies/bounds.toml",
+        "tests/data/bad_policies/empty.toml",
+    ]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("tests/data/bad_policies/bounds.toml:13:7: `bandwidth.min` (600) is greater than `bandwidth.max` (500)"), "{stderr}");
     assert!(stderr.contains("\n  help: "), "{stderr}");
-    assert!(stderr.contains("tests/data/bad_policies/empty.toml:1:1: the policy selects no proxies"), "{stderr}");
+    assert!(
+        stderr.contains("tests/data/bad_policies/empty.toml:1:1: the policy selects no proxies"),
+        "{stderr}"
+    );
     let summary = stderr.lines().last().unwrap();
-    assert!(summary.starts_with("checked 2 policies: ") && summary.ends_with(" errors, 0 warnings"), "{summary}");
+    assert!(
+        summary.starts_with("checked 2 policies: ") && summary.ends_with(" errors, 0 warnings"),
+        "{summary}"
+    );
 }
 
 #[test]
 fn validate_passes_with_warnings_only() {
     let (code, stderr) = validate(&["tests/data/bad_policies/warnings_only.toml"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("warning: fallback bandwidth 10 is below `bandwidth.min` = 20"), "{stderr}");
-    assert!(stderr.trim_end().ends_with("checked 1 policy: 0 errors, 3 warnings"), "{stderr}");
+    assert!(
+        stderr.contains("warning: fallback bandwidth 10 is below `bandwidth.min` = 20"),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .trim_end()
+            .ends_with("checked 1 policy: 0 errors, 3 warnings"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn validate_checks_tag_claims_against_a_fleet() {
     // Alone, b.toml is valid; with the web example and the fleet, link-kicu7m5b is claimed twice.
-    let (code, stderr) = validate(&["policies/web.toml", "tests/data/bad_policies/cross/b.toml", "--fleet", "examples/fleet.toml"]);
+    let (code, stderr) = validate(&[
+        "policies/web.toml",
+        "tests/data/bad_policies/cross/b.toml",
+        "--fleet",
+        "examples/fleet.toml",
+    ]);
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains("tests/data/bad_policies/cross/b.toml:3:10: proxy `link-kicu7m5b` is selected by two policies: `web` (by tags autoscale=web, policies/web.toml:7:10) and `shared` (by tags team=storefront)"),
@@ -171,16 +231,32 @@ fn validate_checks_tag_claims_against_a_fleet() {
 fn validate_reports_config_problems_and_missing_paths() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("gaap-autoscaler.toml");
-    std::fs::write(&config, "[tencentcloud]\nsecret_key = \"shh-do-not-print\"\n[engine]\napi_rate = 50\n").unwrap();
+    std::fs::write(
+        &config,
+        "[tencentcloud]\nsecret_key = \"shh-do-not-print\"\n[engine]\napi_rate = 50\n",
+    )
+    .unwrap();
     let (code, stderr) = validate(&["policies", config.to_str().unwrap()]);
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("gaap-autoscaler.toml:2:1: credentials do not belong in this file"), "{stderr}");
+    assert!(
+        stderr.contains("gaap-autoscaler.toml:2:1: credentials do not belong in this file"),
+        "{stderr}"
+    );
     assert!(stderr.contains("TENCENTCLOUD_SECRET_KEY"), "{stderr}");
-    assert!(stderr.contains("gaap-autoscaler.toml:4:12: `engine.api_rate` = 50 is outside 1..=20"), "{stderr}");
+    assert!(
+        stderr.contains("gaap-autoscaler.toml:4:12: `engine.api_rate` = 50 is outside 1..=20"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("shh-do-not-print"), "{stderr}");
-    assert!(stderr.contains("checked 2 policies, 1 config: 3 errors, 0 warnings"), "{stderr}");
+    assert!(
+        stderr.contains("checked 2 policies, 1 config: 3 errors, 0 warnings"),
+        "{stderr}"
+    );
 
     let (code, stderr) = validate(&["no/such/dir"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("no/such/dir: no such file or directory"), "{stderr}");
+    assert!(
+        stderr.contains("no/such/dir: no such file or directory"),
+        "{stderr}"
+    );
 }

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{CheckedPolicy, Diagnostic, check_policy_files, diagnostic, expand_paths, fleet_checks};
+use super::{
+    CheckedPolicy, Diagnostic, check_policy_files, diagnostic, expand_paths, fleet_checks,
+};
 use crate::config::{Config, check_config};
 use crate::fleet::{Fleet, check_fleet};
 use crate::policy::raw::top_level_keys;
@@ -27,7 +29,8 @@ pub struct ValidateArgs {
 /// A check that needs the outside world, run on the valid policies after the offline
 /// ones. `prometheus_url` is the `[prometheus] url` of the config file being validated,
 /// if any. This is where query checks against a live Prometheus plug in.
-pub type OnlineCheck = fn(policies: &[CheckedPolicy], prometheus_url: Option<&str>) -> Vec<Diagnostic>;
+pub type OnlineCheck =
+    fn(policies: &[CheckedPolicy], prometheus_url: Option<&str>) -> Vec<Diagnostic>;
 
 /// What `validate` found.
 #[derive(Debug, Default)]
@@ -44,7 +47,8 @@ impl Report {
     }
     /// "checked 3 policies, 1 fleet: 2 errors, 1 warning".
     pub fn summary(&self) -> String {
-        let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         let mut what = vec![plural(self.policies, "policy", "policies")];
         if self.fleets > 0 {
             what.push(plural(self.fleets, "fleet", "fleets"));
@@ -53,7 +57,12 @@ impl Report {
             what.push(plural(self.configs, "config", "configs"));
         }
         let (e, w) = diagnostic::count(&self.diagnostics);
-        format!("checked {}: {}, {}", what.join(", "), plural(e, "error", "errors"), plural(w, "warning", "warnings"))
+        format!(
+            "checked {}: {}, {}",
+            what.join(", "),
+            plural(e, "error", "errors"),
+            plural(w, "warning", "warnings")
+        )
     }
 }
 
@@ -110,8 +119,16 @@ pub fn check(args: &ValidateArgs, online: &[OnlineCheck]) -> Report {
         report.diagnostics.extend(d);
         if i > 0 {
             report.diagnostics.push(
-                Diagnostic::error(f, 0, 0, format!("a second fleet file (the first is {})", fleet_files[0].display()))
-                    .with_help("give one fleet file"),
+                Diagnostic::error(
+                    f,
+                    0,
+                    0,
+                    format!(
+                        "a second fleet file (the first is {})",
+                        fleet_files[0].display()
+                    ),
+                )
+                .with_help("give one fleet file"),
             );
         } else {
             fleet = fl;
@@ -120,7 +137,9 @@ pub fn check(args: &ValidateArgs, online: &[OnlineCheck]) -> Report {
 
     // No policy path given: the config's policies directory, else ./policies.
     if args.paths.is_empty() {
-        let dir = configs.first().map_or_else(|| PathBuf::from("policies"), |c| c.engine.policies.clone());
+        let dir = configs
+            .first()
+            .map_or_else(|| PathBuf::from("policies"), |c| c.engine.policies.clone());
         let (files, diags) = expand_paths(&[dir]);
         report.diagnostics.extend(diags);
         policy_files.extend(files);
@@ -139,7 +158,10 @@ pub fn check(args: &ValidateArgs, online: &[OnlineCheck]) -> Report {
     report
 }
 
-fn read_and<T>(path: &Path, f: fn(&str, &Path) -> (Option<T>, Vec<Diagnostic>)) -> (Option<T>, Vec<Diagnostic>) {
+/// A file checker: `check_config`, `check_fleet`...
+type Checker<T> = fn(&str, &Path) -> (Option<T>, Vec<Diagnostic>);
+
+fn read_and<T>(path: &Path, f: Checker<T>) -> (Option<T>, Vec<Diagnostic>) {
     match std::fs::read_to_string(path) {
         Ok(text) => f(&text, path),
         Err(e) => (None, vec![Diagnostic::io(path, &e)]),
@@ -152,7 +174,11 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{d}");
     }
     eprintln!("{}", report.summary());
-    Ok(if report.errors() == 0 { ExitCode::SUCCESS } else { ExitCode::from(crate::exit::USER_ERROR) })
+    Ok(if report.errors() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::exit::USER_ERROR)
+    })
 }
 
 #[cfg(test)]
@@ -176,14 +202,28 @@ mod tests {
 
     #[test]
     fn the_summary_counts_and_pluralizes() {
-        let mut r = Report { policies: 3, fleets: 1, configs: 0, diagnostics: vec![] };
-        assert_eq!(r.summary(), "checked 3 policies, 1 fleet: 0 errors, 0 warnings");
-        r.diagnostics.push(Diagnostic::error(Path::new("a"), 1, 1, "x"));
-        r.diagnostics.push(Diagnostic::error(Path::new("a"), 1, 1, "y"));
-        r.diagnostics.push(Diagnostic::warning(Path::new("a"), 1, 1, "z"));
+        let mut r = Report {
+            policies: 3,
+            fleets: 1,
+            configs: 0,
+            diagnostics: vec![],
+        };
+        assert_eq!(
+            r.summary(),
+            "checked 3 policies, 1 fleet: 0 errors, 0 warnings"
+        );
+        r.diagnostics
+            .push(Diagnostic::error(Path::new("a"), 1, 1, "x"));
+        r.diagnostics
+            .push(Diagnostic::error(Path::new("a"), 1, 1, "y"));
+        r.diagnostics
+            .push(Diagnostic::warning(Path::new("a"), 1, 1, "z"));
         r.policies = 1;
         r.configs = 1;
-        assert_eq!(r.summary(), "checked 1 policy, 1 fleet, 1 config: 2 errors, 1 warning");
+        assert_eq!(
+            r.summary(),
+            "checked 1 policy, 1 fleet, 1 config: 2 errors, 1 warning"
+        );
         assert_eq!(r.errors(), 2);
     }
 }

@@ -49,7 +49,8 @@ pub fn load_policies(paths: &[PathBuf]) -> Result<Vec<Policy>, Vec<Diagnostic>> 
 /// proxy, naming the policy files (no line: [`Policy`] keeps no places; `validate` reports
 /// the same problem at the selectors).
 pub fn check_fleet_claims(policies: &[Policy], fleet: &Fleet) -> Vec<Diagnostic> {
-    let with_spans: Vec<(&Policy, Option<&PolicySpans>)> = policies.iter().map(|p| (p, None)).collect();
+    let with_spans: Vec<(&Policy, Option<&PolicySpans>)> =
+        policies.iter().map(|p| (p, None)).collect();
     claims(&with_spans, fleet)
 }
 
@@ -82,7 +83,9 @@ pub fn expand_paths(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
             if found.is_empty() {
                 diags.push(
                     Diagnostic::error(p, 0, 0, "no policy files (*.toml) in this directory")
-                        .with_help("write one policy per file, e.g. policies/web.toml (see the README)"),
+                        .with_help(
+                            "write one policy per file, e.g. policies/web.toml (see the README)",
+                        ),
                 );
             }
             files.extend(found);
@@ -125,7 +128,10 @@ fn place(p: &Policy, loc: (usize, usize)) -> String {
 }
 
 fn diag_at(p: &Policy, loc: (usize, usize), message: String, help: &str) -> Diagnostic {
-    let file = p.source.clone().unwrap_or_else(|| PathBuf::from(format!("<policy {}>", p.name)));
+    let file = p
+        .source
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("<policy {}>", p.name)));
     Diagnostic::error(&file, loc.0, loc.1, message).with_help(help)
 }
 
@@ -139,7 +145,11 @@ pub fn cross_checks(policies: &[CheckedPolicy]) -> Vec<Diagnostic> {
             diags.push(diag_at(
                 &c.policy,
                 c.spans.name,
-                format!("duplicate policy name `{}`: also used by {}", c.policy.name, place(&first.policy, first.spans.name)),
+                format!(
+                    "duplicate policy name `{}`: also used by {}",
+                    c.policy.name,
+                    place(&first.policy, first.spans.name)
+                ),
                 "policy names must be unique: rename one of them",
             ));
         } else {
@@ -170,35 +180,78 @@ pub fn cross_checks(policies: &[CheckedPolicy]) -> Vec<Diagnostic> {
 /// ids the fleet does not have, selectors that match nothing, and bounds that contain no
 /// allowed value of a selected proxy's ladder.
 pub fn fleet_checks(policies: &[CheckedPolicy], fleet: &Fleet) -> Vec<Diagnostic> {
-    let with_spans: Vec<(&Policy, Option<&PolicySpans>)> = policies.iter().map(|c| (&c.policy, Some(&c.spans))).collect();
+    let with_spans: Vec<(&Policy, Option<&PolicySpans>)> = policies
+        .iter()
+        .map(|c| (&c.policy, Some(&c.spans)))
+        .collect();
     let mut diags = claims(&with_spans, fleet);
     for c in policies {
         let p = &c.policy;
         for (id, loc) in &c.spans.proxies {
             if fleet.proxy(id).is_none() {
                 diags.push(
-                    diag_at(p, *loc, format!("proxy `{id}` is not in the fleet"), "check the id (DescribeProxies lists them), or add it to the fleet file")
-                        .as_warning(),
+                    diag_at(
+                        p,
+                        *loc,
+                        format!("proxy `{id}` is not in the fleet"),
+                        "check the id (DescribeProxies lists them), or add it to the fleet file",
+                    )
+                    .as_warning(),
                 );
             }
         }
-        let matched: Vec<_> = fleet.proxies.iter().filter(|x| p.selector.matches(&x.id, &x.tags)).collect();
-        if matched.is_empty() && !c.spans.proxies.is_empty() && c.spans.proxies.iter().all(|(id, _)| fleet.proxy(id).is_none()) {
+        let matched: Vec<_> = fleet
+            .proxies
+            .iter()
+            .filter(|x| p.selector.matches(&x.id, &x.tags))
+            .collect();
+        if matched.is_empty()
+            && !c.spans.proxies.is_empty()
+            && c.spans
+                .proxies
+                .iter()
+                .all(|(id, _)| fleet.proxy(id).is_none())
+        {
             // Already reported per id above.
         } else if matched.is_empty() {
             let loc = c.spans.select.unwrap_or(c.spans.name);
-            diags.push(diag_at(p, loc, format!("policy `{}` selects no proxy of the fleet", p.name), "check the tags: a proxy must carry every tag of `select.tags`").as_warning());
+            diags.push(
+                diag_at(
+                    p,
+                    loc,
+                    format!("policy `{}` selects no proxy of the fleet", p.name),
+                    "check the tags: a proxy must carry every tag of `select.tags`",
+                )
+                .as_warning(),
+            );
         }
         for proxy in matched {
-            let Some(ladder) = fleet.ladder_for(&proxy.access_region, &proxy.real_server_region) else { continue };
+            let Some(ladder) = fleet.ladder_for(&proxy.access_region, &proxy.real_server_region)
+            else {
+                continue;
+            };
             let dims = [
-                ("bandwidth", p.bandwidth.as_ref(), &ladder.bandwidth, c.spans.bandwidth),
-                ("concurrent", p.concurrent.as_ref(), &ladder.concurrent, c.spans.concurrent),
+                (
+                    "bandwidth",
+                    p.bandwidth.as_ref(),
+                    &ladder.bandwidth,
+                    c.spans.bandwidth,
+                ),
+                (
+                    "concurrent",
+                    p.concurrent.as_ref(),
+                    &ladder.concurrent,
+                    c.spans.concurrent,
+                ),
             ];
             for (name, dim, values, loc) in dims {
                 let Some(d) = dim else { continue };
                 if !values.iter().any(|v| (d.min..=d.max).contains(v)) {
-                    let list = values.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+                    let list = values
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     diags.push(
                         diag_at(
                             p,
@@ -218,8 +271,13 @@ pub fn fleet_checks(policies: &[CheckedPolicy], fleet: &Fleet) -> Vec<Diagnostic
 fn claims(policies: &[(&Policy, Option<&PolicySpans>)], fleet: &Fleet) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     for proxy in &fleet.proxies {
-        let owners: Vec<_> = policies.iter().filter(|(p, _)| p.selector.matches(&proxy.id, &proxy.tags)).collect();
-        let Some(((first, first_spans), rest)) = owners.split_first().map(|(f, r)| (*f, r)) else { continue };
+        let owners: Vec<_> = policies
+            .iter()
+            .filter(|(p, _)| p.selector.matches(&proxy.id, &proxy.tags))
+            .collect();
+        let Some(((first, first_spans), rest)) = owners.split_first().map(|(f, r)| (*f, r)) else {
+            continue;
+        };
         for (p, spans) in rest {
             let by_id = |q: &Policy| q.selector.proxies.iter().any(|x| x == &proxy.id);
             if by_id(first) && by_id(p) && spans.is_some() {
@@ -229,7 +287,12 @@ fn claims(policies: &[(&Policy, Option<&PolicySpans>)], fleet: &Fleet) -> Vec<Di
                 if by_id(q) {
                     "by id".to_string()
                 } else {
-                    let tags: Vec<String> = q.selector.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let tags: Vec<String> = q
+                        .selector
+                        .tags
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
                     format!("by tags {}", tags.join(","))
                 }
             };
@@ -295,6 +358,9 @@ impl Selector {
     }
 }
 
+// One per policy, built once: the size of a parsed cron schedule does not matter here,
+// and boxing it would change the variant others match on.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Schedule {
     /// Evaluate every `Duration` (aligned to multiples of it since the epoch).

@@ -122,7 +122,10 @@ pub struct Stage1<T> {
 /// tell policy, fleet and config files apart.
 pub fn top_level_keys(text: &str) -> Vec<String> {
     let (root, _errors) = DeTable::parse_recoverable(text);
-    root.get_ref().keys().map(|k| k.get_ref().to_string()).collect()
+    root.get_ref()
+        .keys()
+        .map(|k| k.get_ref().to_string())
+        .collect()
 }
 
 /// Parses `text` and deserializes it into `T`, collecting every problem (see module docs).
@@ -143,14 +146,24 @@ pub fn deserialize_all<T: DeserializeOwned>(
                     .with_help("fix the TOML syntax (strings need quotes, tables are written `[name]`, one `key = value` per line)"),
             );
         }
-        return Stage1 { value: None, diags, dropped: BTreeSet::new() };
+        return Stage1 {
+            value: None,
+            diags,
+            dropped: BTreeSet::new(),
+        };
     }
     let mut dropped = BTreeSet::new();
     // Each round removes one entry, so this ends; the bound is a guard against a serde
     // error whose place cannot be found in the tree.
     for _ in 0..500 {
         match T::deserialize(toml::de::Deserializer::from(root.clone())) {
-            Ok(v) => return Stage1 { value: Some(v), diags, dropped },
+            Ok(v) => {
+                return Stage1 {
+                    value: Some(v),
+                    diags,
+                    dropped,
+                };
+            }
             Err(e) => {
                 let pos = e.span().map(|s| s.start);
                 let found = pos.and_then(|p| {
@@ -160,28 +173,50 @@ pub fn deserialize_all<T: DeserializeOwned>(
                 match found {
                     Some(keys) => {
                         let dotted = keys.join(".");
-                        let (diag, suggested) = serde_diag(text, path, pos.unwrap_or(0), &dotted, e.message(), secret_keys);
+                        let (diag, suggested) = serde_diag(
+                            text,
+                            path,
+                            pos.unwrap_or(0),
+                            &dotted,
+                            e.message(),
+                            secret_keys,
+                        );
                         diags.push(diag);
                         dropped.insert(strip_indices(&dotted));
                         // A misspelt key stands for the key it resembles: do not report
                         // that one as missing too.
                         if let Some(s) = suggested {
-                            let parent = dotted.rsplit_once('.').map_or(String::new(), |(p, _)| format!("{p}."));
+                            let parent = dotted
+                                .rsplit_once('.')
+                                .map_or(String::new(), |(p, _)| format!("{p}."));
                             dropped.insert(strip_indices(&format!("{parent}{s}")));
                         }
                     }
                     None => {
                         diags.push(
-                            Diagnostic::at(text, path, pos.unwrap_or(0), humanize(first_line(e.message())))
-                                .with_help("see the format reference in the README"),
+                            Diagnostic::at(
+                                text,
+                                path,
+                                pos.unwrap_or(0),
+                                humanize(first_line(e.message())),
+                            )
+                            .with_help("see the format reference in the README"),
                         );
-                        return Stage1 { value: None, diags, dropped };
+                        return Stage1 {
+                            value: None,
+                            diags,
+                            dropped,
+                        };
                     }
                 }
             }
         }
     }
-    Stage1 { value: None, diags, dropped }
+    Stage1 {
+        value: None,
+        diags,
+        dropped,
+    }
 }
 
 fn first_line(s: &str) -> &str {
@@ -213,7 +248,11 @@ fn span_contains(span: &Range<usize>, pos: usize) -> bool {
 fn remove_at(table: &mut DeTable<'_>, pos: usize, keys: &mut Vec<String>) -> bool {
     // An error at a key (e.g. an unknown key) is about that entry: remove it whole. An
     // error inside a value may be about something nested in it: look deeper first.
-    if let Some(name) = table.keys().find(|k| span_contains(&k.span(), pos)).map(|k| k.get_ref().to_string()) {
+    if let Some(name) = table
+        .keys()
+        .find(|k| span_contains(&k.span(), pos))
+        .map(|k| k.get_ref().to_string())
+    {
         keys.push(name.clone());
         table.remove(name.as_str());
         return true;
@@ -227,7 +266,9 @@ fn remove_at(table: &mut DeTable<'_>, pos: usize, keys: &mut Vec<String>) -> boo
         // their entries; look inside every table as a fallback.
         let names: Vec<String> = table.keys().map(|k| k.get_ref().to_string()).collect();
         for name in names {
-            let Some(v) = table.get_mut(name.as_str()) else { continue };
+            let Some(v) = table.get_mut(name.as_str()) else {
+                continue;
+            };
             keys.push(name.clone());
             if descend(v.get_mut(), pos, keys) {
                 return true;
@@ -284,8 +325,15 @@ fn serde_diag(
     {
         let field = &rest[..end];
         let expected = backticked(&rest[end + 1..]);
-        let within = dotted.rsplit_once('.').map(|(parent, _)| parent).unwrap_or("");
-        let place = if within.is_empty() { "at the top level".to_string() } else { format!("in `{within}`") };
+        let within = dotted
+            .rsplit_once('.')
+            .map(|(parent, _)| parent)
+            .unwrap_or("");
+        let place = if within.is_empty() {
+            "at the top level".to_string()
+        } else {
+            format!("in `{within}`")
+        };
         if secret_keys.iter().any(|s| field.eq_ignore_ascii_case(s)) {
             let d = Diagnostic::at(text, path, pos, format!("credentials do not belong in this file: found `{field}`"))
                 .with_help(
@@ -295,25 +343,41 @@ fn serde_diag(
         }
         let suggested = suggest(field, expected.iter().map(String::as_str));
         let help = match suggested {
-            Some(s) => format!("did you mean `{s}`? known keys {place}: {}", join_ticks(&expected)),
+            Some(s) => format!(
+                "did you mean `{s}`? known keys {place}: {}",
+                join_ticks(&expected)
+            ),
             None if expected.is_empty() => format!("no keys are allowed {place}"),
             None => format!("known keys {place}: {}", join_ticks(&expected)),
         };
-        let d = Diagnostic::at(text, path, pos, format!("unknown key `{field}` {place}")).with_help(help);
+        let d = Diagnostic::at(text, path, pos, format!("unknown key `{field}` {place}"))
+            .with_help(help);
         return (d, suggested.map(str::to_string));
     }
-    let key = if dotted.is_empty() { String::new() } else { format!("`{dotted}`: ") };
+    let key = if dotted.is_empty() {
+        String::new()
+    } else {
+        format!("`{dotted}`: ")
+    };
     let d = Diagnostic::at(text, path, pos, format!("{key}{}", humanize(message)))
         .with_help("see the format reference in the README for the type of each key");
     (d, None)
 }
 
 fn backticked(s: &str) -> Vec<String> {
-    s.split('`').skip(1).step_by(2).map(str::to_string).collect()
+    s.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
 }
 
 fn join_ticks(names: &[String]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Rewrites serde's type vocabulary ("expected i64", "expected struct RawWindow") into TOML's.
@@ -400,11 +464,41 @@ mod tests {
         assert_eq!(s.diags.len(), 4, "{rendered:#?}");
         let value = s.value.expect("the rest still deserializes");
         assert_eq!(value.mode.unwrap().into_inner(), "live");
-        assert_eq!(value.bandwidth.unwrap().into_inner().signal.unwrap().into_inner(), "bandwidth");
-        assert!(rendered.iter().any(|r| r.starts_with("p.toml:1:8: `name`: invalid type")), "{rendered:#?}");
-        assert!(rendered.iter().any(|r| r.starts_with("p.toml:3:1: unknown key `foo` at the top level")), "{rendered:#?}");
-        assert!(rendered.iter().any(|r| r.contains("p.toml:6:1: unknown key `mni` in `bandwidth`") && r.contains("did you mean `min`?")), "{rendered:#?}");
-        assert!(rendered.iter().any(|r| r.starts_with("p.toml:7:7: `bandwidth.max`: invalid type: string \"x\", expected an integer")), "{rendered:#?}");
+        assert_eq!(
+            value
+                .bandwidth
+                .unwrap()
+                .into_inner()
+                .signal
+                .unwrap()
+                .into_inner(),
+            "bandwidth"
+        );
+        assert!(
+            rendered
+                .iter()
+                .any(|r| r.starts_with("p.toml:1:8: `name`: invalid type")),
+            "{rendered:#?}"
+        );
+        assert!(
+            rendered
+                .iter()
+                .any(|r| r.starts_with("p.toml:3:1: unknown key `foo` at the top level")),
+            "{rendered:#?}"
+        );
+        assert!(
+            rendered.iter().any(
+                |r| r.contains("p.toml:6:1: unknown key `mni` in `bandwidth`")
+                    && r.contains("did you mean `min`?")
+            ),
+            "{rendered:#?}"
+        );
+        assert!(
+            rendered.iter().any(|r| r.starts_with(
+                "p.toml:7:7: `bandwidth.max`: invalid type: string \"x\", expected an integer"
+            )),
+            "{rendered:#?}"
+        );
         assert!(s.dropped.contains("bandwidth.max") && s.dropped.contains("name"));
     }
 
@@ -414,8 +508,17 @@ mod tests {
         let s: Stage1<RawPolicy> = deserialize_all(text, Path::new("p.toml"), &[]);
         let rendered: Vec<String> = s.diags.iter().map(|d| d.to_string()).collect();
         assert_eq!(s.diags.len(), 2, "{rendered:#?}");
-        assert!(rendered.iter().any(|r| r.contains("4:8: `window[1].cron`")), "{rendered:#?}");
-        assert!(rendered.iter().any(|r| r.contains("5:1: unknown key `bandwith_min` in `window[1]`") && r.contains("`bandwidth_min`")), "{rendered:#?}");
+        assert!(
+            rendered.iter().any(|r| r.contains("4:8: `window[1].cron`")),
+            "{rendered:#?}"
+        );
+        assert!(
+            rendered.iter().any(
+                |r| r.contains("5:1: unknown key `bandwith_min` in `window[1]`")
+                    && r.contains("`bandwidth_min`")
+            ),
+            "{rendered:#?}"
+        );
         assert_eq!(s.value.unwrap().window.unwrap().len(), 2);
     }
 
@@ -425,7 +528,11 @@ mod tests {
         let s: Stage1<RawPolicy> = deserialize_all(text, Path::new("p.toml"), &[]);
         assert!(s.value.is_none());
         assert!(!s.diags.is_empty());
-        assert!(s.diags.iter().all(|d| d.message.starts_with("TOML syntax error") && d.line >= 1));
+        assert!(
+            s.diags
+                .iter()
+                .all(|d| d.message.starts_with("TOML syntax error") && d.line >= 1)
+        );
     }
 
     #[test]
@@ -436,10 +543,19 @@ mod tests {
             #[allow(dead_code)]
             endpoint: Option<String>,
         }
-        let s: Stage1<T> = deserialize_all("secret_key = \"abc\"\n", Path::new("c.toml"), &["secret_key"]);
+        let s: Stage1<T> = deserialize_all(
+            "secret_key = \"abc\"\n",
+            Path::new("c.toml"),
+            &["secret_key"],
+        );
         let d = &s.diags[0];
         assert!(d.message.contains("credentials"));
-        assert!(d.help.as_deref().unwrap().contains("TENCENTCLOUD_SECRET_KEY"));
+        assert!(
+            d.help
+                .as_deref()
+                .unwrap()
+                .contains("TENCENTCLOUD_SECRET_KEY")
+        );
         assert!(!d.to_string().contains("abc"));
     }
 }
