@@ -260,3 +260,71 @@ fn validate_reports_config_problems_and_missing_paths() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_design_example_keeps_validating() {
+    let file = PathBuf::from("tests/data/design_example.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let (policy, diags) = check_policy(&text, &file);
+    let policy = policy
+        .unwrap_or_else(|| panic!("{}", render(&diags)))
+        .policy;
+    // Its fallback values sit under action = "hold": worth a warning, not an error.
+    assert_eq!(diags.len(), 2, "{}", render(&diags));
+    assert!(
+        diags
+            .iter()
+            .all(|d| !d.is_error() && d.message.contains("ignored with action = \"hold\""))
+    );
+    assert_eq!(policy.name, "web");
+    assert_eq!(policy.selector.proxies, ["link-kicu7m5b"]);
+    let bw = policy.bandwidth.unwrap();
+    assert_eq!(
+        (bw.min, bw.max, bw.rule),
+        (
+            10,
+            500,
+            Rule::TargetTracking {
+                target_utilization: 0.7
+            }
+        )
+    );
+    assert_eq!(policy.behavior.scale_down.stabilization.as_secs(), 600);
+    assert_eq!(policy.windows[0].bandwidth_min, Some(100));
+}
+
+#[test]
+fn load_policies_skips_a_fleet_in_a_directory_but_not_when_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("policies/web.toml", dir.path().join("web.toml")).unwrap();
+    std::fs::copy("examples/fleet.toml", dir.path().join("fleet.toml")).unwrap();
+    let policies = load_policies(&[dir.path().to_path_buf()]).unwrap();
+    assert_eq!(policies.len(), 1);
+    assert_eq!(policies[0].name, "web");
+
+    let errs = load_policies(&[dir.path().join("fleet.toml")]).unwrap_err();
+    assert!(
+        render(&errs).contains("this is a fleet file, not a policy"),
+        "{}",
+        render(&errs)
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    let errs = load_policies(&[empty.path().to_path_buf()]).unwrap_err();
+    assert!(render(&errs).contains("no policy files (*.toml) in this directory"));
+}
+
+#[test]
+fn parse_policy_returns_every_error() {
+    let errs = policy::parse_policy("name = 1\nmode = \"x\"\n", Path::new("p.toml")).unwrap_err();
+    let text = render(&errs);
+    for want in [
+        "p.toml:1:8: `name`: invalid type",
+        "p.toml:2:8: unknown mode `x`",
+        "selects no proxies",
+        "no schedule",
+        "neither bandwidth nor concurrent",
+    ] {
+        assert!(text.contains(want), "{want} in {text}");
+    }
+}

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::{
-    CheckedPolicy, Diagnostic, check_policy_files, diagnostic, expand_paths, fleet_checks,
+    CheckedPolicy, Diagnostic, FileKind, check_policy_files, diagnostic, expand_paths, file_kind,
+    fleet_checks,
 };
 use crate::config::{Config, check_config};
 use crate::fleet::{Fleet, check_fleet};
-use crate::policy::raw::top_level_keys;
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
@@ -66,27 +66,6 @@ impl Report {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Policy,
-    Fleet,
-    Config,
-}
-
-/// Tells a file's kind by its top-level tables: `[[proxy]]`/`[[ladder]]` → fleet,
-/// `[engine]`/`[tencentcloud]`/`[prometheus]` → config, anything else → policy.
-fn kind_of(text: &str) -> Kind {
-    let keys = top_level_keys(text);
-    let has = |k: &str| keys.iter().any(|x| x == k);
-    if has("proxy") || has("ladder") {
-        Kind::Fleet
-    } else if has("engine") || has("tencentcloud") || has("prometheus") {
-        Kind::Config
-    } else {
-        Kind::Policy
-    }
-}
-
 /// Runs every offline check (and the given online ones) over the paths of `args`.
 pub fn check(args: &ValidateArgs, online: &[OnlineCheck]) -> Report {
     let mut report = Report::default();
@@ -97,10 +76,10 @@ pub fn check(args: &ValidateArgs, online: &[OnlineCheck]) -> Report {
     let (files, diags) = expand_paths(&args.paths);
     report.diagnostics.extend(diags);
     for f in files {
-        match std::fs::read_to_string(&f).map(|t| kind_of(&t)) {
-            Ok(Kind::Fleet) => fleet_files.push(f),
-            Ok(Kind::Config) => config_files.push(f),
-            Ok(Kind::Policy) | Err(_) => policy_files.push(f),
+        match std::fs::read_to_string(&f).map(|t| file_kind(&t)) {
+            Ok(FileKind::Fleet) => fleet_files.push(f),
+            Ok(FileKind::Config) => config_files.push(f),
+            Ok(FileKind::Policy) | Err(_) => policy_files.push(f),
         }
     }
 
@@ -187,16 +166,16 @@ mod tests {
 
     #[test]
     fn files_are_told_apart_by_their_tables() {
-        let cases: &[(&str, Kind)] = &[
-            ("[[proxy]]\nid = \"x\"\n", Kind::Fleet),
-            ("[[ladder]]\naccess_region = \"x\"\n", Kind::Fleet),
-            ("[engine]\n", Kind::Config),
-            ("[prometheus]\nurl = \"x\"\n", Kind::Config),
-            ("name = \"web\"\n[bandwidth]\n", Kind::Policy),
-            ("this is not toml", Kind::Policy),
+        let cases: &[(&str, FileKind)] = &[
+            ("[[proxy]]\nid = \"x\"\n", FileKind::Fleet),
+            ("[[ladder]]\naccess_region = \"x\"\n", FileKind::Fleet),
+            ("[engine]\n", FileKind::Config),
+            ("[prometheus]\nurl = \"x\"\n", FileKind::Config),
+            ("name = \"web\"\n[bandwidth]\n", FileKind::Policy),
+            ("this is not toml", FileKind::Policy),
         ];
         for (text, want) in cases {
-            assert_eq!(kind_of(text), *want, "{text}");
+            assert_eq!(file_kind(text), *want, "{text}");
         }
     }
 

@@ -34,9 +34,31 @@ pub fn parse_policy(text: &str, path: &Path) -> Result<Policy, Vec<Diagnostic>> 
 /// Loads policy files and directories (a directory = its `*.toml` files, sorted by name),
 /// with the cross-file checks: duplicate policy names and proxy ids listed by two
 /// policies. Tag selectors need a fleet: see [`check_fleet_claims`].
+///
+/// Fleet and config files found in a directory are skipped (`validate` checks them as
+/// such); one named explicitly is an error.
 pub fn load_policies(paths: &[PathBuf]) -> Result<Vec<Policy>, Vec<Diagnostic>> {
     let (files, mut diags) = expand_paths(paths);
-    let (checked, more) = check_policy_files(&files);
+    let mut policy_files = Vec::new();
+    for f in files {
+        let kind = std::fs::read_to_string(&f).map_or(FileKind::Policy, |t| file_kind(&t));
+        if kind == FileKind::Policy {
+            policy_files.push(f);
+        } else if paths.contains(&f) {
+            diags.push(
+                Diagnostic::error(
+                    &f,
+                    0,
+                    0,
+                    format!("this is a {} file, not a policy", kind.as_str()),
+                )
+                .with_help("pass policy files or directories of them"),
+            );
+        } else {
+            tracing::debug!(file = %f.display(), kind = kind.as_str(), "skipping a non-policy file");
+        }
+    }
+    let (checked, more) = check_policy_files(&policy_files);
     diags.extend(more);
     if diags.iter().any(Diagnostic::is_error) {
         return Err(diags);
@@ -57,6 +79,38 @@ pub fn check_fleet_claims(policies: &[Policy], fleet: &Fleet) -> Vec<Diagnostic>
 fn log_warnings(diags: &[Diagnostic]) {
     for d in diags.iter().filter(|d| !d.is_error()) {
         tracing::warn!(file = %d.file.display(), line = d.line, col = d.col, "{}", d.message);
+    }
+}
+
+/// What a TOML file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Policy,
+    Fleet,
+    Config,
+}
+
+impl FileKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Policy => "policy",
+            FileKind::Fleet => "fleet",
+            FileKind::Config => "config",
+        }
+    }
+}
+
+/// Tells a file's kind by its top-level tables: `[[proxy]]`/`[[ladder]]` → fleet,
+/// `[engine]`/`[tencentcloud]`/`[prometheus]` → config, anything else → policy.
+pub fn file_kind(text: &str) -> FileKind {
+    let keys = raw::top_level_keys(text);
+    let has = |k: &str| keys.iter().any(|x| x == k);
+    if has("proxy") || has("ladder") {
+        FileKind::Fleet
+    } else if has("engine") || has("tencentcloud") || has("prometheus") {
+        FileKind::Config
+    } else {
+        FileKind::Policy
     }
 }
 

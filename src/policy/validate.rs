@@ -116,6 +116,18 @@ impl<'a> Ctx<'a> {
         key: &str,
         allow_zero: bool,
     ) -> Option<Duration> {
+        if v.get_ref().trim().starts_with('-') {
+            self.err(
+                v.span().start,
+                format!("`{key}` = `{}` is negative", v.get_ref()),
+                if allow_zero {
+                    "use `0s` or a positive duration"
+                } else {
+                    "use a positive duration, e.g. `30s`"
+                },
+            );
+            return None;
+        }
         match parse_duration(v.get_ref()) {
             Ok(d) if d.is_zero() && !allow_zero => {
                 self.err(
@@ -1444,7 +1456,7 @@ max = 500
             ),
             (
                 &[("", "[behavior.scale_down]\ncooldown = \"-1m\"")],
-                "invalid duration",
+                "`behavior.scale_down.cooldown` = `-1m` is negative",
                 13,
             ),
             (
