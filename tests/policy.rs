@@ -328,3 +328,16 @@ fn parse_policy_returns_every_error() {
         assert!(text.contains(want), "{want} in {text}");
     }
 }
+
+#[test]
+fn validate_uses_the_config_policies_dir_and_checks_each_file_once() {
+    let (code, stderr) = validate(&["--config", "examples/gaap-autoscaler.toml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "checked 2 policies, 1 config: 0 errors, 0 warnings"
+    );
+    let (code, stderr) = validate(&["policies", "policies/web.toml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr.trim(), "checked 2 policies: 0 errors, 0 warnings");
+}
