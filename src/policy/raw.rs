@@ -343,10 +343,7 @@ fn serde_diag(
         }
         let suggested = suggest(field, expected.iter().map(String::as_str));
         let help = match suggested {
-            Some(s) => format!(
-                "did you mean `{s}`? known keys {place}: {}",
-                join_ticks(&expected)
-            ),
+            Some(s) => format!("did you mean `{s}`?"),
             None if expected.is_empty() => format!("no keys are allowed {place}"),
             None => format!("known keys {place}: {}", join_ticks(&expected)),
         };

@@ -933,7 +933,25 @@ fn dimension(
 
 const STEP_HELP: &str = "a step rule is `{ above = 0.9, change = 2 }` (utilization >= 0.9: up 2 ladder steps) or `{ below = 0.3, change = -1 }` (utilization < 0.3: down 1 step)";
 
+/// Validates `{dim}.steps`; its messages are prefixed with the key they are about.
 fn steps(
+    ctx: &mut Ctx<'_>,
+    dim: &str,
+    raw: &Spanned<Vec<Spanned<RawStep>>>,
+    behavior: &Behavior,
+) -> Option<Vec<StepRule>> {
+    let before = ctx.diags.len();
+    let rules = step_rules(ctx, dim, raw, behavior);
+    let key = format!("`{dim}.steps`");
+    for d in &mut ctx.diags[before..] {
+        if !d.message.starts_with(&key) {
+            d.message = format!("{key}: {}", d.message);
+        }
+    }
+    rules
+}
+
+fn step_rules(
     ctx: &mut Ctx<'_>,
     dim: &str,
     raw: &Spanned<Vec<Spanned<RawStep>>>,
