@@ -341,3 +341,64 @@ fn validate_uses_the_config_policies_dir_and_checks_each_file_once() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stderr.trim(), "checked 2 policies: 0 errors, 0 warnings");
 }
+
+mod never_panics {
+    use super::*;
+    use gaap_autoscaler::config::check_config;
+    use proptest::prelude::*;
+
+    const WEB: &str = include_str!("../policies/web.toml");
+    const BATCH: &str = include_str!("../policies/batch.toml");
+    const FLEET: &str = include_str!("../examples/fleet.toml");
+
+    /// `text` with the chars in `cut` removed and `insert` put at `at` (char positions).
+    fn mutate(text: &str, cut: (usize, usize), at: usize, insert: &str) -> String {
+        let chars: Vec<char> = text.chars().collect();
+        let (a, b) = (cut.0 % (chars.len() + 1), cut.1 % 40);
+        let mut out: Vec<char> = chars[..a].to_vec();
+        out.extend(&chars[(a + b).min(chars.len())..]);
+        let at = at % (out.len() + 1);
+        let tail = out.split_off(at);
+        out.extend(insert.chars());
+        out.extend(tail);
+        out.into_iter().collect()
+    }
+
+    fn placed(diags: &[Diagnostic]) -> bool {
+        diags
+            .iter()
+            .all(|d| d.line >= 1 && d.col >= 1 && d.help.is_some())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn mutated_files_give_placed_diagnostics(
+            which in 0usize..3,
+            cut in (any::<usize>(), any::<usize>()),
+            at in any::<usize>(),
+            insert in "[ -~\n\"'\\[\\]{}=é]{0,12}",
+        ) {
+            let base = [WEB, BATCH, FLEET][which];
+            let text = mutate(base, cut, at, &insert);
+            let path = Path::new("m.toml");
+            let diags = match which {
+                2 => check_fleet(&text, path).1,
+                _ => check_policy(&text, path).1,
+            };
+            // Problems at the file level (no policy selected, no schedule...) sit at 1:1.
+            prop_assert!(placed(&diags), "{}", render(&diags));
+            let _ = check_config(&text, path);
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let path = Path::new("x.toml");
+            let _ = check_policy(&text, path);
+            let _ = check_fleet(&text, path);
+            let _ = check_config(&text, path);
+            let _ = policy::parse_cron(&text);
+        }
+    }
+}
