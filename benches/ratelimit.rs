@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
-use gaap_autoscaler::ratelimit::{DEFAULT_WINDOW, Priority, RateLimiter, Window, max_in_any_window};
+use gaap_autoscaler::ratelimit::{
+    DEFAULT_WINDOW, Priority, RateLimiter, Window, max_in_any_window,
+};
 use std::hint::black_box;
 
 fn achieved_rate() {
@@ -25,7 +27,11 @@ fn achieved_rate() {
         (span / 25.0 - 1.0) * 100.0,
         max_in_any_window(&grants, Duration::from_secs(1))
     );
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let (elapsed, times) = rt.block_on(async {
         let limiter = Arc::new(RateLimiter::new(20).unwrap());
         let start = Instant::now();
@@ -33,7 +39,15 @@ fn achieved_rate() {
         for i in 0..100 {
             let l = limiter.clone();
             tasks.push(tokio::spawn(async move {
-                l.acquire("ModifyProxyConfiguration", if i % 2 == 0 { Priority::High } else { Priority::Low }).await;
+                l.acquire(
+                    "ModifyProxyConfiguration",
+                    if i % 2 == 0 {
+                        Priority::High
+                    } else {
+                        Priority::Low
+                    },
+                )
+                .await;
                 start.elapsed()
             }));
         }

@@ -54,7 +54,11 @@ impl Window {
         if window < Duration::from_secs(1) {
             return Err(RateError::WindowTooShort);
         }
-        Ok(Window { limit: limit as usize, window, grants: VecDeque::with_capacity(limit as usize) })
+        Ok(Window {
+            limit: limit as usize,
+            window,
+            grants: VecDeque::with_capacity(limit as usize),
+        })
     }
 
     /// The earliest time at or after `now` when a grant is possible.
@@ -119,7 +123,10 @@ pub struct RateLimiter {
 
 impl std::fmt::Debug for RateLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimiter").field("limit", &self.limit).field("window", &self.window).finish()
+        f.debug_struct("RateLimiter")
+            .field("limit", &self.limit)
+            .field("window", &self.window)
+            .finish()
     }
 }
 
@@ -131,7 +138,12 @@ impl RateLimiter {
 
     pub fn with_window(per_second: u32, window: Duration) -> Result<RateLimiter, RateError> {
         Window::new(per_second, window)?;
-        Ok(RateLimiter { limit: per_second, window, origin: Instant::now(), slots: Mutex::new(HashMap::new()) })
+        Ok(RateLimiter {
+            limit: per_second,
+            window,
+            origin: Instant::now(),
+            slots: Mutex::new(HashMap::new()),
+        })
     }
 
     fn slot(&self, action: &str) -> Arc<Slot> {
@@ -141,7 +153,8 @@ impl RateLimiter {
             .or_insert_with(|| {
                 Arc::new(Slot {
                     state: Mutex::new(SlotState {
-                        window: Window::new(self.limit, self.window).expect("validated in the constructor"),
+                        window: Window::new(self.limit, self.window)
+                            .expect("validated in the constructor"),
                         queue: BTreeSet::new(),
                         seq: 0,
                     }),
@@ -162,7 +175,11 @@ impl RateLimiter {
             st.queue.insert(key);
             key
         };
-        let mut guard = QueueGuard { slot: &slot, key, armed: true };
+        let mut guard = QueueGuard {
+            slot: &slot,
+            key,
+            armed: true,
+        };
         loop {
             let notified = slot.notify.notified();
             tokio::pin!(notified);
@@ -238,9 +255,15 @@ mod tests {
 
     #[test]
     fn limits_are_enforced_at_construction() {
-        assert_eq!(Window::new(21, ms(1000)).unwrap_err(), RateError::AboveLimit(21));
+        assert_eq!(
+            Window::new(21, ms(1000)).unwrap_err(),
+            RateError::AboveLimit(21)
+        );
         assert_eq!(Window::new(0, ms(1000)).unwrap_err(), RateError::Zero);
-        assert_eq!(Window::new(20, ms(999)).unwrap_err(), RateError::WindowTooShort);
+        assert_eq!(
+            Window::new(20, ms(999)).unwrap_err(),
+            RateError::WindowTooShort
+        );
         assert!(RateLimiter::new(21).is_err());
         assert!(RateLimiter::new(20).is_ok());
     }
@@ -301,7 +324,10 @@ mod tests {
         assert!(max_in_any_window(&grants, ms(1000)) <= 20);
         let span = *grants.last().unwrap() + ms(1000); // the last grant's second
         assert!(span >= Duration::from_secs(25), "{span:?}");
-        assert!(span <= Duration::from_millis(27_500), "{span:?} is more than 10% over 25 s");
+        assert!(
+            span <= Duration::from_millis(27_500),
+            "{span:?} is more than 10% over 25 s"
+        );
     }
 
     #[test]
@@ -319,7 +345,11 @@ mod tests {
         let mut tasks = Vec::new();
         for i in 0..100u32 {
             let (l, log) = (limiter.clone(), log.clone());
-            let p = if i % 2 == 0 { Priority::Low } else { Priority::High };
+            let p = if i % 2 == 0 {
+                Priority::Low
+            } else {
+                Priority::High
+            };
             tasks.push(tokio::spawn(async move {
                 l.acquire("ModifyProxyConfiguration", p).await;
                 log.lock().unwrap().push((start.elapsed(), p));
@@ -336,7 +366,10 @@ mod tests {
         // The first 20 were granted at once in arrival order (10 High, 10 Low); after that the
         // remaining 40 High all go before the remaining 40 Low.
         let after_first: Vec<Priority> = log.iter().skip(20).map(|(_, p)| *p).collect();
-        assert!(after_first[..40].iter().all(|p| *p == Priority::High), "{after_first:?}");
+        assert!(
+            after_first[..40].iter().all(|p| *p == Priority::High),
+            "{after_first:?}"
+        );
         assert!(after_first[40..].iter().all(|p| *p == Priority::Low));
         // 100 grants need 4 more windows after the first burst.
         assert_eq!(*times.last().unwrap(), DEFAULT_WINDOW * 4);

@@ -23,7 +23,9 @@ impl Drop for Killed {
 fn python() -> PathBuf {
     let py = std::env::var_os("GAAP_SDK_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python")
+        });
     assert!(
         py.exists(),
         "no Python interpreter at {}: run scripts/setup-python-sdk.sh (or set GAAP_SDK_PYTHON)",
@@ -46,7 +48,17 @@ fn python() -> PathBuf {
 fn official_python_sdk_against_the_sandbox() {
     let py = python();
     let mut child = Command::new(env!("CARGO_BIN_EXE_gaap-autoscaler"))
-        .args(["sandbox", "--listen", "127.0.0.1:0", "--secret-id", ID, "--secret-key", KEY, "--adjusting", "3s"])
+        .args([
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--secret-id",
+            ID,
+            "--secret-key",
+            KEY,
+            "--adjusting",
+            "3s",
+        ])
         .env_remove("TENCENTCLOUD_SECRET_ID")
         .env_remove("TENCENTCLOUD_SECRET_KEY")
         .stdout(Stdio::piped())
@@ -61,7 +73,9 @@ fn official_python_sdk_against_the_sandbox() {
         let _ = BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let line = rx.recv_timeout(Duration::from_secs(30)).expect("the sandbox did not print its address in 30 s");
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the sandbox did not print its address in 30 s");
     let addr = line
         .trim()
         .strip_prefix("sandbox listening on http://")
@@ -84,8 +98,12 @@ fn official_python_sdk_against_the_sandbox() {
     drop(guard);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "sdk_check.py failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
-    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+    assert!(
+        out.status.success(),
+        "sdk_check.py failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    let last: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
     assert!(last["burst_limited"].as_u64().unwrap() >= 1);
     assert!(last["calls"].as_u64().unwrap() >= 30);
 }

@@ -64,9 +64,18 @@ pub struct ModifyFailure {
 
 /// The calls the daemon makes; implemented by [`GaapClient`] and by test fakes.
 pub trait GaapApi: Send + Sync {
-    fn describe_proxies<'a>(&'a self, query: &'a ProxyQuery) -> BoxFuture<'a, Result<Vec<ProxyInfo>, CallError>>;
-    fn describe_proxies_status<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<InstanceStatus>, CallError>>;
-    fn describe_proxy_detail<'a>(&'a self, proxy_id: &'a str) -> BoxFuture<'a, Result<ProxyInfo, CallError>>;
+    fn describe_proxies<'a>(
+        &'a self,
+        query: &'a ProxyQuery,
+    ) -> BoxFuture<'a, Result<Vec<ProxyInfo>, CallError>>;
+    fn describe_proxies_status<'a>(
+        &'a self,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<InstanceStatus>, CallError>>;
+    fn describe_proxy_detail<'a>(
+        &'a self,
+        proxy_id: &'a str,
+    ) -> BoxFuture<'a, Result<ProxyInfo, CallError>>;
     fn describe_access_regions_by_dest_region<'a>(
         &'a self,
         dest_region: &'a str,
@@ -88,14 +97,21 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 5, base: Duration::from_millis(500), cap: Duration::from_secs(8) }
+        RetryPolicy {
+            max_attempts: 5,
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(8),
+        }
     }
 }
 
 /// The wait after failed attempt `attempt` (1-based): `base × 2^(attempt-1)` capped, of which
 /// the upper half is jittered (`jitter` in [0, 1)). Pure.
 pub fn backoff(policy: &RetryPolicy, attempt: u32, jitter: f64) -> Duration {
-    let exp = policy.base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(policy.cap);
+    let exp = policy
+        .base
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(policy.cap);
     let half = exp / 2;
     half + half.mul_f64(jitter.clamp(0.0, 1.0))
 }
@@ -111,7 +127,12 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     pub fn new(endpoint: Endpoint) -> ClientConfig {
-        ClientConfig { endpoint, region: None, timeout: Duration::from_secs(30), retry: RetryPolicy::default() }
+        ClientConfig {
+            endpoint,
+            region: None,
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+        }
     }
 }
 
@@ -135,14 +156,26 @@ impl std::fmt::Debug for GaapClient {
 }
 
 impl GaapClient {
-    pub fn new(config: ClientConfig, credentials: Credentials, limiter: Arc<RateLimiter>) -> Result<GaapClient, CallError> {
+    pub fn new(
+        config: ClientConfig,
+        credentials: Credentials,
+        limiter: Arc<RateLimiter>,
+    ) -> Result<GaapClient, CallError> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| CallError::Request(format!("cannot build the HTTP client: {e}")))?;
-        let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0x9e37_79b9, |d| d.as_nanos() as u64);
-        Ok(GaapClient { http, config, credentials, limiter, jitter_state: AtomicU64::new(seed) })
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64);
+        Ok(GaapClient {
+            http,
+            config,
+            credentials,
+            limiter,
+            jitter_state: AtomicU64::new(seed),
+        })
     }
 
     pub fn limiter(&self) -> &Arc<RateLimiter> {
@@ -151,7 +184,9 @@ impl GaapClient {
 
     fn next_jitter(&self) -> f64 {
         // splitmix64 over an atomic counter: good enough to spread retries apart.
-        let mut z = self.jitter_state.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        let mut z = self
+            .jitter_state
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^= z >> 31;
@@ -160,14 +195,21 @@ impl GaapClient {
 
     /// One signed call after waiting for the budget, no retry. Returns the `Response`
     /// object (with its RequestId). This is what `gaap-autoscaler api` uses.
-    pub async fn call_once(&self, action: &str, params: &serde_json::Value, priority: Priority) -> Result<serde_json::Value, CallError> {
+    pub async fn call_once(
+        &self,
+        action: &str,
+        params: &serde_json::Value,
+        priority: Priority,
+    ) -> Result<serde_json::Value, CallError> {
         let body = serde_json::to_vec(params).map_err(|e| CallError::Request(e.to_string()))?;
         self.limiter.acquire(action, priority).await;
         self.send(action, body).await
     }
 
     async fn send(&self, action: &str, body: Vec<u8>) -> Result<serde_json::Value, CallError> {
-        let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         let prepared = request::build(
             &self.config.endpoint,
             &self.credentials,
@@ -180,12 +222,18 @@ impl GaapClient {
         for (name, value) in &prepared.headers {
             req = req.header(*name, value);
         }
-        let network = |e: reqwest::Error| CallError::Network { action: action.to_string(), message: describe_reqwest(&e) };
+        let network = |e: reqwest::Error| CallError::Network {
+            action: action.to_string(),
+            message: describe_reqwest(&e),
+        };
         let resp = req.send().await.map_err(network)?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(network)?;
         if status != 200 {
-            return Err(CallError::HttpStatus { action: action.to_string(), status });
+            return Err(CallError::HttpStatus {
+                action: action.to_string(),
+                status,
+            });
         }
         parse_envelope(action, &bytes)
     }
@@ -197,7 +245,8 @@ impl GaapClient {
         params: &impl Serialize,
         priority: Priority,
     ) -> Result<(T, u32), (CallError, u32)> {
-        let body = serde_json::to_vec(params).map_err(|e| (CallError::Request(e.to_string()), 0))?;
+        let body =
+            serde_json::to_vec(params).map_err(|e| (CallError::Request(e.to_string()), 0))?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -207,7 +256,15 @@ impl GaapClient {
                 Ok(v) => {
                     return serde_json::from_value::<T>(v)
                         .map(|t| (t, attempt))
-                        .map_err(|e| (CallError::Decode { action: action.to_string(), message: e.to_string() }, attempt));
+                        .map_err(|e| {
+                            (
+                                CallError::Decode {
+                                    action: action.to_string(),
+                                    message: e.to_string(),
+                                },
+                                attempt,
+                            )
+                        });
                 }
                 Err(e) => e,
             };
@@ -236,8 +293,10 @@ impl GaapClient {
                         limit: Some(100),
                         ..Default::default()
                     };
-                    let (page, _): (DescribeProxiesResponse, _) =
-                        self.call_retrying("DescribeProxies", &req, Priority::Normal).await.map_err(|(e, _)| e)?;
+                    let (page, _): (DescribeProxiesResponse, _) = self
+                        .call_retrying("DescribeProxies", &req, Priority::Normal)
+                        .await
+                        .map_err(|(e, _)| e)?;
                     out.extend(page.proxy_set);
                 }
             }
@@ -254,8 +313,10 @@ impl GaapClient {
                         tag_set: tag_set.clone(),
                         ..Default::default()
                     };
-                    let (page, _): (DescribeProxiesResponse, _) =
-                        self.call_retrying("DescribeProxies", &req, Priority::Normal).await.map_err(|(e, _)| e)?;
+                    let (page, _): (DescribeProxiesResponse, _) = self
+                        .call_retrying("DescribeProxies", &req, Priority::Normal)
+                        .await
+                        .map_err(|(e, _)| e)?;
                     let n = page.proxy_set.len() as u64;
                     out.extend(page.proxy_set);
                     offset += n;
@@ -268,7 +329,11 @@ impl GaapClient {
         Ok(out)
     }
 
-    async fn modify_impl(&self, request: &ModifyRequest, priority: Priority) -> Result<ModifyOutcome, ModifyFailure> {
+    async fn modify_impl(
+        &self,
+        request: &ModifyRequest,
+        priority: Priority,
+    ) -> Result<ModifyOutcome, ModifyFailure> {
         let wire = ModifyProxyConfigurationRequest {
             proxy_id: request.proxy_id.clone(),
             bandwidth: request.bandwidth,
@@ -276,17 +341,28 @@ impl GaapClient {
             client_token: Some(request.client_token.clone()),
             billing_type: request.billing_type,
         };
-        if request.client_token.is_empty() || request.client_token.len() > 64 || !request.client_token.is_ascii() {
+        if request.client_token.is_empty()
+            || request.client_token.len() > 64
+            || !request.client_token.is_ascii()
+        {
             return Err(ModifyFailure {
                 error: CallError::Request("ClientToken must be 1 to 64 ASCII characters".into()),
                 attempts: 0,
             });
         }
         match self
-            .call_retrying::<ModifyProxyConfigurationResponse>("ModifyProxyConfiguration", &wire, priority)
+            .call_retrying::<ModifyProxyConfigurationResponse>(
+                "ModifyProxyConfiguration",
+                &wire,
+                priority,
+            )
             .await
         {
-            Ok((resp, attempts)) => Ok(ModifyOutcome { request_id: resp.request_id, attempts, confirmed_duplicate: false }),
+            Ok((resp, attempts)) => Ok(ModifyOutcome {
+                request_id: resp.request_id,
+                attempts,
+                confirmed_duplicate: false,
+            }),
             Err((CallError::Api(dup), attempts)) if dup.retry_class() == RetryClass::Duplicate => {
                 self.confirm_duplicate(request, dup, attempts).await
             }
@@ -296,15 +372,24 @@ impl GaapClient {
 
     /// After DuplicatedRequest: the change is confirmed when DescribeProxies shows the
     /// requested values (or the proxy is still ADJUSTING towards them).
-    async fn confirm_duplicate(&self, request: &ModifyRequest, dup: ApiError, attempts: u32) -> Result<ModifyOutcome, ModifyFailure> {
+    async fn confirm_duplicate(
+        &self,
+        request: &ModifyRequest,
+        dup: ApiError,
+        attempts: u32,
+    ) -> Result<ModifyOutcome, ModifyFailure> {
         let query = ProxyQuery::Ids(vec![request.proxy_id.clone()]);
         let proxies = match self.describe_proxies_impl(&query).await {
             Ok(p) => p,
             Err(error) => return Err(ModifyFailure { error, attempts }),
         };
-        let matches = proxies.iter().find(|p| p.id() == request.proxy_id).is_some_and(|p| {
-            request.bandwidth.is_none_or(|b| b == p.bandwidth) && request.concurrent.is_none_or(|c| c == p.concurrent)
-        });
+        let matches = proxies
+            .iter()
+            .find(|p| p.id() == request.proxy_id)
+            .is_some_and(|p| {
+                request.bandwidth.is_none_or(|b| b == p.bandwidth)
+                    && request.concurrent.is_none_or(|c| c == p.concurrent)
+            });
         if matches {
             tracing::info!(
                 action = "ModifyProxyConfiguration",
@@ -313,9 +398,16 @@ impl GaapClient {
                 attempts,
                 "DuplicatedRequest: an earlier attempt took effect (confirmed by DescribeProxies)"
             );
-            Ok(ModifyOutcome { request_id: dup.request_id, attempts, confirmed_duplicate: true })
+            Ok(ModifyOutcome {
+                request_id: dup.request_id,
+                attempts,
+                confirmed_duplicate: true,
+            })
         } else {
-            Err(ModifyFailure { error: CallError::Api(dup), attempts })
+            Err(ModifyFailure {
+                error: CallError::Api(dup),
+                attempts,
+            })
         }
     }
 }
@@ -333,47 +425,77 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
 
 /// Reads `{"Response": {...}}`: an `Error` inside becomes [`CallError::Api`].
 pub fn parse_envelope(action: &str, bytes: &[u8]) -> Result<serde_json::Value, CallError> {
-    let decode = |message: String| CallError::Decode { action: action.to_string(), message };
-    let mut v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| decode(format!("not JSON: {e}")))?;
+    let decode = |message: String| CallError::Decode {
+        action: action.to_string(),
+        message,
+    };
+    let mut v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| decode(format!("not JSON: {e}")))?;
     let resp = v
         .get_mut("Response")
         .map(serde_json::Value::take)
         .filter(serde_json::Value::is_object)
         .ok_or_else(|| decode("no Response object".into()))?;
     if let Some(err) = resp.get("Error") {
-        let s = |k: &str| err.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+        let s = |k: &str| {
+            err.get(k)
+                .and_then(|x| x.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
         return Err(CallError::Api(ApiError {
             code: s("Code"),
             message: s("Message"),
-            request_id: resp.get("RequestId").and_then(|x| x.as_str()).unwrap_or("").to_string(),
+            request_id: resp
+                .get("RequestId")
+                .and_then(|x| x.as_str())
+                .unwrap_or("")
+                .to_string(),
         }));
     }
     Ok(resp)
 }
 
 impl GaapApi for GaapClient {
-    fn describe_proxies<'a>(&'a self, query: &'a ProxyQuery) -> BoxFuture<'a, Result<Vec<ProxyInfo>, CallError>> {
+    fn describe_proxies<'a>(
+        &'a self,
+        query: &'a ProxyQuery,
+    ) -> BoxFuture<'a, Result<Vec<ProxyInfo>, CallError>> {
         Box::pin(self.describe_proxies_impl(query))
     }
 
-    fn describe_proxies_status<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<InstanceStatus>, CallError>> {
+    fn describe_proxies_status<'a>(
+        &'a self,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<InstanceStatus>, CallError>> {
         Box::pin(async move {
             let mut out = Vec::new();
             for chunk in ids.chunks(100) {
-                let req = DescribeProxiesStatusRequest { proxy_ids: chunk.to_vec() };
-                let (resp, _): (DescribeProxiesStatusResponse, _) =
-                    self.call_retrying("DescribeProxiesStatus", &req, Priority::Normal).await.map_err(|(e, _)| e)?;
+                let req = DescribeProxiesStatusRequest {
+                    proxy_ids: chunk.to_vec(),
+                };
+                let (resp, _): (DescribeProxiesStatusResponse, _) = self
+                    .call_retrying("DescribeProxiesStatus", &req, Priority::Normal)
+                    .await
+                    .map_err(|(e, _)| e)?;
                 out.extend(resp.instance_status_set);
             }
             Ok(out)
         })
     }
 
-    fn describe_proxy_detail<'a>(&'a self, proxy_id: &'a str) -> BoxFuture<'a, Result<ProxyInfo, CallError>> {
+    fn describe_proxy_detail<'a>(
+        &'a self,
+        proxy_id: &'a str,
+    ) -> BoxFuture<'a, Result<ProxyInfo, CallError>> {
         Box::pin(async move {
-            let req = DescribeProxyDetailRequest { proxy_id: proxy_id.to_string() };
-            let (resp, _): (DescribeProxyDetailResponse, _) =
-                self.call_retrying("DescribeProxyDetail", &req, Priority::Normal).await.map_err(|(e, _)| e)?;
+            let req = DescribeProxyDetailRequest {
+                proxy_id: proxy_id.to_string(),
+            };
+            let (resp, _): (DescribeProxyDetailResponse, _) = self
+                .call_retrying("DescribeProxyDetail", &req, Priority::Normal)
+                .await
+                .map_err(|(e, _)| e)?;
             Ok(resp.proxy_detail)
         })
     }
@@ -410,10 +532,26 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_caps() {
-        let p = RetryPolicy { max_attempts: 5, base: Duration::from_millis(100), cap: Duration::from_millis(1000) };
-        let cases = [(1, 0.0, 50), (1, 0.999_999, 99), (2, 0.0, 100), (3, 0.5, 300), (4, 0.0, 400), (5, 0.0, 500), (30, 1.0, 1000)];
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(1000),
+        };
+        let cases = [
+            (1, 0.0, 50),
+            (1, 0.999_999, 99),
+            (2, 0.0, 100),
+            (3, 0.5, 300),
+            (4, 0.0, 400),
+            (5, 0.0, 500),
+            (30, 1.0, 1000),
+        ];
         for (attempt, jitter, want_ms) in cases {
-            assert_eq!(backoff(&p, attempt, jitter).as_millis() as u64, want_ms, "attempt {attempt} jitter {jitter}");
+            assert_eq!(
+                backoff(&p, attempt, jitter).as_millis() as u64,
+                want_ms,
+                "attempt {attempt} jitter {jitter}"
+            );
         }
     }
 
@@ -421,10 +559,27 @@ mod tests {
     fn envelope_parsing() {
         let ok = parse_envelope("A", br#"{"Response":{"RequestId":"r1","X":1}}"#).unwrap();
         assert_eq!(ok["X"], 1);
-        let err = parse_envelope("A", br#"{"Response":{"Error":{"Code":"InternalError","Message":"m"},"RequestId":"r2"}}"#).unwrap_err();
+        let err = parse_envelope(
+            "A",
+            br#"{"Response":{"Error":{"Code":"InternalError","Message":"m"},"RequestId":"r2"}}"#,
+        )
+        .unwrap_err();
         let api = err.api().unwrap();
-        assert_eq!((api.code.as_str(), api.message.as_str(), api.request_id.as_str()), ("InternalError", "m", "r2"));
-        assert!(matches!(parse_envelope("A", b"<html>"), Err(CallError::Decode { .. })));
-        assert!(matches!(parse_envelope("A", br#"{"Other":{}}"#), Err(CallError::Decode { .. })));
+        assert_eq!(
+            (
+                api.code.as_str(),
+                api.message.as_str(),
+                api.request_id.as_str()
+            ),
+            ("InternalError", "m", "r2")
+        );
+        assert!(matches!(
+            parse_envelope("A", b"<html>"),
+            Err(CallError::Decode { .. })
+        ));
+        assert!(matches!(
+            parse_envelope("A", br#"{"Other":{}}"#),
+            Err(CallError::Decode { .. })
+        ));
     }
 }

@@ -33,9 +33,12 @@ pub struct ApiArgs {
 }
 
 pub fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
-    let params: serde_json::Value =
-        serde_json::from_str(&args.params).with_context(|| format!("--params is not JSON: {}", args.params))?;
-    anyhow::ensure!(params.is_object(), "--params must be a JSON object, e.g. '{{\"ProxyIds\":[\"link-kicu7m5b\"]}}'");
+    let params: serde_json::Value = serde_json::from_str(&args.params)
+        .with_context(|| format!("--params is not JSON: {}", args.params))?;
+    anyhow::ensure!(
+        params.is_object(),
+        "--params must be a JSON object, e.g. '{{\"ProxyIds\":[\"link-kicu7m5b\"]}}'"
+    );
     anyhow::ensure!(
         !args.action.is_empty() && args.action.bytes().all(|b| b.is_ascii_alphanumeric()),
         "ACTION must be an API action name such as DescribeProxies"
@@ -45,10 +48,15 @@ pub fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
     let mut config = ClientConfig::new(endpoint);
     config.region = args.region;
     config.timeout = args.timeout;
-    config.retry = RetryPolicy { max_attempts: 1, ..RetryPolicy::default() };
+    config.retry = RetryPolicy {
+        max_attempts: 1,
+        ..RetryPolicy::default()
+    };
     let limiter = Arc::new(RateLimiter::new(MAX_PER_SECOND)?);
     let client = GaapClient::new(config, credentials, limiter)?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     match rt.block_on(client.call_once(&args.action, &params, Priority::High)) {
         Ok(response) => {
             let mut out = std::io::stdout().lock();
@@ -60,9 +68,9 @@ pub fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
             eprintln!("{}: {} (RequestId {})", e.code, e.message, e.request_id);
             Ok(ExitCode::from(crate::exit::USER_ERROR))
         }
-        Err(e @ (CallError::Network { .. } | CallError::HttpStatus { .. })) => {
-            Err(crate::exit::env_error(format!("{e}; is the endpoint reachable?")))
-        }
+        Err(e @ (CallError::Network { .. } | CallError::HttpStatus { .. })) => Err(
+            crate::exit::env_error(format!("{e}; is the endpoint reachable?")),
+        ),
         Err(e) => Err(anyhow::Error::new(e)),
     }
 }

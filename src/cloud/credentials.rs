@@ -40,7 +40,11 @@ impl Credentials {
             }
         }
         let token = token.filter(|t| !t.is_empty());
-        Ok(Credentials { secret_id, secret_key, token })
+        Ok(Credentials {
+            secret_id,
+            secret_key,
+            token,
+        })
     }
     pub fn secret_id(&self) -> &str {
         &self.secret_id
@@ -84,7 +88,11 @@ pub enum CredentialsError {
     #[error("credentials: {0}")]
     Invalid(String),
     #[error("{path}:{line}: {message}")]
-    Profile { path: String, line: usize, message: String },
+    Profile {
+        path: String,
+        line: usize,
+        message: String,
+    },
 }
 
 /// The chain as a pure function of an environment lookup and a home directory.
@@ -113,7 +121,11 @@ pub fn resolve(
         Some(p) => PathBuf::from(p),
         None => match home {
             Some(h) => h.join(".tencentcloud").join("credentials"),
-            None => return Err(CredentialsError::NotFound("~/.tencentcloud/credentials".into())),
+            None => {
+                return Err(CredentialsError::NotFound(
+                    "~/.tencentcloud/credentials".into(),
+                ));
+            }
         },
     };
     match std::fs::read_to_string(&path) {
@@ -158,7 +170,9 @@ pub fn parse_profile(text: &str, path: &str) -> Result<Credentials, CredentialsE
             CredentialsError::Invalid(m) => CredentialsError::Invalid(format!("{path}: {m}")),
             other => other,
         }),
-        _ => Err(CredentialsError::NotFound(format!("{path} (no [default] secret_id and secret_key)"))),
+        _ => Err(CredentialsError::NotFound(format!(
+            "{path} (no [default] secret_id and secret_key)"
+        ))),
     }
 }
 
@@ -168,7 +182,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -176,11 +193,29 @@ mod tests {
     fn env_wins_over_profile() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join(".tencentcloud")).unwrap();
-        std::fs::write(dir.path().join(".tencentcloud/credentials"), "[default]\nsecret_id = FILEID\nsecret_key = FILEKEY\n").unwrap();
-        let c = resolve(env(&[(ENV_SECRET_ID, "ENVID"), (ENV_SECRET_KEY, "ENVKEY"), (ENV_TOKEN, "TOK")]), Some(dir.path())).unwrap();
-        assert_eq!((c.secret_id(), c.secret_key(), c.token()), ("ENVID", "ENVKEY", Some("TOK")));
+        std::fs::write(
+            dir.path().join(".tencentcloud/credentials"),
+            "[default]\nsecret_id = FILEID\nsecret_key = FILEKEY\n",
+        )
+        .unwrap();
+        let c = resolve(
+            env(&[
+                (ENV_SECRET_ID, "ENVID"),
+                (ENV_SECRET_KEY, "ENVKEY"),
+                (ENV_TOKEN, "TOK"),
+            ]),
+            Some(dir.path()),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.secret_id(), c.secret_key(), c.token()),
+            ("ENVID", "ENVKEY", Some("TOK"))
+        );
         let c = resolve(env(&[]), Some(dir.path())).unwrap();
-        assert_eq!((c.secret_id(), c.secret_key(), c.token()), ("FILEID", "FILEKEY", None));
+        assert_eq!(
+            (c.secret_id(), c.secret_key(), c.token()),
+            ("FILEID", "FILEKEY", None)
+        );
     }
 
     #[test]
@@ -195,8 +230,14 @@ mod tests {
     #[test]
     fn missing_and_partial() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(resolve(env(&[]), Some(dir.path())), Err(CredentialsError::NotFound(_))));
-        assert!(matches!(resolve(env(&[(ENV_SECRET_ID, "X")]), None), Err(CredentialsError::Invalid(_))));
+        assert!(matches!(
+            resolve(env(&[]), Some(dir.path())),
+            Err(CredentialsError::NotFound(_))
+        ));
+        assert!(matches!(
+            resolve(env(&[(ENV_SECRET_ID, "X")]), None),
+            Err(CredentialsError::Invalid(_))
+        ));
         let e = parse_profile("[default]\nsecret_id\n", "f").unwrap_err();
         assert_eq!(e.to_string(), "f:2: expected `key = value` or `[section]`");
         assert!(Credentials::new("id", " key", None).is_err());
@@ -204,10 +245,14 @@ mod tests {
 
     #[test]
     fn debug_and_display_redact() {
-        let c = Credentials::new("AKIDvisible", "SUPERSECRETKEY", Some("SESSIONTOKEN".into())).unwrap();
+        let c =
+            Credentials::new("AKIDvisible", "SUPERSECRETKEY", Some("SESSIONTOKEN".into())).unwrap();
         for s in [format!("{c:?}"), format!("{c}"), format!("{c:#?}")] {
             assert!(s.contains("AKIDvisible"));
-            assert!(!s.contains("SUPERSECRETKEY") && !s.contains("SESSIONTOKEN"), "{s}");
+            assert!(
+                !s.contains("SUPERSECRETKEY") && !s.contains("SESSIONTOKEN"),
+                "{s}"
+            );
         }
     }
 }

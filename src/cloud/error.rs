@@ -34,9 +34,12 @@ impl ApiError {
 
 /// The retry class of an error code.
 pub fn retry_class_for_code(code: &str) -> RetryClass {
-    if code == "RequestLimitExceeded" || code.starts_with("RequestLimitExceeded.") {
-        RetryClass::Retry
-    } else if code == "InternalError" || code.starts_with("InternalError.") || code == "ServiceUnavailable" {
+    let transient = code == "RequestLimitExceeded"
+        || code.starts_with("RequestLimitExceeded.")
+        || code == "InternalError"
+        || code.starts_with("InternalError.")
+        || code == "ServiceUnavailable";
+    if transient {
         RetryClass::Retry
     } else if code == "FailedOperation.DuplicatedRequest" {
         RetryClass::Duplicate
@@ -71,7 +74,9 @@ impl CallError {
             CallError::Api(e) => e.retry_class(),
             CallError::Network { .. } => RetryClass::Retry,
             CallError::HttpStatus { status, .. } if *status >= 500 => RetryClass::Retry,
-            CallError::HttpStatus { .. } | CallError::Decode { .. } | CallError::Request(_) => RetryClass::NoRetry,
+            CallError::HttpStatus { .. } | CallError::Decode { .. } | CallError::Request(_) => {
+                RetryClass::NoRetry
+            }
         }
     }
     /// The Tencent error code, or a client-side pseudo code (`ClientError.NetworkError`, …).
@@ -123,9 +128,26 @@ mod tests {
         for (code, want) in cases {
             assert_eq!(retry_class_for_code(code), want, "{code}");
         }
-        let net = CallError::Network { action: "A".into(), message: "reset".into() };
+        let net = CallError::Network {
+            action: "A".into(),
+            message: "reset".into(),
+        };
         assert_eq!(net.retry_class(), Retry);
-        assert_eq!(CallError::HttpStatus { action: "A".into(), status: 502 }.retry_class(), Retry);
-        assert_eq!(CallError::HttpStatus { action: "A".into(), status: 404 }.retry_class(), NoRetry);
+        assert_eq!(
+            CallError::HttpStatus {
+                action: "A".into(),
+                status: 502
+            }
+            .retry_class(),
+            Retry
+        );
+        assert_eq!(
+            CallError::HttpStatus {
+                action: "A".into(),
+                status: 404
+            }
+            .retry_class(),
+            NoRetry
+        );
     }
 }

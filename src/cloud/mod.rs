@@ -14,7 +14,10 @@ pub mod request;
 pub mod signer;
 pub mod types;
 
-pub use client::{ClientConfig, GaapApi, GaapClient, ModifyFailure, ModifyOutcome, ModifyRequest, ProxyQuery, RetryPolicy};
+pub use client::{
+    ClientConfig, GaapApi, GaapClient, ModifyFailure, ModifyOutcome, ModifyRequest, ProxyQuery,
+    RetryPolicy,
+};
 pub use credentials::Credentials;
 pub use error::{ApiError, CallError, RetryClass};
 pub use request::Endpoint;

@@ -28,7 +28,9 @@ pub struct Endpoint {
 pub enum EndpointError {
     #[error("endpoint `{0}` is not a URL (write e.g. https://gaap.tencentcloudapi.com)")]
     Invalid(String),
-    #[error("endpoint `{0}` is not https; plain http is only allowed for loopback (127.0.0.1, ::1, localhost)")]
+    #[error(
+        "endpoint `{0}` is not https; plain http is only allowed for loopback (127.0.0.1, ::1, localhost)"
+    )]
     NotHttps(String),
     #[error("endpoint `{0}` must be scheme://host[:port] without a path, query or user info")]
     Extra(String),
@@ -39,7 +41,10 @@ fn is_loopback(host: &str) -> bool {
     if host.eq_ignore_ascii_case("localhost") {
         return true;
     }
-    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     bare.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
 }
 
@@ -48,10 +53,22 @@ impl Endpoint {
     /// `http://127.0.0.1:9099`. A bare `host[:port]` means https.
     pub fn parse(input: &str) -> Result<Endpoint, EndpointError> {
         let s = input.trim();
-        let with_scheme = if s.contains("://") { s.to_string() } else { format!("https://{s}") };
-        let url = reqwest::Url::parse(&with_scheme).map_err(|_| EndpointError::Invalid(input.to_string()))?;
-        let host_str = url.host_str().ok_or_else(|| EndpointError::Invalid(input.to_string()))?;
-        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() || url.path() != "/" {
+        let with_scheme = if s.contains("://") {
+            s.to_string()
+        } else {
+            format!("https://{s}")
+        };
+        let url = reqwest::Url::parse(&with_scheme)
+            .map_err(|_| EndpointError::Invalid(input.to_string()))?;
+        let host_str = url
+            .host_str()
+            .ok_or_else(|| EndpointError::Invalid(input.to_string()))?;
+        if !url.username().is_empty()
+            || url.password().is_some()
+            || url.query().is_some()
+            || url.fragment().is_some()
+            || url.path() != "/"
+        {
             return Err(EndpointError::Extra(input.to_string()));
         }
         match url.scheme() {
@@ -64,7 +81,10 @@ impl Endpoint {
             Some(p) => format!("{host_str}:{p}"),
             None => host_str.to_string(),
         };
-        Ok(Endpoint { url: format!("{}://{host_port}/", url.scheme()), host: host_port })
+        Ok(Endpoint {
+            url: format!("{}://{host_port}/", url.scheme()),
+            host: host_port,
+        })
     }
 }
 
@@ -88,10 +108,20 @@ pub fn build(
     body: Vec<u8>,
     timestamp: i64,
 ) -> PreparedRequest {
-    let signed_headers = [("content-type", CONTENT_TYPE), ("host", endpoint.host.as_str())];
+    let signed_headers = [
+        ("content-type", CONTENT_TYPE),
+        ("host", endpoint.host.as_str()),
+    ];
     let sig = signer::sign(
         credentials,
-        &SignInput { service: SERVICE, method: "POST", query: "", headers: &signed_headers, payload: &body, timestamp },
+        &SignInput {
+            service: SERVICE,
+            method: "POST",
+            query: "",
+            headers: &signed_headers,
+            payload: &body,
+            timestamp,
+        },
     );
     let mut headers: Vec<(&'static str, String)> = vec![
         ("Content-Type", CONTENT_TYPE.to_string()),
@@ -106,9 +136,16 @@ pub fn build(
     if let Some(t) = credentials.token() {
         headers.push(("X-TC-Token", t.to_string()));
     }
-    headers.push(("X-TC-RequestClient", concat!("gaap-autoscaler/", env!("CARGO_PKG_VERSION")).to_string()));
+    headers.push((
+        "X-TC-RequestClient",
+        concat!("gaap-autoscaler/", env!("CARGO_PKG_VERSION")).to_string(),
+    ));
     headers.push(("Authorization", sig.authorization));
-    PreparedRequest { url: endpoint.url.clone(), headers, body }
+    PreparedRequest {
+        url: endpoint.url.clone(),
+        headers,
+        body,
+    }
 }
 
 #[cfg(test)]
@@ -118,11 +155,31 @@ mod tests {
     #[test]
     fn endpoints() {
         let ok = [
-            ("https://gaap.tencentcloudapi.com", "gaap.tencentcloudapi.com", "https://gaap.tencentcloudapi.com/"),
-            ("gaap.tencentcloudapi.com", "gaap.tencentcloudapi.com", "https://gaap.tencentcloudapi.com/"),
-            ("https://gaap.tencentcloudapi.com:443/", "gaap.tencentcloudapi.com", "https://gaap.tencentcloudapi.com/"),
-            ("https://gaap.example:8443", "gaap.example:8443", "https://gaap.example:8443/"),
-            ("http://127.0.0.1:9099", "127.0.0.1:9099", "http://127.0.0.1:9099/"),
+            (
+                "https://gaap.tencentcloudapi.com",
+                "gaap.tencentcloudapi.com",
+                "https://gaap.tencentcloudapi.com/",
+            ),
+            (
+                "gaap.tencentcloudapi.com",
+                "gaap.tencentcloudapi.com",
+                "https://gaap.tencentcloudapi.com/",
+            ),
+            (
+                "https://gaap.tencentcloudapi.com:443/",
+                "gaap.tencentcloudapi.com",
+                "https://gaap.tencentcloudapi.com/",
+            ),
+            (
+                "https://gaap.example:8443",
+                "gaap.example:8443",
+                "https://gaap.example:8443/",
+            ),
+            (
+                "http://127.0.0.1:9099",
+                "127.0.0.1:9099",
+                "http://127.0.0.1:9099/",
+            ),
             ("http://127.8.9.10:80", "127.8.9.10", "http://127.8.9.10/"),
             ("http://localhost:1", "localhost:1", "http://localhost:1/"),
             ("http://[::1]:5000", "[::1]:5000", "http://[::1]:5000/"),
@@ -131,7 +188,14 @@ mod tests {
             let e = Endpoint::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!((e.host.as_str(), e.url.as_str()), (host, url), "{input}");
         }
-        let bad = ["http://gaap.tencentcloudapi.com", "http://10.0.0.1:9099", "ftp://127.0.0.1", "https://h/path", "https://u:p@h", "::::"];
+        let bad = [
+            "http://gaap.tencentcloudapi.com",
+            "http://10.0.0.1:9099",
+            "ftp://127.0.0.1",
+            "https://h/path",
+            "https://u:p@h",
+            "::::",
+        ];
         for input in bad {
             assert!(Endpoint::parse(input).is_err(), "{input} should be refused");
         }
@@ -141,14 +205,29 @@ mod tests {
     fn build_signs_host_with_port_and_token_unsigned() {
         let ep = Endpoint::parse("http://127.0.0.1:38547").unwrap();
         let c = Credentials::new("AKIDx", "key", Some("tok==".into())).unwrap();
-        let r = build(&ep, &c, "DescribeProxies", None, b"{}".to_vec(), 1_795_925_378);
-        let get = |k: &str| r.headers.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        let r = build(
+            &ep,
+            &c,
+            "DescribeProxies",
+            None,
+            b"{}".to_vec(),
+            1_795_925_378,
+        );
+        let get = |k: &str| {
+            r.headers
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.as_str())
+        };
         assert_eq!(get("Host"), Some("127.0.0.1:38547"));
         assert_eq!(get("X-TC-Token"), Some("tok=="));
         assert_eq!(get("X-TC-Region"), None);
         let auth = get("Authorization").unwrap();
         assert!(auth.contains("SignedHeaders=content-type;host,"), "{auth}");
-        assert!(auth.contains("Credential=AKIDx/2026-11-29/gaap/tc3_request"), "{auth}");
+        assert!(
+            auth.contains("Credential=AKIDx/2026-11-29/gaap/tc3_request"),
+            "{auth}"
+        );
         assert!(!auth.contains("key"));
     }
 }

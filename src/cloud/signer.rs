@@ -84,12 +84,21 @@ pub fn canonical_headers(headers: &[(&str, &str)]) -> (String, String) {
         canonical.push_str(v);
         canonical.push('\n');
     }
-    let signed = pairs.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(";");
+    let signed = pairs
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect::<Vec<_>>()
+        .join(";");
     (canonical, signed)
 }
 
 /// Step 1: the canonical request, given the payload's hash (hex).
-pub fn canonical_request(method: &str, query: &str, headers: &[(&str, &str)], payload_hash: &str) -> (String, String) {
+pub fn canonical_request(
+    method: &str,
+    query: &str,
+    headers: &[(&str, &str)],
+    payload_hash: &str,
+) -> (String, String) {
     let (canonical, signed) = canonical_headers(headers);
     let req = format!("{method}\n/\n{query}\n{canonical}\n{signed}\n{payload_hash}");
     (req, signed)
@@ -204,7 +213,10 @@ pub fn parse_authorization(value: &str) -> Result<Authorization, &'static str> {
         return Err("Signature must be 64 hex digits");
     }
     let signed_headers: Vec<String> = signed.split(';').map(str::to_string).collect();
-    if signed_headers.iter().any(|h| h.is_empty() || h.to_ascii_lowercase() != *h) {
+    if signed_headers
+        .iter()
+        .any(|h| h.is_empty() || h.to_ascii_lowercase() != *h)
+    {
         return Err("SignedHeaders must be lowercase names separated by ';'");
     }
     Ok(Authorization {
@@ -220,7 +232,8 @@ pub fn parse_authorization(value: &str) -> Result<Authorization, &'static str> {
 mod tests {
     use super::*;
 
-    const BODY: &str = r#"{"Limit": 1, "Filters": [{"Values": ["\u672a\u547d\u540d"], "Name": "instance-name"}]}"#;
+    const BODY: &str =
+        r#"{"Limit": 1, "Filters": [{"Values": ["\u672a\u547d\u540d"], "Name": "instance-name"}]}"#;
 
     #[test]
     fn utc_date_not_local_date() {
@@ -246,8 +259,15 @@ mod tests {
 
     #[test]
     fn canonical_headers_sorted_trimmed_lowercased() {
-        let (c, s) = canonical_headers(&[("Host", " cvm.tencentcloudapi.com "), ("X-TC-Action", "DescribeInstances"), ("Content-Type", "application/json")]);
-        assert_eq!(c, "content-type:application/json\nhost:cvm.tencentcloudapi.com\nx-tc-action:describeinstances\n");
+        let (c, s) = canonical_headers(&[
+            ("Host", " cvm.tencentcloudapi.com "),
+            ("X-TC-Action", "DescribeInstances"),
+            ("Content-Type", "application/json"),
+        ]);
+        assert_eq!(
+            c,
+            "content-type:application/json\nhost:cvm.tencentcloudapi.com\nx-tc-action:describeinstances\n"
+        );
         assert_eq!(s, "content-type;host;x-tc-action");
     }
 

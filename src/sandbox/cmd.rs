@@ -41,12 +41,22 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     let fleet = match &args.fleet {
         Some(path) => Fleet::load(path).map_err(|diags| {
             let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
-            anyhow::anyhow!("invalid fleet file {}:\n{}", path.display(), lines.join("\n"))
+            anyhow::anyhow!(
+                "invalid fleet file {}:\n{}",
+                path.display(),
+                lines.join("\n")
+            )
         })?,
         None => Fleet::bundled(),
     };
-    let secret_id = args.secret_id.or_else(|| std::env::var(ENV_SECRET_ID).ok()).filter(|s| !s.is_empty());
-    let secret_key = args.secret_key.or_else(|| std::env::var(ENV_SECRET_KEY).ok()).filter(|s| !s.is_empty());
+    let secret_id = args
+        .secret_id
+        .or_else(|| std::env::var(ENV_SECRET_ID).ok())
+        .filter(|s| !s.is_empty());
+    let secret_key = args
+        .secret_key
+        .or_else(|| std::env::var(ENV_SECRET_KEY).ok())
+        .filter(|s| !s.is_empty());
     let (Some(secret_id), Some(secret_key)) = (secret_id, secret_key) else {
         anyhow::bail!(
             "the sandbox needs the credentials its clients sign with: --secret-id and --secret-key, or {ENV_SECRET_ID} and {ENV_SECRET_KEY}"
@@ -54,18 +64,25 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     };
     let spec = match (&args.faults, &args.faults_file) {
         (Some(s), _) => s.clone(),
-        (None, Some(p)) => std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+        (None, Some(p)) => {
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?
+        }
         (None, None) => String::new(),
     };
     let faults = FaultPlan::parse(&spec).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
     let mut config = SandboxConfig::new(fleet, secret_id, secret_key);
     config.adjusting = args.adjusting;
     config.faults = faults;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
-            .map_err(|e| crate::exit::env_error(format!("cannot listen on {}: {e}", args.listen)))?;
+            .map_err(|e| {
+                crate::exit::env_error(format!("cannot listen on {}: {e}", args.listen))
+            })?;
         let addr = listener.local_addr()?;
         println!("sandbox listening on http://{addr}");
         std::io::stdout().flush()?;

@@ -63,7 +63,10 @@ impl Injection {
     pub fn label(&self) -> Option<String> {
         let mut parts = Vec::new();
         if !self.delay.is_zero() {
-            parts.push(format!("delay={}", crate::time::format_duration(self.delay)));
+            parts.push(format!(
+                "delay={}",
+                crate::time::format_duration(self.delay)
+            ));
         }
         if let Some(c) = &self.error {
             parts.push(c.clone());
@@ -113,7 +116,9 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
         .ok_or_else(|| format!("fault rule `{rule}`: expected ACTION:EFFECT[@N,...]"))?;
     let action = action.trim();
     if action.is_empty() || !(action == "*" || action.bytes().all(|b| b.is_ascii_alphanumeric())) {
-        return Err(format!("fault rule `{rule}`: `{action}` is not an action name or `*`"));
+        return Err(format!(
+            "fault rule `{rule}`: `{action}` is not an action name or `*`"
+        ));
     }
     let (effect, when) = match rest.split_once('@') {
         Some((e, w)) => (e.trim(), Some(w.trim())),
@@ -122,10 +127,14 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
     let effect = if effect == "drop" {
         Effect::Drop
     } else if let Some(d) = effect.strip_prefix("delay=") {
-        Effect::Delay(crate::time::parse_duration(d).map_err(|e| format!("fault rule `{rule}`: {e}"))?)
+        Effect::Delay(
+            crate::time::parse_duration(d).map_err(|e| format!("fault rule `{rule}`: {e}"))?,
+        )
     } else if !effect.is_empty()
         && effect.starts_with(|c: char| c.is_ascii_uppercase())
-        && effect.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
+        && effect
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.')
     {
         Effect::Error(effect.to_string())
     } else {
@@ -142,7 +151,9 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
                     .parse::<u64>()
                     .ok()
                     .filter(|n| *n >= 1)
-                    .ok_or_else(|| format!("fault rule `{rule}`: `{s}` is not a call number (1, 2, ...)"))
+                    .ok_or_else(|| {
+                        format!("fault rule `{rule}`: `{s}` is not a call number (1, 2, ...)")
+                    })
             };
             let range = match item.split_once('-') {
                 Some((a, b)) => (num(a)?, num(b)?),
@@ -157,7 +168,11 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
             ranges.push(range);
         }
     }
-    Ok(Rule { action: (action != "*").then(|| action.to_string()), effect, when: ranges })
+    Ok(Rule {
+        action: (action != "*").then(|| action.to_string()),
+        effect,
+        when: ranges,
+    })
 }
 
 impl fmt::Display for FaultPlan {
@@ -177,7 +192,13 @@ impl fmt::Display for FaultPlan {
                     let items: Vec<String> = r
                         .when
                         .iter()
-                        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+                        .map(|&(a, b)| {
+                            if a == b {
+                                a.to_string()
+                            } else {
+                                format!("{a}-{b}")
+                            }
+                        })
                         .collect();
                     format!("@{}", items.join(","))
                 };
@@ -217,17 +238,35 @@ mod tests {
 
     #[test]
     fn ranges_wildcards_comments() {
-        let p = FaultPlan::parse("# every call slow\n*:delay=100ms\nDescribeProxies:RequestLimitExceeded@2-4, 9\n").unwrap();
+        let p = FaultPlan::parse(
+            "# every call slow\n*:delay=100ms\nDescribeProxies:RequestLimitExceeded@2-4, 9\n",
+        )
+        .unwrap();
         assert_eq!(p.injection("X", 7).delay, Duration::from_millis(100));
-        assert_eq!(p.injection("DescribeProxies", 3).error.as_deref(), Some("RequestLimitExceeded"));
-        assert_eq!(p.injection("DescribeProxies", 9).error.as_deref(), Some("RequestLimitExceeded"));
+        assert_eq!(
+            p.injection("DescribeProxies", 3).error.as_deref(),
+            Some("RequestLimitExceeded")
+        );
+        assert_eq!(
+            p.injection("DescribeProxies", 9).error.as_deref(),
+            Some("RequestLimitExceeded")
+        );
         assert!(p.injection("DescribeProxies", 5).error.is_none());
         assert!(FaultPlan::parse("").unwrap().rules.is_empty());
     }
 
     #[test]
     fn bad_specs_are_explained() {
-        for bad in ["Modify", "Modify:", "Modify:drop@0", "Modify:drop@3-1", "Modify:delay=5", "Mo dify:drop", "A:lowercase", "A:drop@x"] {
+        for bad in [
+            "Modify",
+            "Modify:",
+            "Modify:drop@0",
+            "Modify:drop@3-1",
+            "Modify:delay=5",
+            "Mo dify:drop",
+            "A:lowercase",
+            "A:drop@x",
+        ] {
             assert!(FaultPlan::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

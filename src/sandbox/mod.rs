@@ -50,7 +50,11 @@ pub struct SandboxConfig {
 }
 
 impl SandboxConfig {
-    pub fn new(fleet: Fleet, secret_id: impl Into<String>, secret_key: impl Into<String>) -> SandboxConfig {
+    pub fn new(
+        fleet: Fleet,
+        secret_id: impl Into<String>,
+        secret_key: impl Into<String>,
+    ) -> SandboxConfig {
         SandboxConfig {
             fleet,
             secret_id: secret_id.into(),
@@ -100,11 +104,16 @@ impl App {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Serves the sandbox on `listener` until the task is dropped or aborted.
-pub async fn serve(config: SandboxConfig, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+pub async fn serve(
+    config: SandboxConfig,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
     serve_with_shutdown(config, listener, std::future::pending()).await
 }
 
@@ -114,7 +123,9 @@ pub async fn serve_with_shutdown(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(config)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(config))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// The sandbox as an axum router (API at `POST /`, admin under `/__sandbox/`).
@@ -122,7 +133,9 @@ pub fn router(config: SandboxConfig) -> Router {
     let app = Arc::new(App {
         secret_id: config.secret_id,
         secret_key: config.secret_key,
-        rate: config.rate_per_second.clamp(1, crate::ratelimit::MAX_PER_SECOND),
+        rate: config
+            .rate_per_second
+            .clamp(1, crate::ratelimit::MAX_PER_SECOND),
         inner: Mutex::new(Inner {
             model: Model::new(config.fleet, config.adjusting, now_ms()),
             calls: Vec::new(),
@@ -196,7 +209,10 @@ fn envelope(result: &Result<Map<String, Value>, Rejection>, request_id: &str) ->
         Ok(m) => m.clone(),
         Err(r) => {
             let mut m = Map::new();
-            m.insert("Error".into(), json!({"Code": r.code, "Message": r.message}));
+            m.insert(
+                "Error".into(),
+                json!({"Code": r.code, "Message": r.message}),
+            );
             m
         }
     };
@@ -209,34 +225,66 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Verifies the TC3 signature of a request exactly as received.
-fn verify(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8], now_ms: i64) -> Result<(), Rejection> {
-    let auth = header_str(headers, "authorization")
-        .ok_or_else(|| reject("AuthFailure.InvalidAuthorization", "The Authorization header is missing."))?;
-    let parsed = signer::parse_authorization(auth)
-        .map_err(|why| reject("AuthFailure.InvalidAuthorization", format!("The Authorization header is malformed: {why}.")))?;
+fn verify(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_ms: i64,
+) -> Result<(), Rejection> {
+    let auth = header_str(headers, "authorization").ok_or_else(|| {
+        reject(
+            "AuthFailure.InvalidAuthorization",
+            "The Authorization header is missing.",
+        )
+    })?;
+    let parsed = signer::parse_authorization(auth).map_err(|why| {
+        reject(
+            "AuthFailure.InvalidAuthorization",
+            format!("The Authorization header is malformed: {why}."),
+        )
+    })?;
     for required in ["content-type", "host"] {
         if !parsed.signed_headers.iter().any(|h| h == required) {
-            return Err(reject("AuthFailure.InvalidAuthorization", format!("SignedHeaders must include {required}.")));
+            return Err(reject(
+                "AuthFailure.InvalidAuthorization",
+                format!("SignedHeaders must include {required}."),
+            ));
         }
     }
     let ts: i64 = header_str(headers, "x-tc-timestamp")
-        .ok_or_else(|| reject("MissingParameter", "The request is missing the X-TC-Timestamp header."))?
+        .ok_or_else(|| {
+            reject(
+                "MissingParameter",
+                "The request is missing the X-TC-Timestamp header.",
+            )
+        })?
         .trim()
         .parse()
         .map_err(|_| reject("InvalidParameter", "X-TC-Timestamp must be Unix seconds."))?;
     if (now_ms / 1000 - ts).abs() > MAX_SKEW_SECS {
         return Err(reject(
             "AuthFailure.SignatureExpire",
-            format!("Signature expired: X-TC-Timestamp {ts} is more than {MAX_SKEW_SECS} s from the server time {}.", now_ms / 1000),
+            format!(
+                "Signature expired: X-TC-Timestamp {ts} is more than {MAX_SKEW_SECS} s from the server time {}.",
+                now_ms / 1000
+            ),
         ));
     }
     if parsed.secret_id != app.secret_id {
-        return Err(reject("AuthFailure.SecretIdNotFound", "The SecretId is not found."));
+        return Err(reject(
+            "AuthFailure.SecretIdNotFound",
+            "The SecretId is not found.",
+        ));
     }
     let mut signed: Vec<(&str, &str)> = Vec::new();
     for name in &parsed.signed_headers {
         let value = header_str(headers, name).ok_or_else(|| {
-            reject("AuthFailure.SignatureFailure", format!("The signed header `{name}` is not in the request."))
+            reject(
+                "AuthFailure.SignatureFailure",
+                format!("The signed header `{name}` is not in the request."),
+            )
         })?;
         signed.push((name.as_str(), value));
     }
@@ -253,7 +301,8 @@ fn verify(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8
         payload: body,
         timestamp: ts,
     };
-    let expected = signer::sign_with_payload_hash(&app.secret_id, &app.secret_key, &input, &payload_hash);
+    let expected =
+        signer::sign_with_payload_hash(&app.secret_id, &app.secret_key, &input, &payload_hash);
     let ok = parsed.service == "gaap"
         && parsed.date == expected.date
         && constant_time_eq(parsed.signature.as_bytes(), expected.signature.as_bytes());
@@ -271,9 +320,17 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn api(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn api(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let arrival = now_ms();
-    let action = header_str(&headers, "x-tc-action").unwrap_or("").to_string();
+    let action = header_str(&headers, "x-tc-action")
+        .unwrap_or("")
+        .to_string();
     let params: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let (seq, injection) = {
         let mut inner = app.lock();
@@ -296,32 +353,49 @@ async fn api(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: Hea
             return Err(reject(code, "Injected by the sandbox fault plan."));
         }
         if method != Method::POST {
-            return Err(reject("UnsupportedProtocol", "The sandbox serves POST with a JSON body only."));
+            return Err(reject(
+                "UnsupportedProtocol",
+                "The sandbox serves POST with a JSON body only.",
+            ));
         }
         if action.is_empty() {
-            return Err(reject("MissingParameter", "The request is missing the X-TC-Action header."));
+            return Err(reject(
+                "MissingParameter",
+                "The request is missing the X-TC-Action header.",
+            ));
         }
         verify(&app, &method, &uri, &headers, &body, now)?;
         if header_str(&headers, "x-tc-version") != Some(crate::cloud::request::VERSION) {
-            return Err(reject("NoSuchVersion", "The API version must be 2018-05-29."));
+            return Err(reject(
+                "NoSuchVersion",
+                "The API version must be 2018-05-29.",
+            ));
         }
         if !state::ACTIONS.contains(&action.as_str()) {
-            return Err(reject("InvalidAction", format!("The action `{action}` does not exist.")));
+            return Err(reject(
+                "InvalidAction",
+                format!("The action `{action}` does not exist."),
+            ));
         }
         let ct = header_str(&headers, "content-type").unwrap_or("");
         if !ct.to_ascii_lowercase().starts_with("application/json") {
-            return Err(reject("InvalidParameter", "Content-Type must be application/json."));
+            return Err(reject(
+                "InvalidParameter",
+                "Content-Type must be application/json.",
+            ));
         }
         let params = params
             .as_object()
             .ok_or_else(|| reject("InvalidParameter", "The body must be a JSON object."))?;
         let mut inner = app.lock();
         let rate = app.rate;
-        let window = inner
-            .windows
-            .entry(action.clone())
-            .or_insert_with(|| Window::new(rate, Duration::from_secs(1)).expect("rate clamped to 1..=20"));
-        if window.try_acquire(Duration::from_millis(now.max(0) as u64)).is_err() {
+        let window = inner.windows.entry(action.clone()).or_insert_with(|| {
+            Window::new(rate, Duration::from_secs(1)).expect("rate clamped to 1..=20")
+        });
+        if window
+            .try_acquire(Duration::from_millis(now.max(0) as u64))
+            .is_err()
+        {
             return Err(reject(
                 "RequestLimitExceeded",
                 format!("Your current request frequency for {action} exceeds {rate} per second."),
@@ -341,13 +415,21 @@ async fn api(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: Hea
         fault: injection.label(),
         applied,
     };
-    tracing::debug!(action, seq, error_code = record.error_code.as_deref().unwrap_or(""), "sandbox call");
+    tracing::debug!(
+        action,
+        seq,
+        error_code = record.error_code.as_deref().unwrap_or(""),
+        "sandbox call"
+    );
     app.lock().calls.push(record);
     if injection.drop && injection.error.is_none() {
         // Handled (a change is applied), but the answer is lost: the connection is closed
         // mid-response.
         let broken = futures_util::stream::once(async {
-            Err::<Bytes, std::io::Error>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "sandbox fault: drop"))
+            Err::<Bytes, std::io::Error>(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "sandbox fault: drop",
+            ))
         });
         return Response::builder()
             .header(header::CONTENT_TYPE, "application/json")
@@ -376,6 +458,9 @@ mod tests {
         let ok = envelope(&Ok(Map::new()), "r");
         assert_eq!(ok, json!({"Response": {"RequestId": "r"}}));
         let err = envelope(&Err(reject("InternalError", "m")), "r");
-        assert_eq!(err, json!({"Response": {"Error": {"Code": "InternalError", "Message": "m"}, "RequestId": "r"}}));
+        assert_eq!(
+            err,
+            json!({"Response": {"Error": {"Code": "InternalError", "Message": "m"}, "RequestId": "r"}})
+        );
     }
 }

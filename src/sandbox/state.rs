@@ -18,7 +18,10 @@ pub struct Rejection {
 }
 
 pub fn reject(code: &str, message: impl Into<String>) -> Rejection {
-    Rejection { code: code.to_string(), message: message.into() }
+    Rejection {
+        code: code.to_string(),
+        message: message.into(),
+    }
 }
 
 /// The actions the sandbox serves.
@@ -67,11 +70,26 @@ impl Model {
                 adjusting_until_ms: None,
             })
             .collect();
-        Model { fleet, proxies, tokens: HashSet::new(), adjusting }
+        Model {
+            fleet,
+            proxies,
+            tokens: HashSet::new(),
+            adjusting,
+        }
     }
 
-    pub fn handle(&mut self, action: &str, params: &Map<String, Value>, now_ms: i64) -> Result<Handled, Rejection> {
-        let read = |response| Ok(Handled { response, applied: false });
+    pub fn handle(
+        &mut self,
+        action: &str,
+        params: &Map<String, Value>,
+        now_ms: i64,
+    ) -> Result<Handled, Rejection> {
+        let read = |response| {
+            Ok(Handled {
+                response,
+                applied: false,
+            })
+        };
         match action {
             "DescribeProxies" => read(self.describe_proxies(params, now_ms)?),
             "DescribeProxiesStatus" => read(self.describe_proxies_status(params, now_ms)?),
@@ -79,9 +97,15 @@ impl Model {
             "DescribeAccessRegionsByDestRegion" => read(self.describe_access_regions(params)?),
             "ModifyProxyConfiguration" => {
                 let response = self.modify(params, now_ms)?;
-                Ok(Handled { response, applied: true })
+                Ok(Handled {
+                    response,
+                    applied: true,
+                })
             }
-            other => Err(reject("InvalidAction", format!("The action `{other}` does not exist."))),
+            other => Err(reject(
+                "InvalidAction",
+                format!("The action `{other}` does not exist."),
+            )),
         }
     }
 
@@ -96,7 +120,12 @@ impl Model {
         self.proxies
             .iter()
             .position(|p| p.state.id == id)
-            .ok_or_else(|| reject("ResourceNotFound", format!("The proxy `{id}` does not exist.")))
+            .ok_or_else(|| {
+                reject(
+                    "ResourceNotFound",
+                    format!("The proxy `{id}` does not exist."),
+                )
+            })
     }
 
     fn proxy_json(&self, p: &Proxy, now_ms: i64) -> Value {
@@ -105,7 +134,11 @@ impl Model {
             json!({"RegionId": id, "RegionName": id, "RegionArea": id, "RegionAreaName": id,
                    "IDCType": "dc", "FeatureBitmap": 0, "SupportFeature": null})
         };
-        let tags: Vec<Value> = s.tags.iter().map(|(k, v)| json!({"TagKey": k, "TagValue": v})).collect();
+        let tags: Vec<Value> = s
+            .tags
+            .iter()
+            .map(|(k, v)| json!({"TagKey": k, "TagValue": v}))
+            .collect();
         json!({
             "ProxyId": s.id, "InstanceId": s.id, "ProxyName": s.name.clone().unwrap_or_else(|| s.id.clone()),
             "CreateTime": p.create_time, "ProjectId": 0,
@@ -122,18 +155,39 @@ impl Model {
         })
     }
 
-    fn describe_proxies(&self, params: &Map<String, Value>, now_ms: i64) -> Result<Map<String, Value>, Rejection> {
+    fn describe_proxies(
+        &self,
+        params: &Map<String, Value>,
+        now_ms: i64,
+    ) -> Result<Map<String, Value>, Rejection> {
         allow_only(
             params,
-            &["ProxyIds", "InstanceIds", "Offset", "Limit", "Filters", "TagSet", "Independent", "Order", "OrderField", "ProjectId"],
+            &[
+                "ProxyIds",
+                "InstanceIds",
+                "Offset",
+                "Limit",
+                "Filters",
+                "TagSet",
+                "Independent",
+                "Order",
+                "OrderField",
+                "ProjectId",
+            ],
         )?;
         let ids = opt_str_list(params, "ProxyIds")?.or(opt_str_list(params, "InstanceIds")?);
         if ids.as_ref().is_some_and(|i| i.len() > 100) {
-            return Err(reject("InvalidParameterValue", "ProxyIds: at most 100 ids per request."));
+            return Err(reject(
+                "InvalidParameterValue",
+                "ProxyIds: at most 100 ids per request.",
+            ));
         }
         let filters = parse_filters(params)?;
         if ids.is_some() && !filters.is_empty() {
-            return Err(reject("InvalidParameter.ConflictParameters", "ProxyIds and Filters cannot be used together."));
+            return Err(reject(
+                "InvalidParameter.ConflictParameters",
+                "ProxyIds and Filters cannot be used together.",
+            ));
         }
         let tags = parse_tags(params)?;
         let offset = opt_u64(params, "Offset")?.unwrap_or(0);
@@ -173,7 +227,11 @@ impl Model {
         Ok(out)
     }
 
-    fn describe_proxies_status(&self, params: &Map<String, Value>, now_ms: i64) -> Result<Map<String, Value>, Rejection> {
+    fn describe_proxies_status(
+        &self,
+        params: &Map<String, Value>,
+        now_ms: i64,
+    ) -> Result<Map<String, Value>, Rejection> {
         allow_only(params, &["ProxyIds", "InstanceIds"])?;
         let ids = opt_str_list(params, "ProxyIds")?
             .or(opt_str_list(params, "InstanceIds")?)
@@ -189,16 +247,24 @@ impl Model {
         Ok(out)
     }
 
-    fn describe_proxy_detail(&self, params: &Map<String, Value>, now_ms: i64) -> Result<Map<String, Value>, Rejection> {
+    fn describe_proxy_detail(
+        &self,
+        params: &Map<String, Value>,
+        now_ms: i64,
+    ) -> Result<Map<String, Value>, Rejection> {
         allow_only(params, &["ProxyId"])?;
-        let id = opt_str(params, "ProxyId")?.ok_or_else(|| reject("MissingParameter", "ProxyId is required."))?;
+        let id = opt_str(params, "ProxyId")?
+            .ok_or_else(|| reject("MissingParameter", "ProxyId is required."))?;
         let p = &self.proxies[self.find(&id)?];
         let mut out = Map::new();
         out.insert("ProxyDetail".into(), self.proxy_json(p, now_ms));
         Ok(out)
     }
 
-    fn describe_access_regions(&self, params: &Map<String, Value>) -> Result<Map<String, Value>, Rejection> {
+    fn describe_access_regions(
+        &self,
+        params: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, Rejection> {
         allow_only(params, &["DestRegion", "IPAddressVersion", "PackageType"])?;
         let dest = opt_str(params, "DestRegion")?
             .filter(|d| !d.is_empty())
@@ -225,20 +291,40 @@ impl Model {
         Ok(out)
     }
 
-    fn modify(&mut self, params: &Map<String, Value>, now_ms: i64) -> Result<Map<String, Value>, Rejection> {
-        allow_only(params, &["ProxyId", "InstanceId", "Bandwidth", "Concurrent", "ClientToken", "BillingType"])?;
+    fn modify(
+        &mut self,
+        params: &Map<String, Value>,
+        now_ms: i64,
+    ) -> Result<Map<String, Value>, Rejection> {
+        allow_only(
+            params,
+            &[
+                "ProxyId",
+                "InstanceId",
+                "Bandwidth",
+                "Concurrent",
+                "ClientToken",
+                "BillingType",
+            ],
+        )?;
         let id = opt_str(params, "ProxyId")?
             .or(opt_str(params, "InstanceId")?)
             .ok_or_else(|| reject("MissingParameter", "ProxyId is required."))?;
         let bandwidth = opt_u64(params, "Bandwidth")?;
         let concurrent = opt_u64(params, "Concurrent")?;
         if bandwidth.is_none() && concurrent.is_none() {
-            return Err(reject("MissingParameter", "At least one of Bandwidth and Concurrent must be set."));
+            return Err(reject(
+                "MissingParameter",
+                "At least one of Bandwidth and Concurrent must be set.",
+            ));
         }
         let token = opt_str(params, "ClientToken")?;
         if let Some(t) = &token {
             if t.len() > 64 || !t.is_ascii() {
-                return Err(reject("InvalidParameterValue", "ClientToken: at most 64 ASCII characters."));
+                return Err(reject(
+                    "InvalidParameterValue",
+                    "ClientToken: at most 64 ASCII characters.",
+                ));
             }
             if self.tokens.contains(t) {
                 return Err(reject(
@@ -249,12 +335,18 @@ impl Model {
         }
         let billing = opt_i64(params, "BillingType")?;
         if billing.is_some_and(|b| b != 0 && b != 1) {
-            return Err(reject("InvalidParameterValue", "BillingType: 0 (by bandwidth) or 1 (by traffic)."));
+            return Err(reject(
+                "InvalidParameterValue",
+                "BillingType: 0 (by bandwidth) or 1 (by traffic).",
+            ));
         }
         let idx = self.find(&id)?;
         let p = &self.proxies[idx];
         if p.state.scalarable != 1 {
-            return Err(reject("FailedOperation.NotSupportScalar", format!("The proxy `{id}` does not support configuration changes.")));
+            return Err(reject(
+                "FailedOperation.NotSupportScalar",
+                format!("The proxy `{id}` does not support configuration changes."),
+            ));
         }
         let status = self.status(p, now_ms);
         if status != "RUNNING" {
@@ -266,12 +358,32 @@ impl Model {
         let ladder = self
             .fleet
             .ladder_for(&p.state.access_region, &p.state.real_server_region)
-            .ok_or_else(|| reject("InvalidParameterValue", "No allowed values for this proxy's regions."))?;
-        if let Some(b) = bandwidth.filter(|b| !ladder.bandwidth.iter().any(|v| u64::from(*v) == *b)) {
-            return Err(reject("InvalidParameterValue", format!("Bandwidth {b} is not one of the allowed values {:?}.", ladder.bandwidth)));
+            .ok_or_else(|| {
+                reject(
+                    "InvalidParameterValue",
+                    "No allowed values for this proxy's regions.",
+                )
+            })?;
+        if let Some(b) = bandwidth.filter(|b| !ladder.bandwidth.iter().any(|v| u64::from(*v) == *b))
+        {
+            return Err(reject(
+                "InvalidParameterValue",
+                format!(
+                    "Bandwidth {b} is not one of the allowed values {:?}.",
+                    ladder.bandwidth
+                ),
+            ));
         }
-        if let Some(c) = concurrent.filter(|c| !ladder.concurrent.iter().any(|v| u64::from(*v) == *c)) {
-            return Err(reject("InvalidParameterValue", format!("Concurrent {c} is not one of the allowed values {:?}.", ladder.concurrent)));
+        if let Some(c) =
+            concurrent.filter(|c| !ladder.concurrent.iter().any(|v| u64::from(*v) == *c))
+        {
+            return Err(reject(
+                "InvalidParameterValue",
+                format!(
+                    "Concurrent {c} is not one of the allowed values {:?}.",
+                    ladder.concurrent
+                ),
+            ));
         }
         let adjusting = self.adjusting.as_millis() as i64;
         let p = &mut self.proxies[idx];
@@ -295,13 +407,19 @@ impl Model {
 
 fn allow_only(params: &Map<String, Value>, allowed: &[&str]) -> Result<(), Rejection> {
     match params.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(reject("UnknownParameter", format!("The parameter `{k}` is not recognized."))),
+        Some(k) => Err(reject(
+            "UnknownParameter",
+            format!("The parameter `{k}` is not recognized."),
+        )),
         None => Ok(()),
     }
 }
 
 fn invalid(key: &str, what: &str) -> Rejection {
-    reject("InvalidParameter", format!("The parameter `{key}` must be {what}."))
+    reject(
+        "InvalidParameter",
+        format!("The parameter `{key}` must be {what}."),
+    )
 }
 
 fn opt_str(params: &Map<String, Value>, key: &str) -> Result<Option<String>, Rejection> {
@@ -315,14 +433,20 @@ fn opt_str(params: &Map<String, Value>, key: &str) -> Result<Option<String>, Rej
 fn opt_u64(params: &Map<String, Value>, key: &str) -> Result<Option<u64>, Rejection> {
     match params.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| invalid(key, "a non-negative integer")),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| invalid(key, "a non-negative integer")),
     }
 }
 
 fn opt_i64(params: &Map<String, Value>, key: &str) -> Result<Option<i64>, Rejection> {
     match params.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_i64().map(Some).ok_or_else(|| invalid(key, "an integer")),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| invalid(key, "an integer")),
     }
 }
 
@@ -331,7 +455,11 @@ fn opt_str_list(params: &Map<String, Value>, key: &str) -> Result<Option<Vec<Str
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| invalid(key, "an array of strings")))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| invalid(key, "an array of strings"))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
         Some(_) => Err(invalid(key, "an array of strings")),
@@ -343,13 +471,25 @@ fn parse_filters(params: &Map<String, Value>) -> Result<Vec<(String, Vec<String>
         return Ok(Vec::new());
     };
     let arr = v.as_array().ok_or_else(|| invalid("Filters", "an array"))?;
-    let known = ["ProjectId", "AccessRegion", "RealServerRegion", "GroupId", "IPAddressVersion", "PackageType"];
+    let known = [
+        "ProjectId",
+        "AccessRegion",
+        "RealServerRegion",
+        "GroupId",
+        "IPAddressVersion",
+        "PackageType",
+    ];
     let mut out = Vec::new();
     for f in arr {
-        let obj = f.as_object().ok_or_else(|| invalid("Filters", "an array of {Name, Values}"))?;
+        let obj = f
+            .as_object()
+            .ok_or_else(|| invalid("Filters", "an array of {Name, Values}"))?;
         let name = opt_str(obj, "Name")?.ok_or_else(|| invalid("Filters.Name", "a string"))?;
         if !known.contains(&name.as_str()) {
-            return Err(reject("InvalidParameterValue", format!("Unknown filter name `{name}`.")));
+            return Err(reject(
+                "InvalidParameterValue",
+                format!("Unknown filter name `{name}`."),
+            ));
         }
         let values = opt_str_list(obj, "Values")?.unwrap_or_default();
         out.push((name, values));
@@ -367,7 +507,9 @@ fn parse_tags(params: &Map<String, Value>) -> Result<Vec<(String, String)>, Reje
     }
     arr.iter()
         .map(|t| {
-            let obj = t.as_object().ok_or_else(|| invalid("TagSet", "an array of {TagKey, TagValue}"))?;
+            let obj = t
+                .as_object()
+                .ok_or_else(|| invalid("TagSet", "an array of {TagKey, TagValue}"))?;
             Ok((
                 opt_str(obj, "TagKey")?.unwrap_or_default(),
                 opt_str(obj, "TagValue")?.unwrap_or_default(),
@@ -385,18 +527,19 @@ pub(crate) mod tests {
 
     /// A small fleet built in code (the fleet file parser lives elsewhere).
     pub(crate) fn fleet() -> Fleet {
-        let proxy = |id: &str, access: &str, dest: &str, bw, cc, scalarable, tag: &str| ProxyState {
-            id: id.into(),
-            name: None,
-            access_region: access.into(),
-            real_server_region: dest.into(),
-            bandwidth: bw,
-            concurrent: cc,
-            status: ProxyStatus::Running,
-            scalarable,
-            billing_type: None,
-            tags: BTreeMap::from([("autoscale".to_string(), tag.to_string())]),
-        };
+        let proxy =
+            |id: &str, access: &str, dest: &str, bw, cc, scalarable, tag: &str| ProxyState {
+                id: id.into(),
+                name: None,
+                access_region: access.into(),
+                real_server_region: dest.into(),
+                bandwidth: bw,
+                concurrent: cc,
+                status: ProxyStatus::Running,
+                scalarable,
+                billing_type: None,
+                tags: BTreeMap::from([("autoscale".to_string(), tag.to_string())]),
+            };
         Fleet {
             ladders: vec![
                 LadderEntry {
@@ -404,8 +547,16 @@ pub(crate) mod tests {
                     dest_region: Some("Shanghai".into()),
                     ladder: Ladder::new(vec![10, 20, 50, 100], vec![2, 5, 10]),
                 },
-                LadderEntry { access_region: "Guangzhou".into(), dest_region: None, ladder: Ladder::new(vec![10, 20], vec![2]) },
-                LadderEntry { access_region: "HongKong".into(), dest_region: None, ladder: Ladder::new(vec![10, 30], vec![2, 5]) },
+                LadderEntry {
+                    access_region: "Guangzhou".into(),
+                    dest_region: None,
+                    ladder: Ladder::new(vec![10, 20], vec![2]),
+                },
+                LadderEntry {
+                    access_region: "HongKong".into(),
+                    dest_region: None,
+                    ladder: Ladder::new(vec![10, 30], vec![2, 5]),
+                },
             ],
             proxies: vec![
                 proxy("link-a", "Guangzhou", "Shanghai", 10, 2, 1, "web"),
@@ -431,33 +582,81 @@ pub(crate) mod tests {
         let mut m = Model::new(fleet(), Duration::from_secs(10), 1_000_000);
         let t = 1_000_000;
         let cases: &[(Value, &str)] = &[
-            (json!({"ProxyId": "link-a", "Bandwidth": 30}), "InvalidParameterValue"),
-            (json!({"ProxyId": "link-a", "Concurrent": 3}), "InvalidParameterValue"),
-            (json!({"ProxyId": "link-b", "Bandwidth": 50}), "InvalidParameterValue"), // any-dest ladder
-            (json!({"ProxyId": "link-zzz", "Bandwidth": 20}), "ResourceNotFound"),
-            (json!({"ProxyId": "link-fixed", "Bandwidth": 30}), "FailedOperation.NotSupportScalar"),
+            (
+                json!({"ProxyId": "link-a", "Bandwidth": 30}),
+                "InvalidParameterValue",
+            ),
+            (
+                json!({"ProxyId": "link-a", "Concurrent": 3}),
+                "InvalidParameterValue",
+            ),
+            (
+                json!({"ProxyId": "link-b", "Bandwidth": 50}),
+                "InvalidParameterValue",
+            ), // any-dest ladder
+            (
+                json!({"ProxyId": "link-zzz", "Bandwidth": 20}),
+                "ResourceNotFound",
+            ),
+            (
+                json!({"ProxyId": "link-fixed", "Bandwidth": 30}),
+                "FailedOperation.NotSupportScalar",
+            ),
             (json!({"ProxyId": "link-a"}), "MissingParameter"),
             (json!({"Bandwidth": 20}), "MissingParameter"),
-            (json!({"ProxyId": "link-a", "Bandwidth": "20"}), "InvalidParameter"),
-            (json!({"ProxyId": "link-a", "Bandwidth": 20, "Foo": 1}), "UnknownParameter"),
-            (json!({"ProxyId": "link-a", "Bandwidth": 20, "BillingType": 2}), "InvalidParameterValue"),
-            (json!({"ProxyId": "link-a", "Bandwidth": 50, "ClientToken": "tok-1"}), "ok"),
-            (json!({"ProxyId": "link-a", "Bandwidth": 50, "ClientToken": "tok-1"}), "FailedOperation.DuplicatedRequest"),
-            (json!({"ProxyId": "link-a", "Bandwidth": 100, "ClientToken": "tok-2"}), "FailedOperation.ProxyStatusNotInRuning"),
+            (
+                json!({"ProxyId": "link-a", "Bandwidth": "20"}),
+                "InvalidParameter",
+            ),
+            (
+                json!({"ProxyId": "link-a", "Bandwidth": 20, "Foo": 1}),
+                "UnknownParameter",
+            ),
+            (
+                json!({"ProxyId": "link-a", "Bandwidth": 20, "BillingType": 2}),
+                "InvalidParameterValue",
+            ),
+            (
+                json!({"ProxyId": "link-a", "Bandwidth": 50, "ClientToken": "tok-1"}),
+                "ok",
+            ),
+            (
+                json!({"ProxyId": "link-a", "Bandwidth": 50, "ClientToken": "tok-1"}),
+                "FailedOperation.DuplicatedRequest",
+            ),
+            (
+                json!({"ProxyId": "link-a", "Bandwidth": 100, "ClientToken": "tok-2"}),
+                "FailedOperation.ProxyStatusNotInRuning",
+            ),
         ];
         for (i, (params, want)) in cases.iter().enumerate() {
-            assert_eq!(code(m.handle("ModifyProxyConfiguration", &p(params.clone()), t)), *want, "case {i}: {params}");
+            assert_eq!(
+                code(m.handle("ModifyProxyConfiguration", &p(params.clone()), t)),
+                *want,
+                "case {i}: {params}"
+            );
         }
     }
 
     #[test]
     fn adjusting_ends_lazily() {
         let mut m = Model::new(fleet(), Duration::from_millis(500), 0);
-        m.handle("ModifyProxyConfiguration", &p(json!({"ProxyId": "link-a", "Bandwidth": 20, "Concurrent": 5})), 1000).unwrap();
+        m.handle(
+            "ModifyProxyConfiguration",
+            &p(json!({"ProxyId": "link-a", "Bandwidth": 20, "Concurrent": 5})),
+            1000,
+        )
+        .unwrap();
         let status = |m: &mut Model, now| {
-            let r = m.handle("DescribeProxyDetail", &p(json!({"ProxyId": "link-a"})), now).unwrap();
+            let r = m
+                .handle("DescribeProxyDetail", &p(json!({"ProxyId": "link-a"})), now)
+                .unwrap();
             let d = &r.response["ProxyDetail"];
-            (d["Status"].as_str().unwrap().to_string(), d["Bandwidth"].as_u64().unwrap(), d["Concurrent"].as_u64().unwrap())
+            (
+                d["Status"].as_str().unwrap().to_string(),
+                d["Bandwidth"].as_u64().unwrap(),
+                d["Concurrent"].as_u64().unwrap(),
+            )
         };
         assert_eq!(status(&mut m, 1499), ("ADJUSTING".into(), 20, 5));
         assert_eq!(status(&mut m, 1500), ("RUNNING".into(), 20, 5));
@@ -468,21 +667,66 @@ pub(crate) mod tests {
         let mut m = Model::new(fleet(), Duration::from_secs(1), 0);
         let total = |m: &mut Model, v: Value| {
             let r = m.handle("DescribeProxies", &p(v), 0).unwrap().response;
-            (r["TotalCount"].as_u64().unwrap(), r["ProxySet"].as_array().unwrap().len())
+            (
+                r["TotalCount"].as_u64().unwrap(),
+                r["ProxySet"].as_array().unwrap().len(),
+            )
         };
         assert_eq!(total(&mut m, json!({})), (3, 3));
         assert_eq!(total(&mut m, json!({"Limit": 1, "Offset": 2})), (3, 1));
-        assert_eq!(total(&mut m, json!({"ProxyIds": ["link-a", "nope"]})), (1, 1));
-        assert_eq!(total(&mut m, json!({"TagSet": [{"TagKey": "autoscale", "TagValue": "web"}]})), (2, 2));
-        assert_eq!(total(&mut m, json!({"Filters": [{"Name": "AccessRegion", "Values": ["HongKong"]}]})), (1, 1));
-        assert_eq!(code(m.handle("DescribeProxies", &p(json!({"Limit": 101})), 0)), "InvalidParameterValue");
-        assert_eq!(code(m.handle("DescribeProxiesStatus", &p(json!({"ProxyIds": ["nope"]})), 0)), "ResourceNotFound");
-        let r = m.handle("DescribeAccessRegionsByDestRegion", &p(json!({"DestRegion": "Shanghai"})), 0).unwrap().response;
+        assert_eq!(
+            total(&mut m, json!({"ProxyIds": ["link-a", "nope"]})),
+            (1, 1)
+        );
+        assert_eq!(
+            total(
+                &mut m,
+                json!({"TagSet": [{"TagKey": "autoscale", "TagValue": "web"}]})
+            ),
+            (2, 2)
+        );
+        assert_eq!(
+            total(
+                &mut m,
+                json!({"Filters": [{"Name": "AccessRegion", "Values": ["HongKong"]}]})
+            ),
+            (1, 1)
+        );
+        assert_eq!(
+            code(m.handle("DescribeProxies", &p(json!({"Limit": 101})), 0)),
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            code(m.handle(
+                "DescribeProxiesStatus",
+                &p(json!({"ProxyIds": ["nope"]})),
+                0
+            )),
+            "ResourceNotFound"
+        );
+        let r = m
+            .handle(
+                "DescribeAccessRegionsByDestRegion",
+                &p(json!({"DestRegion": "Shanghai"})),
+                0,
+            )
+            .unwrap()
+            .response;
         let set = r["AccessRegionSet"].as_array().unwrap();
         assert_eq!(set.len(), 2);
         assert_eq!(set[0]["BandwidthList"], json!([10, 20, 50, 100]));
-        let r = m.handle("DescribeAccessRegionsByDestRegion", &p(json!({"DestRegion": "Beijing"})), 0).unwrap().response;
+        let r = m
+            .handle(
+                "DescribeAccessRegionsByDestRegion",
+                &p(json!({"DestRegion": "Beijing"})),
+                0,
+            )
+            .unwrap()
+            .response;
         assert_eq!(r["AccessRegionSet"][0]["BandwidthList"], json!([10, 20]));
-        assert_eq!(code(m.handle("DescribeAccessRegionsByDestRegion", &p(json!({})), 0)), "MissingParameter");
+        assert_eq!(
+            code(m.handle("DescribeAccessRegionsByDestRegion", &p(json!({})), 0)),
+            "MissingParameter"
+        );
     }
 }
