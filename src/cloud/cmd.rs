@@ -68,9 +68,13 @@ pub fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
             eprintln!("{}: {} (RequestId {})", e.code, e.message, e.request_id);
             Ok(ExitCode::from(crate::exit::USER_ERROR))
         }
-        Err(e @ (CallError::Network { .. } | CallError::HttpStatus { .. })) => Err(
-            crate::exit::env_error(format!("{e}; is the endpoint reachable?")),
-        ),
+        Err(
+            e @ (CallError::Network { .. }
+            | CallError::HttpStatus { .. }
+            | CallError::Decode { .. }),
+        ) => Err(crate::exit::env_error(format!(
+            "{e}; is the endpoint reachable?"
+        ))),
         Err(e) => Err(anyhow::Error::new(e)),
     }
 }

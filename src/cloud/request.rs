@@ -88,14 +88,38 @@ impl Endpoint {
     }
 }
 
-/// One request ready to send.
-#[derive(Clone, Debug)]
+/// One request ready to send. `Debug` redacts `X-TC-Token`.
+#[derive(Clone)]
 pub struct PreparedRequest {
     pub url: String,
     /// In the order the SDK sends them. Contains the Authorization (not a secret: it is a
     /// one-time HMAC) and, with a session token, `X-TC-Token` (a secret: never log headers).
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for PreparedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    *k,
+                    if *k == "X-TC-Token" {
+                        "<redacted>"
+                    } else {
+                        v.as_str()
+                    },
+                )
+            })
+            .collect();
+        f.debug_struct("PreparedRequest")
+            .field("url", &self.url)
+            .field("headers", &headers)
+            .field("body", &String::from_utf8_lossy(&self.body))
+            .finish()
+    }
 }
 
 /// Builds and signs a POST of `body` (JSON) for `action`. `region` may be empty (the
@@ -229,5 +253,10 @@ mod tests {
             "{auth}"
         );
         assert!(!auth.contains("key"));
+        let debug = format!("{r:?}");
+        assert!(
+            !debug.contains("tok==") && debug.contains("<redacted>"),
+            "{debug}"
+        );
     }
 }

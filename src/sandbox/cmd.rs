@@ -12,7 +12,7 @@ use super::faults::FaultPlan;
 use crate::cloud::credentials::{ENV_SECRET_ID, ENV_SECRET_KEY};
 use crate::fleet::Fleet;
 
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub struct SandboxArgs {
     /// Address to listen on (`127.0.0.1:0` picks a free port; the real one is printed).
     #[arg(long, default_value = "127.0.0.1:9099")]
@@ -35,6 +35,23 @@ pub struct SandboxArgs {
     /// A file holding a fault spec (one rule per line, '#' comments).
     #[arg(long, conflicts_with = "faults")]
     pub faults_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SandboxArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxArgs")
+            .field("listen", &self.listen)
+            .field("fleet", &self.fleet)
+            .field("secret_id", &self.secret_id)
+            .field(
+                "secret_key",
+                &self.secret_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("adjusting", &self.adjusting)
+            .field("faults", &self.faults)
+            .field("faults_file", &self.faults_file)
+            .finish()
+    }
 }
 
 pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {

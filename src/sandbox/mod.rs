@@ -36,8 +36,8 @@ use state::{Model, Rejection, reject};
 /// The largest accepted difference between X-TC-Timestamp and the sandbox's clock.
 pub const MAX_SKEW_SECS: i64 = 300;
 
-/// How the sandbox behaves.
-#[derive(Clone, Debug)]
+/// How the sandbox behaves. `Debug` redacts the secret key.
+#[derive(Clone)]
 pub struct SandboxConfig {
     pub fleet: Fleet,
     pub secret_id: String,
@@ -47,6 +47,19 @@ pub struct SandboxConfig {
     pub faults: FaultPlan,
     /// Requests per second per action (the GAAP default is 20).
     pub rate_per_second: u32,
+}
+
+impl std::fmt::Debug for SandboxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxConfig")
+            .field("proxies", &self.fleet.proxies.len())
+            .field("secret_id", &self.secret_id)
+            .field("secret_key", &"<redacted>")
+            .field("adjusting", &self.adjusting)
+            .field("faults", &self.faults.to_string())
+            .field("rate_per_second", &self.rate_per_second)
+            .finish()
+    }
 }
 
 impl SandboxConfig {
