@@ -1,1 +1,80 @@
-fn main(){}
+//! Decisions per second for one proxy with a full controller state (issue 2's benchmark).
+//!
+//! The state carries a full 10-minute stabilization history at a 30 s interval (20
+//! recommendations per dimension) and recent cooldown stamps, so every stage does its work.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use gaap_autoscaler::core::{ControllerState, DimState, decide, fixtures};
+use gaap_autoscaler::time::Timestamp;
+
+fn full_state(now: Timestamp) -> ControllerState {
+    let hist = |base: u32| DimState {
+        recommendations: (0..20)
+            .map(|i| (now - Duration::from_secs(30 * (20 - i)), base))
+            .collect(),
+        last_up: Some(now - Duration::from_secs(900)),
+        last_down: Some(now - Duration::from_secs(1800)),
+        missing_streak: 0,
+    };
+    ControllerState {
+        bandwidth: hist(200),
+        concurrent: hist(10),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let policy = fixtures::policy();
+    let ladder = fixtures::ladder();
+    let proxy = fixtures::proxy(200, 10);
+    let now = Timestamp::from_secs(1_795_939_200);
+    let state = full_state(now);
+    let mut g = c.benchmark_group("decide");
+    g.throughput(Throughput::Elements(1));
+    // Demand that needs a scale-down held by stabilization: every stage runs.
+    let obs = fixtures::observe(90.0, 40_000.0, now);
+    g.bench_function("one proxy, full state", |b| {
+        b.iter(|| {
+            decide(
+                black_box(&policy),
+                black_box(&proxy),
+                Some(black_box(&ladder)),
+                black_box(&obs),
+                black_box(&state),
+                black_box(now),
+            )
+        })
+    });
+    // The same with a business-hours window (cron evaluated per decision).
+    let mut windowed = policy.clone();
+    windowed.windows.push(gaap_autoscaler::policy::Window {
+        cron: gaap_autoscaler::policy::CronSpec {
+            expr: "0 0 9 * * Mon-Fri".into(),
+            schedule: "0 0 9 * * Mon-Fri".parse().unwrap(),
+        },
+        duration: Duration::from_secs(36_000),
+        timezone: chrono_tz::Asia::Shanghai,
+        bandwidth_min: Some(100),
+        bandwidth_max: None,
+        concurrent_min: None,
+        concurrent_max: None,
+    });
+    g.bench_function("one proxy, full state, one window", |b| {
+        b.iter(|| {
+            decide(
+                black_box(&windowed),
+                black_box(&proxy),
+                Some(black_box(&ladder)),
+                black_box(&obs),
+                black_box(&state),
+                black_box(now),
+            )
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -10,10 +10,17 @@ use clap::{Parser, Subcommand};
 /// history before trusting them.
 #[derive(Debug, Parser)]
 #[command(name = "gaap-autoscaler", version, about, long_about = None)]
-#[command(after_help = "Start here:\n  gaap-autoscaler simulate              replay the bundled policies over a synthetic trace\n  gaap-autoscaler validate policies/    check policy files\n  gaap-autoscaler run --config gaap-autoscaler.toml --dry-run --once\n\nCredentials come from TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY (/ TENCENTCLOUD_TOKEN)\nor ~/.tencentcloud/credentials, never from files in this project.")]
+#[command(
+    after_help = "Start here:\n  gaap-autoscaler simulate              replay the bundled policies over a synthetic trace\n  gaap-autoscaler validate policies/    check policy files\n  gaap-autoscaler run --config gaap-autoscaler.toml --dry-run --once\n\nCredentials come from TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY (/ TENCENTCLOUD_TOKEN)\nor ~/.tencentcloud/credentials, never from files in this project."
+)]
 pub struct Cli {
     /// Log level filter (e.g. `info`, `debug`, `gaap_autoscaler=trace`); also RUST_LOG.
-    #[arg(long, global = true, env = "GAAP_AUTOSCALER_LOG", default_value = "warn")]
+    #[arg(
+        long,
+        global = true,
+        env = "GAAP_AUTOSCALER_LOG",
+        default_value = "warn"
+    )]
     pub log: String,
     /// Log as JSON lines instead of text.
     #[arg(long, global = true)]

@@ -32,7 +32,9 @@ impl Fleet {
     pub fn ladder_for(&self, access_region: &str, dest_region: &str) -> Option<&Ladder> {
         self.ladders
             .iter()
-            .find(|l| l.access_region == access_region && l.dest_region.as_deref() == Some(dest_region))
+            .find(|l| {
+                l.access_region == access_region && l.dest_region.as_deref() == Some(dest_region)
+            })
             .or_else(|| {
                 self.ladders
                     .iter()
@@ -58,7 +60,8 @@ impl Fleet {
     }
 
     pub fn bundled() -> Fleet {
-        Fleet::parse(BUNDLED_FLEET, Path::new("<bundled fleet>")).expect("the bundled fleet is valid")
+        Fleet::parse(BUNDLED_FLEET, Path::new("<bundled fleet>"))
+            .expect("the bundled fleet is valid")
     }
 }
 

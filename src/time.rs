@@ -11,7 +11,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A point in time: milliseconds since the Unix epoch, UTC.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 
@@ -63,14 +65,20 @@ impl fmt::Display for Timestamp {
 impl Add<Duration> for Timestamp {
     type Output = Timestamp;
     fn add(self, d: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(d.as_millis().min(i64::MAX as u128) as i64))
+        Timestamp(
+            self.0
+                .saturating_add(d.as_millis().min(i64::MAX as u128) as i64),
+        )
     }
 }
 
 impl Sub<Duration> for Timestamp {
     type Output = Timestamp;
     fn sub(self, d: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_sub(d.as_millis().min(i64::MAX as u128) as i64))
+        Timestamp(
+            self.0
+                .saturating_sub(d.as_millis().min(i64::MAX as u128) as i64),
+        )
     }
 }
 
@@ -82,7 +90,9 @@ pub fn parse_time(s: &str) -> Result<Timestamp, String> {
     if t.is_empty() {
         return Err("empty time".into());
     }
-    if t.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') {
+    if t.bytes()
+        .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
         let secs: f64 = t
             .parse()
             .map_err(|_| format!("`{t}` is not a number of Unix seconds"))?;
@@ -93,7 +103,9 @@ pub fn parse_time(s: &str) -> Result<Timestamp, String> {
     }
     DateTime::parse_from_rfc3339(t)
         .map(|dt| Timestamp::from_datetime(&dt))
-        .map_err(|e| format!("`{t}` is neither RFC 3339 (2026-11-29T08:00:00Z) nor Unix seconds: {e}"))
+        .map_err(|e| {
+            format!("`{t}` is neither RFC 3339 (2026-11-29T08:00:00Z) nor Unix seconds: {e}")
+        })
 }
 
 /// Parses `500ms`, `30s`, `10m`, `1h30m`, `2d`, `1w`. A bare number is rejected: the unit
@@ -157,7 +169,13 @@ pub fn format_duration(d: Duration) -> String {
         return "0s".into();
     }
     let mut out = String::new();
-    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+    for (unit, size) in [
+        ("d", 86_400_000u128),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
         if ms >= size {
             out.push_str(&format!("{}{unit}", ms / size));
             ms %= size;
@@ -201,7 +219,10 @@ mod tests {
 
     #[test]
     fn times_parse_both_forms() {
-        assert_eq!(parse_time("1795939200").unwrap(), Timestamp::from_secs(1_795_939_200));
+        assert_eq!(
+            parse_time("1795939200").unwrap(),
+            Timestamp::from_secs(1_795_939_200)
+        );
         assert_eq!(
             parse_time("2026-11-29T08:00:00+08:00").unwrap(),
             parse_time("2026-11-29T00:00:00Z").unwrap()

@@ -31,9 +31,16 @@ impl Series {
     pub fn reading_at(&self, now: Timestamp, max_age_ms: i64) -> Reading {
         let idx = self.times.partition_point(|&t| t <= now.millis());
         if idx == 0 {
-            return Reading::Missing { reason: NoData::NoSeries };
+            return Reading::Missing {
+                reason: NoData::NoSeries,
+            };
         }
-        Reading::classify(self.values[idx - 1], Timestamp(self.times[idx - 1]), now, max_age_ms)
+        Reading::classify(
+            self.values[idx - 1],
+            Timestamp(self.times[idx - 1]),
+            now,
+            max_age_ms,
+        )
     }
 }
 

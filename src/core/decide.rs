@@ -1,7 +1,17 @@
-//! The ten stages of DESIGN.md, in order.
+//! The ten stages of DESIGN.md, in order, for one proxy:
+//!
+//! 1 guard → 2 data → 3 raw need → 4 tolerance → 5 ladder → 6 stabilization → 7 rate →
+//! 8 bounds → 9 cooldown → 10 result.
+//!
+//! Stages 2–9 run per managed dimension (bandwidth, concurrent); stage 10 combines them
+//! into one change carrying both values.
+
+use std::time::Duration;
+
+use chrono::TimeZone;
 
 use super::*;
-use crate::policy::Policy;
+use crate::policy::{Dimension, DirectionBehavior, MissingAction, Policy, Rule, Window};
 
 /// Decides one proxy at `now`. Pure: same inputs, same output; never fails.
 pub fn decide(
@@ -12,8 +22,7 @@ pub fn decide(
     state: &ControllerState,
     now: Timestamp,
 ) -> Decision {
-    let _ = (policy, ladder, obs, now);
-    Decision {
+    let mut d = Decision {
         time: now,
         proxy_id: proxy.id.clone(),
         policy: policy.name.clone(),
@@ -23,9 +32,637 @@ pub fn decide(
         concurrent_from: proxy.concurrent,
         concurrent_to: proxy.concurrent,
         direction: None,
-        reasons: vec![],
-        bandwidth: DimTrace::default(),
-        concurrent: DimTrace::default(),
+        reasons: Vec::new(),
+        bandwidth: DimTrace::unmanaged(proxy.bandwidth),
+        concurrent: DimTrace::unmanaged(proxy.concurrent),
         next_state: state.clone(),
+    };
+
+    // 1. Guard.
+    if let Some((verdict, code, detail)) = guard(policy, proxy, ladder) {
+        d.verdict = verdict;
+        d.reasons.push(Reason::new(code, None, detail));
+        return d;
+    }
+    let ladder = ladder.expect("guard rejects a missing ladder");
+
+    let windows = active_windows(&policy.windows, now);
+    for dim in Dim::ALL {
+        let Some(cfg) = dimension(policy, dim) else {
+            continue;
+        };
+        let current = current_value(proxy, dim);
+        let mut ctx = DimCtx {
+            policy,
+            cfg,
+            dim,
+            current,
+            values: ladder.values(dim),
+            now,
+            reasons: &mut d.reasons,
+        };
+        let trace = ctx.run(obs, d.next_state.dim_mut(dim), &windows);
+        match dim {
+            Dim::Bandwidth => {
+                d.bandwidth_to = trace.target;
+                d.bandwidth = trace;
+            }
+            Dim::Concurrent => {
+                d.concurrent_to = trace.target;
+                d.concurrent = trace;
+            }
+        }
+    }
+
+    // 10. Result: one change carrying both values when either changes.
+    let up = d.bandwidth_to > d.bandwidth_from || d.concurrent_to > d.concurrent_from;
+    let down = d.bandwidth_to < d.bandwidth_from || d.concurrent_to < d.concurrent_from;
+    if up || down {
+        d.verdict = Verdict::Change;
+        d.direction = Some(if up { Direction::Up } else { Direction::Down });
+        for dim in Dim::ALL {
+            let (from, to) = match dim {
+                Dim::Bandwidth => (d.bandwidth_from, d.bandwidth_to),
+                Dim::Concurrent => (d.concurrent_from, d.concurrent_to),
+            };
+            let st = d.next_state.dim_mut(dim);
+            if to > from {
+                st.last_up = Some(now);
+                d.reasons.push(Reason::new(
+                    ReasonCode::ScaleUp,
+                    Some(dim),
+                    format!("{from} → {to} {}", dim.unit()),
+                ));
+            } else if to < from {
+                st.last_down = Some(now);
+                d.reasons.push(Reason::new(
+                    ReasonCode::ScaleDown,
+                    Some(dim),
+                    format!("{from} → {to} {}", dim.unit()),
+                ));
+            }
+        }
+    } else {
+        d.reasons.push(Reason::new(
+            ReasonCode::NoChange,
+            None,
+            format!(
+                "keeping {} Mbps and {} x10k connections",
+                d.bandwidth_from, d.concurrent_from
+            ),
+        ));
+    }
+    d
+}
+
+impl DimTrace {
+    fn unmanaged(current: u32) -> DimTrace {
+        DimTrace {
+            managed: false,
+            current,
+            demand: None,
+            raw_need: None,
+            recommended: current,
+            stabilized: current,
+            rate_limited: current,
+            min: current,
+            max: current,
+            bounded: current,
+            target: current,
+        }
+    }
+}
+
+fn dimension(policy: &Policy, dim: Dim) -> Option<&Dimension> {
+    match dim {
+        Dim::Bandwidth => policy.bandwidth.as_ref(),
+        Dim::Concurrent => policy.concurrent.as_ref(),
+    }
+}
+
+fn current_value(proxy: &ProxyState, dim: Dim) -> u32 {
+    match dim {
+        Dim::Bandwidth => proxy.bandwidth,
+        Dim::Concurrent => proxy.concurrent,
+    }
+}
+
+/// Stage 1: the proxy must be RUNNING, Scalarable 1, and have a ladder for what we manage.
+fn guard(
+    policy: &Policy,
+    proxy: &ProxyState,
+    ladder: Option<&Ladder>,
+) -> Option<(Verdict, ReasonCode, String)> {
+    match &proxy.status {
+        ProxyStatus::Running => {}
+        ProxyStatus::Adjusting => {
+            return Some((
+                Verdict::Wait,
+                ReasonCode::GuardAdjusting,
+                "the proxy is ADJUSTING (a change is in progress); waiting".into(),
+            ));
+        }
+        ProxyStatus::Other(s) => {
+            return Some((
+                Verdict::Skip,
+                ReasonCode::GuardNotRunning,
+                format!("the proxy is {s}, not RUNNING"),
+            ));
+        }
+    }
+    if proxy.scalarable != 1 {
+        return Some((
+            Verdict::Skip,
+            ReasonCode::GuardNotScalarable,
+            format!(
+                "Scalarable is {}: ModifyProxyConfiguration is not supported for this proxy",
+                proxy.scalarable
+            ),
+        ));
+    }
+    let missing = match ladder {
+        None => Some("no allowed values are known for this proxy's regions".to_string()),
+        Some(l) => Dim::ALL
+            .into_iter()
+            .find(|&dim| dimension(policy, dim).is_some() && l.values(dim).is_empty())
+            .map(|dim| format!("the region's allowed {} list is empty", dim.as_str())),
+    };
+    missing.map(|m| (Verdict::Skip, ReasonCode::GuardNoLadder, m))
+}
+
+/// Min/max overrides from the windows active at `now`.
+#[derive(Default)]
+struct WindowBounds {
+    any_active: bool,
+    bandwidth_min: Option<u32>,
+    bandwidth_max: Option<u32>,
+    concurrent_min: Option<u32>,
+    concurrent_max: Option<u32>,
+}
+
+impl WindowBounds {
+    fn for_dim(&self, dim: Dim) -> (Option<u32>, Option<u32>) {
+        match dim {
+            Dim::Bandwidth => (self.bandwidth_min, self.bandwidth_max),
+            Dim::Concurrent => (self.concurrent_min, self.concurrent_max),
+        }
+    }
+}
+
+/// Several active windows combine: the highest min and the lowest max.
+fn active_windows(windows: &[Window], now: Timestamp) -> WindowBounds {
+    let mut wb = WindowBounds::default();
+    for w in windows.iter().filter(|w| window_active(w, now)) {
+        wb.any_active = true;
+        let hi = |a: Option<u32>, b: Option<u32>| a.max(b);
+        let lo = |a: Option<u32>, b: Option<u32>| match (a, b) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        wb.bandwidth_min = hi(wb.bandwidth_min, w.bandwidth_min);
+        wb.concurrent_min = hi(wb.concurrent_min, w.concurrent_min);
+        wb.bandwidth_max = lo(wb.bandwidth_max, w.bandwidth_max);
+        wb.concurrent_max = lo(wb.concurrent_max, w.concurrent_max);
+    }
+    wb
+}
+
+/// A window is active at `now` if it opened (a cron fire time in its time zone) within
+/// the last `duration`: some fire time `f` with `f <= now < f + duration`.
+pub fn window_active(w: &Window, now: Timestamp) -> bool {
+    if w.duration.is_zero() {
+        return false;
+    }
+    let start = now - w.duration;
+    let Some(start_local) = w.timezone.timestamp_millis_opt(start.millis()).single() else {
+        return false;
+    };
+    match w.cron.schedule.after(&start_local).next() {
+        Some(fire) => Timestamp::from_datetime(&fire) <= now,
+        None => false,
+    }
+}
+
+struct DimCtx<'a> {
+    policy: &'a Policy,
+    cfg: &'a Dimension,
+    dim: Dim,
+    current: u32,
+    values: &'a [u32],
+    now: Timestamp,
+    reasons: &'a mut Vec<Reason>,
+}
+
+impl DimCtx<'_> {
+    fn reason(&mut self, code: ReasonCode, detail: String) {
+        self.reasons.push(Reason::new(code, Some(self.dim), detail));
+    }
+
+    fn up(&self) -> &DirectionBehavior {
+        &self.policy.behavior.scale_up
+    }
+    fn down(&self) -> &DirectionBehavior {
+        &self.policy.behavior.scale_down
+    }
+
+    /// Stages 2–9 for one dimension. Updates the dimension's controller state (missing
+    /// streak, stabilization history); cooldown stamps are set by stage 10.
+    fn run(&mut self, obs: &Observation, st: &mut DimState, windows: &WindowBounds) -> DimTrace {
+        let current = self.current;
+        let mut t = DimTrace {
+            managed: true,
+            current,
+            demand: None,
+            raw_need: None,
+            recommended: current,
+            stabilized: current,
+            rate_limited: current,
+            min: current,
+            max: current,
+            bounded: current,
+            target: current,
+        };
+        let (min, max, window_bound) = self.bounds(windows);
+        t.min = min;
+        t.max = max;
+
+        // 2. Data.
+        let reading = obs.signals.get(&self.cfg.signal);
+        let demand = match reading {
+            Some(Reading::Value { value, .. }) if value.is_finite() && *value >= 0.0 => *value,
+            other => {
+                st.missing_streak = st.missing_streak.saturating_add(1);
+                let why = match other {
+                    Some(Reading::Missing { reason }) => reason.code(),
+                    Some(Reading::Value { .. }) => "invalid_value",
+                    None => NoData::NoSeries.code(),
+                };
+                return self.missing(st, why, t);
+            }
+        };
+        st.missing_streak = 0;
+        t.demand = Some(demand);
+
+        // 3–5. Raw need, tolerance, ladder (or a step rule).
+        let recommended = match &self.cfg.rule {
+            Rule::TargetTracking { target_utilization } => {
+                let need = match self.dim {
+                    Dim::Bandwidth => demand / target_utilization,
+                    Dim::Concurrent => demand / (10_000.0 * target_utilization),
+                };
+                t.raw_need = Some(need);
+                self.tolerance_and_ladder(need)
+            }
+            Rule::Steps(rules) => self.step_rule(demand, rules),
+        };
+        t.recommended = recommended;
+
+        // 6. Stabilization (HPA): record, then clamp the current value into
+        // [lowest recommendation within the up window, highest within the down window].
+        let stabilized = self.stabilize(st, recommended);
+        t.stabilized = stabilized;
+
+        // 7. Rate: at most max_steps ladder steps per change.
+        let rate_limited = self.rate_limit(stabilized);
+        t.rate_limited = rate_limited;
+
+        // 8. Bounds: policy min/max (adjusted by windows) intersected with the ladder.
+        let Some(bounded) = self.bound(rate_limited, min, max, window_bound) else {
+            return t;
+        };
+        t.bounded = bounded;
+
+        // 9. Cooldown per direction since this dimension's last applied change. A current
+        // value outside the bounds is corrected regardless.
+        let forced = current < min || current > max;
+        t.target = if forced {
+            bounded
+        } else {
+            self.cooldown(st, bounded)
+        };
+        t
+    }
+
+    /// Effective (min, max) and whether a window set either.
+    fn bounds(&self, windows: &WindowBounds) -> (u32, u32, bool) {
+        let (wmin, wmax) = windows.for_dim(self.dim);
+        let min = wmin.unwrap_or(self.cfg.min);
+        let max = wmax.unwrap_or(self.cfg.max);
+        // A window that raises min above max wins: capacity first.
+        let max = max.max(min);
+        (
+            min,
+            max,
+            windows.any_active && (wmin.is_some() || wmax.is_some()),
+        )
+    }
+
+    /// Stage 2 without data: hold, or after `after` consecutive failures go to the fallback
+    /// value, but only upward.
+    fn missing(&mut self, st: &DimState, why: &str, mut t: DimTrace) -> DimTrace {
+        let md = &self.policy.on_missing_data;
+        let fallback = match self.dim {
+            Dim::Bandwidth => md.bandwidth,
+            Dim::Concurrent => md.concurrent,
+        };
+        let current = self.current;
+        if md.action == MissingAction::Fallback
+            && st.missing_streak >= md.after
+            && let Some(fb) = fallback
+        {
+            // Cheapest allowed value within bounds covering the fallback, never below current.
+            let allowed = self
+                .values
+                .iter()
+                .copied()
+                .filter(|&v| v >= t.min && v <= t.max);
+            let cover = allowed.clone().find(|&v| v >= fb).or_else(|| allowed.max());
+            if let Some(v) = cover.filter(|&v| v > current) {
+                self.reason(
+                    ReasonCode::DataFallback,
+                    format!(
+                        "no data ({why}) for {} evaluations in a row: fallback upward to {v} {}",
+                        st.missing_streak,
+                        self.dim.unit()
+                    ),
+                );
+                t.recommended = v;
+                t.stabilized = v;
+                t.rate_limited = v;
+                t.bounded = v;
+                t.target = v;
+                return t;
+            }
+        }
+        self.reason(
+            ReasonCode::DataMissing,
+            format!(
+                "no data for signal `{}` ({why}, {} in a row): holding {current} {}",
+                self.cfg.signal,
+                st.missing_streak,
+                self.dim.unit()
+            ),
+        );
+        t
+    }
+
+    /// Stages 4 and 5 for target tracking.
+    fn tolerance_and_ladder(&mut self, need: f64) -> u32 {
+        let current = self.current;
+        let cur = f64::from(current);
+        if need > cur && need <= cur * (1.0 + self.up().tolerance) {
+            let tol = self.up().tolerance;
+            self.reason(
+                ReasonCode::WithinTolerance,
+                format!(
+                    "need {need:.2} is within {:.0}% above {current}",
+                    tol * 100.0
+                ),
+            );
+            return current;
+        }
+        if need < cur && need >= cur * (1.0 - self.down().tolerance) {
+            let tol = self.down().tolerance;
+            self.reason(
+                ReasonCode::WithinTolerance,
+                format!(
+                    "need {need:.2} is within {:.0}% below {current}",
+                    tol * 100.0
+                ),
+            );
+            return current;
+        }
+        if need == cur {
+            return current;
+        }
+        match self.values.iter().copied().find(|&v| f64::from(v) >= need) {
+            Some(v) => v,
+            None => {
+                let top = *self
+                    .values
+                    .last()
+                    .expect("guard ensures a non-empty ladder");
+                self.reason(
+                    ReasonCode::LadderTop,
+                    format!(
+                        "need {need:.2} exceeds the largest allowed value {top} {}",
+                        self.dim.unit()
+                    ),
+                );
+                top
+            }
+        }
+    }
+
+    /// Stages 3–5 for step rules: utilization = demand / current capacity; the matching
+    /// rule with the largest |change| moves the value by that many ladder steps.
+    fn step_rule(&mut self, demand: f64, rules: &[crate::policy::StepRule]) -> u32 {
+        let cap = match self.dim {
+            Dim::Bandwidth => f64::from(self.current),
+            Dim::Concurrent => f64::from(self.current) * 10_000.0,
+        };
+        let util = if cap > 0.0 {
+            demand / cap
+        } else {
+            f64::INFINITY
+        };
+        let matching = rules
+            .iter()
+            .filter(|r| r.above.is_none_or(|a| util >= a) && r.below.is_none_or(|b| util < b));
+        // Largest |change| wins; on a tie (or up vs down) upward wins.
+        let Some(rule) = matching.max_by_key(|r| (r.change.unsigned_abs(), r.change > 0)) else {
+            return self.current;
+        };
+        let target = self.shift(self.current, rule.change);
+        if target != self.current {
+            let band = match (rule.above, rule.below) {
+                (Some(a), Some(b)) => format!("in [{a}, {b})"),
+                (Some(a), None) => format!(">= {a}"),
+                (None, Some(b)) => format!("< {b}"),
+                (None, None) => "any".into(),
+            };
+            self.reason(
+                ReasonCode::StepRule,
+                format!(
+                    "utilization {util:.2} {band}: {:+} ladder steps → {target}",
+                    rule.change
+                ),
+            );
+        }
+        target
+    }
+
+    /// Moves `n` ladder steps from `from` (which may be off the ladder), clamped to the ends.
+    fn shift(&self, from: u32, n: i32) -> u32 {
+        let v = self.values;
+        if n > 0 {
+            let first_above = v.partition_point(|&x| x <= from);
+            let idx = first_above + n as usize - 1;
+            v.get(idx)
+                .copied()
+                .unwrap_or_else(|| v[v.len() - 1].max(from))
+        } else if n < 0 {
+            let below = v.partition_point(|&x| x < from); // values strictly below
+            let k = n.unsigned_abs() as usize;
+            if below == 0 {
+                from.min(v[0])
+            } else {
+                v[below.saturating_sub(k)]
+            }
+        } else {
+            from
+        }
+    }
+
+    fn stabilize(&mut self, st: &mut DimState, recommended: u32) -> u32 {
+        let now = self.now;
+        let up_w = self.up().stabilization;
+        let down_w = self.down().stabilization;
+        let keep = up_w.max(down_w);
+        st.recommendations
+            .retain(|&(t, _)| now.since(t) < keep && t <= now);
+        st.recommendations.push((now, recommended));
+        let within = |w: Duration| {
+            st.recommendations
+                .iter()
+                .filter(move |&&(t, _)| t == now || now.since(t) < w)
+                .map(|&(_, v)| v)
+        };
+        let up_rec = within(up_w).min().unwrap_or(recommended);
+        let down_rec = within(down_w).max().unwrap_or(recommended);
+        let mut out = self.current;
+        if out < up_rec {
+            out = up_rec;
+        }
+        if out > down_rec {
+            out = down_rec;
+        }
+        if out != recommended {
+            let (dir, w) = if out > recommended {
+                ("down", down_w)
+            } else {
+                ("up", up_w)
+            };
+            self.reason(
+                ReasonCode::Stabilized,
+                format!(
+                    "recommendation {recommended} stabilized to {out} (scale-{dir} window {})",
+                    crate::time::format_duration(w)
+                ),
+            );
+        }
+        out
+    }
+
+    fn rate_limit(&mut self, target: u32) -> u32 {
+        let current = self.current;
+        let limited = if target > current {
+            let max_steps = self.up().max_steps.max(1) as i32;
+            target.min(self.shift(current, max_steps))
+        } else if target < current {
+            let max_steps = self.down().max_steps.max(1) as i32;
+            target.max(self.shift(current, -max_steps))
+        } else {
+            target
+        };
+        if limited != target {
+            let steps = if target > current {
+                self.up().max_steps
+            } else {
+                self.down().max_steps
+            };
+            self.reason(
+                ReasonCode::MaxSteps,
+                format!("{target} is more than {steps} ladder step(s) from {current}: {limited}"),
+            );
+        }
+        limited
+    }
+
+    /// Clamp into the allowed values within [min, max]. None when no allowed value lies
+    /// within the bounds (the dimension then holds).
+    fn bound(&mut self, target: u32, min: u32, max: u32, window: bool) -> Option<u32> {
+        let lo = self.values.iter().copied().find(|&v| v >= min && v <= max);
+        let hi = self
+            .values
+            .iter()
+            .rev()
+            .copied()
+            .find(|&v| v >= min && v <= max);
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            self.reason(
+                ReasonCode::NoAllowedValue,
+                format!(
+                    "no allowed value lies within [{min}, {max}]: holding {}",
+                    self.current
+                ),
+            );
+            return None;
+        };
+        let (out, code) = if target < lo {
+            (lo, Some(ReasonCode::BoundMin))
+        } else if target > hi {
+            (hi, Some(ReasonCode::BoundMax))
+        } else if !self.values.contains(&target) {
+            // Off-ladder (the current value was not an allowed one): the next allowed up.
+            let v = self
+                .values
+                .iter()
+                .copied()
+                .find(|&v| v >= target)
+                .unwrap_or(hi);
+            (v.min(hi), None)
+        } else {
+            (target, None)
+        };
+        if let Some(code) = code {
+            let which = if code == ReasonCode::BoundMin {
+                "min"
+            } else {
+                "max"
+            };
+            let bound = if code == ReasonCode::BoundMin {
+                min
+            } else {
+                max
+            };
+            self.reason(code, format!("{target} is outside {which} {bound}: {out}"));
+            if window {
+                self.reason(
+                    ReasonCode::WindowActive,
+                    format!("a time window sets the bounds to [{min}, {max}]"),
+                );
+            }
+        }
+        Some(out)
+    }
+
+    fn cooldown(&mut self, st: &DimState, target: u32) -> u32 {
+        let current = self.current;
+        let last_change = st.last_up.max(st.last_down);
+        let Some(last) = last_change else {
+            return target;
+        };
+        let since = self.now.since(last);
+        let (code, cd) = if target > current {
+            (ReasonCode::CooldownUp, self.up().cooldown)
+        } else if target < current {
+            (ReasonCode::CooldownDown, self.down().cooldown)
+        } else {
+            return target;
+        };
+        if since < cd {
+            self.reason(
+                code,
+                format!(
+                    "last change {} ago, cooldown {}: holding {current} instead of {target}",
+                    crate::time::format_duration(Duration::from_secs(since.as_secs())),
+                    crate::time::format_duration(cd)
+                ),
+            );
+            current
+        } else {
+            target
+        }
     }
 }

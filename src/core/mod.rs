@@ -5,8 +5,11 @@
 //! controller state and `now`. Output: a [`Decision`] (targets, reasons, a stage-by-stage
 //! trace) and the next [`ControllerState`].
 
-mod decide;
+pub(crate) mod decide;
+pub mod fixtures;
 pub mod reason;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
@@ -73,7 +76,10 @@ impl Ladder {
         bandwidth.dedup();
         concurrent.sort_unstable();
         concurrent.dedup();
-        Ladder { bandwidth, concurrent }
+        Ladder {
+            bandwidth,
+            concurrent,
+        }
     }
     pub fn values(&self, dim: Dim) -> &[u32] {
         match dim {
@@ -116,14 +122,23 @@ pub enum NoData {
     /// The query returned no series for this proxy.
     NoSeries,
     /// Several series carry this proxy's id: ambiguous, so unused.
-    MultipleSeries { count: usize },
+    MultipleSeries {
+        count: usize,
+    },
     NotANumber,
     Infinite,
-    Negative { value: f64 },
+    Negative {
+        value: f64,
+    },
     /// The newest sample is older than the signal's max_age.
-    Stale { age_ms: i64 },
+    Stale {
+        age_ms: i64,
+    },
     /// The query itself failed (timeout, HTTP error, PromQL error...).
-    QueryError { kind: String, message: String },
+    QueryError {
+        kind: String,
+        message: String,
+    },
 }
 
 impl NoData {
@@ -145,8 +160,13 @@ impl NoData {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Reading {
     /// A usable sample: `value` observed at `at`.
-    Value { value: f64, at: Timestamp },
-    Missing { reason: NoData },
+    Value {
+        value: f64,
+        at: Timestamp,
+    },
+    Missing {
+        reason: NoData,
+    },
 }
 
 impl Reading {
@@ -159,7 +179,9 @@ impl Reading {
         } else if value < 0.0 {
             NoData::Negative { value }
         } else if now.millis() - at.millis() > max_age_ms {
-            NoData::Stale { age_ms: now.millis() - at.millis() }
+            NoData::Stale {
+                age_ms: now.millis() - at.millis(),
+            }
         } else {
             return Reading::Value { value, at };
         };

@@ -21,7 +21,6 @@ pub enum ReasonCode {
     WithinTolerance,
     StepRule,
     // 5. ladder
-    LadderRoundUp,
     LadderTop,
     // 6. stabilization
     Stabilized,
@@ -30,6 +29,7 @@ pub enum ReasonCode {
     // 8. bounds
     BoundMin,
     BoundMax,
+    NoAllowedValue,
     WindowActive,
     // 9. cooldown
     CooldownUp,
@@ -52,12 +52,12 @@ impl ReasonCode {
             DataFallback => "data.fallback",
             WithinTolerance => "tolerance.within",
             StepRule => "step.rule",
-            LadderRoundUp => "ladder.round_up",
             LadderTop => "ladder.top",
             Stabilized => "stabilization.held",
             MaxSteps => "rate.max_steps",
             BoundMin => "bounds.min",
             BoundMax => "bounds.max",
+            NoAllowedValue => "bounds.no_allowed_value",
             WindowActive => "window.active",
             CooldownUp => "cooldown.up",
             CooldownDown => "cooldown.down",
@@ -74,10 +74,10 @@ impl ReasonCode {
             DataMissing | DataFallback => 2,
             StepRule => 3,
             WithinTolerance => 4,
-            LadderRoundUp | LadderTop => 5,
+            LadderTop => 5,
             Stabilized => 6,
             MaxSteps => 7,
-            BoundMin | BoundMax | WindowActive => 8,
+            BoundMin | BoundMax | NoAllowedValue | WindowActive => 8,
             CooldownUp | CooldownDown => 9,
             ScaleUp | ScaleDown | NoChange => 10,
         }
@@ -95,7 +95,11 @@ pub struct Reason {
 
 impl Reason {
     pub fn new(code: ReasonCode, dim: Option<Dim>, detail: impl Into<String>) -> Reason {
-        Reason { code, dim, detail: detail.into() }
+        Reason {
+            code,
+            dim,
+            detail: detail.into(),
+        }
     }
 }
 

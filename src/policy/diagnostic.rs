@@ -59,7 +59,14 @@ impl fmt::Display for Diagnostic {
         if self.line == 0 {
             write!(f, "{}: {sev}{}", self.file.display(), self.message)?;
         } else {
-            write!(f, "{}:{}:{}: {sev}{}", self.file.display(), self.line, self.col, self.message)?;
+            write!(
+                f,
+                "{}:{}:{}: {sev}{}",
+                self.file.display(),
+                self.line,
+                self.col,
+                self.message
+            )?;
         }
         if let Some(h) = &self.help {
             write!(f, "\n  help: {h}")?;

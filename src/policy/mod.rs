@@ -4,10 +4,10 @@
 //! [`validate`] turns them into the rich types below, collecting every problem as a
 //! [`Diagnostic`] with file, line and column. The decision core only ever sees [`Policy`].
 
+pub mod cmd;
 pub mod diagnostic;
 pub mod raw;
 pub mod validate;
-pub mod cmd;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

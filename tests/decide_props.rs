@@ -1,0 +1,274 @@
+//! Property tests of the decision invariants (DESIGN.md "Invariants"), over arbitrary
+//! policies, ladders, proxies, observations and controller states.
+
+use std::time::Duration;
+
+use gaap_autoscaler::core::fixtures;
+use gaap_autoscaler::core::*;
+use gaap_autoscaler::policy::{MissingAction, Policy, Rule, StepRule};
+use gaap_autoscaler::time::Timestamp;
+use proptest::prelude::*;
+
+const NOW: Timestamp = Timestamp::from_secs(1_795_939_200);
+
+fn ladder_list() -> impl Strategy<Value = Vec<u32>> {
+    prop::collection::btree_set(1u32..2000, 1..10).prop_map(|s| s.into_iter().collect())
+}
+
+fn reading() -> impl Strategy<Value = Option<Reading>> {
+    prop_oneof![
+        4 => (0.0f64..5_000_000.0).prop_map(|v| Some(Reading::Value { value: v, at: NOW })),
+        1 => Just(None),
+        1 => Just(Some(Reading::Missing { reason: NoData::NotANumber })),
+        1 => Just(Some(Reading::Value { value: f64::NAN, at: NOW })),
+        1 => Just(Some(Reading::Value { value: f64::INFINITY, at: NOW })),
+        1 => Just(Some(Reading::Missing { reason: NoData::Stale { age_ms: 900_000 } })),
+    ]
+}
+
+fn dim_state() -> impl Strategy<Value = DimState> {
+    (
+        prop::collection::vec((0i64..3600, 1u32..2000), 0..30),
+        prop::option::of(0i64..3600),
+        prop::option::of(0i64..3600),
+        0u32..10,
+    )
+        .prop_map(|(recs, up, down, streak)| {
+            let mut recommendations: Vec<(Timestamp, u32)> = recs
+                .into_iter()
+                .map(|(ago, v)| (Timestamp(NOW.millis() - ago * 1000), v))
+                .collect();
+            recommendations.sort();
+            DimState {
+                recommendations,
+                last_up: up.map(|a| Timestamp(NOW.millis() - a * 1000)),
+                last_down: down.map(|a| Timestamp(NOW.millis() - a * 1000)),
+                missing_streak: streak,
+            }
+        })
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    policy: Policy,
+    ladder: Ladder,
+    proxy: ProxyState,
+    obs: Observation,
+    state: ControllerState,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        (ladder_list(), ladder_list()),
+        (1u32..1500, 1u32..1500, 1u32..40, 1u32..40),
+        (0.05f64..=1.0, 0.05f64..=1.0, any::<bool>()),
+        (0.0f64..0.5, 0.0f64..0.5, 1u32..4, 1u32..4),
+        (0u64..1200, 0u64..1200, 0u64..1200, 0u64..1200),
+        (any::<bool>(), 1u32..5, prop::option::of(1u32..1500)),
+        (
+            prop_oneof![
+                Just(None),
+                (1u32..1500).prop_map(Some),
+                (1u32..40).prop_map(Some)
+            ],
+            1u32..40,
+        ),
+        (reading(), reading()),
+        (dim_state(), dim_state()),
+    )
+        .prop_map(|t| {
+            let (
+                (bw, cc),
+                (a, b, c, d),
+                (tu_b, tu_c, steps),
+                (tol_u, tol_d, ms_u, ms_d),
+                (su, sd, cu, cd),
+                (fb, after, fbv),
+                (cur_b, cur_c),
+                (rb, rc),
+                (sb, sc),
+            ) = t;
+            let mut p = fixtures::policy();
+            let bwd = p.bandwidth.as_mut().unwrap();
+            bwd.min = a.min(b);
+            bwd.max = a.max(b);
+            bwd.rule = if steps {
+                Rule::Steps(vec![
+                    StepRule {
+                        above: Some(0.9),
+                        below: None,
+                        change: 2,
+                    },
+                    StepRule {
+                        above: Some(0.7),
+                        below: None,
+                        change: 1,
+                    },
+                    StepRule {
+                        above: None,
+                        below: Some(0.3),
+                        change: -1,
+                    },
+                ])
+            } else {
+                Rule::TargetTracking {
+                    target_utilization: tu_b,
+                }
+            };
+            let ccd = p.concurrent.as_mut().unwrap();
+            ccd.min = c.min(d);
+            ccd.max = c.max(d);
+            ccd.rule = Rule::TargetTracking {
+                target_utilization: tu_c,
+            };
+            p.behavior.scale_up.tolerance = tol_u;
+            p.behavior.scale_down.tolerance = tol_d;
+            p.behavior.scale_up.max_steps = ms_u;
+            p.behavior.scale_down.max_steps = ms_d;
+            p.behavior.scale_up.stabilization = Duration::from_secs(su);
+            p.behavior.scale_down.stabilization = Duration::from_secs(sd);
+            p.behavior.scale_up.cooldown = Duration::from_secs(cu);
+            p.behavior.scale_down.cooldown = Duration::from_secs(cd);
+            p.on_missing_data.action = if fb {
+                MissingAction::Fallback
+            } else {
+                MissingAction::Hold
+            };
+            p.on_missing_data.after = after;
+            p.on_missing_data.bandwidth = fbv;
+            p.on_missing_data.concurrent = fbv.map(|v| v % 40 + 1);
+            let ladder = Ladder::new(bw, cc);
+            // Current values: on the ladder most of the time, anywhere otherwise.
+            let on = |list: &[u32], pick: Option<u32>, fallback: u32| match pick {
+                Some(v) if v % 3 != 0 => list[(v as usize) % list.len()],
+                Some(v) => v,
+                None => fallback,
+            };
+            let proxy = fixtures::proxy(
+                on(&ladder.bandwidth, cur_b, ladder.bandwidth[0]),
+                on(&ladder.concurrent, Some(cur_c), ladder.concurrent[0]),
+            );
+            let mut obs = Observation::default();
+            if let Some(r) = rb {
+                obs.signals.insert("bandwidth".into(), r);
+            }
+            if let Some(r) = rc {
+                obs.signals.insert("connections".into(), r);
+            }
+            Case {
+                policy: p,
+                ladder,
+                proxy,
+                obs,
+                state: ControllerState {
+                    bandwidth: sb,
+                    concurrent: sc,
+                },
+            }
+        })
+}
+
+fn has_data(obs: &Observation, signal: &str) -> bool {
+    matches!(obs.signals.get(signal), Some(Reading::Value { value, .. }) if value.is_finite() && *value >= 0.0)
+}
+
+fn dims(c: &Case, d: &Decision) -> [(Dim, u32, u32, &'static str); 2] {
+    let _ = c;
+    [
+        (
+            Dim::Bandwidth,
+            d.bandwidth_from,
+            d.bandwidth_to,
+            "bandwidth",
+        ),
+        (
+            Dim::Concurrent,
+            d.concurrent_from,
+            d.concurrent_to,
+            "connections",
+        ),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Any value that would be sent is an allowed value within the policy bounds.
+    #[test]
+    fn sent_values_are_allowed_and_within_bounds(c in case()) {
+        let d = decide(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, &c.state, NOW);
+        for (dim, from, to, _) in dims(&c, &d) {
+            if to != from {
+                let cfg = match dim { Dim::Bandwidth => c.policy.bandwidth.as_ref(), Dim::Concurrent => c.policy.concurrent.as_ref() }.unwrap();
+                prop_assert!(c.ladder.values(dim).contains(&to), "{dim:?} {to} not in ladder {:?}", c.ladder.values(dim));
+                prop_assert!(to >= cfg.min && to <= cfg.max, "{dim:?} {to} outside [{}, {}]", cfg.min, cfg.max);
+            }
+        }
+        prop_assert_eq!(d.verdict == Verdict::Change, d.bandwidth_to != d.bandwidth_from || d.concurrent_to != d.concurrent_from);
+    }
+
+    /// Missing data never lowers capacity.
+    #[test]
+    fn missing_data_never_scales_down(c in case()) {
+        let d = decide(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, &c.state, NOW);
+        for (_, from, to, signal) in dims(&c, &d) {
+            if !has_data(&c.obs, signal) {
+                prop_assert!(to >= from, "{signal}: {from} -> {to} without data");
+            }
+        }
+    }
+
+    /// No change within a direction's cooldown (unless the current value violates the bounds).
+    #[test]
+    fn cooldown_holds(c in case()) {
+        let d = decide(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, &c.state, NOW);
+        for (dim, from, to, signal) in dims(&c, &d) {
+            let cfg = match dim { Dim::Bandwidth => c.policy.bandwidth.as_ref(), Dim::Concurrent => c.policy.concurrent.as_ref() }.unwrap();
+            let st = c.state.dim(dim);
+            let Some(last) = st.last_up.max(st.last_down) else { continue };
+            let since = NOW.since(last);
+            let in_bounds = from >= cfg.min && from <= cfg.max;
+            if in_bounds && has_data(&c.obs, signal) {
+                if to > from { prop_assert!(since >= c.policy.behavior.scale_up.cooldown); }
+                if to < from { prop_assert!(since >= c.policy.behavior.scale_down.cooldown); }
+            }
+        }
+    }
+
+    /// At most max_steps ladder steps per change, when the bounds do not force a jump.
+    #[test]
+    fn max_steps_hold(c in case()) {
+        let d = decide(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, &c.state, NOW);
+        for (dim, from, to, signal) in dims(&c, &d) {
+            let cfg = match dim { Dim::Bandwidth => c.policy.bandwidth.as_ref(), Dim::Concurrent => c.policy.concurrent.as_ref() }.unwrap();
+            let values = c.ladder.values(dim);
+            let lo = values.iter().copied().find(|&v| v >= cfg.min && v <= cfg.max);
+            // Bounds may force a jump when the limited value would fall outside them.
+            let forced = from < cfg.min || from > cfg.max || lo.is_none();
+            if forced || !has_data(&c.obs, signal) { continue; }
+            // Ladder values strictly between from and to, plus the target itself.
+            let (a, b) = (from.min(to), from.max(to));
+            let steps = values.iter().filter(|&&v| v > a && v < b).count() + usize::from(to != from && values.contains(&to));
+            let max = if to > from { c.policy.behavior.scale_up.max_steps } else { c.policy.behavior.scale_down.max_steps };
+            let bound_hit = d.reason_codes().iter().any(|r| r.contains("bounds."));
+            if !bound_hit {
+                prop_assert!(steps as u32 <= max, "{dim:?}: {from} -> {to} is {steps} steps > {max}");
+            }
+        }
+    }
+
+    /// Same inputs, same output.
+    #[test]
+    fn deterministic(c in case()) {
+        let a = decide(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, &c.state, NOW);
+        let b = decide(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, &c.state, NOW);
+        prop_assert_eq!(a, b);
+    }
+
+    /// A decision that changes nothing still says why.
+    #[test]
+    fn every_decision_has_reasons(c in case()) {
+        let d = decide(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, &c.state, NOW);
+        prop_assert!(!d.reasons.is_empty());
+    }
+}
