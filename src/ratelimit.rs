@@ -375,6 +375,32 @@ mod tests {
         assert_eq!(*times.last().unwrap(), DEFAULT_WINDOW * 4);
     }
 
+    /// 500 concurrent modify requests through the shared limiter under paused time: no
+    /// one-second window above 20, done within 10% of the 25-second minimum.
+    #[tokio::test(start_paused = true)]
+    async fn async_burst_of_500() {
+        let limiter = Arc::new(RateLimiter::new(20).unwrap());
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..500)
+            .map(|i| {
+                let l = limiter.clone();
+                tokio::spawn(async move {
+                    let p = if i % 3 == 0 { Priority::Low } else { Priority::High };
+                    l.acquire("ModifyProxyConfiguration", p).await;
+                    start.elapsed()
+                })
+            })
+            .collect();
+        let mut times = Vec::new();
+        for t in tasks {
+            times.push(t.await.unwrap());
+        }
+        times.sort();
+        assert_eq!(max_in_any_window(&times, ms(1000)), 20);
+        let span = *times.last().unwrap() + ms(1000);
+        assert!(span >= Duration::from_secs(25) && span <= Duration::from_millis(27_500), "{span:?}");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn actions_have_separate_budgets_and_cancel_is_clean() {
         let limiter = RateLimiter::new(2).unwrap();

@@ -288,7 +288,8 @@ fn applied(calls: &[Value]) -> usize {
 #[tokio::test]
 async fn every_action_over_http() {
     let sb = Sandbox::with("", Duration::from_millis(400), fleet()).await;
-    let c = sb.default_client();
+    let client = sb.default_client();
+    let c: &dyn GaapApi = &client; // the daemon may hold it as a trait object
 
     let all = c.describe_proxies(&ProxyQuery::All).await.unwrap();
     assert_eq!(all.len(), 4);
