@@ -22,7 +22,7 @@ fn achieved_rate() {
     }
     let span = grants.last().unwrap().as_secs_f64() + 1.0;
     println!(
-        "budget (simulated): 500 requests in {span:.2} s = {:.2}/s against 20/s ({:.1}% of the 25 s minimum); max in any 1 s window: {}",
+        "budget (simulated): 500 requests in {span:.2} s = {:.2}/s against 20/s ({:.1}% over the 25 s minimum); max in any 1 s window: {}",
         500.0 / span,
         (span / 25.0 - 1.0) * 100.0,
         max_in_any_window(&grants, Duration::from_secs(1))

@@ -385,7 +385,11 @@ mod tests {
             .map(|i| {
                 let l = limiter.clone();
                 tokio::spawn(async move {
-                    let p = if i % 3 == 0 { Priority::Low } else { Priority::High };
+                    let p = if i % 3 == 0 {
+                        Priority::Low
+                    } else {
+                        Priority::High
+                    };
                     l.acquire("ModifyProxyConfiguration", p).await;
                     start.elapsed()
                 })
@@ -398,7 +402,10 @@ mod tests {
         times.sort();
         assert_eq!(max_in_any_window(&times, ms(1000)), 20);
         let span = *times.last().unwrap() + ms(1000);
-        assert!(span >= Duration::from_secs(25) && span <= Duration::from_millis(27_500), "{span:?}");
+        assert!(
+            span >= Duration::from_secs(25) && span <= Duration::from_millis(27_500),
+            "{span:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -76,7 +76,10 @@ fn official_python_sdk_against_the_sandbox() {
     let line = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("the sandbox did not print its address in 30 s");
-    assert!(!line.is_empty(), "the sandbox exited before printing its address (its stderr is above)");
+    assert!(
+        !line.is_empty(),
+        "the sandbox exited before printing its address (its stderr is above)"
+    );
     let addr = line
         .trim()
         .strip_prefix("sandbox listening on http://")
