@@ -9,6 +9,7 @@
 //! - [`stats`]: the daemon's own Prometheus metrics.
 
 pub mod cmd;
+pub mod adapters;
 pub mod engine;
 pub mod http;
 pub mod ports;
