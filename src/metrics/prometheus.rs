@@ -1,0 +1,709 @@
+//! The Prometheus HTTP client: requests through `prometheus-http-query`, answers decoded
+//! here (only the labels and samples the engine needs), timeouts, retries and deadlines.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::{
+    ClientOptions, LabeledSeries, MAX_POINTS_PER_REQUEST, MetricsError, PolicyObservation,
+    RangeWindow, SignalError, evaluation_step, observe_window, parse_float, range_chunks,
+    readings_at,
+};
+use crate::core::Observation;
+use crate::policy::{Policy, Severity, Signal};
+use crate::time::Timestamp;
+use crate::trace::Trace;
+
+/// A Prometheus server as the metric source. Cheap to clone (the HTTP client is shared).
+#[derive(Clone)]
+pub struct Prometheus {
+    client: prometheus_http_query::Client,
+    url: String,
+    opts: ClientOptions,
+}
+
+impl std::fmt::Debug for Prometheus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prometheus")
+            .field("url", &self.url)
+            .field("opts", &self.opts)
+            .finish()
+    }
+}
+
+/// A problem found by [`check_policy_queries`] in one signal of one policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryProblem {
+    pub policy: String,
+    /// The policy file, when the policy came from one.
+    pub source: Option<std::path::PathBuf>,
+    pub signal: String,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl std::fmt::Display for QueryProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(src) = &self.source {
+            write!(f, "{}: ", src.display())?;
+        }
+        write!(
+            f,
+            "policy `{}`, signal `{}`: {}",
+            self.policy, self.signal, self.message
+        )
+    }
+}
+
+/// Checks every signal query of `policies` against the Prometheus at `url` (default
+/// options, evaluated at the server's current time); see
+/// [`Prometheus::check_queries_at`]. `Err` means Prometheus could not be asked at all.
+pub async fn check_policy_queries(
+    url: &str,
+    policies: &[Policy],
+) -> Result<Vec<QueryProblem>, MetricsError> {
+    let prom = Prometheus::new(url, ClientOptions::default())?;
+    prom.check_queries_at(policies, None).await
+}
+
+impl Prometheus {
+    /// A client for the Prometheus at `url` (e.g. `http://127.0.0.1:9090`, a path prefix
+    /// is kept).
+    pub fn new(url: &str, opts: ClientOptions) -> Result<Prometheus, MetricsError> {
+        let invalid = |message: String| MetricsError::InvalidUrl {
+            url: url.to_string(),
+            message,
+        };
+        let parsed = reqwest::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(invalid("the scheme must be http or https".into()));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(opts.timeout)
+            .build()
+            .map_err(|e| invalid(format!("cannot build the HTTP client: {e}")))?;
+        let client = prometheus_http_query::Client::from(http, url)
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(Prometheus {
+            client,
+            url: url.trim_end_matches('/').to_string(),
+            opts,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+
+    /// The range window each signal of `policy` is queried over by [`Self::observe`] at
+    /// `now`, by signal name.
+    pub fn observe_windows(policy: &Policy, now: Timestamp) -> BTreeMap<String, RangeWindow> {
+        let step = evaluation_step(&policy.schedule, now - Duration::from_secs(86_400), now);
+        policy
+            .signals
+            .iter()
+            .map(|(name, s)| (name.clone(), observe_window(step, s.max_age, now)))
+            .collect()
+    }
+
+    /// Observes every signal of `policy` at `now`: one request per signal (all signals
+    /// at once), each bounded by the options' deadline. Never fails: a failed signal is
+    /// reported in [`PolicyObservation::errors`] (and logged) and its proxies get
+    /// `QueryError`.
+    pub async fn observe(&self, policy: &Policy, now: Timestamp) -> PolicyObservation {
+        let windows = Self::observe_windows(policy, now);
+        let deadline = Instant::now() + self.opts.deadline;
+        let mut tasks = JoinSet::new();
+        for (name, signal) in &policy.signals {
+            let this = self.clone();
+            let signal = signal.clone();
+            let name = name.clone();
+            let window = windows[&name];
+            tasks.spawn(async move {
+                let res = this
+                    .range_series(&signal.query, &signal.proxy_label, window, deadline)
+                    .await;
+                let res = res.map(|series| {
+                    readings_at(&series, now, signal.max_age.as_millis() as i64)
+                });
+                (name, res)
+            });
+        }
+        let mut out = PolicyObservation {
+            time: now,
+            signals: policy.signals.keys().cloned().collect(),
+            per_proxy: HashMap::new(),
+            errors: Vec::new(),
+        };
+        while let Some(joined) = tasks.join_next().await {
+            let (name, res) = match joined {
+                Ok(r) => r,
+                Err(e) => {
+                    // A panicking task is a bug; keep the other signals.
+                    tracing::error!(policy = %policy.name, error = %e, "signal task failed");
+                    continue;
+                }
+            };
+            match res {
+                Ok(readings) => {
+                    for (proxy, reading) in readings {
+                        out.per_proxy
+                            .entry(proxy)
+                            .or_insert_with(Observation::default)
+                            .signals
+                            .insert(name.clone(), reading);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        policy = %policy.name,
+                        signal = %name,
+                        kind = error.kind(),
+                        error = %error,
+                        prometheus = %self.url,
+                        "signal query failed; its proxies have no data"
+                    );
+                    out.errors.push(SignalError {
+                        policy: policy.name.clone(),
+                        signal: name,
+                        error,
+                    });
+                }
+            }
+        }
+        out.errors.sort_by(|a, b| a.signal.cmp(&b.signal));
+        out
+    }
+
+    /// Fetches the history of every signal of `policies` over `[start, end]` as range
+    /// queries at each policy's evaluation step ([`evaluation_step`]; grid points are
+    /// multiples of the step since the epoch), chunked so that no request asks for more
+    /// than 11,000 points per series, at most `concurrency` requests in flight.
+    /// `progress(done, total)` is called once before the first request and after each.
+    ///
+    /// Samples are stored per (proxy, signal name). `proxies` limits the proxies kept
+    /// (empty: keep every proxy the queries return). At a time where several series carry
+    /// one proxy's id the sample is stored as NaN: ambiguous, so it never reaches the
+    /// decision core as a number (a CSV export writes `NaN`). Policies sharing a signal
+    /// name must share its query and proxy label; different steps for one signal are
+    /// fetched separately and merged.
+    pub async fn fetch_range(
+        &self,
+        policies: &[Policy],
+        proxies: &[String],
+        start: Timestamp,
+        end: Timestamp,
+        progress: impl Fn(usize, usize),
+    ) -> Result<Trace, MetricsError> {
+        // Signal name -> (definition, owning policy, steps).
+        let mut signals: BTreeMap<String, (&Signal, &str, Vec<i64>)> = BTreeMap::new();
+        for p in policies {
+            let step = evaluation_step(&p.schedule, start, end).as_secs() as i64;
+            for (name, s) in &p.signals {
+                let entry = signals.entry(name.clone()).or_insert((s, &p.name, Vec::new()));
+                if entry.0.query != s.query || entry.0.proxy_label != s.proxy_label {
+                    return Err(MetricsError::SignalConflict {
+                        signal: name.clone(),
+                        first: entry.1.to_string(),
+                        second: p.name.clone(),
+                    });
+                }
+                if !entry.2.contains(&step) {
+                    entry.2.push(step);
+                }
+            }
+        }
+        // Every request: (signal, fetch group = one step of one signal, window).
+        let mut requests = Vec::new();
+        for (name, (signal, _, steps)) in &signals {
+            for (group, &step) in steps.iter().enumerate() {
+                for w in range_chunks(start.secs(), end.secs(), step, MAX_POINTS_PER_REQUEST) {
+                    requests.push((name.clone(), (*signal).clone(), group, w));
+                }
+            }
+        }
+        let total = requests.len();
+        progress(0, total);
+        let keep: Arc<HashSet<String>> = Arc::new(proxies.iter().cloned().collect());
+        // (proxy, signal) -> time -> (fetch group, value, series count)
+        let mut merged: BTreeMap<(String, String), BTreeMap<i64, (usize, f64, usize)>> =
+            BTreeMap::new();
+        let mut tasks = JoinSet::new();
+        let mut pending = requests.into_iter();
+        let mut done = 0;
+        let limit = self.opts.concurrency.max(1);
+        loop {
+            while tasks.len() < limit {
+                let Some((name, signal, group, w)) = pending.next() else {
+                    break;
+                };
+                let this = self.clone();
+                tasks.spawn(async move {
+                    let deadline = Instant::now() + this.opts.deadline;
+                    let res = this
+                        .range_series(&signal.query, &signal.proxy_label, w, deadline)
+                        .await;
+                    (name, group, res)
+                });
+            }
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
+            let (name, group, res) = joined.map_err(|e| MetricsError::Decode {
+                message: format!("range task failed: {e}"),
+            })?;
+            let series = res?;
+            for s in series {
+                let Some(proxy) = s.proxy else { continue };
+                if !keep.is_empty() && !keep.contains(&proxy) {
+                    continue;
+                }
+                let points = merged.entry((proxy, name.clone())).or_default();
+                for (t, v) in s.samples {
+                    let e = points.entry(t).or_insert((group, v, 0));
+                    if e.0 == group {
+                        e.2 += 1;
+                    }
+                }
+            }
+            done += 1;
+            progress(done, total);
+        }
+        let mut trace = Trace::default();
+        for ((proxy, signal), points) in merged {
+            let series = trace.series_mut(&proxy, &signal);
+            for (t, (_, v, count)) in points {
+                series.push(Timestamp(t), if count > 1 { f64::NAN } else { v });
+            }
+        }
+        Ok(trace)
+    }
+
+    /// Checks each signal of `policies`: the query parses (`/api/v1/format_query`, which
+    /// evaluates nothing) and, evaluated at `at` (None: the server's current time),
+    /// returns an instant vector whose series all carry the proxy label, at most one per
+    /// proxy. An empty result is a warning (nothing could be checked). `Err` only when
+    /// Prometheus cannot be asked (unreachable, failing): an environment error.
+    pub async fn check_queries_at(
+        &self,
+        policies: &[Policy],
+        at: Option<Timestamp>,
+    ) -> Result<Vec<QueryProblem>, MetricsError> {
+        let mut problems = Vec::new();
+        for p in policies {
+            for (name, s) in &p.signals {
+                let problem = |severity, message: String| QueryProblem {
+                    policy: p.name.clone(),
+                    source: p.source.clone(),
+                    signal: name.clone(),
+                    severity,
+                    message,
+                };
+                let deadline = Instant::now() + self.opts.deadline;
+                let parsed = self
+                    .with_retries(deadline, |t| self.send_format_query(&s.query, t))
+                    .await;
+                match parsed {
+                    Ok(()) => {}
+                    Err(MetricsError::BadQuery { message }) => {
+                        problems.push(problem(
+                            Severity::Error,
+                            format!("query does not parse: {message}"),
+                        ));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+                let deadline = Instant::now() + self.opts.deadline;
+                let answer = self
+                    .with_retries(deadline, |t| self.send_instant(&s.query, at, t))
+                    .await;
+                let data = match answer {
+                    Ok(d) => d,
+                    Err(e) if e.is_environment() => return Err(e),
+                    Err(e) => {
+                        problems.push(problem(Severity::Error, format!("query fails: {e}")));
+                        continue;
+                    }
+                };
+                let items = match data {
+                    QueryData::Vector(items) => items,
+                    other => {
+                        problems.push(problem(
+                            Severity::Error,
+                            format!(
+                                "query returns a {}, not an instant vector with one series per proxy",
+                                other.kind()
+                            ),
+                        ));
+                        continue;
+                    }
+                };
+                if items.is_empty() {
+                    problems.push(problem(
+                        Severity::Warning,
+                        "query returns no series now, so its proxies cannot be checked".into(),
+                    ));
+                    continue;
+                }
+                let mut per_proxy: BTreeMap<&str, usize> = BTreeMap::new();
+                let mut unlabeled = 0;
+                for item in &items {
+                    match item.metric.get(&s.proxy_label) {
+                        Some(id) => *per_proxy.entry(id).or_default() += 1,
+                        None => unlabeled += 1,
+                    }
+                }
+                if unlabeled > 0 {
+                    problems.push(problem(
+                        Severity::Error,
+                        format!(
+                            "{unlabeled} of {} result series carry no `{}` label; keep it in the result (e.g. `max by ({}) (...)`)",
+                            items.len(),
+                            s.proxy_label,
+                            s.proxy_label
+                        ),
+                    ));
+                }
+                let dups: Vec<String> = per_proxy
+                    .iter()
+                    .filter(|(_, n)| **n > 1)
+                    .map(|(id, n)| format!("{id} ({n} series)"))
+                    .collect();
+                if !dups.is_empty() {
+                    let shown = dups.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+                    let more = if dups.len() > 5 {
+                        format!(" and {} more", dups.len() - 5)
+                    } else {
+                        String::new()
+                    };
+                    problems.push(problem(
+                        Severity::Error,
+                        format!(
+                            "query returns several series for one proxy: {shown}{more}; aggregate by the proxy label, e.g. `max by ({}) (...)`",
+                            s.proxy_label
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(problems)
+    }
+
+    /// One range query (with retries, bounded by `deadline`), split into series by
+    /// `proxy_label`.
+    async fn range_series(
+        &self,
+        query: &str,
+        proxy_label: &str,
+        w: RangeWindow,
+        deadline: Instant,
+    ) -> Result<Vec<LabeledSeries>, MetricsError> {
+        let data = self
+            .with_retries(deadline, |t| self.send_range(query, w, t))
+            .await?;
+        data.into_series(proxy_label)
+    }
+
+    /// Runs `attempt(timeout)` until it succeeds, fails for good, the retries are used up
+    /// or `deadline` passes. Each attempt gets the request timeout, shortened to what is
+    /// left of the deadline.
+    async fn with_retries<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        mut attempt: F,
+    ) -> Result<T, MetricsError>
+    where
+        F: FnMut(Duration) -> Fut,
+        Fut: Future<Output = Result<T, MetricsError>>,
+    {
+        let mut tries = 0u32;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let timeout = self.opts.timeout.min(left);
+            if timeout.is_zero() {
+                return Err(MetricsError::Timeout {
+                    after: self.opts.deadline,
+                });
+            }
+            let err = match attempt(timeout).await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let backoff = self.opts.backoff * 2u32.saturating_pow(tries);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !err.is_transient() || tries >= self.opts.retries || backoff >= left {
+                return Err(err);
+            }
+            tries += 1;
+            tracing::debug!(
+                prometheus = %self.url,
+                attempt = tries,
+                kind = err.kind(),
+                error = %err,
+                "retrying Prometheus request"
+            );
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    async fn send_range(
+        &self,
+        query: &str,
+        w: RangeWindow,
+        timeout: Duration,
+    ) -> Result<QueryData, MetricsError> {
+        let req = self
+            .client
+            .query_range(query, w.start, w.end, w.step as f64)
+            .timeout(timeout.as_millis() as i64);
+        let body = self.finish(self.crate_send(req.post_raw(), timeout), timeout).await?;
+        decode::<QueryData>(&body)
+    }
+
+    async fn send_instant(
+        &self,
+        query: &str,
+        at: Option<Timestamp>,
+        timeout: Duration,
+    ) -> Result<QueryData, MetricsError> {
+        let mut req = self.client.query(query).timeout(timeout.as_millis() as i64);
+        if let Some(at) = at {
+            req = req.query("time", super::format_secs(at.millis()));
+        }
+        let body = self.finish(self.crate_send(req.post_raw(), timeout), timeout).await?;
+        decode::<QueryData>(&body)
+    }
+
+    async fn send_format_query(&self, query: &str, timeout: Duration) -> Result<(), MetricsError> {
+        let url = format!("{}/api/v1/format_query", self.url);
+        // The crate has no call for this endpoint; use its HTTP client directly.
+        let req = self.client.inner().post(url).form(&[("query", query)]).send();
+        let fut = async { req.await.map_err(|e| self.map_reqwest_error(&e, timeout)) };
+        let body = self.finish(fut, timeout).await?;
+        decode::<String>(&body).map(|_| ())
+    }
+
+    /// Sends a request built by the crate and reads the whole answer within `timeout`:
+    /// maps connection errors, timeouts and non-JSON HTTP errors (e.g. a proxy's 502) to
+    /// [`MetricsError`]; a JSON answer is returned for [`decode`].
+    async fn finish(
+        &self,
+        send: impl Future<Output = Result<reqwest::Response, MetricsError>>,
+        timeout: Duration,
+    ) -> Result<Answer, MetricsError> {
+        let work = async {
+            let resp = send.await?;
+            let status = resp.status().as_u16();
+            let json = resp
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/json"));
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| self.map_reqwest_error(&e, timeout))?;
+            Ok::<_, MetricsError>(Answer {
+                status,
+                json,
+                bytes: bytes.to_vec(),
+            })
+        };
+        let answer = tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| MetricsError::Timeout { after: timeout })??;
+        if !answer.json {
+            let body = String::from_utf8_lossy(&answer.bytes);
+            let body: String = body.trim().chars().take(300).collect();
+            return Err(if answer.status >= 400 {
+                MetricsError::Http {
+                    status: answer.status,
+                    body,
+                }
+            } else {
+                MetricsError::Decode {
+                    message: format!("HTTP {} with a non-JSON body: {body}", answer.status),
+                }
+            });
+        }
+        Ok(answer)
+    }
+
+    /// A request sent by the crate, its errors mapped.
+    async fn crate_send(
+        &self,
+        send: impl Future<Output = Result<reqwest::Response, prometheus_http_query::Error>>,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, MetricsError> {
+        send.await.map_err(|e| self.map_send_error(e, timeout))
+    }
+
+    fn map_send_error(&self, e: prometheus_http_query::Error, timeout: Duration) -> MetricsError {
+        match &e {
+            prometheus_http_query::Error::Client(c) => match c.inner() {
+                Some(r) => self.map_reqwest_error(r, timeout),
+                None => MetricsError::Connect {
+                    url: self.url.clone(),
+                    message: e.to_string(),
+                },
+            },
+            _ => MetricsError::Decode {
+                message: e.to_string(),
+            },
+        }
+    }
+
+    fn map_reqwest_error(&self, e: &reqwest::Error, timeout: Duration) -> MetricsError {
+        if e.is_timeout() {
+            return MetricsError::Timeout { after: timeout };
+        }
+        // The innermost cause says what happened ("Connection refused (os error 111)").
+        let mut cause: &dyn std::error::Error = e;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        MetricsError::Connect {
+            url: self.url.clone(),
+            message: cause.to_string(),
+        }
+    }
+}
+
+/// A whole HTTP answer.
+struct Answer {
+    status: u16,
+    json: bool,
+    bytes: Vec<u8>,
+}
+
+/// The API envelope: `{"status":"success","data":...}` or
+/// `{"status":"error","errorType":"bad_data","error":"..."}`.
+#[derive(Deserialize)]
+struct Envelope<D> {
+    status: String,
+    data: Option<D>,
+    #[serde(rename = "errorType")]
+    error_type: Option<String>,
+    error: Option<String>,
+}
+
+fn decode<D: serde::de::DeserializeOwned>(answer: &Answer) -> Result<D, MetricsError> {
+    let env: Envelope<D> = serde_json::from_slice(&answer.bytes).map_err(|e| {
+        let body: String = String::from_utf8_lossy(&answer.bytes).chars().take(200).collect();
+        if answer.status >= 400 {
+            MetricsError::Http {
+                status: answer.status,
+                body,
+            }
+        } else {
+            MetricsError::Decode {
+                message: format!("{e}: {body}"),
+            }
+        }
+    })?;
+    match (env.status.as_str(), env.data) {
+        ("success", Some(data)) => Ok(data),
+        ("error", _) => {
+            let error_type = env.error_type.unwrap_or_else(|| "unknown".into());
+            let message = env.error.unwrap_or_default();
+            Err(if error_type == "bad_data" {
+                MetricsError::BadQuery { message }
+            } else {
+                MetricsError::Prometheus {
+                    error_type,
+                    message,
+                }
+            })
+        }
+        (status, _) => Err(MetricsError::Decode {
+            message: format!("status `{status}` (HTTP {}) without data", answer.status),
+        }),
+    }
+}
+
+/// A query result, only what the engine reads from it.
+#[derive(Deserialize)]
+#[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
+enum QueryData {
+    Vector(Vec<VectorItem>),
+    Matrix(Vec<MatrixItem>),
+    Scalar(serde::de::IgnoredAny),
+    String(serde::de::IgnoredAny),
+}
+
+#[derive(Deserialize)]
+struct VectorItem {
+    metric: HashMap<String, String>,
+    value: RawSample,
+}
+
+#[derive(Deserialize)]
+struct MatrixItem {
+    metric: HashMap<String, String>,
+    values: Vec<RawSample>,
+}
+
+/// `[1795666320.5, "144.55"]`
+#[derive(Deserialize)]
+struct RawSample(f64, String);
+
+impl RawSample {
+    fn parse(&self) -> Result<(i64, f64), MetricsError> {
+        let v = parse_float(&self.1).ok_or_else(|| MetricsError::Decode {
+            message: format!("sample value `{}` is not a number", self.1),
+        })?;
+        Ok(((self.0 * 1000.0).round() as i64, v))
+    }
+}
+
+impl QueryData {
+    fn kind(&self) -> &'static str {
+        match self {
+            QueryData::Vector(_) => "vector",
+            QueryData::Matrix(_) => "range vector",
+            QueryData::Scalar(_) => "scalar",
+            QueryData::String(_) => "string",
+        }
+    }
+
+    fn into_series(self, proxy_label: &str) -> Result<Vec<LabeledSeries>, MetricsError> {
+        let mut out = Vec::new();
+        match self {
+            QueryData::Matrix(items) => {
+                for mut item in items {
+                    let samples = item
+                        .values
+                        .iter()
+                        .map(RawSample::parse)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    out.push(LabeledSeries {
+                        proxy: item.metric.remove(proxy_label),
+                        samples,
+                    });
+                }
+            }
+            QueryData::Vector(items) => {
+                for mut item in items {
+                    out.push(LabeledSeries {
+                        proxy: item.metric.remove(proxy_label),
+                        samples: vec![item.value.parse()?],
+                    });
+                }
+            }
+            // A scalar or string carries no proxy label: no proxy gets a value.
+            QueryData::Scalar(_) | QueryData::String(_) => {}
+        }
+        Ok(out)
+    }
+}
