@@ -284,16 +284,20 @@ fn whole_secs(d: Duration) -> i64 {
 }
 
 /// The window the daemon queries for one signal at `now`: ending at `now` (whole
-/// seconds), on the policy's step, reaching just past `max_age` so that the newest value
-/// older than `max_age` is still seen (and reported stale). At most
-/// [`MAX_WINDOW_POINTS`] points: a longer `max_age / step` widens the step.
+/// seconds), on the policy's step, reaching back about twice `max_age` so that a value
+/// that has just become too old is still seen and reported as [`NoData::Stale`] with its
+/// age (beyond the window a proxy simply has no series). At most [`MAX_WINDOW_POINTS`]
+/// points: the reach shrinks first (never below `max_age` plus one step), then the step
+/// widens.
 pub fn observe_window(step: Duration, max_age: Duration, now: Timestamp) -> RangeWindow {
     let mut step = whole_secs(step);
     let max_age = (max_age.as_millis() / 1000) as i64;
-    if max_age / step + 1 > MAX_WINDOW_POINTS - 1 {
-        step = max_age / (MAX_WINDOW_POINTS - 2) + 1;
+    let cap = MAX_WINDOW_POINTS - 1; // intervals, not points
+    if max_age / step + 1 > cap {
+        step = max_age / (cap - 1) + 1;
     }
-    let n = max_age / step + 1; // n * step > max_age
+    // n * step > max_age always; up to 2 * max_age + step when the cap allows.
+    let n = (2 * max_age / step + 1).min(cap).max(max_age / step + 1);
     let end = now.secs();
     RangeWindow {
         start: end - n * step,
@@ -546,12 +550,14 @@ mod tests {
     fn window_reaches_past_max_age() {
         let now = Timestamp::from_millis(1_000_000_500);
         let w = observe_window(Duration::from_secs(30), Duration::from_secs(300), now);
-        assert_eq!(w, RangeWindow { start: 1_000_000 - 330, end: 1_000_000, step: 30 });
+        assert_eq!(w, RangeWindow { start: 1_000_000 - 630, end: 1_000_000, step: 30 });
+        let w = observe_window(Duration::from_secs(10), Duration::from_secs(250), now);
+        assert_eq!((w.end - w.start, w.step), (290, 10));
         let w = observe_window(Duration::from_secs(1), Duration::from_secs(3600), now);
         assert!(w.points() <= MAX_WINDOW_POINTS, "{w:?}");
         assert!(w.end - w.start > 3600);
         let w = observe_window(Duration::from_secs(600), Duration::from_secs(300), now);
-        assert_eq!((w.end - w.start, w.step), (600, 600));
+        assert_eq!((w.end - w.start, w.step), (1200, 600));
     }
 
     #[test]
