@@ -42,46 +42,58 @@ fn minutes(from: i64, to: i64) -> impl Iterator<Item = i64> {
 fn data() -> OpenMetrics {
     let mut om = OpenMetrics::new();
     let late = |t: i64| t >= END - 3600;
-    om.series(BW, &[("channel_id", "link-ok000001")], minutes(START, END).map(|t| (t, bw_ok1(t))))
-        .series(BW, &[("channel_id", "link-ok000002")], minutes(START, END).map(|t| (t, bw_ok2(t))))
-        .series(
-            BW,
-            &[("channel_id", "link-gap00003")],
-            minutes(START, END)
-                .filter(|t| !(GAP.0..GAP.1).contains(t))
-                .map(|t| (t, 42.0)),
-        )
-        .series(
-            BW,
-            &[("channel_id", "link-nan00004")],
-            minutes(START, END).map(|t| (t, if late(t) { f64::NAN } else { 10.0 })),
-        )
-        .series(
-            BW,
-            &[("channel_id", "link-neg00005")],
-            minutes(START, END).map(|t| (t, if late(t) { -5.0 } else { 10.0 })),
-        )
-        .series(
-            BW,
-            &[("channel_id", "link-inf00006")],
-            minutes(START, END).map(|t| (t, if late(t) { f64::INFINITY } else { 10.0 })),
-        )
-        .series(
-            BW,
-            &[("channel_id", "link-dup00007"), ("region", "a")],
-            minutes(START, END).map(|t| (t, 1.0)),
-        )
-        .series(
-            BW,
-            &[("channel_id", "link-dup00007"), ("region", "b")],
-            minutes(START, END).map(|t| (t, 2.0)),
-        );
+    om.series(
+        BW,
+        &[("channel_id", "link-ok000001")],
+        minutes(START, END).map(|t| (t, bw_ok1(t))),
+    )
+    .series(
+        BW,
+        &[("channel_id", "link-ok000002")],
+        minutes(START, END).map(|t| (t, bw_ok2(t))),
+    )
+    .series(
+        BW,
+        &[("channel_id", "link-gap00003")],
+        minutes(START, END)
+            .filter(|t| !(GAP.0..GAP.1).contains(t))
+            .map(|t| (t, 42.0)),
+    )
+    .series(
+        BW,
+        &[("channel_id", "link-nan00004")],
+        minutes(START, END).map(|t| (t, if late(t) { f64::NAN } else { 10.0 })),
+    )
+    .series(
+        BW,
+        &[("channel_id", "link-neg00005")],
+        minutes(START, END).map(|t| (t, if late(t) { -5.0 } else { 10.0 })),
+    )
+    .series(
+        BW,
+        &[("channel_id", "link-inf00006")],
+        minutes(START, END).map(|t| (t, if late(t) { f64::INFINITY } else { 10.0 })),
+    )
+    .series(
+        BW,
+        &[("channel_id", "link-dup00007"), ("region", "a")],
+        minutes(START, END).map(|t| (t, 1.0)),
+    )
+    .series(
+        BW,
+        &[("channel_id", "link-dup00007"), ("region", "b")],
+        minutes(START, END).map(|t| (t, 2.0)),
+    );
     om.series(
         CONN,
         &[("channel_id", "link-ok000001")],
         minutes(START, END).map(|t| (t, 20_000.0 + ((t / 60) % 100) as f64)),
     )
-    .series(CONN, &[("channel_id", "link-ok000002")], minutes(START, END).map(|t| (t, 5_000.0)));
+    .series(
+        CONN,
+        &[("channel_id", "link-ok000002")],
+        minutes(START, END).map(|t| (t, 5_000.0)),
+    );
     om
 }
 
@@ -107,14 +119,20 @@ fn signal(name: &str, query: &str, max_age: Duration) -> Signal {
 fn policy(interval: Duration, signals: &[Signal]) -> Policy {
     let mut p = fixtures::policy();
     p.schedule = Schedule::Interval(interval);
-    p.signals = signals.iter().map(|s| (s.name.clone(), s.clone())).collect();
+    p.signals = signals
+        .iter()
+        .map(|s| (s.name.clone(), s.clone()))
+        .collect();
     p
 }
 
 fn plain_policy(max_age: Duration) -> Policy {
     policy(
         Duration::from_secs(30),
-        &[signal("bandwidth", BW, max_age), signal("connections", CONN, max_age)],
+        &[
+            signal("bandwidth", BW, max_age),
+            signal("connections", CONN, max_age),
+        ],
     )
 }
 
@@ -126,22 +144,45 @@ fn missing(reason: NoData) -> Reading {
 async fn observe_classifies_every_proxy_at_an_explicit_time() {
     let prom = client(&server().url);
     let now = Timestamp::from_secs(END - 1800);
-    let obs = prom.observe(&plain_policy(Duration::from_secs(300)), now).await;
+    let obs = prom
+        .observe(&plain_policy(Duration::from_secs(300)), now)
+        .await;
     assert!(obs.errors.is_empty(), "{:?}", obs.errors);
     let bw = |id: &str| obs.for_proxy(id).signals["bandwidth"].clone();
     let at = Timestamp::from_secs(END - 1800);
-    assert_eq!(bw("link-ok000001"), Reading::Value { value: bw_ok1(END - 1800), at });
-    assert_eq!(bw("link-ok000002"), Reading::Value { value: bw_ok2(END - 1800), at });
+    assert_eq!(
+        bw("link-ok000001"),
+        Reading::Value {
+            value: bw_ok1(END - 1800),
+            at
+        }
+    );
+    assert_eq!(
+        bw("link-ok000002"),
+        Reading::Value {
+            value: bw_ok2(END - 1800),
+            at
+        }
+    );
     assert_eq!(bw("link-gap00003"), Reading::Value { value: 42.0, at });
     assert_eq!(bw("link-nan00004"), missing(NoData::NotANumber));
-    assert_eq!(bw("link-neg00005"), missing(NoData::Negative { value: -5.0 }));
+    assert_eq!(
+        bw("link-neg00005"),
+        missing(NoData::Negative { value: -5.0 })
+    );
     assert_eq!(bw("link-inf00006"), missing(NoData::Infinite));
-    assert_eq!(bw("link-dup00007"), missing(NoData::MultipleSeries { count: 2 }));
+    assert_eq!(
+        bw("link-dup00007"),
+        missing(NoData::MultipleSeries { count: 2 })
+    );
     assert_eq!(bw("link-absent99"), missing(NoData::NoSeries));
     let conn = obs.for_proxy("link-ok000001").signals["connections"].clone();
     assert_eq!(
         conn,
-        Reading::Value { value: 20_000.0 + (((END - 1800) / 60) % 100) as f64, at }
+        Reading::Value {
+            value: 20_000.0 + (((END - 1800) / 60) % 100) as f64,
+            at
+        }
     );
     // A proxy present in one signal only has NoSeries for the other.
     assert_eq!(
@@ -168,21 +209,30 @@ async fn staleness_follows_the_newest_evaluation_with_a_value() {
 
     // 4 minutes after the last visible evaluation, max_age 2m: stale, with its age.
     let now = Timestamp::from_secs(last_visible + 240);
-    let obs = prom.observe(&plain_policy(Duration::from_secs(120)), now).await;
+    let obs = prom
+        .observe(&plain_policy(Duration::from_secs(120)), now)
+        .await;
     assert_eq!(
         obs.for_proxy("link-gap00003").signals["bandwidth"],
         missing(NoData::Stale { age_ms: 240_000 })
     );
     // The same moment with max_age 5m: the last visible value still counts (a CSV
     // export read at this time gives the same).
-    let obs = prom.observe(&plain_policy(Duration::from_secs(300)), now).await;
+    let obs = prom
+        .observe(&plain_policy(Duration::from_secs(300)), now)
+        .await;
     assert_eq!(
         obs.for_proxy("link-gap00003").signals["bandwidth"],
-        Reading::Value { value: 42.0, at: Timestamp::from_secs(last_visible) }
+        Reading::Value {
+            value: 42.0,
+            at: Timestamp::from_secs(last_visible)
+        }
     );
     // Long after: nothing in the window at all.
     let now = Timestamp::from_secs(GAP.0 + 3600);
-    let obs = prom.observe(&plain_policy(Duration::from_secs(300)), now).await;
+    let obs = prom
+        .observe(&plain_policy(Duration::from_secs(300)), now)
+        .await;
     assert!(!obs.per_proxy.contains_key("link-gap00003"));
     assert_eq!(
         obs.for_proxy("link-gap00003").signals["bandwidth"],
@@ -201,25 +251,41 @@ async fn a_syntax_error_surfaces_prometheus_message_and_spares_other_signals() {
     let p = policy(
         Duration::from_secs(30),
         &[
-            signal("bandwidth", "max by (channel_id) (qce_qaap_outbandwidth_max", Duration::from_secs(300)),
+            signal(
+                "bandwidth",
+                "max by (channel_id) (qce_qaap_outbandwidth_max",
+                Duration::from_secs(300),
+            ),
             signal("connections", CONN, Duration::from_secs(300)),
         ],
     );
     let obs = prom.observe(&p, Timestamp::from_secs(END)).await;
     assert_eq!(obs.errors.len(), 1);
     let err = &obs.errors[0];
-    assert_eq!((err.policy.as_str(), err.signal.as_str()), ("web", "bandwidth"));
+    assert_eq!(
+        (err.policy.as_str(), err.signal.as_str()),
+        ("web", "bandwidth")
+    );
     assert_eq!(err.error.kind(), "bad_query");
     let msg = err.error.to_string();
-    assert!(msg.contains("parse error") && msg.contains("unclosed left parenthesis"), "{msg}");
+    assert!(
+        msg.contains("parse error") && msg.contains("unclosed left parenthesis"),
+        "{msg}"
+    );
     match &obs.for_proxy("link-ok000001").signals["bandwidth"] {
-        Reading::Missing { reason: NoData::QueryError { kind, message } } => {
+        Reading::Missing {
+            reason: NoData::QueryError { kind, message },
+        } => {
             assert_eq!(kind, "bad_query");
             assert!(message.contains("unclosed left parenthesis"), "{message}");
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(obs.for_proxy("link-ok000001").signals["connections"].value().is_some(), true);
+    assert!(
+        obs.for_proxy("link-ok000001").signals["connections"]
+            .value()
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -231,14 +297,21 @@ async fn prometheus_down_is_a_connect_error_for_every_signal() {
     let mut opts = ClientOptions::with_timeout(Duration::from_secs(2));
     opts.backoff = Duration::from_millis(10);
     let prom = Prometheus::new(&format!("http://127.0.0.1:{port}"), opts).unwrap();
-    let obs = prom.observe(&plain_policy(Duration::from_secs(300)), Timestamp::from_secs(END)).await;
+    let obs = prom
+        .observe(
+            &plain_policy(Duration::from_secs(300)),
+            Timestamp::from_secs(END),
+        )
+        .await;
     assert_eq!(obs.errors.len(), 2);
     for e in &obs.errors {
         assert_eq!(e.error.kind(), "connect", "{}", e.error);
         assert!(e.error.to_string().contains("refused"), "{}", e.error);
     }
     let r = &obs.for_proxy("link-ok000001").signals["bandwidth"];
-    assert!(matches!(r, Reading::Missing { reason: NoData::QueryError { kind, .. } } if kind == "connect"));
+    assert!(
+        matches!(r, Reading::Missing { reason: NoData::QueryError { kind, .. } } if kind == "connect")
+    );
 }
 
 /// A fake HTTP server: answers every request with `respond(body)`, counts requests and
@@ -259,7 +332,9 @@ fn fake(respond: Option<&'static str>) -> Fake {
         let mut held = Vec::new();
         for conn in l.incoming() {
             let Ok(mut conn) = conn else { return };
-            let Some(text) = read_request(&mut conn) else { continue };
+            let Some(text) = read_request(&mut conn) else {
+                continue;
+            };
             r.fetch_add(1, Ordering::SeqCst);
             b.lock().unwrap().push(text);
             match respond {
@@ -270,7 +345,11 @@ fn fake(respond: Option<&'static str>) -> Fake {
             }
         }
     });
-    Fake { url, requests, bodies }
+    Fake {
+        url,
+        requests,
+        bodies,
+    }
 }
 
 fn read_request(conn: &mut std::net::TcpStream) -> Option<String> {
@@ -288,7 +367,8 @@ fn read_request(conn: &mut std::net::TcpStream) -> Option<String> {
                 .lines()
                 .find_map(|l| {
                     let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
                 })
                 .unwrap_or(0);
             if buf.len() >= head_end + 4 + len {
@@ -329,7 +409,9 @@ async fn one_request_per_signal_with_the_evaluation_time() {
     let f = fake(Some(empty_matrix()));
     let prom = Prometheus::new(&f.url, quick_opts()).unwrap();
     let now = Timestamp::from_secs(END);
-    let obs = prom.observe(&plain_policy(Duration::from_secs(300)), now).await;
+    let obs = prom
+        .observe(&plain_policy(Duration::from_secs(300)), now)
+        .await;
     assert!(obs.errors.is_empty(), "{:?}", obs.errors);
     assert_eq!(f.requests.load(Ordering::SeqCst), 2);
     let bodies = f.bodies.lock().unwrap().clone();
@@ -342,16 +424,30 @@ async fn one_request_per_signal_with_the_evaluation_time() {
 
 #[tokio::test]
 async fn server_errors_are_retried_and_bad_queries_are_not() {
-    let f = fake(Some(response("503 Service Unavailable", "text/plain", "upstream overloaded")));
+    let f = fake(Some(response(
+        "503 Service Unavailable",
+        "text/plain",
+        "upstream overloaded",
+    )));
     let prom = Prometheus::new(&f.url, quick_opts()).unwrap();
-    let p = policy(Duration::from_secs(30), &[signal("bandwidth", BW, Duration::from_secs(300))]);
+    let p = policy(
+        Duration::from_secs(30),
+        &[signal("bandwidth", BW, Duration::from_secs(300))],
+    );
     let obs = prom.observe(&p, Timestamp::from_secs(END)).await;
     assert_eq!(obs.errors.len(), 1);
     assert_eq!(
         obs.errors[0].error,
-        MetricsError::Http { status: 503, body: "upstream overloaded".into() }
+        MetricsError::Http {
+            status: 503,
+            body: "upstream overloaded".into()
+        }
     );
-    assert_eq!(f.requests.load(Ordering::SeqCst), 3, "1 attempt + 2 retries");
+    assert_eq!(
+        f.requests.load(Ordering::SeqCst),
+        3,
+        "1 attempt + 2 retries"
+    );
 
     let f = fake(Some(response(
         "400 Bad Request",
@@ -362,7 +458,9 @@ async fn server_errors_are_retried_and_bad_queries_are_not() {
     let obs = prom.observe(&p, Timestamp::from_secs(END)).await;
     assert_eq!(
         obs.errors[0].error,
-        MetricsError::BadQuery { message: "1:5: parse error: boom".into() }
+        MetricsError::BadQuery {
+            message: "1:5: parse error: boom".into()
+        }
     );
     assert_eq!(f.requests.load(Ordering::SeqCst), 1);
 }
@@ -377,7 +475,10 @@ async fn a_hanging_prometheus_costs_at_most_the_deadline() {
     // A guard so a regression fails instead of hanging the suite.
     let obs = tokio::time::timeout(
         Duration::from_secs(30),
-        prom.observe(&plain_policy(Duration::from_secs(300)), Timestamp::from_secs(END)),
+        prom.observe(
+            &plain_policy(Duration::from_secs(300)),
+            Timestamp::from_secs(END),
+        ),
     )
     .await
     .expect("observe must end by its deadline");
@@ -427,7 +528,11 @@ async fn small_queries(
             for v in series["values"].as_array().unwrap() {
                 let t = (v[0].as_f64().unwrap() * 1000.0).round() as i64;
                 let x = parse_float(v[1].as_str().unwrap()).unwrap();
-                out.entry(id.clone()).or_default().entry(t).or_default().push(x);
+                out.entry(id.clone())
+                    .or_default()
+                    .entry(t)
+                    .or_default()
+                    .push(x);
             }
         }
         s = e + step;
@@ -444,7 +549,10 @@ async fn a_chunked_range_equals_small_queries_over_its_parts() {
     let srv = server();
     let prom = client(&srv.url);
     // 10 s over 2 days: 17,281 points per series, more than one request allows.
-    let p = policy(Duration::from_secs(10), &[signal("bandwidth", BW, Duration::from_secs(300))]);
+    let p = policy(
+        Duration::from_secs(10),
+        &[signal("bandwidth", BW, Duration::from_secs(300))],
+    );
     let totals = Mutex::new(Vec::new());
     let trace = prom
         .fetch_range(
@@ -462,7 +570,11 @@ async fn a_chunked_range_equals_small_queries_over_its_parts() {
 
     let want = small_queries(&srv.url, BW, START, END, 10).await;
     assert_eq!(
-        trace.series.keys().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+        trace
+            .series
+            .keys()
+            .map(|(p, _)| p.clone())
+            .collect::<Vec<_>>(),
         want.keys().cloned().collect::<Vec<_>>()
     );
     for (proxy, points) in &want {
@@ -475,15 +587,31 @@ async fn a_chunked_range_equals_small_queries_over_its_parts() {
             assert!(same_value(*got, expect), "{proxy} at {t}: {got} vs {vs:?}");
         }
     }
-    assert_eq!(trace.series("link-ok000001", "bandwidth").unwrap().len(), 17_281);
-    assert!(trace.series("link-dup00007", "bandwidth").unwrap().values.iter().all(|v| v.is_nan()));
+    assert_eq!(
+        trace.series("link-ok000001", "bandwidth").unwrap().len(),
+        17_281
+    );
+    assert!(
+        trace
+            .series("link-dup00007", "bandwidth")
+            .unwrap()
+            .values
+            .iter()
+            .all(|v| v.is_nan())
+    );
 }
 
 #[tokio::test]
 async fn policies_sharing_a_signal_get_both_grids_and_conflicts_are_refused() {
     let prom = client(&server().url);
-    let a = policy(Duration::from_secs(60), &[signal("bandwidth", BW, Duration::from_secs(300))]);
-    let mut b = policy(Duration::from_secs(45), &[signal("bandwidth", BW, Duration::from_secs(300))]);
+    let a = policy(
+        Duration::from_secs(60),
+        &[signal("bandwidth", BW, Duration::from_secs(300))],
+    );
+    let mut b = policy(
+        Duration::from_secs(45),
+        &[signal("bandwidth", BW, Duration::from_secs(300))],
+    );
     b.name = "batch".into();
     let (start, end) = (END - 3600, END);
     let trace = prom
@@ -511,7 +639,13 @@ async fn policies_sharing_a_signal_get_both_grids_and_conflicts_are_refused() {
 
     b.signals.get_mut("bandwidth").unwrap().query = format!("max by (channel_id) ({BW})");
     let err = prom
-        .fetch_range(&[a, b], &[], Timestamp::from_secs(start), Timestamp::from_secs(end), |_, _| {})
+        .fetch_range(
+            &[a, b],
+            &[],
+            Timestamp::from_secs(start),
+            Timestamp::from_secs(end),
+            |_, _| {},
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "signal_conflict");
@@ -527,9 +661,10 @@ fn parse_csv(text: &str) -> Trace {
         let f: Vec<&str> = line.split(',').collect();
         assert_eq!(f.len(), 4, "{line}");
         let secs: f64 = f[0].parse().unwrap();
-        trace
-            .series_mut(f[1], f[2])
-            .push(Timestamp((secs * 1000.0).round() as i64), parse_float(f[3]).unwrap());
+        trace.series_mut(f[1], f[2]).push(
+            Timestamp((secs * 1000.0).round() as i64),
+            parse_float(f[3]).unwrap(),
+        );
     }
     trace
 }
@@ -548,30 +683,46 @@ async fn a_range_trace_survives_csv_unchanged() {
         .await
         .unwrap();
     // NaN, +Inf, a negative and a duplicated proxy are all in there.
-    let all: Vec<f64> = trace.series.values().flat_map(|s| s.values.clone()).collect();
+    let all: Vec<f64> = trace
+        .series
+        .values()
+        .flat_map(|s| s.values.clone())
+        .collect();
     assert!(all.iter().any(|v| v.is_nan()) && all.contains(&f64::INFINITY) && all.contains(&-5.0));
     assert_eq!(trace.series.len(), 7 + 2);
     let back = parse_csv(&trace_to_csv(&trace));
-    assert_eq!(back.series.keys().collect::<Vec<_>>(), trace.series.keys().collect::<Vec<_>>());
+    assert_eq!(
+        back.series.keys().collect::<Vec<_>>(),
+        trace.series.keys().collect::<Vec<_>>()
+    );
     for (key, s) in &trace.series {
         let b = &back.series[key];
         assert_eq!(b.times, s.times, "{key:?}");
         assert!(
-            s.values.iter().zip(&b.values).all(|(x, y)| same_value(*x, *y)),
+            s.values
+                .iter()
+                .zip(&b.values)
+                .all(|(x, y)| same_value(*x, *y)),
             "{key:?}"
         );
     }
     // The simulation's reading rule over the trace matches what observe() reports.
     let now = Timestamp::from_secs(END - 1800);
-    let obs = prom.observe(&plain_policy(Duration::from_secs(300)), now).await;
+    let obs = prom
+        .observe(&plain_policy(Duration::from_secs(300)), now)
+        .await;
     for ((proxy, signal), s) in &back.series {
         let from_trace = s.reading_at(now, 300_000);
         let from_observe = obs.for_proxy(proxy).signals[signal].clone();
         match (&from_trace, &from_observe) {
             // The trace keeps an ambiguous time as NaN; observe names the reason.
             (
-                Reading::Missing { reason: NoData::NotANumber },
-                Reading::Missing { reason: NoData::MultipleSeries { .. } },
+                Reading::Missing {
+                    reason: NoData::NotANumber,
+                },
+                Reading::Missing {
+                    reason: NoData::MultipleSeries { .. },
+                },
             ) => {}
             _ => assert_eq!(from_trace, from_observe, "{proxy}/{signal}"),
         }
@@ -587,7 +738,11 @@ async fn validation_checks_parse_and_one_series_per_proxy() {
         &[
             signal("good", &format!("max by (channel_id) ({BW})"), age),
             signal("dup", BW, age),
-            signal("broken", "max by (channel_id) (qce_qaap_outbandwidth_max", age),
+            signal(
+                "broken",
+                "max by (channel_id) (qce_qaap_outbandwidth_max",
+                age,
+            ),
             signal("unlabeled", &format!("sum({BW})"), age),
             signal("empty", "no_such_metric", age),
         ],
@@ -606,12 +761,27 @@ async fn validation_checks_parse_and_one_series_per_proxy() {
         "{problems:#?}"
     );
     assert_eq!(by_signal["broken"].0, &Severity::Error);
-    assert!(by_signal["broken"].1.contains("1:47: parse error"), "{}", by_signal["broken"].1);
-    assert!(by_signal["dup"].1.contains("link-dup00007 (2 series)"), "{}", by_signal["dup"].1);
-    assert!(by_signal["unlabeled"].1.contains("carry no `channel_id` label"));
+    assert!(
+        by_signal["broken"].1.contains("1:47: parse error"),
+        "{}",
+        by_signal["broken"].1
+    );
+    assert!(
+        by_signal["dup"].1.contains("link-dup00007 (2 series)"),
+        "{}",
+        by_signal["dup"].1
+    );
+    assert!(
+        by_signal["unlabeled"]
+            .1
+            .contains("carry no `channel_id` label")
+    );
     assert_eq!(by_signal["empty"].0, &Severity::Warning);
 
     let down = Prometheus::new("http://127.0.0.1:1", quick_opts()).unwrap();
-    let err = down.check_queries_at(&[plain_policy(age)], None).await.unwrap_err();
+    let err = down
+        .check_queries_at(&[plain_policy(age)], None)
+        .await
+        .unwrap_err();
     assert!(err.is_environment(), "{err}");
 }

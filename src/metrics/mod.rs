@@ -141,7 +141,10 @@ impl MetricsError {
             MetricsError::Connect { .. } | MetricsError::Timeout { .. } => true,
             MetricsError::Http { status, .. } => *status >= 500 || *status == 429,
             MetricsError::Prometheus { error_type, .. } => {
-                matches!(error_type.as_str(), "timeout" | "canceled" | "unavailable" | "internal")
+                matches!(
+                    error_type.as_str(),
+                    "timeout" | "canceled" | "unavailable" | "internal"
+                )
             }
             _ => false,
         }
@@ -151,7 +154,10 @@ impl MetricsError {
     /// policy: commands exit 2 for these.
     pub fn is_environment(&self) -> bool {
         self.is_transient()
-            || matches!(self, MetricsError::Http { .. } | MetricsError::Decode { .. })
+            || matches!(
+                self,
+                MetricsError::Http { .. } | MetricsError::Decode { .. }
+            )
     }
 
     /// The no-data reason every proxy of a failed signal gets.
@@ -349,7 +355,11 @@ pub fn range_chunks(start: i64, end: i64, step: i64, max_points: i64) -> Vec<Ran
     let mut s = first;
     while s <= last {
         let e = (s + (max_points - 1) * step).min(last);
-        out.push(RangeWindow { start: s, end: e, step });
+        out.push(RangeWindow {
+            start: s,
+            end: e,
+            step,
+        });
         s = e + step;
     }
     out
@@ -515,7 +525,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(po.for_proxy("b").signals.len(), 3);
-        assert!(po.for_proxy("b").signals.values().all(|r| r.value().is_none()));
+        assert!(
+            po.for_proxy("b")
+                .signals
+                .values()
+                .all(|r| r.value().is_none())
+        );
     }
 
     #[test]
@@ -550,7 +565,14 @@ mod tests {
     fn window_reaches_past_max_age() {
         let now = Timestamp::from_millis(1_000_000_500);
         let w = observe_window(Duration::from_secs(30), Duration::from_secs(300), now);
-        assert_eq!(w, RangeWindow { start: 1_000_000 - 630, end: 1_000_000, step: 30 });
+        assert_eq!(
+            w,
+            RangeWindow {
+                start: 1_000_000 - 630,
+                end: 1_000_000,
+                step: 30
+            }
+        );
         let w = observe_window(Duration::from_secs(10), Duration::from_secs(250), now);
         assert_eq!((w.end - w.start, w.step), (290, 10));
         let w = observe_window(Duration::from_secs(1), Duration::from_secs(3600), now);
@@ -578,7 +600,11 @@ mod tests {
             ("0 0 9 * * * 2001", 60),
         ];
         for (expr, want) in cases {
-            assert_eq!(evaluation_step(&spec(expr), start, end).as_secs(), want, "{expr}");
+            assert_eq!(
+                evaluation_step(&spec(expr), start, end).as_secs(),
+                want,
+                "{expr}"
+            );
         }
         assert_eq!(
             evaluation_step(&Schedule::Interval(Duration::from_millis(1500)), start, end),
@@ -593,7 +619,9 @@ mod tests {
         s.push(Timestamp::from_secs(60), 144.55);
         s.push(Timestamp::from_millis(120_500), f64::NAN);
         s.push(Timestamp::from_secs(180), f64::INFINITY);
-        trace.series_mut("link,b", "connections").push(Timestamp(0), -1.0);
+        trace
+            .series_mut("link,b", "connections")
+            .push(Timestamp(0), -1.0);
         assert_eq!(
             trace_to_csv(&trace),
             "timestamp,proxy_id,signal,value\n\
@@ -605,7 +633,11 @@ mod tests {
         for s in ["NaN", "+Inf", "-Inf", "144.55", "-1", "1e300"] {
             let v = parse_float(s).unwrap();
             let back = FloatText(v).to_string();
-            assert_eq!(parse_float(&back).map(f64::to_bits), Some(v.to_bits()), "{s}");
+            assert_eq!(
+                parse_float(&back).map(f64::to_bits),
+                Some(v.to_bits()),
+                "{s}"
+            );
         }
     }
 }

@@ -15,7 +15,6 @@ use super::{
     RangeWindow, SignalError, evaluation_step, observe_window, parse_float, range_chunks,
     readings_at,
 };
-use crate::core::Observation;
 use crate::policy::{Policy, Severity, Signal};
 use crate::time::Timestamp;
 use crate::trace::Trace;
@@ -88,8 +87,8 @@ impl Prometheus {
             .connect_timeout(opts.timeout)
             .build()
             .map_err(|e| invalid(format!("cannot build the HTTP client: {e}")))?;
-        let client = prometheus_http_query::Client::from(http, url)
-            .map_err(|e| invalid(e.to_string()))?;
+        let client =
+            prometheus_http_query::Client::from(http, url).map_err(|e| invalid(e.to_string()))?;
         Ok(Prometheus {
             client,
             url: url.trim_end_matches('/').to_string(),
@@ -133,9 +132,8 @@ impl Prometheus {
                 let res = this
                     .range_series(&signal.query, &signal.proxy_label, window, deadline)
                     .await;
-                let res = res.map(|series| {
-                    readings_at(&series, now, signal.max_age.as_millis() as i64)
-                });
+                let res =
+                    res.map(|series| readings_at(&series, now, signal.max_age.as_millis() as i64));
                 (name, res)
             });
         }
@@ -159,7 +157,7 @@ impl Prometheus {
                     for (proxy, reading) in readings {
                         out.per_proxy
                             .entry(proxy)
-                            .or_insert_with(Observation::default)
+                            .or_default()
                             .signals
                             .insert(name.clone(), reading);
                     }
@@ -210,7 +208,9 @@ impl Prometheus {
         for p in policies {
             let step = evaluation_step(&p.schedule, start, end).as_secs() as i64;
             for (name, s) in &p.signals {
-                let entry = signals.entry(name.clone()).or_insert((s, &p.name, Vec::new()));
+                let entry = signals
+                    .entry(name.clone())
+                    .or_insert((s, &p.name, Vec::new()));
                 if entry.0.query != s.query || entry.0.proxy_label != s.proxy_label {
                     return Err(MetricsError::SignalConflict {
                         signal: name.clone(),
@@ -235,9 +235,7 @@ impl Prometheus {
         let total = requests.len();
         progress(0, total);
         let keep: Arc<HashSet<String>> = Arc::new(proxies.iter().cloned().collect());
-        // (proxy, signal) -> time -> (fetch group, value, series count)
-        let mut merged: BTreeMap<(String, String), BTreeMap<i64, (usize, f64, usize)>> =
-            BTreeMap::new();
+        let mut merged: BTreeMap<(String, String), BTreeMap<i64, MergedPoint>> = BTreeMap::new();
         let mut tasks = JoinSet::new();
         let mut pending = requests.into_iter();
         let mut done = 0;
@@ -269,10 +267,16 @@ impl Prometheus {
                     continue;
                 }
                 let points = merged.entry((proxy, name.clone())).or_default();
-                for (t, v) in s.samples {
-                    let e = points.entry(t).or_insert((group, v, 0));
-                    if e.0 == group {
-                        e.2 += 1;
+                for (t, value) in s.samples {
+                    let p = points.entry(t).or_insert(MergedPoint {
+                        group,
+                        value,
+                        series: 0,
+                    });
+                    // Another step of the same query at the same time is the same value;
+                    // several series within one fetch make the time ambiguous.
+                    if p.group == group {
+                        p.series += 1;
                     }
                 }
             }
@@ -282,8 +286,8 @@ impl Prometheus {
         let mut trace = Trace::default();
         for ((proxy, signal), points) in merged {
             let series = trace.series_mut(&proxy, &signal);
-            for (t, (_, v, count)) in points {
-                series.push(Timestamp(t), if count > 1 { f64::NAN } else { v });
+            for (t, p) in points {
+                series.push(Timestamp(t), if p.series > 1 { f64::NAN } else { p.value });
             }
         }
         Ok(trace)
@@ -467,7 +471,9 @@ impl Prometheus {
             .client
             .query_range(query, w.start, w.end, w.step as f64)
             .timeout(timeout.as_millis() as i64);
-        let body = self.finish(self.crate_send(req.post_raw(), timeout), timeout).await?;
+        let body = self
+            .finish(self.crate_send(req.post_raw(), timeout), timeout)
+            .await?;
         decode::<QueryData>(&body)
     }
 
@@ -481,14 +487,21 @@ impl Prometheus {
         if let Some(at) = at {
             req = req.query("time", super::format_secs(at.millis()));
         }
-        let body = self.finish(self.crate_send(req.post_raw(), timeout), timeout).await?;
+        let body = self
+            .finish(self.crate_send(req.post_raw(), timeout), timeout)
+            .await?;
         decode::<QueryData>(&body)
     }
 
     async fn send_format_query(&self, query: &str, timeout: Duration) -> Result<(), MetricsError> {
         let url = format!("{}/api/v1/format_query", self.url);
         // The crate has no call for this endpoint; use its HTTP client directly.
-        let req = self.client.inner().post(url).form(&[("query", query)]).send();
+        let req = self
+            .client
+            .inner()
+            .post(url)
+            .form(&[("query", query)])
+            .send();
         let fut = async { req.await.map_err(|e| self.map_reqwest_error(&e, timeout)) };
         let body = self.finish(fut, timeout).await?;
         decode::<String>(&body).map(|_| ())
@@ -580,6 +593,14 @@ impl Prometheus {
     }
 }
 
+/// One time of one (proxy, signal) while merging range results: which fetch (one step of
+/// one signal) it came from, its value, and how many series of that fetch had it.
+struct MergedPoint {
+    group: usize,
+    value: f64,
+    series: usize,
+}
+
 /// A whole HTTP answer.
 struct Answer {
     status: u16,
@@ -600,7 +621,10 @@ struct Envelope<D> {
 
 fn decode<D: serde::de::DeserializeOwned>(answer: &Answer) -> Result<D, MetricsError> {
     let env: Envelope<D> = serde_json::from_slice(&answer.bytes).map_err(|e| {
-        let body: String = String::from_utf8_lossy(&answer.bytes).chars().take(200).collect();
+        let body: String = String::from_utf8_lossy(&answer.bytes)
+            .chars()
+            .take(200)
+            .collect();
         if answer.status >= 400 {
             MetricsError::Http {
                 status: answer.status,

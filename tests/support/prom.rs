@@ -104,8 +104,15 @@ impl OpenMetrics {
                     .join(",");
                 let mut prev = i64::MIN;
                 for &(t, v) in &s.samples {
-                    assert!(t > prev, "{}{{{labels}}}: timestamps must ascend ({prev} then {t})", f.name);
-                    assert!(t < 100_000_000_000, "timestamp {t} looks like milliseconds; use seconds");
+                    assert!(
+                        t > prev,
+                        "{}{{{labels}}}: timestamps must ascend ({prev} then {t})",
+                        f.name
+                    );
+                    assert!(
+                        t < 100_000_000_000,
+                        "timestamp {t} looks like milliseconds; use seconds"
+                    );
                     prev = t;
                     writeln!(out, "{}{{{labels}}} {} {t}", f.name, om_value(v)).unwrap();
                 }
@@ -117,7 +124,9 @@ impl OpenMetrics {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn om_value(v: f64) -> String {
@@ -179,8 +188,11 @@ impl PromServer {
             String::from_utf8_lossy(&out.stderr)
         );
         let config = dir.join("prometheus.yml");
-        std::fs::write(&config, "global:\n  scrape_interval: 15s\nscrape_configs: []\n")
-            .expect("write prometheus.yml");
+        std::fs::write(
+            &config,
+            "global:\n  scrape_interval: 15s\nscrape_configs: []\n",
+        )
+        .expect("write prometheus.yml");
         // The port is free when probed; another process may take it before Prometheus
         // binds it, so a failed start is retried on a new port.
         let mut last_log = String::new();
@@ -282,7 +294,9 @@ fn ready(port: u16) -> bool {
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     use std::io::Write;
-    if s.write_all(b"GET /-/ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+    if s.write_all(b"GET /-/ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
         return false;
     }
     let mut buf = String::new();
