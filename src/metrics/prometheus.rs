@@ -1,6 +1,7 @@
 //! The Prometheus HTTP client: requests through `prometheus-http-query`, answers decoded
 //! here (only the labels and samples the engine needs), timeouts, retries and deadlines.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
@@ -330,7 +331,9 @@ impl Prometheus {
                 }
                 let deadline = Instant::now() + self.opts.deadline;
                 let answer = self
-                    .with_retries(deadline, |t| self.send_instant(&s.query, at, t))
+                    .with_retries(deadline, |t| {
+                        self.send_instant(&s.query, &s.proxy_label, at, t)
+                    })
                     .await;
                 let data = match answer {
                     Ok(d) => d,
@@ -341,13 +344,12 @@ impl Prometheus {
                     }
                 };
                 let items = match data {
-                    QueryData::Vector(items) => items,
-                    other => {
+                    ("vector", items) => items,
+                    (kind, _) => {
                         problems.push(problem(
                             Severity::Error,
                             format!(
-                                "query returns a {}, not an instant vector with one series per proxy",
-                                other.kind()
+                                "query returns a {kind}, not an instant vector with one series per proxy"
                             ),
                         ));
                         continue;
@@ -363,7 +365,7 @@ impl Prometheus {
                 let mut per_proxy: BTreeMap<&str, usize> = BTreeMap::new();
                 let mut unlabeled = 0;
                 for item in &items {
-                    match item.metric.get(&s.proxy_label) {
+                    match item.proxy.as_deref() {
                         Some(id) => *per_proxy.entry(id).or_default() += 1,
                         None => unlabeled += 1,
                     }
@@ -413,10 +415,8 @@ impl Prometheus {
         w: RangeWindow,
         deadline: Instant,
     ) -> Result<Vec<LabeledSeries>, MetricsError> {
-        let data = self
-            .with_retries(deadline, |t| self.send_range(query, w, t))
-            .await?;
-        data.into_series(proxy_label)
+        self.with_retries(deadline, |t| self.send_range(query, proxy_label, w, t))
+            .await
     }
 
     /// Runs `attempt(timeout)` until it succeeds, fails for good, the retries are used up
@@ -464,9 +464,10 @@ impl Prometheus {
     async fn send_range(
         &self,
         query: &str,
+        proxy_label: &str,
         w: RangeWindow,
         timeout: Duration,
-    ) -> Result<QueryData, MetricsError> {
+    ) -> Result<Vec<LabeledSeries>, MetricsError> {
         let req = self
             .client
             .query_range(query, w.start, w.end, w.step as f64)
@@ -474,15 +475,17 @@ impl Prometheus {
         let body = self
             .finish(self.crate_send(req.post_raw(), timeout), timeout)
             .await?;
-        decode::<QueryData>(&body)
+        decode::<QueryData>(&body)?.into_series(proxy_label)
     }
 
+    /// An instant query: the kind of its result and its series.
     async fn send_instant(
         &self,
         query: &str,
+        proxy_label: &str,
         at: Option<Timestamp>,
         timeout: Duration,
-    ) -> Result<QueryData, MetricsError> {
+    ) -> Result<(&'static str, Vec<LabeledSeries>), MetricsError> {
         let mut req = self.client.query(query).timeout(timeout.as_millis() as i64);
         if let Some(at) = at {
             req = req.query("time", super::format_secs(at.millis()));
@@ -490,7 +493,8 @@ impl Prometheus {
         let body = self
             .finish(self.crate_send(req.post_raw(), timeout), timeout)
             .await?;
-        decode::<QueryData>(&body)
+        let data = decode::<QueryData>(&body)?;
+        Ok((data.kind(), data.into_series(proxy_label)?))
     }
 
     async fn send_format_query(&self, query: &str, timeout: Duration) -> Result<(), MetricsError> {
@@ -504,7 +508,7 @@ impl Prometheus {
             .send();
         let fut = async { req.await.map_err(|e| self.map_reqwest_error(&e, timeout)) };
         let body = self.finish(fut, timeout).await?;
-        decode::<String>(&body).map(|_| ())
+        decode::<Text>(&body).map(|_| ())
     }
 
     /// Sends a request built by the crate and reads the whole answer within `timeout`:
@@ -619,7 +623,7 @@ struct Envelope<D> {
     error: Option<String>,
 }
 
-fn decode<D: serde::de::DeserializeOwned>(answer: &Answer) -> Result<D, MetricsError> {
+fn decode<'a, D: Deserialize<'a>>(answer: &'a Answer) -> Result<D, MetricsError> {
     let env: Envelope<D> = serde_json::from_slice(&answer.bytes).map_err(|e| {
         let body: String = String::from_utf8_lossy(&answer.bytes)
             .chars()
@@ -656,42 +660,104 @@ fn decode<D: serde::de::DeserializeOwned>(answer: &Answer) -> Result<D, MetricsE
     }
 }
 
-/// A query result, only what the engine reads from it.
+/// A query result, only what the engine reads from it, borrowing from the answer's bytes
+/// (no allocation per sample or label).
 #[derive(Deserialize)]
 #[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
-enum QueryData {
-    Vector(Vec<VectorItem>),
-    Matrix(Vec<MatrixItem>),
+enum QueryData<'a> {
+    Vector(#[serde(borrow)] Vec<VectorItem<'a>>),
+    Matrix(#[serde(borrow)] Vec<MatrixItem<'a>>),
     Scalar(serde::de::IgnoredAny),
     String(serde::de::IgnoredAny),
 }
 
 #[derive(Deserialize)]
-struct VectorItem {
-    metric: HashMap<String, String>,
-    value: RawSample,
+struct VectorItem<'a> {
+    #[serde(borrow)]
+    metric: Labels<'a>,
+    #[serde(borrow)]
+    value: RawSample<'a>,
 }
 
 #[derive(Deserialize)]
-struct MatrixItem {
-    metric: HashMap<String, String>,
-    values: Vec<RawSample>,
+struct MatrixItem<'a> {
+    #[serde(borrow)]
+    metric: Labels<'a>,
+    #[serde(borrow)]
+    values: Vec<RawSample<'a>>,
 }
 
 /// `[1795666320.5, "144.55"]`
 #[derive(Deserialize)]
-struct RawSample(f64, String);
+struct RawSample<'a>(f64, #[serde(borrow)] Text<'a>);
 
-impl RawSample {
+impl RawSample<'_> {
     fn parse(&self) -> Result<(i64, f64), MetricsError> {
-        let v = parse_float(&self.1).ok_or_else(|| MetricsError::Decode {
-            message: format!("sample value `{}` is not a number", self.1),
+        let v = parse_float(&self.1.0).ok_or_else(|| MetricsError::Decode {
+            message: format!("sample value `{}` is not a number", self.1.0),
         })?;
         Ok(((self.0 * 1000.0).round() as i64, v))
     }
 }
 
-impl QueryData {
+/// A JSON string, borrowed unless it holds escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// A series' labels, in answer order.
+struct Labels<'a>(Vec<(Text<'a>, Text<'a>)>);
+
+impl Labels<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k.0 == name).map(|(_, v)| &*v.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Labels<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Labels<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of labels")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Labels<'a>, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(4));
+                while let Some(entry) = map.next_entry::<Text<'a>, Text<'a>>()? {
+                    out.push(entry);
+                }
+                Ok(Labels(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+impl QueryData<'_> {
     fn kind(&self) -> &'static str {
         match self {
             QueryData::Vector(_) => "vector",
@@ -705,22 +771,22 @@ impl QueryData {
         let mut out = Vec::new();
         match self {
             QueryData::Matrix(items) => {
-                for mut item in items {
+                for item in items {
                     let samples = item
                         .values
                         .iter()
                         .map(RawSample::parse)
                         .collect::<Result<Vec<_>, _>>()?;
                     out.push(LabeledSeries {
-                        proxy: item.metric.remove(proxy_label),
+                        proxy: item.metric.get(proxy_label).map(str::to_string),
                         samples,
                     });
                 }
             }
             QueryData::Vector(items) => {
-                for mut item in items {
+                for item in items {
                     out.push(LabeledSeries {
-                        proxy: item.metric.remove(proxy_label),
+                        proxy: item.metric.get(proxy_label).map(str::to_string),
                         samples: vec![item.value.parse()?],
                     });
                 }
@@ -729,5 +795,71 @@ impl QueryData {
             QueryData::Scalar(_) | QueryData::String(_) => {}
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Answer {
+            status,
+            json: true,
+            bytes: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn decodes_matrices_with_escapes_and_special_values() {
+        let a = answer(
+            200,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[
+              {"metric":{"channel_id":"link-\"q\"","x":"y"},"values":[[1.5,"NaN"],[2,"+Inf"],[3,"-4.25"]]},
+              {"metric":{"other":"z"},"values":[[3,"1"]]}]}}"#,
+        );
+        let data = decode::<QueryData>(&a).unwrap();
+        assert_eq!(data.kind(), "range vector");
+        let series = data.into_series("channel_id").unwrap();
+        assert_eq!(series.len(), 2);
+        assert_eq!(series[0].proxy.as_deref(), Some("link-\"q\""));
+        let s = &series[0].samples;
+        assert_eq!(s[0].0, 1500);
+        assert!(s[0].1.is_nan());
+        assert_eq!(s[1], (2000, f64::INFINITY));
+        assert_eq!(s[2], (3000, -4.25));
+        assert_eq!(series[1].proxy, None);
+    }
+
+    #[test]
+    fn maps_error_answers() {
+        let bad = answer(
+            400,
+            r#"{"status":"error","errorType":"bad_data","error":"1:3: parse error: x"}"#,
+        );
+        assert_eq!(
+            decode::<QueryData>(&bad).err(),
+            Some(MetricsError::BadQuery {
+                message: "1:3: parse error: x".into()
+            })
+        );
+        let exec = answer(
+            422,
+            r#"{"status":"error","errorType":"execution","error":"too many samples"}"#,
+        );
+        let err = decode::<QueryData>(&exec).err().unwrap();
+        assert_eq!(err.kind(), "prometheus");
+        assert!(!err.is_transient());
+        let garbage = answer(502, "<html>bad gateway</html>");
+        assert_eq!(decode::<QueryData>(&garbage).err().unwrap().kind(), "http");
+        let bad_value = answer(
+            200,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"x"]}]}}"#,
+        );
+        let data = decode::<QueryData>(&bad_value).unwrap();
+        assert_eq!(
+            data.into_series("channel_id").err().unwrap().kind(),
+            "decode"
+        );
     }
 }
