@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
-pub use prometheus::{Prometheus, check_policy_queries};
+pub use prometheus::{Prometheus, QueryProblem, check_policy_queries, decode_answer};
 
 use crate::core::{NoData, Observation, Reading};
 use crate::policy::Schedule;

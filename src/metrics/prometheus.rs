@@ -605,6 +605,18 @@ struct MergedPoint {
     series: usize,
 }
 
+/// Decodes the JSON body of a `/api/v1/query` or `/api/v1/query_range` answer into
+/// series split by `proxy_label`, as [`Prometheus::observe`] and
+/// [`Prometheus::fetch_range`] do (e.g. to replay a saved answer).
+pub fn decode_answer(body: &[u8], proxy_label: &str) -> Result<Vec<LabeledSeries>, MetricsError> {
+    let answer = Answer {
+        status: 200,
+        json: true,
+        bytes: body.to_vec(),
+    };
+    decode::<QueryData>(&answer)?.into_series(proxy_label)
+}
+
 /// A whole HTTP answer.
 struct Answer {
     status: u16,
