@@ -652,6 +652,40 @@ async fn policies_sharing_a_signal_get_both_grids_and_conflicts_are_refused() {
     assert!(err.to_string().contains("`web` and `batch`"), "{err}");
 }
 
+#[tokio::test]
+async fn a_cron_policy_is_sampled_at_each_fire_time() {
+    use std::str::FromStr;
+    let prom = client(&server().url);
+    let mut p = plain_policy(Duration::from_secs(300));
+    let expr = "30 */5 * * * *"; // 30 s past every fifth minute
+    p.schedule = Schedule::Cron(gaap_autoscaler::policy::CronSpec {
+        expr: expr.into(),
+        schedule: cron::Schedule::from_str(expr).unwrap(),
+    });
+    let (start, end) = (END - 3600, END);
+    let trace = prom
+        .fetch_range(
+            &[p],
+            &["link-ok000002".to_string()],
+            Timestamp::from_secs(start),
+            Timestamp::from_secs(end),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    let s = trace.series("link-ok000002", "bandwidth").unwrap();
+    // A 60 s grid anchored at the first fire time: every fire time is a sample time.
+    let want: Vec<i64> = (start..=end)
+        .filter(|t| t % 60 == 30)
+        .map(|t| t * 1000)
+        .collect();
+    assert_eq!(s.times, want);
+    for fire in (start..=end).filter(|t| t % 300 == 30) {
+        let r = s.reading_at(Timestamp::from_secs(fire), 300_000);
+        assert_eq!(r.value(), Some(bw_ok2(fire - 30)), "at {fire}");
+    }
+}
+
 /// A tiny reader of the DESIGN.md metrics CSV (Unix seconds; no quoting needed here).
 fn parse_csv(text: &str) -> Trace {
     let mut lines = text.lines();

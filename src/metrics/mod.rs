@@ -312,29 +312,56 @@ pub fn observe_window(step: Duration, max_age: Duration, now: Timestamp) -> Rang
     }
 }
 
-/// The step at which a policy's signals are sampled for the simulation (and the daemon's
-/// window): an interval policy's interval (whole seconds); for a cron policy, the largest
-/// step of at most 60s that divides every fire time in `[start, end]` (Unix seconds), so
-/// every fire time lies on the step grid and the simulation reads the exact value of each
-/// evaluation; 60s when the cron fires nowhere in the range. Fire times are examined up
-/// to 100,000 of them.
-pub fn evaluation_step(schedule: &Schedule, start: Timestamp, end: Timestamp) -> Duration {
+/// The evaluation times of a policy: every `t` (Unix seconds) with
+/// `t ≡ offset (mod step)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grid {
+    pub step: i64,
+    pub offset: i64,
+}
+
+/// The grid on which a policy's signals are sampled for the simulation (and the step of
+/// the daemon's window). An interval policy: its interval (whole seconds, at least 1) on
+/// multiples of it since the epoch, the times the simulation evaluates at. A cron policy:
+/// step = the greatest common divisor of 60 s and every gap between consecutive fire
+/// times in `[start, end]`, anchored at the first fire time; so every fire time is a grid
+/// point (the simulation reads the exact value of each evaluation) and the step is never
+/// more than 60 s (whole-minute crons: 60 s; `*/15 * * * * *`: 15 s). A cron that fires
+/// at most once in the range gets 60 s. At most `max_fires` fire times are examined.
+pub fn evaluation_grid(
+    schedule: &Schedule,
+    start: Timestamp,
+    end: Timestamp,
+    max_fires: usize,
+) -> Grid {
     match schedule {
-        Schedule::Interval(d) => Duration::from_secs(whole_secs(*d) as u64),
+        Schedule::Interval(d) => Grid {
+            step: whole_secs(*d),
+            offset: 0,
+        },
         Schedule::Cron(spec) => {
-            let mut g: i64 = 60;
+            let mut step: i64 = 60;
+            let mut first: Option<i64> = None;
+            let mut prev: Option<i64> = None;
             let from = (start - Duration::from_millis(1)).to_datetime();
-            for fire in spec.schedule.after(&from).take(100_000) {
+            for fire in spec.schedule.after(&from).take(max_fires) {
                 let t = fire.timestamp();
                 if t * 1000 > end.millis() {
                     break;
                 }
-                g = gcd(g, t.rem_euclid(60));
-                if g == 1 {
+                first.get_or_insert(t);
+                if let Some(p) = prev {
+                    step = gcd(step, t - p);
+                }
+                prev = Some(t);
+                if step == 1 {
                     break;
                 }
             }
-            Duration::from_secs(g as u64)
+            Grid {
+                step,
+                offset: first.unwrap_or(0).rem_euclid(step),
+            }
         }
     }
 }
@@ -343,14 +370,14 @@ fn gcd(a: i64, b: i64) -> i64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-/// Splits the grid of multiples of `step` inside `[start, end]` (Unix seconds) into
-/// windows of at most `max_points` points each. Consecutive windows neither overlap nor
-/// leave a grid point out.
-pub fn range_chunks(start: i64, end: i64, step: i64, max_points: i64) -> Vec<RangeWindow> {
-    let step = step.max(1);
+/// Splits the grid points `t ≡ grid.offset (mod grid.step)` inside `[start, end]` (Unix
+/// seconds) into windows of at most `max_points` points each. Consecutive windows neither
+/// overlap nor leave a grid point out.
+pub fn range_chunks(start: i64, end: i64, grid: Grid, max_points: i64) -> Vec<RangeWindow> {
+    let step = grid.step.max(1);
     let max_points = max_points.max(1);
-    let first = start.div_euclid(step) * step + if start.rem_euclid(step) == 0 { 0 } else { step };
-    let last = end.div_euclid(step) * step;
+    let first = start + (grid.offset - start).rem_euclid(step);
+    let last = end - (end - grid.offset).rem_euclid(step);
     let mut out = Vec::new();
     let mut s = first;
     while s <= last {
@@ -536,15 +563,18 @@ mod tests {
     #[test]
     fn chunks_cover_the_grid_exactly_once() {
         let cases = [
-            (0, 100, 10, 3),
-            (5, 95, 10, 4),
-            (0, 0, 10, 5),
-            (1, 9, 10, 5),
-            (-35, 35, 7, 2),
-            (1_700_000_000, 1_700_000_000 + 86_400 * 8, 60, 11_000),
+            (0, 100, 10, 0, 3),
+            (5, 95, 10, 0, 4),
+            (0, 0, 10, 0, 5),
+            (1, 9, 10, 0, 5),
+            (-35, 35, 7, 0, 2),
+            (0, 100, 10, 7, 3),
+            (8, 100, 10, 7, 4),
+            (1_700_000_000, 1_700_000_000 + 86_400 * 8, 60, 0, 11_000),
+            (1_700_000_000, 1_700_000_000 + 86_400, 60, 7, 11_000),
         ];
-        for (start, end, step, max) in cases {
-            let chunks = range_chunks(start, end, step, max);
+        for (start, end, step, offset, max) in cases {
+            let chunks = range_chunks(start, end, Grid { step, offset }, max);
             let mut got = Vec::new();
             for c in &chunks {
                 assert!(c.points() <= max, "{c:?}");
@@ -555,10 +585,19 @@ mod tests {
                     t += c.step;
                 }
             }
-            let want: Vec<i64> = (start..=end).filter(|t| t.rem_euclid(step) == 0).collect();
-            assert_eq!(got, want, "start {start} end {end} step {step} max {max}");
+            let want: Vec<i64> = (start..=end)
+                .filter(|t| t.rem_euclid(step) == offset)
+                .collect();
+            assert_eq!(
+                got, want,
+                "start {start} end {end} step {step}+{offset} max {max}"
+            );
         }
-        assert_eq!(range_chunks(0, 86_400 * 8, 60, 11_000).len(), 2);
+        let grid = Grid {
+            step: 60,
+            offset: 0,
+        };
+        assert_eq!(range_chunks(0, 86_400 * 8, grid, 11_000).len(), 2);
     }
 
     #[test]
@@ -592,23 +631,41 @@ mod tests {
         };
         let start = Timestamp::from_secs(1_790_000_000);
         let end = start + Duration::from_secs(86_400);
+        let end2 = start + Duration::from_secs(3 * 86_400);
         let cases = [
-            ("0 */5 * * * *", 60),
-            ("*/30 * * * * *", 30),
-            ("*/45 * * * * *", 15),
-            ("7 0 9 * * *", 1),
-            ("0 0 9 * * * 2001", 60),
+            ("0 */5 * * * *", end, 60),
+            ("*/30 * * * * *", end, 30),
+            ("*/45 * * * * *", end, 15),
+            ("7 0 9,17 * * *", end2, 60),
+            ("0 0 9 * * * 2001", end, 60),
         ];
-        for (expr, want) in cases {
-            assert_eq!(
-                evaluation_step(&spec(expr), start, end).as_secs(),
-                want,
-                "{expr}"
-            );
+        for (expr, end, want) in cases {
+            let grid = evaluation_grid(&spec(expr), start, end, 100_000);
+            assert_eq!(grid.step, want, "{expr}");
+            let Schedule::Cron(c) = spec(expr) else {
+                unreachable!()
+            };
+            let from = (start - Duration::from_millis(1)).to_datetime();
+            for fire in c
+                .schedule
+                .after(&from)
+                .take_while(|f| f.timestamp() <= end.secs())
+            {
+                assert_eq!(
+                    fire.timestamp().rem_euclid(grid.step),
+                    grid.offset,
+                    "{expr} {fire}"
+                );
+            }
         }
         assert_eq!(
-            evaluation_step(&Schedule::Interval(Duration::from_millis(1500)), start, end),
-            Duration::from_secs(2)
+            evaluation_grid(
+                &Schedule::Interval(Duration::from_millis(1500)),
+                start,
+                end,
+                10
+            ),
+            Grid { step: 2, offset: 0 }
         );
     }
 

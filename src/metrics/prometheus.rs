@@ -12,8 +12,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::{
-    ClientOptions, LabeledSeries, MAX_POINTS_PER_REQUEST, MetricsError, PolicyObservation,
-    RangeWindow, SignalError, evaluation_step, observe_window, parse_float, range_chunks,
+    ClientOptions, Grid, LabeledSeries, MAX_POINTS_PER_REQUEST, MetricsError, PolicyObservation,
+    RangeWindow, SignalError, evaluation_grid, observe_window, parse_float, range_chunks,
     readings_at,
 };
 use crate::policy::{Policy, Severity, Signal};
@@ -108,7 +108,10 @@ impl Prometheus {
     /// The range window each signal of `policy` is queried over by [`Self::observe`] at
     /// `now`, by signal name.
     pub fn observe_windows(policy: &Policy, now: Timestamp) -> BTreeMap<String, RangeWindow> {
-        let step = evaluation_step(&policy.schedule, now - Duration::from_secs(86_400), now);
+        // A cron's step from its fire times of the last day (at most 1,000 of them).
+        let day_ago = now - Duration::from_secs(86_400);
+        let grid = evaluation_grid(&policy.schedule, day_ago, now, 1_000);
+        let step = Duration::from_secs(grid.step as u64);
         policy
             .signals
             .iter()
@@ -185,8 +188,8 @@ impl Prometheus {
     }
 
     /// Fetches the history of every signal of `policies` over `[start, end]` as range
-    /// queries at each policy's evaluation step ([`evaluation_step`]; grid points are
-    /// multiples of the step since the epoch), chunked so that no request asks for more
+    /// queries on each policy's evaluation grid ([`evaluation_grid`]: an interval
+    /// policy's evaluation times, every fire time of a cron policy), chunked so that no request asks for more
     /// than 11,000 points per series, at most `concurrency` requests in flight.
     /// `progress(done, total)` is called once before the first request and after each.
     ///
@@ -204,10 +207,10 @@ impl Prometheus {
         end: Timestamp,
         progress: impl Fn(usize, usize),
     ) -> Result<Trace, MetricsError> {
-        // Signal name -> (definition, owning policy, steps).
-        let mut signals: BTreeMap<String, (&Signal, &str, Vec<i64>)> = BTreeMap::new();
+        // Signal name -> (definition, owning policy, grids).
+        let mut signals: BTreeMap<String, (&Signal, &str, Vec<Grid>)> = BTreeMap::new();
         for p in policies {
-            let step = evaluation_step(&p.schedule, start, end).as_secs() as i64;
+            let grid = evaluation_grid(&p.schedule, start, end, 100_000);
             for (name, s) in &p.signals {
                 let entry = signals
                     .entry(name.clone())
@@ -219,16 +222,16 @@ impl Prometheus {
                         second: p.name.clone(),
                     });
                 }
-                if !entry.2.contains(&step) {
-                    entry.2.push(step);
+                if !entry.2.contains(&grid) {
+                    entry.2.push(grid);
                 }
             }
         }
         // Every request: (signal, fetch group = one step of one signal, window).
         let mut requests = Vec::new();
-        for (name, (signal, _, steps)) in &signals {
-            for (group, &step) in steps.iter().enumerate() {
-                for w in range_chunks(start.secs(), end.secs(), step, MAX_POINTS_PER_REQUEST) {
+        for (name, (signal, _, grids)) in &signals {
+            for (group, &grid) in grids.iter().enumerate() {
+                for w in range_chunks(start.secs(), end.secs(), grid, MAX_POINTS_PER_REQUEST) {
                     requests.push((name.clone(), (*signal).clone(), group, w));
                 }
             }
