@@ -20,8 +20,9 @@
 //! `simulate --prometheus` and a CSV export of it, contains. At `now` the daemon evaluates
 //! the query over a short window ending at `now`, on the policy's evaluation step, and
 //! applies the CSV rule to it: the latest value not after `now`, and no data when that
-//! value is older than `max_age` ([`NoData::Stale`], with its age). The window reaches just
-//! past `max_age` so a stale value is reported as stale, not as absent. The daemon thereby
+//! value is older than `max_age` ([`NoData::Stale`], with its age). The window reaches
+//! back about twice `max_age` so a value that just became too old is reported as stale,
+//! not as absent ([`observe_window`]). The daemon thereby
 //! reads exactly what the simulation reads from the trace of the same query at the same
 //! step. Freshness of the raw data *inside* a query is bounded by the query itself (its
 //! range selectors, e.g. `max_over_time(x[2m])`, and Prometheus's 5-minute lookback):
@@ -390,6 +391,25 @@ pub fn range_chunks(start: i64, end: i64, grid: Grid, max_points: i64) -> Vec<Ra
         s = e + step;
     }
     out
+}
+
+/// A `progress` callback for [`Prometheus::fetch_range`]: a bar of requests done on
+/// stderr when stderr is a terminal, nothing otherwise. Clears itself when all are done.
+pub fn terminal_progress(message: &'static str) -> impl Fn(usize, usize) {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} requests")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(message);
+    move |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        if done >= total {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// The trace as a metrics CSV (DESIGN.md): header `timestamp,proxy_id,signal,value`,
