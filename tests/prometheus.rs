@@ -811,6 +811,12 @@ async fn validation_checks_parse_and_one_series_per_proxy() {
             .contains("carry no `channel_id` label")
     );
     assert_eq!(by_signal["empty"].0, &Severity::Warning);
+    let d = problems[0].to_diagnostic();
+    assert_eq!(d.file, std::path::PathBuf::from("web"));
+    assert!(
+        d.message
+            .starts_with(&format!("signal `{}`: ", problems[0].signal))
+    );
 
     let down = Prometheus::new("http://127.0.0.1:1", quick_opts()).unwrap();
     let err = down

@@ -16,7 +16,7 @@ use super::{
     RangeWindow, SignalError, evaluation_grid, observe_window, parse_float, range_chunks,
     readings_at,
 };
-use crate::policy::{Policy, Severity, Signal};
+use crate::policy::{Diagnostic, Policy, Severity, Signal};
 use crate::time::Timestamp;
 use crate::trace::Trace;
 
@@ -46,6 +46,25 @@ pub struct QueryProblem {
     pub signal: String,
     pub severity: Severity,
     pub message: String,
+}
+
+impl QueryProblem {
+    /// As a policy diagnostic: the policy file (or, for a policy built in code, its
+    /// name), without line and column (a validated policy keeps no spans).
+    pub fn to_diagnostic(&self) -> Diagnostic {
+        let file = self
+            .source
+            .clone()
+            .unwrap_or_else(|| std::path::PathBuf::from(&self.policy));
+        Diagnostic {
+            file,
+            line: 0,
+            col: 0,
+            severity: self.severity,
+            message: format!("signal `{}`: {}", self.signal, self.message),
+            help: None,
+        }
+    }
 }
 
 impl std::fmt::Display for QueryProblem {
