@@ -24,6 +24,9 @@ use crate::trace::Trace;
 #[derive(Clone)]
 pub struct Prometheus {
     client: prometheus_http_query::Client,
+    /// The URL as given (for requests).
+    base: String,
+    /// The URL without credentials (for messages and logs).
     url: String,
     opts: ClientOptions,
 }
@@ -34,6 +37,21 @@ impl std::fmt::Debug for Prometheus {
             .field("url", &self.url)
             .field("opts", &self.opts)
             .finish()
+    }
+}
+
+/// `url` without a `user:password@` part (unparsable input is cut at the last `@`).
+fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            let _ = u.set_username("");
+            u.to_string()
+        }
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(i), Some(j)) if j > i => format!("{}{}", &url[..i + 3], &url[j + 1..]),
+            _ => url.to_string(),
+        },
     }
 }
 
@@ -96,7 +114,7 @@ impl Prometheus {
     /// is kept).
     pub fn new(url: &str, opts: ClientOptions) -> Result<Prometheus, MetricsError> {
         let invalid = |message: String| MetricsError::InvalidUrl {
-            url: url.to_string(),
+            url: redact(url),
             message,
         };
         let parsed = reqwest::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
@@ -109,13 +127,19 @@ impl Prometheus {
             .map_err(|e| invalid(format!("cannot build the HTTP client: {e}")))?;
         let client =
             prometheus_http_query::Client::from(http, url).map_err(|e| invalid(e.to_string()))?;
+        // Messages and logs name the server without any user:password in the URL.
+        let mut shown = parsed.clone();
+        let _ = shown.set_password(None);
+        let _ = shown.set_username("");
         Ok(Prometheus {
             client,
-            url: url.trim_end_matches('/').to_string(),
+            base: url.trim_end_matches('/').to_string(),
+            url: shown.as_str().trim_end_matches('/').to_string(),
             opts,
         })
     }
 
+    /// The server's URL, without credentials.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -146,19 +170,21 @@ impl Prometheus {
         let windows = Self::observe_windows(policy, now);
         let deadline = Instant::now() + self.opts.deadline;
         let mut tasks = JoinSet::new();
+        let mut task_signal = HashMap::new();
         for (name, signal) in &policy.signals {
             let this = self.clone();
             let signal = signal.clone();
-            let name = name.clone();
-            let window = windows[&name];
-            tasks.spawn(async move {
+            let window = windows[name];
+            let task_name = name.clone();
+            let handle = tasks.spawn(async move {
                 let res = this
                     .range_series(&signal.query, &signal.proxy_label, window, deadline)
                     .await;
                 let res =
                     res.map(|series| readings_at(&series, now, signal.max_age.as_millis() as i64));
-                (name, res)
+                (task_name, res)
             });
+            task_signal.insert(handle.id(), name.clone());
         }
         let mut out = PolicyObservation {
             time: now,
@@ -169,11 +195,13 @@ impl Prometheus {
         while let Some(joined) = tasks.join_next().await {
             let (name, res) = match joined {
                 Ok(r) => r,
-                Err(e) => {
-                    // A panicking task is a bug; keep the other signals.
-                    tracing::error!(policy = %policy.name, error = %e, "signal task failed");
-                    continue;
-                }
+                // A panicking task is a bug: its signal has no data, the others are kept.
+                Err(e) => (
+                    task_signal.get(&e.id()).cloned().unwrap_or_default(),
+                    Err(MetricsError::Decode {
+                        message: format!("internal error: {e}"),
+                    }),
+                ),
             };
             match res {
                 Ok(readings) => {
@@ -520,7 +548,7 @@ impl Prometheus {
     }
 
     async fn send_format_query(&self, query: &str, timeout: Duration) -> Result<(), MetricsError> {
-        let url = format!("{}/api/v1/format_query", self.url);
+        let url = format!("{}/api/v1/format_query", self.base);
         // The crate has no call for this endpoint; use its HTTP client directly.
         let req = self
             .client
@@ -863,6 +891,18 @@ mod tests {
         assert_eq!(s[1], (2000, f64::INFINITY));
         assert_eq!(s[2], (3000, -4.25));
         assert_eq!(series[1].proxy, None);
+    }
+
+    #[test]
+    fn credentials_never_show_in_messages() {
+        assert_eq!(redact("http://u:secret@h:9090/p"), "http://h:9090/p");
+        assert_eq!(redact("http://u:secret@h:bad"), "http://h:bad");
+        let p =
+            Prometheus::new("http://u:secret@127.0.0.1:9090/", ClientOptions::default()).unwrap();
+        assert_eq!(p.url(), "http://127.0.0.1:9090");
+        let e = Prometheus::new("ftp://u:secret@h", ClientOptions::default()).unwrap_err();
+        assert_eq!(e.kind(), "invalid_url");
+        assert!(!e.to_string().contains("secret"), "{e}");
     }
 
     #[test]
