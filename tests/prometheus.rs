@@ -395,11 +395,12 @@ fn empty_matrix() -> &'static str {
 }
 
 fn quick_opts() -> ClientOptions {
+    // Generous timeouts (a loaded CI machine), short backoffs.
     ClientOptions {
-        timeout: Duration::from_millis(500),
+        timeout: Duration::from_secs(5),
         retries: 2,
         backoff: Duration::from_millis(20),
-        deadline: Duration::from_secs(5),
+        deadline: Duration::from_secs(20),
         concurrency: 4,
     }
 }
