@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use gaap_autoscaler::core::{NoData, Reading, fixtures};
 use gaap_autoscaler::metrics::{
-    ClientOptions, MetricsError, Prometheus, parse_float, trace_to_csv,
+    ClientOptions, MetricsError, Prometheus, check_policy_queries_blocking, parse_float,
+    trace_to_csv,
 };
 use gaap_autoscaler::policy::{Policy, Schedule, Severity, Signal};
 use gaap_autoscaler::time::Timestamp;
@@ -817,6 +818,32 @@ async fn validation_checks_parse_and_one_series_per_proxy() {
     assert!(
         d.message
             .starts_with(&format!("signal `{}`: ", problems[0].signal))
+    );
+
+    // The blocking form `validate` uses, default options, the server's own clock: the
+    // backfilled data is long stale there, so nothing can be checked beyond parsing.
+    let url = server().url.clone();
+    let problems = tokio::task::spawn_blocking(move || {
+        let p = policy(
+            Duration::from_secs(30),
+            &[
+                signal("bandwidth", BW, age),
+                signal("broken", "rate(qce_qaap_connum_max)", age),
+            ],
+        );
+        check_policy_queries_blocking(&url, &[p])
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert_eq!(problems[0].signal, "bandwidth");
+    assert_eq!(problems[0].severity, Severity::Warning);
+    assert_eq!(problems[1].signal, "broken");
+    assert!(
+        problems[1].message.contains("expected type range vector"),
+        "{}",
+        problems[1].message
     );
 
     let down = Prometheus::new("http://127.0.0.1:1", quick_opts()).unwrap();

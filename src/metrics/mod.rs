@@ -34,7 +34,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
-pub use prometheus::{Prometheus, QueryProblem, check_policy_queries, decode_answer};
+pub use prometheus::{
+    Prometheus, QueryProblem, check_policy_queries, check_policy_queries_blocking, decode_answer,
+};
 
 use crate::core::{NoData, Observation, Reading};
 use crate::policy::Schedule;

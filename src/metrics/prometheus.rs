@@ -109,6 +109,22 @@ pub async fn check_policy_queries(
     prom.check_queries_at(policies, None).await
 }
 
+/// [`check_policy_queries`] for synchronous callers (the `validate` command): runs on
+/// its own single-threaded runtime. Do not call it from inside an async runtime.
+pub fn check_policy_queries_blocking(
+    url: &str,
+    policies: &[Policy],
+) -> Result<Vec<QueryProblem>, MetricsError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| MetricsError::Connect {
+            url: redact(url),
+            message: format!("cannot start the async runtime: {e}"),
+        })?;
+    rt.block_on(check_policy_queries(url, policies))
+}
+
 impl Prometheus {
     /// A client for the Prometheus at `url` (e.g. `http://127.0.0.1:9090`, a path prefix
     /// is kept).
