@@ -215,6 +215,13 @@ impl PolicyObservation {
         }
         obs
     }
+
+    /// [`Self::for_proxy`] for each of `ids`.
+    pub fn for_proxies(&self, ids: &[String]) -> HashMap<String, Observation> {
+        ids.iter()
+            .map(|id| (id.clone(), self.for_proxy(id)))
+            .collect()
+    }
 }
 
 /// One series of a query result: the value of the proxy label (None when the series does
@@ -574,6 +581,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(po.for_proxy("b").signals.len(), 3);
+        let all = po.for_proxies(&["a".into(), "b".into()]);
+        assert_eq!((all["a"].clone(), all.len()), (a, 2));
         assert!(
             po.for_proxy("b")
                 .signals
