@@ -102,7 +102,7 @@ fn engine_cpu(
     let mut per_proxy: std::collections::HashMap<String, Observation> = Default::default();
     for (name, body) in bodies {
         let s = &policy.signals[name];
-        let series = decode_answer(body, &s.proxy_label).unwrap();
+        let series = decode_answer(body, &s.proxy_label, Some(now)).unwrap();
         for (proxy, r) in readings_at(&series, now, s.max_age.as_millis() as i64) {
             per_proxy
                 .entry(proxy)

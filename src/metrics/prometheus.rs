@@ -194,7 +194,13 @@ impl Prometheus {
             let task_name = name.clone();
             let handle = tasks.spawn(async move {
                 let res = this
-                    .range_series(&signal.query, &signal.proxy_label, window, deadline)
+                    .range_series(
+                        &signal.query,
+                        &signal.proxy_label,
+                        window,
+                        Some(now.millis()),
+                        deadline,
+                    )
                     .await;
                 let res =
                     res.map(|series| readings_at(&series, now, signal.max_age.as_millis() as i64));
@@ -316,7 +322,7 @@ impl Prometheus {
                 tasks.spawn(async move {
                     let deadline = Instant::now() + this.opts.deadline;
                     let res = this
-                        .range_series(&signal.query, &signal.proxy_label, w, deadline)
+                        .range_series(&signal.query, &signal.proxy_label, w, None, deadline)
                         .await;
                     (name, group, res)
                 });
@@ -473,16 +479,20 @@ impl Prometheus {
     }
 
     /// One range query (with retries, bounded by `deadline`), split into series by
-    /// `proxy_label`.
+    /// `proxy_label`; with `until` (Unix ms), each series keeps only its latest sample
+    /// not after it.
     async fn range_series(
         &self,
         query: &str,
         proxy_label: &str,
         w: RangeWindow,
+        until: Option<i64>,
         deadline: Instant,
     ) -> Result<Vec<LabeledSeries>, MetricsError> {
-        self.with_retries(deadline, |t| self.send_range(query, proxy_label, w, t))
-            .await
+        self.with_retries(deadline, |t| {
+            self.send_range(query, proxy_label, w, until, t)
+        })
+        .await
     }
 
     /// Runs `attempt(timeout)` until it succeeds, fails for good, the retries are used up
@@ -532,6 +542,7 @@ impl Prometheus {
         query: &str,
         proxy_label: &str,
         w: RangeWindow,
+        until: Option<i64>,
         timeout: Duration,
     ) -> Result<Vec<LabeledSeries>, MetricsError> {
         let req = self
@@ -541,7 +552,7 @@ impl Prometheus {
         let body = self
             .finish(self.crate_send(req.post_raw(), timeout), timeout)
             .await?;
-        decode::<QueryData>(&body)?.into_series(proxy_label)
+        decode::<QueryData>(&body)?.into_series(proxy_label, until)
     }
 
     /// An instant query: the kind of its result and its series.
@@ -560,7 +571,7 @@ impl Prometheus {
             .finish(self.crate_send(req.post_raw(), timeout), timeout)
             .await?;
         let data = decode::<QueryData>(&body)?;
-        Ok((data.kind(), data.into_series(proxy_label)?))
+        Ok((data.kind(), data.into_series(proxy_label, None)?))
     }
 
     async fn send_format_query(&self, query: &str, timeout: Duration) -> Result<(), MetricsError> {
@@ -672,15 +683,20 @@ struct MergedPoint {
 }
 
 /// Decodes the JSON body of a `/api/v1/query` or `/api/v1/query_range` answer into
-/// series split by `proxy_label`, as [`Prometheus::observe`] and
-/// [`Prometheus::fetch_range`] do (e.g. to replay a saved answer).
-pub fn decode_answer(body: &[u8], proxy_label: &str) -> Result<Vec<LabeledSeries>, MetricsError> {
+/// series split by `proxy_label`, as [`Prometheus::fetch_range`] does (e.g. to replay a
+/// saved answer); with `until`, each series keeps only its latest sample not after it,
+/// all a reading at `until` needs, as [`Prometheus::observe`] does.
+pub fn decode_answer(
+    body: &[u8],
+    proxy_label: &str,
+    until: Option<Timestamp>,
+) -> Result<Vec<LabeledSeries>, MetricsError> {
     let answer = Answer {
         status: 200,
         json: true,
         bytes: body.to_vec(),
     };
-    decode::<QueryData>(&answer)?.into_series(proxy_label)
+    decode::<QueryData>(&answer)?.into_series(proxy_label, until.map(Timestamp::millis))
 }
 
 /// A whole HTTP answer.
@@ -845,16 +861,33 @@ impl QueryData<'_> {
         }
     }
 
-    fn into_series(self, proxy_label: &str) -> Result<Vec<LabeledSeries>, MetricsError> {
+    /// The series, split by `proxy_label`; with `until` (Unix ms) only each series'
+    /// latest sample not after it is kept (and only its value is parsed).
+    fn into_series(
+        self,
+        proxy_label: &str,
+        until: Option<i64>,
+    ) -> Result<Vec<LabeledSeries>, MetricsError> {
         let mut out = Vec::new();
         match self {
             QueryData::Matrix(items) => {
                 for item in items {
-                    let samples = item
-                        .values
-                        .iter()
-                        .map(RawSample::parse)
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let samples = match until {
+                        None => item
+                            .values
+                            .iter()
+                            .map(RawSample::parse)
+                            .collect::<Result<Vec<_>, _>>()?,
+                        Some(until) => {
+                            let n = item
+                                .values
+                                .partition_point(|s| (s.0 * 1000.0).round() as i64 <= until);
+                            match n.checked_sub(1) {
+                                Some(i) => vec![item.values[i].parse()?],
+                                None => Vec::new(),
+                            }
+                        }
+                    };
                     out.push(LabeledSeries {
                         proxy: item.metric.get(proxy_label).map(str::to_string),
                         samples,
@@ -898,7 +931,7 @@ mod tests {
         );
         let data = decode::<QueryData>(&a).unwrap();
         assert_eq!(data.kind(), "range vector");
-        let series = data.into_series("channel_id").unwrap();
+        let series = data.into_series("channel_id", None).unwrap();
         assert_eq!(series.len(), 2);
         assert_eq!(series[0].proxy.as_deref(), Some("link-\"q\""));
         let s = &series[0].samples;
@@ -907,6 +940,10 @@ mod tests {
         assert_eq!(s[1], (2000, f64::INFINITY));
         assert_eq!(s[2], (3000, -4.25));
         assert_eq!(series[1].proxy, None);
+        let body = a.bytes.clone();
+        let latest = decode_answer(&body, "channel_id", Some(Timestamp(2999))).unwrap();
+        assert_eq!(latest[0].samples, vec![(2000, f64::INFINITY)]);
+        assert!(latest[1].samples.is_empty());
     }
 
     #[test]
@@ -948,7 +985,7 @@ mod tests {
         );
         let data = decode::<QueryData>(&bad_value).unwrap();
         assert_eq!(
-            data.into_series("channel_id").err().unwrap().kind(),
+            data.into_series("channel_id", None).err().unwrap().kind(),
             "decode"
         );
     }
