@@ -189,8 +189,14 @@ fn main() {
     c.final_summary();
 
     // Paired comparison: alternate the two so drift affects both alike.
-    let (mut r, mut e, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut r, mut e, mut cpu, mut scan) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..40 {
+        // The floor of any JSON decoder: scanning the answers without keeping anything.
+        let t = Instant::now();
+        for (_, body) in &bodies {
+            black_box(serde_json::from_slice::<serde::de::IgnoredAny>(body).unwrap());
+        }
+        scan.push(t.elapsed());
         let t = Instant::now();
         black_box(engine_cpu(&bodies, &policy, &ids, now));
         cpu.push(t.elapsed());
@@ -201,7 +207,11 @@ fn main() {
         black_box(rt.block_on(engine(&prom, &policy, &ids, now)));
         e.push(t.elapsed());
     }
-    let (r, e, cpu) = (median(r), median(e), median(cpu));
+    let (r, e, cpu, scan) = (median(r), median(e), median(cpu), median(scan));
+    println!(
+        "JSON scan alone (serde_json into IgnoredAny, the floor of any decoder): {:.2} ms",
+        scan.as_secs_f64() * 1e3
+    );
     println!(
         "engine's own work (decode + split + classify, no IO): {:.2} ms = {:.1}% of raw",
         cpu.as_secs_f64() * 1e3,
