@@ -8,7 +8,7 @@ use super::ports::{Cloud, Metrics, ModifyCall, ModifyResult, PolicyReadings, Por
 use crate::cloud::client::{GaapApi, ModifyRequest, ProxyQuery};
 use crate::cloud::error::{CallError, RetryClass};
 use crate::core::{Ladder, ProxyState, ProxyStatus};
-use crate::metrics::prometheus::Prometheus;
+use crate::metrics::Prometheus;
 use crate::policy::Policy;
 use crate::ratelimit::Priority;
 use crate::time::Timestamp;
