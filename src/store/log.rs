@@ -195,17 +195,27 @@ impl DecisionLog {
             }
             let key = key_of(ms, &rec.id);
             let value = serde_json::to_vec(&rec).map_err(StoreError::Encode)?;
-            let planned = rec.outcome == Outcome::Planned;
-            let res = (&self.decisions, &self.pending).transaction(|(d, p)| {
-                if d.get(&key)?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(Abort::IdTaken));
-                }
-                d.insert(key.as_slice(), value.as_slice())?;
-                if planned {
+            let res = if rec.outcome == Outcome::Planned {
+                // The record and its pending entry land together or not at all.
+                (&self.decisions, &self.pending).transaction(|(d, p)| {
+                    if d.get(&key)?.is_some() {
+                        return Err(ConflictableTransactionError::Abort(Abort::IdTaken));
+                    }
+                    d.insert(key.as_slice(), value.as_slice())?;
                     p.insert(key.as_slice(), &[] as &[u8])?;
+                    Ok(())
+                })
+            } else {
+                // One tree: an atomic insert-if-absent is enough (and much cheaper).
+                match self.decisions.compare_and_swap(
+                    &key,
+                    None as Option<&[u8]>,
+                    Some(value.as_slice()),
+                )? {
+                    Ok(()) => Ok(()),
+                    Err(_) => Err(TransactionError::Abort(Abort::IdTaken)),
                 }
-                Ok(())
-            });
+            };
             match res {
                 Ok(()) => return Ok(rec.id),
                 Err(TransactionError::Abort(Abort::IdTaken)) if seq < u16::MAX => seq += 1,
