@@ -24,7 +24,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use super::StoreError;
 use super::record::{
     DecisionRecord, LogFilter, Outcome, OutcomeUpdate, RECORD_VERSION, decision_id, id_millis,
-    parse_decision_id,
+    id_proxy, id_proxy_part, parse_decision_id,
 };
 use crate::core::ControllerState;
 use crate::time::Timestamp;
@@ -88,6 +88,21 @@ fn state_key(policy: &str, proxy: &str) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(proxy.as_bytes());
     k
+}
+
+/// False if the key's id names another proxy than `proxy` (as ids spell it): such a
+/// record is skipped without decoding it.
+fn key_may_match(key: &[u8], proxy: Option<&str>) -> bool {
+    let Some(want) = proxy else {
+        return true;
+    };
+    match std::str::from_utf8(key.get(8..).unwrap_or_default())
+        .ok()
+        .and_then(id_proxy_part)
+    {
+        Some(p) => p == want,
+        None => true,
+    }
 }
 
 fn key_text(key: &[u8]) -> String {
@@ -295,7 +310,13 @@ impl DecisionLog {
         &self,
         filter: &'a LogFilter,
     ) -> impl Iterator<Item = Result<DecisionRecord, StoreError>> + 'a {
+        let proxy = filter.proxy.as_deref().map(id_proxy);
         self.range(filter).filter_map(move |kv| {
+            if let Ok((k, _)) = &kv
+                && !key_may_match(k, proxy.as_deref())
+            {
+                return None;
+            }
             let rec = kv
                 .map_err(StoreError::from)
                 .and_then(|(k, v)| decode(&k, &v));
@@ -312,11 +333,15 @@ impl DecisionLog {
             return self.iter(filter).collect();
         };
         let mut out = Vec::with_capacity(limit.min(1024));
+        let proxy = filter.proxy.as_deref().map(id_proxy);
         for kv in self.range(filter).rev() {
             if out.len() >= limit {
                 break;
             }
             let (k, v) = kv?;
+            if !key_may_match(&k, proxy.as_deref()) {
+                continue;
+            }
             let r = decode(&k, &v)?;
             if filter.matches(&r) {
                 out.push(r);

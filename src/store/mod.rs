@@ -17,6 +17,11 @@ pub mod query;
 pub mod record;
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long decisions are kept when the config does not say (90 days); the daemon prunes
+/// with [`DecisionLog::prune`].
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
 
 pub use explain::explain;
 pub use log::DecisionLog;

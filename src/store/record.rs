@@ -40,12 +40,23 @@ const MAX_ID_MS: i64 = 9_999_999_999_999;
 ///   policies selecting one proxy, or a replay); the log picks the first free one.
 pub fn decision_id(time: Timestamp, proxy_id: &str, seq: u16) -> String {
     let ms = id_millis(time);
-    let proxy: String = proxy_id
+    let proxy = id_proxy(proxy_id);
+    format!("d-{ms:013}-{proxy}-{seq:04x}")
+}
+
+/// The proxy id as a decision id spells it.
+pub(crate) fn id_proxy(proxy_id: &str) -> String {
+    proxy_id
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .take(MAX_ID_PROXY_CHARS)
-        .collect();
-    format!("d-{ms:013}-{proxy}-{seq:04x}")
+        .collect()
+}
+
+/// The proxy part of a decision id (`link-kicu7m5b` in `d-...-link-kicu7m5b-0000`).
+pub(crate) fn id_proxy_part(id: &str) -> Option<&str> {
+    let rest = id.strip_prefix("d-")?.get(14..)?;
+    rest.rsplit_once('-').map(|(p, _)| p)
 }
 
 /// The millisecond a decision id spells for `time` (clamped to what 13 digits hold).
@@ -533,6 +544,7 @@ mod tests {
         for (ms, proxy, seq, want) in cases {
             let id = decision_id(Timestamp(*ms), proxy, *seq);
             assert_eq!(id, *want);
+            assert_eq!(id_proxy_part(&id), Some(id_proxy(proxy).as_str()));
             assert_eq!(parse_decision_id(&id), Some(((*ms).max(0), *seq)));
         }
         let long = "x".repeat(200);
