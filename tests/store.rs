@@ -53,6 +53,11 @@ fn record(ms: i64, proxy: &str, policy: &str, outcome: Outcome) -> DecisionRecor
     )
 }
 
+/// Reopens a log this process just dropped (sled frees the lock a moment later).
+fn reopen(dir: &std::path::Path) -> DecisionLog {
+    DecisionLog::open_waiting(dir, Duration::from_secs(5)).unwrap()
+}
+
 fn ids(rs: &[DecisionRecord]) -> Vec<String> {
     rs.iter().map(|r| r.id.clone()).collect()
 }
@@ -232,7 +237,7 @@ fn filters_select_by_proxy_policy_time_and_outcome() {
         proxy: Some(long_b.clone()),
         ..Default::default()
     };
-    assert_eq!(ids(&log.list(&only_b).unwrap()), [idb.clone()]);
+    assert_eq!(ids(&log.list(&only_b).unwrap()), std::slice::from_ref(&idb));
     assert_eq!(
         log.iter(&only_b).map(|r| r.unwrap().id).collect::<Vec<_>>(),
         [idb]
@@ -273,7 +278,7 @@ fn pending_outcomes_and_completion_survive_a_reopen() {
         );
         (planned, held, other)
     };
-    let log = DecisionLog::open(dir.path()).unwrap();
+    let log = reopen(dir.path());
     assert_eq!(
         ids(&log.pending().unwrap()),
         [planned.clone(), other.clone()]
@@ -300,7 +305,7 @@ fn pending_outcomes_and_completion_survive_a_reopen() {
     .unwrap();
     assert!(log.pending().unwrap().is_empty());
     drop(log);
-    let log = DecisionLog::open(dir.path()).unwrap();
+    let log = reopen(dir.path());
     assert!(log.pending().unwrap().is_empty());
     let r = log.get(&planned).unwrap().unwrap();
     assert_eq!(r.outcome, Outcome::Applied);
@@ -345,7 +350,7 @@ fn controller_state_round_trips_per_policy_and_proxy() {
         log.save_state("web", "link-b", &a).unwrap(); // overwrite
         log.flush().unwrap();
     }
-    let log = DecisionLog::open(dir.path()).unwrap();
+    let log = reopen(dir.path());
     assert_eq!(log.load_state("web", "link-a").unwrap(), Some(a.clone()));
     assert_eq!(log.load_state("web", "link-b").unwrap(), Some(a.clone()));
     assert_eq!(log.load_state("batch", "link-a").unwrap(), Some(b.clone()));
@@ -576,6 +581,30 @@ fn log_command_reads_the_dir_directly() {
         "{csv}"
     );
 
+    // A config file names the dir (relative to the file, as the daemon reads it).
+    let conf = dir.path().join("gaap-autoscaler.toml");
+    std::fs::write(
+        &conf,
+        "[prometheus]\nurl = \"http://127.0.0.1:9090\"\n[engine]\ndata_dir = \".\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = cli(&[
+        "log",
+        "list",
+        "--config",
+        conf.to_str().unwrap(),
+        "--json",
+        "--limit",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Vec<DecisionRecord> = serde_json::from_str(&out).unwrap();
+    assert_eq!(self::ids(&v), [ids[2].clone()]);
+    std::fs::write(&conf, "[engine]\ndata_dir = 5\n").unwrap();
+    let (code, _, err) = cli(&["log", "list", "--config", conf.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("gaap-autoscaler.toml:"), "{err}");
+
     let (code, out, _) = cli(&["log", "export", "--data-dir", d, "--policy", "web"]);
     assert_eq!(code, 0);
     let lines: Vec<DecisionRecord> = out
@@ -719,6 +748,26 @@ async fn log_command_reads_through_the_daemon_when_the_dir_is_held() {
     assert_eq!(out.lines().count(), 1);
     assert_eq!(hits.load(Ordering::SeqCst), 5);
 
+    // Without --daemon, the config's `listen` names the endpoint.
+    let conf = dir.path().join("gaap-autoscaler.toml");
+    let listen = url.trim_start_matches("http://");
+    std::fs::write(&conf, format!("[prometheus]\nurl = \"http://127.0.0.1:9090\"\n[engine]\ndata_dir = \".\"\nlisten = \"{listen}\"\n")).unwrap();
+    let (code, out, err) = run(s(&[
+        "log",
+        "list",
+        "--config",
+        conf.to_str().unwrap(),
+        "--json",
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        self::ids(&serde_json::from_str::<Vec<DecisionRecord>>(&out).unwrap()),
+        ids
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 6);
+
     let _ = stop_tx.send(());
     server.await.unwrap();
 
@@ -733,7 +782,8 @@ async fn log_command_reads_through_the_daemon_when_the_dir_is_held() {
 /// The child half of the crash test: appends planned decisions and applies every other
 /// one, printing each id only after the call returned (flushed), until killed.
 fn crash_child(dir: &str, round: i64) -> ! {
-    let log = DecisionLog::open(dir).unwrap();
+    // The parent has just dropped its handle: sled lets go of the lock a moment later.
+    let log = reopen(std::path::Path::new(dir));
     let mut out = std::io::stdout();
     for i in 0.. {
         // Three decisions share each millisecond: the id sequence is exercised too.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::query::{LIST_PATH, filter_to_query, percent_encode};
@@ -34,10 +34,11 @@ pub struct LogArgs {
         value_name = "DIR"
     )]
     pub data_dir: Option<PathBuf>,
-    /// Read `[engine] data_dir` from this config file.
+    /// The daemon's config file: its `[engine] data_dir` and `listen` become the defaults.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The daemon's HTTP endpoint, used when the data dir is held by the daemon.
+    /// The daemon's HTTP endpoint, read when the daemon holds the data dir (default: the
+    /// config's `listen`, else http://127.0.0.1:9464).
     #[arg(long, global = true, value_name = "URL")]
     pub daemon: Option<String>,
     /// Print JSON (list: an array of records; show: the full record).
@@ -137,8 +138,8 @@ pub fn run(args: LogArgs) -> anyhow::Result<ExitCode> {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0),
     );
-    let dir = data_dir(&args)?;
-    let source = open_source(&dir, args.daemon.as_deref())?;
+    let (dir, url) = locations(&args)?;
+    let source = open_source(&dir, &url, args.daemon.is_some())?;
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
     let code = match &args.command {
@@ -197,40 +198,43 @@ pub fn run(args: LogArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-/// `--data-dir` / GAAP_AUTOSCALER_DATA_DIR, else the config's `[engine] data_dir`,
-/// else `./data`.
-fn data_dir(args: &LogArgs) -> anyhow::Result<PathBuf> {
-    if let Some(d) = &args.data_dir {
-        return Ok(d.clone());
-    }
-    if let Some(cfg) = &args.config {
-        if let Some(d) = config_data_dir(cfg)? {
-            return Ok(d);
-        }
-    }
-    Ok(PathBuf::from("data"))
+/// The data dir and the daemon URL: `--data-dir` / GAAP_AUTOSCALER_DATA_DIR, else the
+/// config's `[engine] data_dir`, else `./data`; `--daemon`, else `http://` + the config's
+/// `[engine] listen`, else [`DEFAULT_DAEMON_URL`].
+fn locations(args: &LogArgs) -> anyhow::Result<(PathBuf, String)> {
+    let config = match &args.config {
+        Some(path) => Some(crate::config::Config::load(path).map_err(|diags| {
+            let text: Vec<String> = diags
+                .iter()
+                .filter(|d| d.is_error())
+                .map(ToString::to_string)
+                .collect();
+            anyhow!("{}", text.join("\n"))
+        })?),
+        None => None,
+    };
+    let dir = args
+        .data_dir
+        .clone()
+        .or_else(|| config.as_ref().map(|c| c.engine.data_dir.clone()))
+        .unwrap_or_else(|| PathBuf::from("data"));
+    let url = args
+        .daemon
+        .clone()
+        .or_else(|| {
+            config
+                .as_ref()
+                .map(|c| format!("http://{}", c.engine.listen))
+        })
+        .unwrap_or_else(|| DEFAULT_DAEMON_URL.to_string());
+    Ok((dir, url))
 }
 
-/// Reads only `[engine] data_dir` from a config file.
-fn config_data_dir(path: &Path) -> anyhow::Result<Option<PathBuf>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| anyhow!("{}: {}", path.display(), e.message()))?;
-    match table.get("engine").and_then(|e| e.get("data_dir")) {
-        None => Ok(None),
-        Some(toml::Value::String(s)) => Ok(Some(PathBuf::from(s))),
-        Some(_) => Err(anyhow!(
-            "{}: [engine] data_dir must be a string",
-            path.display()
-        )),
-    }
-}
-
-fn open_source(dir: &Path, daemon: Option<&str>) -> anyhow::Result<Source> {
+/// The log itself when it is free; the daemon's endpoint when the daemon holds it (or
+/// when there is no log here and `--daemon` was given).
+fn open_source(dir: &Path, url: &str, daemon_given: bool) -> anyhow::Result<Source> {
     if !DecisionLog::exists(dir) {
-        if let Some(url) = daemon {
+        if daemon_given {
             return Ok(Source::Daemon(url.to_string()));
         }
         return Err(anyhow!(
@@ -239,12 +243,13 @@ fn open_source(dir: &Path, daemon: Option<&str>) -> anyhow::Result<Source> {
             dir.display()
         ));
     }
-    match DecisionLog::open(dir) {
+    // A short wait covers a process that is just letting go (see `open_waiting`); the
+    // daemon holds the dir for good, and then its endpoint answers.
+    match DecisionLog::open_waiting(dir, Duration::from_millis(300)) {
         Ok(log) => Ok(Source::Local(log)),
         Err(StoreError::Locked { .. }) => {
-            let url = daemon.unwrap_or(DEFAULT_DAEMON_URL).to_string();
             tracing::info!(dir = %dir.display(), url = %url, "data dir held by another process; reading through the daemon");
-            Ok(Source::Daemon(url))
+            Ok(Source::Daemon(url.to_string()))
         }
         Err(e) => Err(env_error(e.to_string())),
     }
@@ -491,29 +496,6 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(csv_cell(input), want);
-        }
-    }
-
-    #[test]
-    fn config_data_dir_is_read_from_engine() {
-        let dir = tempfile::tempdir().unwrap();
-        let cases: &[(&str, Result<Option<&str>, &str>)] = &[
-            (
-                "[engine]\ndata_dir = \"/var/lib/gaap\"\n",
-                Ok(Some("/var/lib/gaap")),
-            ),
-            ("[engine]\npolicies = \"p\"\n", Ok(None)),
-            ("[engine]\ndata_dir = 5\n", Err("must be a string")),
-            ("[engine\n", Err("gaap.toml")),
-        ];
-        for (text, want) in cases {
-            let p = dir.path().join("gaap.toml");
-            std::fs::write(&p, text).unwrap();
-            match (config_data_dir(&p), want) {
-                (Ok(got), Ok(w)) => assert_eq!(got, w.map(PathBuf::from), "{text}"),
-                (Err(e), Err(w)) => assert!(e.to_string().contains(w), "{text}: {e}"),
-                (got, w) => panic!("{text}: got {got:?}, want {w:?}"),
-            }
         }
     }
 }

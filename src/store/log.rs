@@ -167,6 +167,28 @@ impl DecisionLog {
         })
     }
 
+    /// Like [`DecisionLog::open`], but waits up to `max_wait` for a lock to be released.
+    ///
+    /// sled 0.34 releases its file lock from background threads shortly *after* the last
+    /// handle is dropped, so reopening a log in the same process (a restart in a test,
+    /// a reload) can briefly see it locked. Do not use this to wait for another process.
+    pub fn open_waiting(
+        dir: impl AsRef<Path>,
+        max_wait: std::time::Duration,
+    ) -> Result<DecisionLog, StoreError> {
+        let step = std::time::Duration::from_millis(20);
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            match DecisionLog::open(dir.as_ref()) {
+                Err(StoreError::Locked { .. }) if waited < max_wait => {
+                    std::thread::sleep(step);
+                    waited += step;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// True if `dir` holds a decision log (so a reader need not create one).
     pub fn exists(dir: impl AsRef<Path>) -> bool {
         dir.as_ref().join("db").is_file()
