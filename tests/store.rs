@@ -13,7 +13,7 @@ use gaap_autoscaler::core::{ControllerState, Verdict, decide, fixtures};
 use gaap_autoscaler::policy::Mode;
 use gaap_autoscaler::store::{
     DecisionLog, DecisionRecord, LogFilter, Outcome, OutcomeUpdate, RecordContext, StoreError,
-    handle_log_request,
+    handle_log_request, handle_log_request_capped,
 };
 use gaap_autoscaler::time::Timestamp;
 
@@ -467,6 +467,34 @@ fn json_fields_follow_the_contract() {
     assert_eq!(code, 400);
     assert!(body.contains("unknown outcome"), "{body}");
     assert_eq!(handle_log_request(&log, "/log/other", "").0, 404);
+    // Answers are capped: more matches than the cap is refused with advice, not cut.
+    log.append(&record(T0 + 1, "link-b", "web", Outcome::Held))
+        .unwrap();
+    log.append(&record(T0 + 2, "link-c", "web", Outcome::Held))
+        .unwrap();
+    let (code, body) = handle_log_request_capped(&log, "/log/decisions", "", 2);
+    assert_eq!(code, 413, "{body}");
+    assert!(
+        body.contains("more than 2 decisions match; narrow the query"),
+        "{body}"
+    );
+    let (code, body) =
+        handle_log_request_capped(&log, "/log/decisions", "policy=web&until=1795939200.002", 2);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Vec<DecisionRecord>>(&body)
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        handle_log_request_capped(&log, "/log/decisions", "limit=2", 2).0,
+        200
+    );
+    assert_eq!(
+        handle_log_request_capped(&log, "/log/decisions", "limit=3", 2).0,
+        400
+    );
 }
 
 #[test]

@@ -322,8 +322,8 @@ fn http_get(base: &str, url: &str) -> anyhow::Result<Option<String>> {
         match status.as_u16() {
             200 => Ok(Some(body)),
             404 => Ok(None),
-            400 => Err(anyhow!(
-                "{url}: the daemon refused the query: {}",
+            400 | 413 => Err(anyhow!(
+                "the daemon refused the query: {}",
                 error_text(&body)
             )),
             s => Err(env_error(format!("{url}: HTTP {s}: {}", error_text(&body)))),

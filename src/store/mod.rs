@@ -25,7 +25,7 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
 
 pub use explain::explain;
 pub use log::DecisionLog;
-pub use query::{filter_from_query, handle_log_request};
+pub use query::{filter_from_query, handle_log_request, handle_log_request_capped};
 pub use record::{DecisionRecord, LogFilter, Outcome, OutcomeUpdate, RecordContext, decision_id};
 
 /// What can go wrong with the decision log.

@@ -73,16 +73,48 @@ pub fn filter_to_query(f: &LogFilter) -> String {
     parts.join("&")
 }
 
+/// The most records one answer carries: the daemon builds the answer in memory, and it
+/// must stay small beside the daemon's own work (10,000 records are about 20 MB of JSON).
+pub const MAX_HTTP_RECORDS: usize = 10_000;
+
 /// Answers one read of the log: `path` and `query` (without `?`) of the request →
 /// (HTTP status, JSON body). Free of any HTTP framework; the daemon mounts it.
+/// A list matching more than [`MAX_HTTP_RECORDS`] is refused (413) with advice.
 pub fn handle_log_request(log: &DecisionLog, path: &str, query: &str) -> (u16, String) {
+    handle_log_request_capped(log, path, query, MAX_HTTP_RECORDS)
+}
+
+/// [`handle_log_request`] with another cap on the records of one answer.
+pub fn handle_log_request_capped(
+    log: &DecisionLog,
+    path: &str,
+    query: &str,
+    cap: usize,
+) -> (u16, String) {
     let path = path.trim_end_matches('/');
     if path == LIST_PATH {
         let filter = match filter_from_query(query) {
             Ok(f) => f,
             Err(e) => return error(400, &e),
         };
-        return match log.list(&filter) {
+        let records = match filter.limit {
+            Some(n) if n > cap => {
+                return error(
+                    400,
+                    &format!("limit {n} is above {cap}, the most the daemon answers at once"),
+                );
+            }
+            Some(_) => log.list(&filter),
+            None => log.iter(&filter).take(cap + 1).collect(),
+        };
+        return match records {
+            Ok(records) if records.len() > cap => error(
+                413,
+                &format!(
+                    "more than {cap} decisions match; narrow the query (--since, --until, --proxy, \
+                     --policy, --outcome) or give --limit, or stop the daemon to read its data dir directly"
+                ),
+            ),
             Ok(records) => match serde_json::to_string(&records) {
                 Ok(body) => (200, body),
                 Err(e) => error(500, &e.to_string()),
