@@ -523,6 +523,8 @@ mod tests {
         obs: Option<(f64, f64)>,
         mode: Mode,
         state: ControllerState,
+        /// Changes to the fixture policy.
+        tweak: fn(&mut crate::policy::Policy),
         /// Answer applied after logging (outcome, update, completion after secs).
         answer: Option<(Outcome, OutcomeUpdate, Option<i64>)>,
         want: &'static [&'static str],
@@ -531,7 +533,8 @@ mod tests {
 
     fn record(c: &Case) -> DecisionRecord {
         let now = Timestamp::from_secs(T0);
-        let policy = fixtures::policy();
+        let mut policy = fixtures::policy();
+        (c.tweak)(&mut policy);
         let mut proxy = fixtures::proxy(c.bandwidth, c.concurrent);
         proxy.status = c.status.clone();
         let ladder = fixtures::ladder();
@@ -566,6 +569,7 @@ mod tests {
             obs: Some((100.0, 30_000.0)),
             mode: Mode::Live,
             state: ControllerState::default(),
+            tweak: |_| {},
             answer: None,
             want: &[],
             not: &[],
@@ -681,6 +685,50 @@ mod tests {
                 )),
                 want: &[
                     "Outcome: failed: FailedOperation.NotSupportScalar: proxy does not support scaling, RequestId req-9, after 1 attempt.",
+                ],
+                ..base()
+            },
+            Case {
+                name: "missing data falls back upward",
+                obs: None,
+                tweak: |p| {
+                    p.on_missing_data = crate::policy::MissingData {
+                        action: crate::policy::MissingAction::Fallback,
+                        after: 1,
+                        bandwidth: Some(100),
+                        concurrent: None,
+                    }
+                },
+                want: &[
+                    "[bandwidth:data.fallback]",
+                    "3–9. No usable data: the missing-data fallback set the target to 100 (",
+                    "→ 100 Mbps",
+                ],
+                not: &["Raw need: demand"],
+                ..base()
+            },
+            Case {
+                name: "step rule",
+                bandwidth: 100,
+                concurrent: 5,
+                obs: Some((90.0, 30_000.0)),
+                tweak: |p| {
+                    if let Some(d) = p.bandwidth.as_mut() {
+                        d.rule = crate::policy::Rule::Steps(vec![crate::policy::StepRule {
+                            above: Some(0.8),
+                            below: None,
+                            change: 1,
+                        }]);
+                    }
+                },
+                want: &[
+                    "3. Step rule (step rules: >= 0.8 → +1): demand 90; ",
+                    "[bandwidth:step.rule]",
+                    "5. Ladder: the step rule moved to 200 Mbps.",
+                    "→ target 200 Mbps (from 100).",
+                ],
+                not: &[
+                    "4. Tolerance (band: 5% up, 10% down): did not hold the value; a new value is sought.\n   5. Ladder: the step rule",
                 ],
                 ..base()
             },
