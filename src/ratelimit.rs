@@ -87,7 +87,11 @@ impl Window {
     /// Grants still possible at `now` without waiting (for the daemon's /metrics).
     pub fn available(&self, now: Duration) -> u32 {
         let now = self.clamp(now);
-        let used = self.grants.iter().filter(|&&g| g + self.window > now).count();
+        let used = self
+            .grants
+            .iter()
+            .filter(|&&g| g + self.window > now)
+            .count();
         (self.limit - used.min(self.limit)) as u32
     }
 

@@ -6,15 +6,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gaap_autoscaler::core::{
-    ControllerState, Ladder, Observation, ProxyState, ProxyStatus, Reading, fixtures,
-};
+use gaap_autoscaler::core::{Ladder, Observation, ProxyState, ProxyStatus, Reading, fixtures};
 use gaap_autoscaler::daemon::engine::{Engine, EngineOptions};
 use gaap_autoscaler::daemon::ports::*;
 use gaap_autoscaler::daemon::schedule::Clock;
 use gaap_autoscaler::daemon::stats::Stats;
 use gaap_autoscaler::daemon::supervisor::{Control, run_once, supervise};
 use gaap_autoscaler::policy::{Mode, Policy};
+use gaap_autoscaler::store::{DecisionLog, DecisionRecord, LogFilter, Outcome};
 use gaap_autoscaler::time::Timestamp;
 
 const START: Timestamp = Timestamp::from_secs(1_795_939_200);
@@ -26,7 +25,7 @@ struct FakeCloud {
     /// Answer every modify with this (None = apply it).
     reject_with: Mutex<Option<String>>,
     delay: Duration,
-    journal: Mutex<Option<Arc<MemJournal>>>,
+    journal: Mutex<Option<Arc<DecisionLog>>>,
     clock: Mutex<Option<Clock>>,
 }
 
@@ -48,12 +47,11 @@ impl Cloud for FakeCloud {
     async fn modify(&self, call: ModifyCall) -> ModifyResult {
         // The decision must be in the journal, as planned, before any call.
         if let Some(j) = self.journal.lock().unwrap().as_ref() {
-            let e = j.entries.lock().unwrap();
-            let rec = e
-                .iter()
-                .find(|r| r.id == call.client_token)
+            let rec = j
+                .get(&call.client_token)
+                .unwrap()
                 .expect("logged before the call");
-            assert_eq!(rec.outcome_at_append, Outcome::Planned);
+            assert_eq!(rec.outcome, Outcome::Planned);
         }
         let now = self.clock.lock().unwrap().as_ref().unwrap().now();
         self.calls.lock().unwrap().push((call.clone(), now));
@@ -114,107 +112,19 @@ impl Metrics for FakeMetrics {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Rec {
-    id: String,
-    time: Timestamp,
-    proxy: String,
-    outcome_at_append: Outcome,
-    outcome: Outcome,
-    update: Option<OutcomeUpdate>,
-    completed: Option<Timestamp>,
-    from_to: (u32, u32, u32, u32),
-}
-
-#[derive(Default)]
-struct MemJournal {
-    entries: Mutex<Vec<Rec>>,
-    states: Mutex<HashMap<(String, String), ControllerState>>,
-}
-
-impl Journal for MemJournal {
-    fn append(&self, e: &Entry<'_>) -> Result<String, PortError> {
-        let mut v = self.entries.lock().unwrap();
-        let id = format!(
-            "d-{}-{}-{}",
-            e.decision.time.millis(),
-            e.decision.proxy_id,
-            v.len()
-        );
-        let d = e.decision;
-        v.push(Rec {
-            id: id.clone(),
-            time: d.time,
-            proxy: d.proxy_id.clone(),
-            outcome_at_append: e.outcome,
-            outcome: e.outcome,
-            update: None,
-            completed: None,
-            from_to: (
-                d.bandwidth_from,
-                d.bandwidth_to,
-                d.concurrent_from,
-                d.concurrent_to,
-            ),
-        });
-        Ok(id)
-    }
-    fn set_outcome(
-        &self,
-        id: &str,
-        outcome: Outcome,
-        update: &OutcomeUpdate,
-    ) -> Result<(), PortError> {
-        let mut v = self.entries.lock().unwrap();
-        let r = v.iter_mut().find(|r| r.id == id).unwrap();
-        r.outcome = outcome;
-        r.update = Some(update.clone());
-        Ok(())
-    }
-    fn set_completed(&self, id: &str, at: Timestamp) -> Result<(), PortError> {
-        let mut v = self.entries.lock().unwrap();
-        v.iter_mut().find(|r| r.id == id).unwrap().completed = Some(at);
-        Ok(())
-    }
-    fn pending(&self) -> Result<Vec<Pending>, PortError> {
-        let v = self.entries.lock().unwrap();
-        Ok(v.iter()
-            .filter(|r| r.outcome == Outcome::Planned)
-            .map(|r| Pending {
-                id: r.id.clone(),
-                time: r.time,
-                policy: "web".into(),
-                proxy_id: r.proxy.clone(),
-                bandwidth_from: r.from_to.0,
-                bandwidth_to: r.from_to.1,
-                concurrent_from: r.from_to.2,
-                concurrent_to: r.from_to.3,
-                billing_type: None,
-            })
-            .collect())
-    }
-    fn save_state(
-        &self,
-        policy: &str,
-        proxy: &str,
-        state: &ControllerState,
-    ) -> Result<(), PortError> {
-        self.states
-            .lock()
-            .unwrap()
-            .insert((policy.into(), proxy.into()), state.clone());
-        Ok(())
-    }
-    fn load_states(&self) -> Result<HashMap<(String, String), ControllerState>, PortError> {
-        Ok(self.states.lock().unwrap().clone())
-    }
-}
-
 struct World {
     cloud: Arc<FakeCloud>,
     metrics: Arc<FakeMetrics>,
-    journal: Arc<MemJournal>,
-    engine: Arc<Engine<FakeCloud, FakeMetrics, MemJournal>>,
+    journal: Arc<DecisionLog>,
+    engine: Arc<Engine<FakeCloud, FakeMetrics>>,
+    _dir: tempfile::TempDir,
+}
+
+impl World {
+    /// Every record, oldest first.
+    fn records(&self) -> Vec<DecisionRecord> {
+        self.journal.list(&LogFilter::default()).unwrap()
+    }
 }
 
 fn world(n: usize, delay: Duration, options: EngineOptions) -> World {
@@ -225,7 +135,8 @@ fn world(n: usize, delay: Duration, options: EngineOptions) -> World {
             p
         })
         .collect();
-    let journal = Arc::new(MemJournal::default());
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(DecisionLog::open(dir.path()).unwrap());
     let clock = Clock::starting_at(START);
     let cloud = Arc::new(FakeCloud {
         delay,
@@ -249,6 +160,7 @@ fn world(n: usize, delay: Duration, options: EngineOptions) -> World {
         metrics,
         journal,
         engine,
+        _dir: dir,
     }
 }
 
@@ -285,7 +197,7 @@ async fn passes_follow_the_interval_grid() {
         .collect();
     assert_eq!(q, want);
     // Two proxies, every pass logged each of them (held: no demand → no data).
-    assert_eq!(w.journal.entries.lock().unwrap().len(), 20);
+    assert_eq!(w.records().len(), 20);
 }
 
 #[tokio::test(start_paused = true)]
@@ -300,13 +212,13 @@ async fn a_change_is_logged_then_sent_with_its_id_as_client_token() {
     assert_eq!(reports[0].changes, 1);
     let calls = w.cloud.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 1);
-    let entries = w.journal.entries.lock().unwrap().clone();
+    let entries = w.records();
     assert_eq!(calls[0].0.client_token, entries[0].id);
     // need 100/0.7 = 143 → ladder 200, but at most two steps up from 20: 50, 100.
     assert_eq!(calls[0].0.bandwidth, Some(100));
     assert_eq!(entries[0].outcome, Outcome::Applied);
     assert_eq!(
-        entries[0].update.as_ref().unwrap().request_id.as_deref(),
+        entries[0].request_id.as_deref(),
         Some(&*format!("req-{}", entries[0].id))
     );
 }
@@ -330,11 +242,13 @@ async fn dry_run_sends_nothing() {
     }
     run_once(&w.engine, &[policy_for(3)], START).await;
     assert!(w.cloud.calls.lock().unwrap().is_empty());
-    let e = w.journal.entries.lock().unwrap();
+    let e = w.records();
     assert_eq!(e.len(), 3);
-    assert!(e.iter().all(|r| r.outcome == Outcome::DryRun));
+    assert!(
+        e.iter()
+            .all(|r| r.outcome == Outcome::DryRun && r.mode == "dry-run")
+    );
     // A dry-run policy (not the flag) behaves the same.
-    drop(e);
     let w = world(1, Duration::ZERO, quiet_options());
     w.metrics
         .demand
@@ -366,7 +280,7 @@ async fn shutdown_lets_in_flight_calls_finish() {
     tokio::time::sleep(Duration::from_secs(35)).await;
     tx.send(Control::Shutdown).await.unwrap();
     task.await.unwrap();
-    let e = w.journal.entries.lock().unwrap();
+    let e = w.records();
     assert_eq!(
         e[0].outcome,
         Outcome::Applied,
@@ -394,13 +308,14 @@ async fn a_rejected_proxy_is_skipped_until_it_changes() {
     .await;
     assert_eq!(w.cloud.calls.lock().unwrap().len(), 1, "not sent again");
     {
-        let e = w.journal.entries.lock().unwrap();
+        let e = w.records();
         assert_eq!(e[0].outcome, Outcome::Failed);
         assert_eq!(
-            e[0].update.as_ref().unwrap().error_code.as_deref(),
+            e[0].error_code.as_deref(),
             Some("FailedOperation.NotSupportScalar")
         );
         assert_eq!(e[1].outcome, Outcome::Skipped);
+        assert!(e[1].note.as_deref().unwrap().contains("NotSupportScalar"));
     }
     // The proxy changes (someone rescaled it by hand): it is considered again.
     *w.cloud.reject_with.lock().unwrap() = None;
@@ -440,31 +355,48 @@ async fn urgent_changes_are_sent_first() {
 async fn reconcile_resends_with_the_same_token_or_abandons() {
     let w = world(2, Duration::ZERO, quiet_options());
     // Two decisions logged as planned, never answered (a crash between log and call).
-    for (i, age) in [(0, 60u64), (1, 3600)] {
-        w.journal.entries.lock().unwrap().push(Rec {
-            id: format!("d-crash-{i}"),
-            time: START - Duration::from_secs(age),
-            proxy: format!("link-{i:08}"),
-            outcome_at_append: Outcome::Planned,
-            outcome: Outcome::Planned,
-            update: None,
-            completed: None,
-            from_to: (20, 50, 2, 2),
-        });
+    let mut ids = Vec::new();
+    for (i, age) in [(0usize, 60u64), (1, 3600)] {
+        let t = START - Duration::from_secs(age);
+        let p = fixtures::policy();
+        let mut px = fixtures::proxy(20, 2);
+        px.id = format!("link-{i:08}");
+        let d = gaap_autoscaler::core::decide(
+            &p,
+            &px,
+            Some(&fixtures::ladder()),
+            &fixtures::observe(30.0, 14_000.0, t),
+            &Default::default(),
+            t,
+        );
+        assert_eq!((d.bandwidth_from, d.bandwidth_to), (20, 50));
+        let rec = DecisionRecord::from_decision(
+            &d,
+            &gaap_autoscaler::store::RecordContext {
+                mode: Mode::Live,
+                outcome: Outcome::Planned,
+                proxy: &px,
+                ladder: None,
+                observation: &Observation::default(),
+                policy: Some(&p),
+                note: None,
+            },
+        );
+        ids.push(w.journal.append(&rec).unwrap());
     }
     let n = w.engine.reconcile(START).await.unwrap();
     assert_eq!(n, 2);
     let calls = w.cloud.calls.lock().unwrap();
     assert_eq!(calls.len(), 1, "only the fresh one is re-sent");
-    assert_eq!(calls[0].0.client_token, "d-crash-0");
-    let e = w.journal.entries.lock().unwrap();
-    assert_eq!(e[0].outcome, Outcome::Applied);
-    assert_eq!(e[1].outcome, Outcome::Failed);
-    assert_eq!(
-        e[1].update.as_ref().unwrap().error_code.as_deref(),
-        Some("Reconcile.Abandoned")
-    );
-    drop(e);
+    assert_eq!(calls[0].0.client_token, ids[0], "the same ClientToken");
+    drop(calls);
+    let e = w.records();
+    // Oldest first: the hour-old decision is abandoned, the fresh one re-sent.
+    assert_eq!(e[0].id, ids[1]);
+    assert_eq!(e[0].outcome, Outcome::Failed);
+    assert_eq!(e[0].error_code.as_deref(), Some("Reconcile.Abandoned"));
+    assert_eq!(e[1].id, ids[0]);
+    assert_eq!(e[1].outcome, Outcome::Applied);
     assert!(w.engine.journal.pending().unwrap().is_empty());
 }
 
@@ -484,6 +416,6 @@ async fn completion_is_logged_when_the_proxy_is_running_again() {
         .unwrap()
         .insert("link-00000000".into(), (100.0, 14_000.0));
     run_once(&w.engine, &[policy_for(1)], START).await;
-    let e = w.journal.entries.lock().unwrap();
-    assert_eq!(e[0].completed, Some(START + Duration::from_secs(5)));
+    let e = w.records();
+    assert_eq!(e[0].completed_at, Some(START + Duration::from_secs(5)));
 }

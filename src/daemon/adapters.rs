@@ -23,7 +23,11 @@ fn port_error(context: &str, e: &CallError) -> PortError {
         CallError::Api(a) => Some(a.code.clone()),
         _ => None,
     };
-    PortError { context: context.to_string(), code, message: e.to_string() }
+    PortError {
+        context: context.to_string(),
+        code,
+        message: e.to_string(),
+    }
 }
 
 impl Cloud for GaapCloud {
@@ -42,12 +46,20 @@ impl Cloud for GaapCloud {
             .describe_access_regions_by_dest_region(dest_region)
             .await
             .map_err(|e| port_error("DescribeAccessRegionsByDestRegion", &e))?;
-        let r = regions.iter().find(|r| r.region_id == access_region).ok_or_else(|| PortError {
-            context: "DescribeAccessRegionsByDestRegion".into(),
-            code: None,
-            message: format!("no allowed values for access region {access_region} towards {dest_region}"),
-        })?;
-        Ok(Ladder::new(r.bandwidth_list.clone(), r.concurrent_list.clone()))
+        let r = regions
+            .iter()
+            .find(|r| r.region_id == access_region)
+            .ok_or_else(|| PortError {
+                context: "DescribeAccessRegionsByDestRegion".into(),
+                code: None,
+                message: format!(
+                    "no allowed values for access region {access_region} towards {dest_region}"
+                ),
+            })?;
+        Ok(Ladder::new(
+            r.bandwidth_list.clone(),
+            r.concurrent_list.clone(),
+        ))
     }
 
     async fn statuses(&self, ids: &[String]) -> Result<HashMap<String, ProxyStatus>, PortError> {
@@ -70,7 +82,11 @@ impl Cloud for GaapCloud {
             client_token: call.client_token,
             billing_type: call.billing_type,
         };
-        let priority = if call.urgent { Priority::High } else { Priority::Low };
+        let priority = if call.urgent {
+            Priority::High
+        } else {
+            Priority::Low
+        };
         match self.api.modify_proxy_configuration(&req, priority).await {
             Ok(o) => ModifyResult::Applied {
                 request_id: o.request_id,
@@ -79,7 +95,11 @@ impl Cloud for GaapCloud {
             },
             Err(f) => {
                 let (code, request_id, message) = match &f.error {
-                    CallError::Api(a) => (Some(a.code.clone()), Some(a.request_id.clone()), a.message.clone()),
+                    CallError::Api(a) => (
+                        Some(a.code.clone()),
+                        Some(a.request_id.clone()),
+                        a.message.clone(),
+                    ),
                     other => (None, None, other.to_string()),
                 };
                 match (f.error.retry_class(), code) {
@@ -89,7 +109,11 @@ impl Cloud for GaapCloud {
                         request_id,
                         attempts: f.attempts,
                     },
-                    (_, code) => ModifyResult::Failed { code, message, attempts: f.attempts },
+                    (_, code) => ModifyResult::Failed {
+                        code,
+                        message,
+                        attempts: f.attempts,
+                    },
                 }
             }
         }
@@ -100,11 +124,19 @@ impl Metrics for Prometheus {
     async fn observe(&self, policy: &Policy, proxies: &[String], now: Timestamp) -> PolicyReadings {
         let o = Prometheus::observe(self, policy, now).await;
         PolicyReadings {
-            per_proxy: proxies.iter().map(|id| (id.clone(), o.for_proxy(id))).collect(),
+            per_proxy: proxies
+                .iter()
+                .map(|id| (id.clone(), o.for_proxy(id)))
+                .collect(),
             query_errors: o
                 .errors
                 .iter()
-                .map(|e| (e.error.kind().to_string(), format!("{}: {}", e.signal, e.error)))
+                .map(|e| {
+                    (
+                        e.error.kind().to_string(),
+                        format!("{}: {}", e.signal, e.error),
+                    )
+                })
                 .collect(),
         }
     }

@@ -13,13 +13,14 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use super::ports::{
-    Cloud, Entry, Journal, Metrics, ModifyCall, ModifyResult, Outcome, OutcomeUpdate, PortError,
-};
+use super::ports::{Cloud, Metrics, ModifyCall, ModifyResult, PortError};
 use super::schedule::Clock;
 use super::stats::Stats;
 use crate::core::{self, ControllerState, Direction, Ladder, ProxyState, ProxyStatus, Verdict};
 use crate::policy::{Mode, Policy};
+use crate::store::{
+    DecisionLog, DecisionRecord, Outcome, OutcomeUpdate, RecordContext, StoreError,
+};
 use crate::time::Timestamp;
 
 /// How the engine behaves, beyond the policies.
@@ -80,10 +81,10 @@ pub struct PassReport {
     pub error: Option<String>,
 }
 
-pub struct Engine<C: Cloud, M: Metrics, J: Journal> {
+pub struct Engine<C: Cloud, M: Metrics> {
     pub cloud: Arc<C>,
     pub metrics: Arc<M>,
-    pub journal: Arc<J>,
+    pub journal: Arc<DecisionLog>,
     pub stats: Arc<Stats>,
     pub options: EngineOptions,
     pub clock: Clock,
@@ -94,17 +95,17 @@ pub struct Engine<C: Cloud, M: Metrics, J: Journal> {
     blocked: Mutex<HashMap<String, Blocked>>,
 }
 
-impl<C: Cloud, M: Metrics, J: Journal> Engine<C, M, J> {
+impl<C: Cloud, M: Metrics> Engine<C, M> {
     /// Builds the engine and loads the persisted controller states.
     pub fn new(
         cloud: Arc<C>,
         metrics: Arc<M>,
-        journal: Arc<J>,
+        journal: Arc<DecisionLog>,
         stats: Arc<Stats>,
         options: EngineOptions,
         clock: Clock,
-    ) -> Result<Arc<Self>, PortError> {
-        let states = journal.load_states()?;
+    ) -> Result<Arc<Self>, StoreError> {
+        let states = journal.load_all_states()?.into_iter().collect();
         Ok(Arc::new(Engine {
             cloud,
             metrics,
@@ -253,17 +254,20 @@ impl<C: Cloud, M: Metrics, J: Journal> Engine<C, M, J> {
                 Verdict::Hold | Verdict::Wait => Outcome::Held,
                 Verdict::Skip => Outcome::Skipped,
             };
-            let entry = Entry {
-                decision: &decision,
-                mode,
-                outcome,
-                proxy,
-                ladder,
-                observation: obs,
-                note,
-            };
+            let record = DecisionRecord::from_decision(
+                &decision,
+                &RecordContext {
+                    mode,
+                    outcome,
+                    proxy,
+                    ladder,
+                    observation: obs,
+                    policy: Some(policy),
+                    note: note.as_deref(),
+                },
+            );
             // Durable before acting: if the log cannot take it, nothing is sent.
-            let id = match self.journal.append(&entry) {
+            let id = match self.journal.append(&record) {
                 Ok(id) => id,
                 Err(e) => {
                     error!(policy = %policy.name, proxy = %proxy.id, error = %e, "cannot log the decision; not acting on it");
@@ -410,7 +414,7 @@ impl<C: Cloud, M: Metrics, J: Journal> Engine<C, M, J> {
             .modify_calls
             .with_label_values(&[label.as_str()])
             .inc();
-        if let Err(e) = self.journal.set_outcome(id, outcome, &update) {
+        if let Err(e) = self.journal.record_outcome(id, outcome, &update) {
             error!(id, error = %e, "cannot record the outcome");
         }
         // A change that did not happen starts no cooldown.
@@ -440,7 +444,7 @@ impl<C: Cloud, M: Metrics, J: Journal> Engine<C, M, J> {
             match self.cloud.statuses(&ids).await {
                 Ok(s) if s.get(proxy_id) == Some(&ProxyStatus::Running) => {
                     let at = self.clock.now();
-                    if let Err(e) = self.journal.set_completed(id, at) {
+                    if let Err(e) = self.journal.record_completion(id, at) {
                         error!(id, error = %e, "cannot record completion");
                     }
                     info!(proxy = proxy_id, id, "change complete: proxy RUNNING");
@@ -459,7 +463,7 @@ impl<C: Cloud, M: Metrics, J: Journal> Engine<C, M, J> {
     /// At start-up: decisions logged as planned but never answered (the process died in
     /// between) are re-sent with the same ClientToken — a duplicate means the first
     /// attempt took effect — unless they are too old or the proxy moved on.
-    pub async fn reconcile(self: &Arc<Self>, now: Timestamp) -> Result<usize, PortError> {
+    pub async fn reconcile(self: &Arc<Self>, now: Timestamp) -> Result<usize, ReconcileError> {
         let pending = self.journal.pending()?;
         if pending.is_empty() {
             return Ok(0);
@@ -552,9 +556,18 @@ impl<C: Cloud, M: Metrics, J: Journal> Engine<C, M, J> {
                 )
             };
             info!(id = %p.id, proxy = %p.proxy_id, outcome = outcome.as_str(), "reconciled");
-            self.journal.set_outcome(&p.id, outcome, &update)?;
+            self.journal.record_outcome(&p.id, outcome, &update)?;
             done += 1;
         }
         Ok(done)
     }
+}
+
+/// Why start-up reconciliation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Cloud(#[from] PortError),
 }

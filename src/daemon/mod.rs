@@ -8,8 +8,8 @@
 //! - [`http`]: /metrics, /healthz, /readyz and the decision-log read endpoints.
 //! - [`stats`]: the daemon's own Prometheus metrics.
 
-pub mod cmd;
 pub mod adapters;
+pub mod cmd;
 pub mod engine;
 pub mod http;
 pub mod ports;

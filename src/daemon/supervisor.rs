@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::engine::Engine;
-use super::ports::{Cloud, Journal, Metrics};
+use super::ports::{Cloud, Metrics};
 use super::schedule::next_fire;
 use crate::policy::Policy;
 
@@ -29,8 +29,8 @@ struct PolicyTask {
     handle: JoinHandle<Vec<JoinHandle<()>>>,
 }
 
-fn spawn_policy<C: Cloud, M: Metrics, J: Journal>(
-    engine: Arc<Engine<C, M, J>>,
+fn spawn_policy<C: Cloud, M: Metrics>(
+    engine: Arc<Engine<C, M>>,
     policy: Arc<Policy>,
 ) -> PolicyTask {
     let (stop, mut stopped) = watch::channel(false);
@@ -74,8 +74,8 @@ fn spawn_policy<C: Cloud, M: Metrics, J: Journal>(
 
 /// Runs the policies until `Control::Shutdown` (or the control channel closes). On
 /// shutdown, in-flight passes and calls get up to `grace` to finish.
-pub async fn supervise<C: Cloud, M: Metrics, J: Journal>(
-    engine: Arc<Engine<C, M, J>>,
+pub async fn supervise<C: Cloud, M: Metrics>(
+    engine: Arc<Engine<C, M>>,
     policies: Vec<Arc<Policy>>,
     mut control: mpsc::Receiver<Control>,
     grace: Duration,
@@ -126,8 +126,8 @@ async fn stop_all(tasks: Vec<PolicyTask>) -> Vec<JoinHandle<()>> {
 }
 
 /// One pass of every policy at `now`, waiting for every call (for `run --once`).
-pub async fn run_once<C: Cloud, M: Metrics, J: Journal>(
-    engine: &Arc<Engine<C, M, J>>,
+pub async fn run_once<C: Cloud, M: Metrics>(
+    engine: &Arc<Engine<C, M>>,
     policies: &[Arc<Policy>],
     now: crate::time::Timestamp,
 ) -> Vec<super::engine::PassReport> {
