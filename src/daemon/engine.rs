@@ -203,8 +203,11 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                 .inc();
         }
 
-        let mut changes = Vec::new();
+        // Decide every proxy, then log the whole pass in one batch (one flush) before
+        // sending anything: durable before acting, without a disk sync per proxy.
         let empty = core::Observation::default();
+        let mut decided = Vec::with_capacity(proxies.len());
+        let mut records = Vec::with_capacity(proxies.len());
         for proxy in &proxies {
             if self.busy.lock().expect("lock").contains(&proxy.id) {
                 report.busy += 1;
@@ -257,7 +260,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                 Verdict::Hold | Verdict::Wait => Outcome::Held,
                 Verdict::Skip => Outcome::Skipped,
             };
-            let record = DecisionRecord::from_decision(
+            records.push(DecisionRecord::from_decision(
                 &decision,
                 &RecordContext {
                     mode,
@@ -268,28 +271,36 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                     policy: Some(policy),
                     note: note.as_deref(),
                 },
-            );
-            // Durable before acting: if the log cannot take it, nothing is sent.
-            let id = match self.journal.append(&record) {
-                Ok(id) => id,
-                Err(e) => {
-                    error!(policy = %policy.name, proxy = %proxy.id, error = %e, "cannot log the decision; not acting on it");
-                    continue;
-                }
-            };
+            ));
+            decided.push((key, decision, state, proxy, outcome));
+        }
+        let ids = match self.journal.append_batch(&records) {
+            Ok(ids) => ids,
+            Err(e) => {
+                // If the log cannot take the pass, nothing is sent and no state moves.
+                error!(policy = %policy.name, error = %e, "cannot log the pass's decisions; not acting on them");
+                report.error = Some(format!("decision log: {e}"));
+                return report;
+            }
+        };
+
+        let mut changes = Vec::new();
+        for (id, (key, decision, state, proxy, outcome)) in ids.into_iter().zip(decided) {
             for r in &decision.reasons {
                 self.stats
                     .decisions
                     .with_label_values(&[policy.name.as_str(), outcome.as_str(), r.code.as_str()])
                     .inc();
             }
-            info!(
-                policy = %policy.name, proxy = %proxy.id, id = %id, outcome = outcome.as_str(),
-                bandwidth = %format!("{}->{}", decision.bandwidth_from, decision.bandwidth_to),
-                concurrent = %format!("{}->{}", decision.concurrent_from, decision.concurrent_to),
-                reasons = %decision.reason_codes().join(","),
-                "decision"
-            );
+            if decision.verdict == Verdict::Change || tracing::enabled!(tracing::Level::DEBUG) {
+                info!(
+                    policy = %policy.name, proxy = %proxy.id, id = %id, outcome = outcome.as_str(),
+                    bandwidth = %format!("{}->{}", decision.bandwidth_from, decision.bandwidth_to),
+                    concurrent = %format!("{}->{}", decision.concurrent_from, decision.concurrent_to),
+                    reasons = %decision.reason_codes().join(","),
+                    "decision"
+                );
+            }
             if outcome == Outcome::Planned {
                 changes.push((id, decision, state, proxy.clone(), policy.billing_type));
             } else {
