@@ -67,8 +67,8 @@ fn bench(c: &mut Criterion) {
     let mut i = 0i64;
 
     let mut g = c.benchmark_group("store");
-    g.sample_size(20);
-    g.measurement_time(Duration::from_secs(8));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(5));
     g.throughput(Throughput::Elements(1));
     g.bench_function("append planned, flush each", |b| {
         b.iter(|| {
@@ -110,16 +110,27 @@ fn bench(c: &mut Criterion) {
         )
     });
     g.finish();
+    eprintln!(
+        "{i} records written with a flush each: {:.0} MiB on disk",
+        walk_size(dir.path()) as f64 / 1_048_576.0
+    );
+    drop(log);
 
     let dir2 = tempfile::tempdir_in(&base).unwrap();
     let log2 = DecisionLog::open(dir2.path()).unwrap();
-    let recs: Vec<DecisionRecord> = (0..10_000).map(|k| at(&t, k)).collect();
-    for chunk in recs.chunks(1000) {
-        log2.append_batch(chunk).unwrap();
+    for start in (0..20_000).step_by(1000) {
+        let chunk: Vec<DecisionRecord> = (start..start + 1000).map(|k| at(&t, k)).collect();
+        log2.append_batch(&chunk).unwrap();
     }
+    let disk: u64 = walk_size(dir2.path());
+    eprintln!(
+        "20,000 records: {:.0} MiB on disk, process RSS {} (sled cache 16 MiB)",
+        disk as f64 / 1_048_576.0,
+        rss()
+    );
     let mut g = c.benchmark_group("store read");
     g.throughput(Throughput::Elements(100));
-    g.bench_function("list newest 100 of 10,000", |b| {
+    g.bench_function("list newest 100 of 20,000", |b| {
         let f = LogFilter {
             limit: Some(100),
             ..Default::default()
@@ -127,6 +138,32 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(log2.list(&f).unwrap()))
     });
     g.finish();
+}
+
+fn walk_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// The process's resident memory, from /proc (Linux), for the report only.
+fn rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.trim_start_matches("VmRSS:").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 criterion_group!(benches, bench);

@@ -33,6 +33,10 @@ const DECISIONS: &str = "decisions";
 const PENDING: &str = "pending";
 const STATE: &str = "state";
 
+/// sled's page cache. Its default (1 GiB) would let the daemon's memory grow with the
+/// log; the log is written far more than read, so a small cache costs little.
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// The durable decision log. Cheap to share by reference across threads (sled is
 /// internally synchronized); only one process may hold a data dir at a time.
 pub struct DecisionLog {
@@ -145,16 +149,20 @@ impl DecisionLog {
     /// [`StoreError::Locked`].
     pub fn open(dir: impl AsRef<Path>) -> Result<DecisionLog, StoreError> {
         let dir = dir.as_ref().to_path_buf();
-        let db = sled::Config::new().path(&dir).open().map_err(|e| {
-            if is_lock_error(&e) {
-                StoreError::Locked { dir: dir.clone() }
-            } else {
-                StoreError::Open {
-                    dir: dir.clone(),
-                    source: e,
+        let db = sled::Config::new()
+            .path(&dir)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|e| {
+                if is_lock_error(&e) {
+                    StoreError::Locked { dir: dir.clone() }
+                } else {
+                    StoreError::Open {
+                        dir: dir.clone(),
+                        source: e,
+                    }
                 }
-            }
-        })?;
+            })?;
         let decisions = db.open_tree(DECISIONS)?;
         let pending = db.open_tree(PENDING)?;
         let state = db.open_tree(STATE)?;
