@@ -105,7 +105,10 @@ impl Drop for Sandbox {
 }
 
 /// Demand history for proxies, 1-minute samples over the last 3 hours.
-fn demand(proxies: &[(String, Box<dyn Fn(i64) -> f64>)], end: i64) -> OpenMetrics {
+/// A proxy id and its bandwidth demand (Mbps) as a function of Unix time.
+type Demand = (String, Box<dyn Fn(i64) -> f64>);
+
+fn demand(proxies: &[Demand], end: i64) -> OpenMetrics {
     let mut om = OpenMetrics::new();
     let times: Vec<i64> = (0..=180).map(|i| end - 180 * 60 + i * 60).collect();
     for (id, f) in proxies {
@@ -507,7 +510,7 @@ fn sigkill_between_log_and_answer_is_reconciled_without_a_second_change() {
 fn a_burst_of_300_changes_respects_20_per_second_and_finishes_near_the_minimum() {
     let end = now_secs() / 60 * 60;
     let ids: Vec<String> = (0..300).map(|i| format!("link-b{i:07}")).collect();
-    let proxies: Vec<(String, Box<dyn Fn(i64) -> f64>)> = ids
+    let proxies: Vec<Demand> = ids
         .iter()
         .map(|id| (id.clone(), Box::new(|_| 130.0) as Box<dyn Fn(i64) -> f64>))
         .collect();

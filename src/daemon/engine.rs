@@ -146,13 +146,14 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             .collect();
         for p in &selected {
             let key = (p.access_region.clone(), p.real_server_region.clone());
-            if !cache.ladders.contains_key(&key) {
-                match self.cloud.ladder(&key.0, &key.1).await {
+            if let std::collections::hash_map::Entry::Vacant(slot) = cache.ladders.entry(key) {
+                let (access, dest) = slot.key().clone();
+                match self.cloud.ladder(&access, &dest).await {
                     Ok(l) => {
-                        cache.ladders.insert(key, l);
+                        slot.insert(l);
                     }
                     Err(e) => {
-                        warn!(proxy = %p.id, access = %key.0, dest = %key.1, error = %e, "cannot read allowed values")
+                        warn!(proxy = %p.id, access = %access, dest = %dest, error = %e, "cannot read allowed values")
                     }
                 }
             }

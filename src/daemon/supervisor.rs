@@ -85,19 +85,15 @@ pub async fn supervise<C: Cloud, M: Metrics>(
         .map(|p| spawn_policy(Arc::clone(&engine), p))
         .collect();
     let mut outstanding: Vec<JoinHandle<()>> = Vec::new();
-    loop {
-        match control.recv().await {
-            Some(Control::Reload(new)) => {
-                info!(policies = new.len(), "reloading policies");
-                outstanding.extend(stop_all(std::mem::take(&mut tasks)).await);
-                tasks = new
-                    .into_iter()
-                    .map(|p| spawn_policy(Arc::clone(&engine), p))
-                    .collect();
-                outstanding.retain(|h| !h.is_finished());
-            }
-            Some(Control::Shutdown) | None => break,
-        }
+    // Until Control::Shutdown, or the control channel closes.
+    while let Some(Control::Reload(new)) = control.recv().await {
+        info!(policies = new.len(), "reloading policies");
+        outstanding.extend(stop_all(std::mem::take(&mut tasks)).await);
+        tasks = new
+            .into_iter()
+            .map(|p| spawn_policy(Arc::clone(&engine), p))
+            .collect();
+        outstanding.retain(|h| !h.is_finished());
     }
     info!("stopping: no new passes; waiting for in-flight work");
     outstanding.extend(stop_all(tasks).await);
