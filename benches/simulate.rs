@@ -104,6 +104,27 @@ fn bench(c: &mut Criterion) {
     let set = policy_set();
     let samples = 2 * PROXIES as u64 * u64::from(DAYS) * 1440;
 
+    // A one-shot breakdown of where the time goes (printed, not asserted).
+    {
+        let s = spec();
+        let opts = SimOptions::new(s.start, s.end() - s.step);
+        let t = std::time::Instant::now();
+        let trace = generate(&fleet);
+        let t_gen = t.elapsed();
+        let t = std::time::Instant::now();
+        let run = replay(&set, &fleet, &trace, &opts, &mut |_| {}).expect("replay");
+        let t_replay = t.elapsed();
+        let t = std::time::Instant::now();
+        let r = report::set_report(&run, None);
+        let t_report = t.elapsed();
+        let evaluations: usize = run.proxies.iter().map(|p| p.steps()).sum();
+        eprintln!(
+            "breakdown: generate {t_gen:?} ({} samples), replay {t_replay:?} ({evaluations} evaluations, {} changes), report {t_report:?}",
+            trace.sample_count(),
+            r.summary.changes
+        );
+    }
+
     let mut g = c.benchmark_group("simulate_30d_100proxies");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(20));
@@ -116,11 +137,13 @@ fn bench(c: &mut Criterion) {
     });
     eprintln!("peak RSS after the synthetic runs: {:.0} MiB", peak_rss_mib().unwrap_or(f64::NAN));
 
+    let csv_samples;
     // The CSV file, written once (values rounded to 0.01 as exports usually are).
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("metrics.csv");
     {
         let mut trace = generate(&fleet);
+        csv_samples = trace.sample_count();
         for s in trace.series.values_mut() {
             for v in &mut s.values {
                 *v = (*v * 100.0).round() / 100.0;
@@ -135,7 +158,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("csv", |b| {
         b.iter(|| {
             let (trace, stats) = csv::read_file(&path, &filter).expect("read csv");
-            assert_eq!(stats.samples, samples);
+            assert_eq!(stats.samples as usize, csv_samples);
             black_box(simulate(&set, &fleet, &trace))
         })
     });

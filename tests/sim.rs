@@ -537,3 +537,43 @@ fn policy_sets_run_side_by_side_on_the_same_trace() {
     let _: &Ladder = &f.ladders[0].ladder;
     assert_eq!(f.proxies[0].status, ProxyStatus::Running);
 }
+
+#[test]
+fn parallel_replay_equals_the_sequential_one() {
+    let proxies: Vec<ProxyState> = (0..40)
+        .map(|i| proxy(&format!("link-{i:08}"), [20, 50, 100, 200][i % 4], 5))
+        .collect();
+    let targets: Vec<Target> = proxies
+        .iter()
+        .map(|p| Target {
+            id: p.id.clone(),
+            bandwidth: p.bandwidth,
+            concurrent: p.concurrent,
+        })
+        .collect();
+    let spec = SyntheticSpec {
+        days: 1,
+        ..SyntheticSpec::default()
+    };
+    let trace = synthetic::generate(&spec, &targets, &["bandwidth".into()], &["connections".into()]);
+    let mut policy = fixtures::policy();
+    policy.selector = bandwidth_policy().selector;
+    let f = fleet(proxies);
+    for limit in [20, 1] {
+        let mut opts = SimOptions::new(spec.start, spec.end() - Duration::from_secs(60));
+        opts.api_calls_per_second = limit;
+        let par = replay(&set(policy.clone()), &f, &trace, &opts, &mut |_| {}).unwrap();
+        opts.parallel = false;
+        let seq = replay(&set(policy.clone()), &f, &trace, &opts, &mut |_| {}).unwrap();
+        assert_eq!(par.api, seq.api, "limit {limit}");
+        for (a, b) in par.proxies.iter().zip(&seq.proxies) {
+            assert_eq!(a.changes, b.changes, "limit {limit}");
+            assert_eq!(a.cap_bw, b.cap_bw);
+            assert_eq!(a.cap_conc, b.cap_conc);
+            assert_eq!(a.reasons, b.reasons);
+        }
+        if limit == 1 {
+            assert!(seq.api.deferred > 0, "one call per second forces queueing");
+        }
+    }
+}

@@ -12,7 +12,7 @@ use std::f64::consts::TAU;
 use std::time::Duration;
 
 use crate::time::Timestamp;
-use crate::trace::Trace;
+use crate::trace::{Series, Trace};
 
 /// The seed used when none is given.
 pub const DEFAULT_SEED: u64 = 0x5EED_6AA9;
@@ -84,63 +84,39 @@ pub struct Target {
 }
 
 /// Generates the trace: every bandwidth signal name gets the Mbps series, every
-/// connection signal name the connection-count series.
+/// connection signal name the connection-count series. Proxies are generated in parallel
+/// (each from its own stream, so the result does not depend on the thread count).
 pub fn generate(
     spec: &SyntheticSpec,
     targets: &[Target],
     bandwidth_signals: &[String],
     connection_signals: &[String],
 ) -> Trace {
-    let step_ms = spec.step.as_millis().max(1) as i64;
-    let n = (i64::from(spec.days) * 86_400_000 / step_ms) as usize;
-    let mut trace = Trace::default();
-    for (k, target) in targets.iter().enumerate() {
-        // Each proxy has its own stream, so adding proxies does not change the others.
-        let mut rng = SplitMix64::new(spec.seed ^ (k as u64).wrapping_mul(0xA24B_AED4_963E_E407));
-        let peak_bw = f64::from(target.bandwidth.max(1)) * rng.range(0.6, 1.6);
-        let peak_conn = f64::from(target.concurrent.max(1)) * 10_000.0 * rng.range(0.3, 0.9);
-        let peak_hour = rng.range(10.0, 22.0);
-        let weekend = rng.range(0.55, 0.85);
-        let trend = rng.range(-0.1, 0.2) / f64::from(spec.days.max(1));
-        let noise = rng.range(0.03, 0.08);
-        let days = f64::from(spec.days.max(1));
-        let flash_at = rng.range(0.2, 0.9) * days * 86_400_000.0;
-        let flash_peak = rng.range(2.5, 4.0);
-        let gap = (k % 3 == 0).then(|| {
-            let at = rng.range(0.1, 0.9) * days * 86_400_000.0;
-            (at as i64, at as i64 + rng.range(1_800_000.0, 3_600_000.0) as i64)
-        });
-        let mut bw = crate::trace::Series::default();
-        let mut conn = crate::trace::Series::default();
-        bw.times.reserve(n);
-        bw.values.reserve(n);
-        conn.times.reserve(n);
-        conn.values.reserve(n);
-        for i in 0..n {
-            let off = i as i64 * step_ms;
-            if let Some((a, b)) = gap
-                && off >= a
-                && off < b
-            {
-                continue;
-            }
-            let t = spec.start.millis() + off;
-            let hours = off as f64 / 3_600_000.0;
-            let hour_of_day = hours.rem_euclid(24.0);
-            // 1 at the peak hour, 0 twelve hours away.
-            let daily = 0.5 + 0.5 * (TAU * (hour_of_day - peak_hour) / 24.0).cos();
-            let day_index = ((t.div_euclid(86_400_000) + 3) % 7) as u8; // 0 = Monday
-            let week = if day_index >= 5 { weekend } else { 1.0 };
-            let level = (0.25 + 0.75 * daily) * week * (1.0 + trend * hours / 24.0);
-            let flash = flash_factor(off as f64 - flash_at, flash_peak);
-            let shape = level * flash;
-            let b = peak_bw * shape * (1.0 + noise * rng.normal());
-            let c = peak_conn * shape * (1.0 + noise * rng.normal());
-            bw.times.push(t);
-            bw.values.push(b.max(0.0));
-            conn.times.push(t);
-            conn.values.push(c.max(0.0).round());
+    let threads = std::thread::available_parallelism()
+        .map(|t| t.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = targets.len().div_ceil(threads).max(1);
+    let mut generated: Vec<(Series, Series)> = Vec::with_capacity(targets.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = targets
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                scope.spawn(move || {
+                    part.iter()
+                        .enumerate()
+                        .map(|(j, t)| proxy_series(spec, c * chunk + j, t))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            generated.extend(h.join().expect("generator thread"));
         }
+    });
+    let mut trace = Trace::default();
+    for (target, (bw, conn)) in targets.iter().zip(generated) {
         for s in bandwidth_signals {
             trace.series.insert((target.id.clone(), s.clone()), bw.clone());
         }
@@ -153,11 +129,78 @@ pub fn generate(
     trace
 }
 
+/// The bandwidth and connection series of the `k`-th proxy.
+fn proxy_series(spec: &SyntheticSpec, k: usize, target: &Target) -> (Series, Series) {
+    let step_ms = spec.step.as_millis().max(1) as i64;
+    let n = (i64::from(spec.days) * 86_400_000 / step_ms) as usize;
+    // Each proxy has its own stream, so adding proxies does not change the others.
+    let mut rng = SplitMix64::new(spec.seed ^ (k as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+    let peak_bw = f64::from(target.bandwidth.max(1)) * rng.range(0.6, 1.6);
+    let peak_conn = f64::from(target.concurrent.max(1)) * 10_000.0 * rng.range(0.3, 0.9);
+    let peak_hour = rng.range(10.0, 22.0);
+    let weekend = rng.range(0.55, 0.85);
+    let trend = rng.range(-0.1, 0.2) / f64::from(spec.days.max(1));
+    let noise = rng.range(0.03, 0.08);
+    let days = f64::from(spec.days.max(1));
+    let flash_at = rng.range(0.2, 0.9) * days * 86_400_000.0;
+    let flash_peak = rng.range(2.5, 4.0);
+    let gap = (k % 3 == 0).then(|| {
+        let at = rng.range(0.1, 0.9) * days * 86_400_000.0;
+        (at as i64, at as i64 + rng.range(1_800_000.0, 3_600_000.0) as i64)
+    });
+    // The daily cycle at each step of a day when steps divide the day (1 at the peak
+    // hour, 0 twelve hours away).
+    let daily_at = |hour_of_day: f64| 0.5 + 0.5 * (TAU * (hour_of_day - peak_hour) / 24.0).cos();
+    let per_day = (86_400_000 % step_ms == 0 && spec.start.millis() % step_ms == 0)
+        .then(|| 86_400_000 / step_ms);
+    let table: Vec<f64> = per_day
+        .map(|m| {
+            (0..m)
+                .map(|i| daily_at((i * step_ms) as f64 / 3_600_000.0))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut bw = Series::default();
+    let mut conn = Series::default();
+    bw.times.reserve(n);
+    bw.values.reserve(n);
+    conn.times.reserve(n);
+    conn.values.reserve(n);
+    for i in 0..n {
+        let off = i as i64 * step_ms;
+        if let Some((a, b)) = gap
+            && off >= a
+            && off < b
+        {
+            continue;
+        }
+        let t = spec.start.millis() + off;
+        let hours = off as f64 / 3_600_000.0;
+        let daily = match per_day {
+            Some(m) => table[(t.div_euclid(step_ms) % m) as usize],
+            None => daily_at((t.rem_euclid(86_400_000)) as f64 / 3_600_000.0),
+        };
+        let day_index = (t.div_euclid(86_400_000) + 3) % 7; // 0 = Monday
+        let week = if day_index >= 5 { weekend } else { 1.0 };
+        let level = (0.25 + 0.75 * daily) * week * (1.0 + trend * hours / 24.0);
+        let flash = flash_factor(off as f64 - flash_at, flash_peak);
+        let shape = level * flash;
+        let b = peak_bw * shape * (1.0 + noise * rng.normal());
+        let c = peak_conn * shape * (1.0 + noise * rng.normal());
+        bw.times.push(t);
+        bw.values.push(b.max(0.0));
+        conn.times.push(t);
+        conn.values.push(c.max(0.0).round());
+    }
+    (bw, conn)
+}
+
 /// A flash crowd `dt` ms after its start: a 5-minute ramp to `peak`, then an exponential
 /// decay back to 1 with a 30-minute time constant.
 fn flash_factor(dt: f64, peak: f64) -> f64 {
     const RAMP: f64 = 300_000.0;
-    if dt < 0.0 {
+    // Twelve hours on, the excess is below 1e-10: treat it as over.
+    if !(0.0..43_200_000.0).contains(&dt) {
         1.0
     } else if dt < RAMP {
         1.0 + (peak - 1.0) * dt / RAMP
