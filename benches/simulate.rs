@@ -119,9 +119,10 @@ fn bench(c: &mut Criterion) {
         let t_report = t.elapsed();
         let evaluations: usize = run.proxies.iter().map(|p| p.steps()).sum();
         eprintln!(
-            "breakdown: generate {t_gen:?} ({} samples), replay {t_replay:?} ({evaluations} evaluations, {} changes), report {t_report:?}",
+            "breakdown: generate {t_gen:?} ({} samples), replay {t_replay:?} ({evaluations} evaluations, {} changes, API {:?}), report {t_report:?}",
             trace.sample_count(),
-            r.summary.changes
+            r.summary.changes,
+            run.api
         );
     }
 

@@ -52,8 +52,6 @@ pub struct SimOptions {
     pub adjusting: Duration,
     /// API calls allowed per second across the fleet (never more than 20).
     pub api_calls_per_second: u32,
-    /// Use several cores when there are many proxies (same results either way).
-    pub parallel: bool,
 }
 
 impl SimOptions {
@@ -63,7 +61,6 @@ impl SimOptions {
             end,
             adjusting: Duration::from_secs(60),
             api_calls_per_second: API_CALLS_PER_SECOND,
-            parallel: true,
         }
     }
 }
@@ -303,29 +300,6 @@ struct Live<'a> {
     run: ProxyRun,
 }
 
-impl Live<'_> {
-    /// Back to the start of the range (for a second, exact pass).
-    fn reset(&mut self, proxy: ProxyState, state: ControllerState) {
-        self.proxy = proxy;
-        self.state = state;
-        self.pending = None;
-        self.bw.cursor = 0;
-        self.conn.cursor = 0;
-        let r = &mut self.run;
-        r.times.clear();
-        r.step_ms.clear();
-        r.demand_bw.clear();
-        r.demand_conn.clear();
-        r.cap_bw.clear();
-        r.cap_conc.clear();
-        r.censored_bw = 0;
-        r.censored_conn = 0;
-        r.reasons.clear();
-        r.changes.clear();
-        r.api_deferred = 0;
-    }
-}
-
 /// Where one dimension's demand comes from.
 struct Input<'a> {
     series: Option<&'a Series>,
@@ -470,8 +444,8 @@ pub fn replay(
             },
         });
     }
-    let n = lives.len();
-    let api = drive_parallel(&mut lives, &members, &schedules, opts, n, progress);
+    let limit = opts.api_calls_per_second.clamp(1, API_CALLS_PER_SECOND);
+    let api = drive(&mut lives, &members, &schedules, opts, limit, progress);
     Ok(SimRun {
         label: set.label.clone(),
         start: opts.start,
@@ -484,108 +458,20 @@ pub fn replay(
     })
 }
 
-/// Runs the evaluations. With several cores and enough proxies, proxies are first replayed
-/// in parallel with an unlimited API budget; if no second then holds more than the limit
-/// of calls, no call would have been deferred and that replay is exact. Otherwise (or on
-/// one core) the exact sequential replay with the fleet-wide API queue runs.
-fn drive_parallel(
-    lives: &mut Vec<Live>,
-    members: &[Vec<usize>],
-    schedules: &[(Vec<i64>, Vec<u32>)],
-    opts: &SimOptions,
-    n: usize,
-    progress: &mut dyn FnMut(u64),
-) -> ApiStats {
-    let threads = std::thread::available_parallelism()
-        .map(|t| t.get())
-        .unwrap_or(1)
-        .min(8);
-    let limit = opts.api_calls_per_second.clamp(1, API_CALLS_PER_SECOND);
-    if !opts.parallel || threads < 2 || n < 16 {
-        return drive(lives, members, schedules, opts, Some(limit), progress);
-    }
-    let snapshot: Vec<(ProxyState, ControllerState)> = lives
-        .iter()
-        .map(|l| (l.proxy.clone(), l.state.clone()))
-        .collect();
-    let chunk = n.div_ceil(threads);
-    let done = std::sync::atomic::AtomicU64::new(0);
-    std::thread::scope(|scope| {
-        let mut parts = lives.chunks_mut(chunk).enumerate();
-        let (_, first) = parts.next().expect("at least one proxy");
-        let done = &done;
-        for (k, part) in parts {
-            let local = localize(members, k * chunk, part.len());
-            scope.spawn(move || {
-                drive(part, &local, schedules, opts, None, &mut |d| {
-                    done.fetch_add(d, std::sync::atomic::Ordering::Relaxed);
-                })
-            });
-        }
-        let local = localize(members, 0, first.len());
-        let mut reported = 0u64;
-        let mut own = 0u64;
-        drive(first, &local, schedules, opts, None, &mut |d| {
-            own += d;
-            let total = own + done.load(std::sync::atomic::Ordering::Relaxed);
-            progress(total - reported);
-            reported = total;
-        });
-        let total = own + done.load(std::sync::atomic::Ordering::Relaxed);
-        progress(total.saturating_sub(reported));
-    });
-    // Was any second over the limit?
-    let mut per_second: BTreeMap<i64, u32> = BTreeMap::new();
-    for l in lives.iter() {
-        for c in &l.run.changes {
-            *per_second.entry(c.call_at.millis().div_euclid(1000)).or_insert(0) += 1;
-        }
-    }
-    let peak = per_second.values().copied().max().unwrap_or(0);
-    if peak <= limit {
-        return ApiStats {
-            calls: per_second.values().map(|&c| u64::from(c)).sum(),
-            peak_per_second: peak,
-            deferred: 0,
-            max_wait_ms: 0,
-        };
-    }
-    // Some calls would have queued: replay exactly, sequentially, from the start.
-    for (l, (proxy, state)) in lives.iter_mut().zip(snapshot) {
-        l.reset(proxy, state);
-    }
-    drive(lives, members, schedules, opts, Some(limit), &mut |_| {})
-}
-
-/// The members of each policy that fall in `lives[offset..offset + len]`, re-indexed.
-fn localize(members: &[Vec<usize>], offset: usize, len: usize) -> Vec<Vec<usize>> {
-    members
-        .iter()
-        .map(|m| {
-            m.iter()
-                .filter(|&&i| i >= offset && i < offset + len)
-                .map(|&i| i - offset)
-                .collect()
-        })
-        .collect()
-}
-
 /// The replay loop over `lives`: every policy's evaluation times in order; changes go
-/// through the API queue (`limit` calls per second fleet-wide, scale-ups first) or, with
-/// no limit, out at once.
+/// through the API queue (`limit` calls per second fleet-wide, scale-ups first).
 fn drive(
     lives: &mut [Live],
     members: &[Vec<usize>],
     schedules: &[(Vec<i64>, Vec<u32>)],
     opts: &SimOptions,
-    limit: Option<u32>,
+    limit: u32,
     progress: &mut dyn FnMut(u64),
 ) -> ApiStats {
     let mut next_idx = vec![0usize; schedules.len()];
     let mut api = ApiStats::default();
     let mut seconds: BTreeMap<i64, u32> = BTreeMap::new();
     let mut requests: Vec<Request> = Vec::new();
-    let limit = limit.unwrap_or(u32::MAX);
     let adjusting_ms = opts.adjusting.as_millis() as i64;
     let mut done_since_report = 0u64;
     loop {
