@@ -1,1 +1,403 @@
 //! The daemon config file `gaap-autoscaler.toml`.
+//!
+//! ```toml
+//! [tencentcloud]
+//! endpoint = "https://gaap.tencentcloudapi.com"   # default
+//! region = "ap-guangzhou"                         # optional
+//! [prometheus]
+//! url = "http://127.0.0.1:9090"                   # required
+//! timeout = "10s"                                 # default
+//! [engine]
+//! policies = "policies"                           # default; relative to this file's directory
+//! data_dir = "data"                               # default; relative to this file's directory
+//! listen = "127.0.0.1:9464"                       # default: /metrics and /healthz
+//! api_rate = 20                                   # default; requests/second per API action, 1..=20
+//! fleet_refresh = "5m"                            # default: how often DescribeProxies is re-read
+//! ```
+//!
+//! Credentials are never read from this file: a key that looks like one is rejected with a
+//! pointer to `TENCENTCLOUD_SECRET_ID` / `TENCENTCLOUD_SECRET_KEY`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::policy::Diagnostic;
+use crate::policy::raw::{Stage1, deserialize_all};
+use crate::policy::validate::Ctx;
+
+pub const DEFAULT_ENDPOINT: &str = "https://gaap.tencentcloudapi.com";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+/// The API allows at most 20 requests per second per action; never more.
+pub const MAX_API_RATE: u32 = 20;
+
+/// Keys that would hold credentials: rejected wherever they appear.
+const SECRET_KEYS: [&str; 10] = [
+    "secret_id",
+    "secret_key",
+    "secretid",
+    "secretkey",
+    "token",
+    "session_token",
+    "tencentcloud_secret_id",
+    "tencentcloud_secret_key",
+    "password",
+    "credentials",
+];
+
+/// A validated daemon config. Relative paths are resolved against the config file's directory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub source: PathBuf,
+    pub tencentcloud: TencentCloudConfig,
+    pub prometheus: PrometheusConfig,
+    pub engine: EngineConfig,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TencentCloudConfig {
+    pub endpoint: String,
+    pub region: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrometheusConfig {
+    pub url: String,
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    /// The directory of policy files.
+    pub policies: PathBuf,
+    /// Where the decision log lives.
+    pub data_dir: PathBuf,
+    /// The address of `/metrics` and `/healthz`.
+    pub listen: SocketAddr,
+    /// Requests per second per API action (1..=20).
+    pub api_rate: u32,
+    /// How often the fleet (DescribeProxies, ladders) is re-read.
+    pub fleet_refresh: Duration,
+}
+
+impl Config {
+    /// Reads and validates a config file; every problem with its place.
+    pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
+        let text = std::fs::read_to_string(path).map_err(|e| vec![Diagnostic::io(path, &e)])?;
+        match check_config(&text, path) {
+            (Some(c), _) => Ok(c),
+            (None, diags) => Err(diags),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    tencentcloud: Option<Spanned<RawTencentCloud>>,
+    prometheus: Option<Spanned<RawPrometheus>>,
+    engine: Option<Spanned<RawEngine>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTencentCloud {
+    endpoint: Option<Spanned<String>>,
+    region: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrometheus {
+    url: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    policies: Option<Spanned<String>>,
+    data_dir: Option<Spanned<String>>,
+    listen: Option<Spanned<String>>,
+    api_rate: Option<Spanned<i64>>,
+    fleet_refresh: Option<Spanned<String>>,
+}
+
+/// Validates a config file's text (errors and warnings); the config when there is no error.
+pub fn check_config(text: &str, path: &Path) -> (Option<Config>, Vec<Diagnostic>) {
+    let stage1: Stage1<RawConfig> = deserialize_all(text, path, &SECRET_KEYS);
+    let (mut ctx, raw) = Ctx::new(text, path, stage1);
+    let config = raw.and_then(|r| validate_config(&mut ctx, r));
+    let ok = !ctx.has_errors();
+    (config.filter(|_| ok), ctx.finish())
+}
+
+fn http_url(ctx: &mut Ctx<'_>, v: &Spanned<String>, key: &str) -> Option<String> {
+    let s = v.get_ref().trim();
+    match reqwest::Url::parse(s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            if !u.username().is_empty() || u.password().is_some() {
+                ctx.err(
+                    v.span().start,
+                    format!("`{key}` contains credentials"),
+                    "remove the user:password part; credentials are never kept in this file",
+                );
+                return None;
+            }
+            Some(s.trim_end_matches('/').to_string())
+        }
+        Ok(_) => {
+            ctx.err(
+                v.span().start,
+                format!("`{key}` must be an http:// or https:// URL"),
+                "e.g. `http://127.0.0.1:9090`",
+            );
+            None
+        }
+        Err(e) => {
+            ctx.err(
+                v.span().start,
+                format!("`{key}` is not a URL: {e}"),
+                "e.g. `http://127.0.0.1:9090`",
+            );
+            None
+        }
+    }
+}
+
+fn validate_config(ctx: &mut Ctx<'_>, raw: RawConfig) -> Option<Config> {
+    let dir = ctx
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+
+    let mut tencentcloud = TencentCloudConfig {
+        endpoint: DEFAULT_ENDPOINT.to_string(),
+        region: None,
+    };
+    if let Some(tc) = &raw.tencentcloud {
+        let r = tc.get_ref();
+        if let Some(e) = &r.endpoint {
+            tencentcloud.endpoint = http_url(ctx, e, "tencentcloud.endpoint").unwrap_or_default();
+        }
+        if let Some(region) = &r.region {
+            let v = region.get_ref().trim();
+            if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                ctx.err(
+                    region.span().start,
+                    format!("`tencentcloud.region` = `{v}` is not a region name"),
+                    "e.g. `ap-guangzhou`, or leave it out",
+                );
+            }
+            tencentcloud.region = Some(v.to_string());
+        }
+    }
+
+    let mut prometheus = PrometheusConfig {
+        url: String::new(),
+        timeout: Duration::from_secs(10),
+    };
+    match &raw.prometheus {
+        None => {
+            if !ctx.dropped.contains("prometheus") {
+                ctx.err(0, "no [prometheus] section", "add [prometheus] with `url = \"http://127.0.0.1:9090\"`: where the policies' queries run");
+            }
+        }
+        Some(p) => {
+            let r = p.get_ref();
+            match &r.url {
+                Some(u) => prometheus.url = http_url(ctx, u, "prometheus.url").unwrap_or_default(),
+                None => ctx.missing(
+                    "prometheus.url",
+                    p.span().start,
+                    "[prometheus] has no `url`",
+                    "add `url = \"http://127.0.0.1:9090\"`",
+                ),
+            }
+            if let Some(t) = &r.timeout
+                && let Some(d) = ctx.duration(t, "prometheus.timeout", false)
+            {
+                prometheus.timeout = d;
+            }
+        }
+    }
+
+    let mut engine = EngineConfig {
+        policies: dir.join("policies"),
+        data_dir: dir.join("data"),
+        listen: DEFAULT_LISTEN.parse().ok()?,
+        api_rate: MAX_API_RATE,
+        fleet_refresh: Duration::from_secs(300),
+    };
+    if let Some(e) = &raw.engine {
+        let r = e.get_ref();
+        for (key, v, out) in [
+            ("policies", &r.policies, &mut engine.policies),
+            ("data_dir", &r.data_dir, &mut engine.data_dir),
+        ] {
+            let Some(v) = v else { continue };
+            if v.get_ref().trim().is_empty() {
+                ctx.err(
+                    v.span().start,
+                    format!("`engine.{key}` is empty"),
+                    "give a directory (relative paths are relative to this file)",
+                );
+            } else {
+                *out = dir.join(v.get_ref().trim());
+            }
+        }
+        if let Some(l) = &r.listen {
+            match l.get_ref().trim().parse::<SocketAddr>() {
+                Ok(a) => engine.listen = a,
+                Err(_) => ctx.err(l.span().start, format!("`engine.listen` = `{}` is not an address", l.get_ref()), "write IP:PORT, e.g. `127.0.0.1:9464` (or `0.0.0.0:9464` to listen on every interface)"),
+            }
+        }
+        if let Some(a) = &r.api_rate {
+            let n = *a.get_ref();
+            if (1..=i64::from(MAX_API_RATE)).contains(&n) {
+                engine.api_rate = n as u32;
+            } else {
+                ctx.err(a.span().start, format!("`engine.api_rate` = {n} is outside 1..=20"), "the GAAP API allows at most 20 requests per second per action; the default is 20");
+            }
+        }
+        if let Some(f) = &r.fleet_refresh
+            && let Some(d) = ctx.duration(f, "engine.fleet_refresh", false)
+        {
+            engine.fleet_refresh = d;
+        }
+    }
+
+    if ctx.has_errors() {
+        return None;
+    }
+    Some(Config {
+        source: ctx.path.to_path_buf(),
+        tencentcloud,
+        prometheus,
+        engine,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> (Option<Config>, Vec<Diagnostic>) {
+        check_config(text, Path::new("conf/gaap-autoscaler.toml"))
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let (c, d) = check("[prometheus]\nurl = \"http://127.0.0.1:9090/\"\n");
+        assert!(d.is_empty(), "{d:#?}");
+        let c = c.unwrap();
+        assert_eq!(c.tencentcloud.endpoint, DEFAULT_ENDPOINT);
+        assert_eq!(c.tencentcloud.region, None);
+        assert_eq!(c.prometheus.url, "http://127.0.0.1:9090");
+        assert_eq!(c.prometheus.timeout, Duration::from_secs(10));
+        assert_eq!(c.engine.policies, PathBuf::from("conf/policies"));
+        assert_eq!(c.engine.data_dir, PathBuf::from("conf/data"));
+        assert_eq!(c.engine.listen.to_string(), "127.0.0.1:9464");
+        assert_eq!(c.engine.api_rate, 20);
+        assert_eq!(c.engine.fleet_refresh, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let text = include_str!("../examples/gaap-autoscaler.toml");
+        let (c, d) = check_config(text, Path::new("examples/gaap-autoscaler.toml"));
+        assert!(d.is_empty(), "{d:#?}");
+        assert_eq!(
+            c.unwrap().engine.policies,
+            PathBuf::from("examples/../policies")
+        );
+    }
+
+    #[test]
+    fn each_rule_reports_its_problem() {
+        let p = "[prometheus]\nurl = \"http://127.0.0.1:9090\"\n";
+        let cases: Vec<(String, &str, usize)> = vec![
+            (String::new(), "no [prometheus] section", 1),
+            (
+                "[prometheus]\ntimeout = \"5s\"\n".into(),
+                "[prometheus] has no `url`",
+                1,
+            ),
+            (
+                "[prometheus]\nurl = \"localhost:9090\"\n".into(),
+                "must be an http:// or https:// URL",
+                2,
+            ),
+            (
+                "[prometheus]\nurl = \"http://u:p@h:9090\"\n".into(),
+                "contains credentials",
+                2,
+            ),
+            (
+                format!("{p}timeout = \"0s\"\n"),
+                "must be longer than 0s",
+                3,
+            ),
+            (format!("{p}[engine]\napi_rate = 21\n"), "outside 1..=20", 4),
+            (format!("{p}[engine]\napi_rate = 0\n"), "outside 1..=20", 4),
+            (
+                format!("{p}[engine]\nlisten = \"localhost\"\n"),
+                "is not an address",
+                4,
+            ),
+            (
+                format!("{p}[engine]\nfleet_refresh = \"soon\"\n"),
+                "invalid duration",
+                4,
+            ),
+            (
+                format!("{p}[engine]\npolicy = \"p\"\n"),
+                "unknown key `policy` in `engine`",
+                4,
+            ),
+            (
+                format!("{p}[tencentcloud]\nendpoint = \"ftp://x\"\n"),
+                "http:// or https://",
+                4,
+            ),
+            (
+                format!("{p}[tencentcloud]\nregion = \"ap guangzhou\"\n"),
+                "not a region name",
+                4,
+            ),
+        ];
+        for (text, want, line) in cases {
+            let (c, d) = check(&text);
+            assert!(c.is_none(), "{want}");
+            let hit = d
+                .iter()
+                .find(|d| d.message.contains(want))
+                .unwrap_or_else(|| panic!("{want:?} not in {d:#?}"));
+            assert_eq!(hit.line, line, "{hit}");
+            assert!(hit.help.is_some());
+        }
+    }
+
+    #[test]
+    fn secrets_are_rejected_without_echoing_them() {
+        for key in ["secret_id", "secret_key", "SecretKey", "token"] {
+            let text = format!(
+                "[tencentcloud]\n{key} = \"AKIDsupersecret\"\n[prometheus]\nurl = \"http://h:9090\"\n"
+            );
+            let (c, d) = check(&text);
+            assert!(c.is_none(), "{key}");
+            let rendered: String = d.iter().map(|d| d.to_string()).collect();
+            assert!(
+                rendered.contains("credentials do not belong in this file"),
+                "{rendered}"
+            );
+            assert!(rendered.contains("TENCENTCLOUD_SECRET_ID"), "{rendered}");
+            assert!(!rendered.contains("supersecret"), "{rendered}");
+        }
+    }
+}

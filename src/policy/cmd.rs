@@ -1,14 +1,208 @@
-//! `gaap-autoscaler validate`.
+//! `gaap-autoscaler validate`: check policy files (and a fleet or config file), print
+//! every problem as `file:line:col: message` with a help line, then a one-line summary.
+//! Exit 0 when there is no error (warnings allowed), 1 otherwise.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use super::{
+    CheckedPolicy, Diagnostic, FileKind, check_policy_files, diagnostic, expand_paths, file_kind,
+    fleet_checks,
+};
+use crate::config::{Config, check_config};
+use crate::fleet::{Fleet, check_fleet};
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
-    /// Policy files or directories of them (default: ./policies); fleet and config files too.
+    /// Policy files or directories of them (default: ./policies, or the config's policies
+    /// directory); fleet and config files are recognized by their tables.
     pub paths: Vec<PathBuf>,
+    /// A fleet file to check the policies against (proxies selected twice through tags,
+    /// listed ids the fleet lacks, bounds without any allowed value).
+    #[arg(long, value_name = "FILE")]
+    pub fleet: Option<PathBuf>,
+    /// A daemon config file (gaap-autoscaler.toml) to check.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
-pub fn run(_args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("validate: not built yet")
+/// A check that needs the outside world, run on the valid policies after the offline
+/// ones. `prometheus_url` is the `[prometheus] url` of the config file being validated,
+/// if any. This is where query checks against a live Prometheus plug in.
+pub type OnlineCheck =
+    fn(policies: &[CheckedPolicy], prometheus_url: Option<&str>) -> Vec<Diagnostic>;
+
+/// What `validate` found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub policies: usize,
+    pub fleets: usize,
+    pub configs: usize,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Report {
+    pub fn errors(&self) -> usize {
+        diagnostic::count(&self.diagnostics).0
+    }
+    /// "checked 3 policies, 1 fleet: 2 errors, 1 warning".
+    pub fn summary(&self) -> String {
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let mut what = vec![plural(self.policies, "policy", "policies")];
+        if self.fleets > 0 {
+            what.push(plural(self.fleets, "fleet", "fleets"));
+        }
+        if self.configs > 0 {
+            what.push(plural(self.configs, "config", "configs"));
+        }
+        let (e, w) = diagnostic::count(&self.diagnostics);
+        format!(
+            "checked {}: {}, {}",
+            what.join(", "),
+            plural(e, "error", "errors"),
+            plural(w, "warning", "warnings")
+        )
+    }
+}
+
+/// Runs every offline check (and the given online ones) over the paths of `args`.
+pub fn check(args: &ValidateArgs, online: &[OnlineCheck]) -> Report {
+    let mut report = Report::default();
+    let mut policy_files = Vec::new();
+    let mut fleet_files: Vec<PathBuf> = args.fleet.iter().cloned().collect();
+    let mut config_files: Vec<PathBuf> = args.config.iter().cloned().collect();
+
+    let (files, diags) = expand_paths(&args.paths);
+    report.diagnostics.extend(diags);
+    for f in files {
+        match std::fs::read_to_string(&f).map(|t| file_kind(&t)) {
+            Ok(FileKind::Fleet) => fleet_files.push(f),
+            Ok(FileKind::Config) => config_files.push(f),
+            Ok(FileKind::Policy) | Err(_) => policy_files.push(f),
+        }
+    }
+
+    let mut configs: Vec<Config> = Vec::new();
+    for f in &config_files {
+        report.configs += 1;
+        let (c, d) = read_and(f, check_config);
+        report.diagnostics.extend(d);
+        configs.extend(c);
+    }
+
+    let mut fleet: Option<Fleet> = None;
+    for (i, f) in fleet_files.iter().enumerate() {
+        report.fleets += 1;
+        let (fl, d) = read_and(f, check_fleet);
+        report.diagnostics.extend(d);
+        if i > 0 {
+            report.diagnostics.push(
+                Diagnostic::error(
+                    f,
+                    0,
+                    0,
+                    format!(
+                        "a second fleet file (the first is {})",
+                        fleet_files[0].display()
+                    ),
+                )
+                .with_help("give one fleet file"),
+            );
+        } else {
+            fleet = fl;
+        }
+    }
+
+    // No policy path given: the config's policies directory, else ./policies.
+    if args.paths.is_empty() {
+        let dir = configs
+            .first()
+            .map_or_else(|| PathBuf::from("policies"), |c| c.engine.policies.clone());
+        let (files, diags) = expand_paths(&[dir]);
+        report.diagnostics.extend(diags);
+        policy_files.extend(files);
+    }
+
+    report.policies = policy_files.len();
+    let (checked, diags) = check_policy_files(&policy_files);
+    report.diagnostics.extend(diags);
+    if let Some(fleet) = &fleet {
+        report.diagnostics.extend(fleet_checks(&checked, fleet));
+    }
+    let url = configs.first().map(|c| c.prometheus.url.as_str());
+    for check in online {
+        report.diagnostics.extend(check(&checked, url));
+    }
+    report
+}
+
+/// A file checker: `check_config`, `check_fleet`...
+type Checker<T> = fn(&str, &Path) -> (Option<T>, Vec<Diagnostic>);
+
+fn read_and<T>(path: &Path, f: Checker<T>) -> (Option<T>, Vec<Diagnostic>) {
+    match std::fs::read_to_string(path) {
+        Ok(text) => f(&text, path),
+        Err(e) => (None, vec![Diagnostic::io(path, &e)]),
+    }
+}
+
+pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let report = check(&args, &[]);
+    for d in &report.diagnostics {
+        eprintln!("{d}");
+    }
+    eprintln!("{}", report.summary());
+    Ok(if report.errors() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::exit::USER_ERROR)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_told_apart_by_their_tables() {
+        let cases: &[(&str, FileKind)] = &[
+            ("[[proxy]]\nid = \"x\"\n", FileKind::Fleet),
+            ("[[ladder]]\naccess_region = \"x\"\n", FileKind::Fleet),
+            ("[engine]\n", FileKind::Config),
+            ("[prometheus]\nurl = \"x\"\n", FileKind::Config),
+            ("name = \"web\"\n[bandwidth]\n", FileKind::Policy),
+            ("this is not toml", FileKind::Policy),
+        ];
+        for (text, want) in cases {
+            assert_eq!(file_kind(text), *want, "{text}");
+        }
+    }
+
+    #[test]
+    fn the_summary_counts_and_pluralizes() {
+        let mut r = Report {
+            policies: 3,
+            fleets: 1,
+            configs: 0,
+            diagnostics: vec![],
+        };
+        assert_eq!(
+            r.summary(),
+            "checked 3 policies, 1 fleet: 0 errors, 0 warnings"
+        );
+        r.diagnostics
+            .push(Diagnostic::error(Path::new("a"), 1, 1, "x"));
+        r.diagnostics
+            .push(Diagnostic::error(Path::new("a"), 1, 1, "y"));
+        r.diagnostics
+            .push(Diagnostic::warning(Path::new("a"), 1, 1, "z"));
+        r.policies = 1;
+        r.configs = 1;
+        assert_eq!(
+            r.summary(),
+            "checked 1 policy, 1 fleet, 1 config: 2 errors, 1 warning"
+        );
+        assert_eq!(r.errors(), 2);
+    }
 }

@@ -32,6 +32,25 @@ impl Diagnostic {
             help: None,
         }
     }
+    pub fn warning(file: &Path, line: usize, col: usize, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(file, line, col, message)
+        }
+    }
+    /// An error at byte `offset` of `text` (the file's contents).
+    pub fn at(text: &str, file: &Path, offset: usize, message: impl Into<String>) -> Diagnostic {
+        let (line, col) = Diagnostic::line_col(text, offset);
+        Diagnostic::error(file, line, col, message)
+    }
+    /// The same problem, as a warning (reported, but does not fail validation).
+    pub fn as_warning(mut self) -> Diagnostic {
+        self.severity = Severity::Warning;
+        self
+    }
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
     pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
         self.help = Some(help.into());
         self
@@ -48,6 +67,12 @@ impl Diagnostic {
         let col = text[line_start..offset].chars().count() + 1;
         (line, col)
     }
+}
+
+/// Counts (errors, warnings).
+pub fn count(diags: &[Diagnostic]) -> (usize, usize) {
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    (errors, diags.len() - errors)
 }
 
 impl fmt::Display for Diagnostic {

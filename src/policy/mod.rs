@@ -10,10 +10,369 @@ pub mod raw;
 pub mod validate;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use diagnostic::{Diagnostic, Severity};
+pub use validate::{CheckedPolicy, PolicySpans, check_policy, parse_cron};
+
+use crate::fleet::Fleet;
+
+/// Parses and validates one policy file's text. `path` is only used in messages (and
+/// recorded as [`Policy::source`]). Warnings are logged; on error every diagnostic
+/// (errors and warnings) is returned.
+pub fn parse_policy(text: &str, path: &Path) -> Result<Policy, Vec<Diagnostic>> {
+    match check_policy(text, path) {
+        (Some(c), diags) => {
+            log_warnings(&diags);
+            Ok(c.policy)
+        }
+        (None, diags) => Err(diags),
+    }
+}
+
+/// Loads policy files and directories (a directory = its `*.toml` files, sorted by name),
+/// with the cross-file checks: duplicate policy names and proxy ids listed by two
+/// policies. Tag selectors need a fleet: see [`check_fleet_claims`].
+///
+/// Fleet and config files found in a directory are skipped (`validate` checks them as
+/// such); one named explicitly is an error.
+pub fn load_policies(paths: &[PathBuf]) -> Result<Vec<Policy>, Vec<Diagnostic>> {
+    let (files, mut diags) = expand_paths(paths);
+    let mut policy_files = Vec::new();
+    for f in files {
+        let kind = std::fs::read_to_string(&f).map_or(FileKind::Policy, |t| file_kind(&t));
+        if kind == FileKind::Policy {
+            policy_files.push(f);
+        } else if paths.contains(&f) {
+            diags.push(
+                Diagnostic::error(
+                    &f,
+                    0,
+                    0,
+                    format!("this is a {} file, not a policy", kind.as_str()),
+                )
+                .with_help("pass policy files or directories of them"),
+            );
+        } else {
+            tracing::debug!(file = %f.display(), kind = kind.as_str(), "skipping a non-policy file");
+        }
+    }
+    let (checked, more) = check_policy_files(&policy_files);
+    diags.extend(more);
+    if diags.iter().any(Diagnostic::is_error) {
+        return Err(diags);
+    }
+    log_warnings(&diags);
+    Ok(checked.into_iter().map(|c| c.policy).collect())
+}
+
+/// Proxies of the fleet matched (by id or by tags) by more than one policy: one error per
+/// proxy, naming the policy files (no line: [`Policy`] keeps no places; `validate` reports
+/// the same problem at the selectors).
+pub fn check_fleet_claims(policies: &[Policy], fleet: &Fleet) -> Vec<Diagnostic> {
+    let with_spans: Vec<(&Policy, Option<&PolicySpans>)> =
+        policies.iter().map(|p| (p, None)).collect();
+    claims(&with_spans, fleet)
+}
+
+fn log_warnings(diags: &[Diagnostic]) {
+    for d in diags.iter().filter(|d| !d.is_error()) {
+        tracing::warn!(file = %d.file.display(), line = d.line, col = d.col, "{}", d.message);
+    }
+}
+
+/// What a TOML file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Policy,
+    Fleet,
+    Config,
+}
+
+impl FileKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Policy => "policy",
+            FileKind::Fleet => "fleet",
+            FileKind::Config => "config",
+        }
+    }
+}
+
+/// Tells a file's kind by its top-level tables: `[[proxy]]`/`[[ladder]]` → fleet,
+/// `[engine]`/`[tencentcloud]`/`[prometheus]` → config, anything else → policy.
+pub fn file_kind(text: &str) -> FileKind {
+    let keys = raw::top_level_keys(text);
+    let has = |k: &str| keys.iter().any(|x| x == k);
+    if has("proxy") || has("ladder") {
+        FileKind::Fleet
+    } else if has("engine") || has("tencentcloud") || has("prometheus") {
+        FileKind::Config
+    } else {
+        FileKind::Policy
+    }
+}
+
+/// Files named, plus the `*.toml` files of directories named (sorted by name). A
+/// directory without any is an error, so is a path that does not exist.
+pub fn expand_paths(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
+    let mut files = Vec::new();
+    let mut diags = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let entries = match std::fs::read_dir(p) {
+                Ok(e) => e,
+                Err(e) => {
+                    diags.push(Diagnostic::io(p, &e));
+                    continue;
+                }
+            };
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                diags.push(
+                    Diagnostic::error(p, 0, 0, "no policy files (*.toml) in this directory")
+                        .with_help(
+                            "write one policy per file, e.g. policies/web.toml (see the README)",
+                        ),
+                );
+            }
+            files.extend(found);
+        } else if p.exists() {
+            files.push(p.clone());
+        } else {
+            diags.push(
+                Diagnostic::error(p, 0, 0, "no such file or directory")
+                    .with_help("pass policy files or directories of them (default: ./policies)"),
+            );
+        }
+    }
+    // The same file named twice (`policies policies/web.toml`) is checked once.
+    let mut seen = std::collections::BTreeSet::new();
+    files.retain(|f| seen.insert(f.canonicalize().unwrap_or_else(|_| f.clone())));
+    (files, diags)
+}
+
+/// Reads and checks policy files, then checks them against each other.
+pub fn check_policy_files(files: &[PathBuf]) -> (Vec<CheckedPolicy>, Vec<Diagnostic>) {
+    let mut checked = Vec::new();
+    let mut diags = Vec::new();
+    for f in files {
+        match std::fs::read_to_string(f) {
+            Ok(text) => {
+                let (p, d) = check_policy(&text, f);
+                diags.extend(d);
+                checked.extend(p);
+            }
+            Err(e) => diags.push(Diagnostic::io(f, &e)),
+        }
+    }
+    diags.extend(cross_checks(&checked));
+    (checked, diags)
+}
+
+fn place(p: &Policy, loc: (usize, usize)) -> String {
+    match &p.source {
+        Some(f) if loc.0 > 0 => format!("{}:{}:{}", f.display(), loc.0, loc.1),
+        Some(f) => f.display().to_string(),
+        None => format!("<policy {}>", p.name),
+    }
+}
+
+fn diag_at(p: &Policy, loc: (usize, usize), message: String, help: &str) -> Diagnostic {
+    let file = p
+        .source
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("<policy {}>", p.name)));
+    Diagnostic::error(&file, loc.0, loc.1, message).with_help(help)
+}
+
+/// Duplicate names and proxy ids listed by two policies.
+pub fn cross_checks(policies: &[CheckedPolicy]) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let mut names: BTreeMap<&str, &CheckedPolicy> = BTreeMap::new();
+    let mut ids: BTreeMap<&str, (&CheckedPolicy, (usize, usize))> = BTreeMap::new();
+    for c in policies {
+        if let Some(first) = names.get(c.policy.name.as_str()) {
+            diags.push(diag_at(
+                &c.policy,
+                c.spans.name,
+                format!(
+                    "duplicate policy name `{}`: also used by {}",
+                    c.policy.name,
+                    place(&first.policy, first.spans.name)
+                ),
+                "policy names must be unique: rename one of them",
+            ));
+        } else {
+            names.insert(&c.policy.name, c);
+        }
+        for (id, loc) in &c.spans.proxies {
+            if let Some((first, first_loc)) = ids.get(id.as_str()) {
+                diags.push(diag_at(
+                    &c.policy,
+                    *loc,
+                    format!(
+                        "proxy `{id}` is claimed by two policies: `{}` ({}) and `{}`",
+                        first.policy.name,
+                        place(&first.policy, *first_loc),
+                        c.policy.name
+                    ),
+                    "a proxy may belong to one policy only: remove it from one of them",
+                ));
+            } else {
+                ids.insert(id, (c, *loc));
+            }
+        }
+    }
+    diags
+}
+
+/// Checks policies against a fleet: proxies matched by two policies (ids or tags), listed
+/// ids the fleet does not have, selectors that match nothing, and bounds that contain no
+/// allowed value of a selected proxy's ladder.
+pub fn fleet_checks(policies: &[CheckedPolicy], fleet: &Fleet) -> Vec<Diagnostic> {
+    let with_spans: Vec<(&Policy, Option<&PolicySpans>)> = policies
+        .iter()
+        .map(|c| (&c.policy, Some(&c.spans)))
+        .collect();
+    let mut diags = claims(&with_spans, fleet);
+    for c in policies {
+        let p = &c.policy;
+        for (id, loc) in &c.spans.proxies {
+            if fleet.proxy(id).is_none() {
+                diags.push(
+                    diag_at(
+                        p,
+                        *loc,
+                        format!("proxy `{id}` is not in the fleet"),
+                        "check the id (DescribeProxies lists them), or add it to the fleet file",
+                    )
+                    .as_warning(),
+                );
+            }
+        }
+        let matched: Vec<_> = fleet
+            .proxies
+            .iter()
+            .filter(|x| p.selector.matches(&x.id, &x.tags))
+            .collect();
+        if matched.is_empty()
+            && !c.spans.proxies.is_empty()
+            && c.spans
+                .proxies
+                .iter()
+                .all(|(id, _)| fleet.proxy(id).is_none())
+        {
+            // Already reported per id above.
+        } else if matched.is_empty() {
+            let loc = c.spans.select.unwrap_or(c.spans.name);
+            diags.push(
+                diag_at(
+                    p,
+                    loc,
+                    format!("policy `{}` selects no proxy of the fleet", p.name),
+                    "check the tags: a proxy must carry every tag of `select.tags`",
+                )
+                .as_warning(),
+            );
+        }
+        for proxy in matched {
+            let Some(ladder) = fleet.ladder_for(&proxy.access_region, &proxy.real_server_region)
+            else {
+                continue;
+            };
+            let dims = [
+                (
+                    "bandwidth",
+                    p.bandwidth.as_ref(),
+                    &ladder.bandwidth,
+                    c.spans.bandwidth,
+                ),
+                (
+                    "concurrent",
+                    p.concurrent.as_ref(),
+                    &ladder.concurrent,
+                    c.spans.concurrent,
+                ),
+            ];
+            for (name, dim, values, loc) in dims {
+                let Some(d) = dim else { continue };
+                if !values.iter().any(|v| (d.min..=d.max).contains(v)) {
+                    let list = values
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    diags.push(
+                        diag_at(
+                            p,
+                            loc.unwrap_or(c.spans.name),
+                            format!("`{name}` bounds {}..{} contain no allowed value of proxy `{}` ({list})", d.min, d.max, proxy.id),
+                            "widen min/max to include at least one value of the region's list",
+                        )
+                        .as_warning(),
+                    );
+                }
+            }
+        }
+    }
+    diags
+}
+
+fn claims(policies: &[(&Policy, Option<&PolicySpans>)], fleet: &Fleet) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    for proxy in &fleet.proxies {
+        let owners: Vec<_> = policies
+            .iter()
+            .filter(|(p, _)| p.selector.matches(&proxy.id, &proxy.tags))
+            .collect();
+        let Some(((first, first_spans), rest)) = owners.split_first().map(|(f, r)| (*f, r)) else {
+            continue;
+        };
+        for (p, spans) in rest {
+            let by_id = |q: &Policy| q.selector.proxies.iter().any(|x| x == &proxy.id);
+            if by_id(first) && by_id(p) && spans.is_some() {
+                continue; // reported by `cross_checks` at the ids
+            }
+            let how = |q: &Policy| {
+                if by_id(q) {
+                    "by id".to_string()
+                } else {
+                    let tags: Vec<String> = q
+                        .selector
+                        .tags
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    format!("by tags {}", tags.join(","))
+                }
+            };
+            let first_loc = first_spans.map_or((0, 0), |s| s.selector_of(&proxy.id));
+            let loc = spans.map_or((0, 0), |s| s.selector_of(&proxy.id));
+            diags.push(diag_at(
+                p,
+                loc,
+                format!(
+                    "proxy `{}` is selected by two policies: `{}` ({}, {}) and `{}` ({})",
+                    proxy.id,
+                    first.name,
+                    how(first),
+                    place(first, first_loc),
+                    p.name,
+                    how(p)
+                ),
+                "a proxy may belong to one policy only: narrow a tag selector or remove the id from one policy",
+            ));
+        }
+    }
+    diags
+}
 
 /// A validated policy. Every value here has been checked: bounds are ordered, utilizations
 /// are in (0, 1], referenced signals exist, crons and time zones parse.
@@ -56,6 +415,9 @@ impl Selector {
     }
 }
 
+// One per policy, built once: the size of a parsed cron schedule does not matter here,
+// and boxing it would change the variant others match on.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Schedule {
     /// Evaluate every `Duration` (aligned to multiples of it since the epoch).
