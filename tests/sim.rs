@@ -538,3 +538,139 @@ fn policy_sets_run_side_by_side_on_the_same_trace() {
     assert_eq!(f.proxies[0].status, ProxyStatus::Running);
 }
 
+
+// ---- the binary ----------------------------------------------------------------------
+
+fn simulate(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gaap-autoscaler"))
+        .arg("simulate")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run the binary")
+}
+
+fn data(name: &str) -> String {
+    format!("{}/tests/data/traces/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn simulate_json_has_the_design_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let prices = dir.path().join("prices.toml");
+    std::fs::write(&prices, "currency = \"CNY\"\nmbps_hour = 0.01\nconcurrent_hour = 0.2\n").unwrap();
+    let out = simulate(&["--days", "1", "--json", "--prices", prices.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let summary = &v["summary"];
+    for k in [
+        "under_provisioned_pct",
+        "unserved_mbps_hours",
+        "footprint_mbps_hours",
+        "footprint_concurrent_hours",
+        "censored_samples",
+        "peak_api_calls_per_second",
+        "flapping",
+        "reasons",
+        "cost",
+    ] {
+        assert!(summary.get(k).is_some(), "summary.{k}");
+    }
+    assert!(summary["peak_api_calls_per_second"].as_u64().unwrap() <= 20);
+    let proxies = v["proxies"].as_array().unwrap();
+    assert_eq!(proxies.len(), 5, "the bundled fleet's five proxies");
+    for p in proxies {
+        for k in [
+            "proxy_id",
+            "policy",
+            "changes",
+            "under_provisioned_pct",
+            "unserved_mbps_hours",
+            "footprint_mbps_hours",
+            "footprint_concurrent_hours",
+            "censored_samples",
+        ] {
+            assert!(p.get(k).is_some(), "proxies[].{k}");
+        }
+        for b in ["static", "oracle"] {
+            for k in [
+                "footprint_mbps_hours",
+                "footprint_concurrent_hours",
+                "under_provisioned_pct",
+            ] {
+                assert!(p["baselines"][b].get(k).is_some(), "baselines.{b}.{k}");
+            }
+        }
+    }
+    let decisions = v["decisions"].as_array().unwrap();
+    assert!(!decisions.is_empty());
+    for d in decisions {
+        for k in [
+            "time",
+            "proxy_id",
+            "policy",
+            "bandwidth_from",
+            "bandwidth_to",
+            "concurrent_from",
+            "concurrent_to",
+            "reasons",
+        ] {
+            assert!(d.get(k).is_some(), "decisions[].{k}");
+        }
+        let changed = d["bandwidth_from"] != d["bandwidth_to"]
+            || d["concurrent_from"] != d["concurrent_to"];
+        assert!(changed, "only changes are listed: {d}");
+    }
+    // Same seed, same output.
+    let again = simulate(&["--days", "1", "--json", "--prices", prices.to_str().unwrap()]);
+    assert_eq!(again.stdout, out.stdout);
+}
+
+#[test]
+fn simulate_reads_a_csv_and_writes_the_html_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let html_path = dir.path().join("report.html");
+    let out = simulate(&[
+        "--metrics",
+        &data("step.csv"),
+        "--report",
+        html_path.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("FLEET"), "{stdout}");
+    assert!(stdout.contains("skipped 1 samples of `link-unknown1`"), "{stdout}");
+    assert!(stdout.contains("skipped 1 samples of signal `cpu`"), "{stdout}");
+    assert!(stdout.contains("1 NaN values"), "{stdout}");
+    let doc = std::fs::read_to_string(&html_path).unwrap();
+    let tags = check_html(&doc);
+    // Every fleet proxy a policy selects gets a chart (five in the bundled fleet).
+    assert_eq!(tags.iter().filter(|t| *t == "svg").count(), 5);
+}
+
+#[test]
+fn simulate_reports_bad_input_with_file_and_line() {
+    let path = data("bad_order.csv");
+    let out = simulate(&["--metrics", &path]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{path}:3: ")), "{stderr}");
+    assert!(stderr.contains("earlier than the previous sample"), "{stderr}");
+    let out = simulate(&["--metrics", "/nonexistent/metrics.csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/metrics.csv"));
+}
+
+#[test]
+fn simulate_compares_policy_sets_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = dir.path().join("slow");
+    std::fs::create_dir(&slow).unwrap();
+    let web = std::fs::read_to_string(format!("{}/policies/web.toml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    std::fs::write(slow.join("web.toml"), web.replace("cooldown = \"1m\"", "cooldown = \"30m\"")).unwrap();
+    let out = simulate(&["--days", "1", "--policies", "policies", "--policies", slow.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Policy sets side by side"), "{stdout}");
+    assert!(stdout.contains(&format!("Policy set {}", slow.display())), "{stdout}");
+}

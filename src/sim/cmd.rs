@@ -114,12 +114,25 @@ fn load_sets(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicySet>> {
 }
 
 fn load_policies(path: &Path) -> anyhow::Result<Vec<Policy>> {
-    let _ = path;
-    bail!("loading policy files is not available in this build yet (policy parsing is pending)")
+    crate::policy::load_policies(&[path.to_path_buf()])
+        .map_err(|d| diagnostics(&format!("invalid policies in {}", path.display()), &d))
 }
 
+/// The example policies of the repository's `policies/` directory, built into the binary
+/// so `simulate` works from any directory.
+const BUNDLED_POLICIES: &[(&str, &str)] = &[
+    ("policies/web.toml", include_str!("../../policies/web.toml")),
+    ("policies/batch.toml", include_str!("../../policies/batch.toml")),
+];
+
 fn bundled_policies() -> anyhow::Result<Vec<Policy>> {
-    bail!("the bundled example policies are not available in this build yet; pass --policies DIR")
+    BUNDLED_POLICIES
+        .iter()
+        .map(|(name, text)| {
+            crate::policy::parse_policy(text, Path::new(name))
+                .map_err(|d| diagnostics("the bundled example policies are invalid", &d))
+        })
+        .collect()
 }
 
 /// The synthetic fleet: the first `n` proxies, or clones of them beyond the fleet's size.
