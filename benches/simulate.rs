@@ -136,7 +136,10 @@ fn bench(c: &mut Criterion) {
             black_box(simulate(&set, &fleet, &trace))
         })
     });
-    eprintln!("peak RSS after the synthetic runs: {:.0} MiB", peak_rss_mib().unwrap_or(f64::NAN));
+    eprintln!(
+        "peak RSS after the synthetic runs: {:.0} MiB",
+        peak_rss_mib().unwrap_or(f64::NAN)
+    );
 
     let csv_samples;
     // The CSV file, written once (values rounded to 0.01 as exports usually are).
@@ -164,7 +167,10 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
-    eprintln!("peak RSS after the CSV runs: {:.0} MiB", peak_rss_mib().unwrap_or(f64::NAN));
+    eprintln!(
+        "peak RSS after the CSV runs: {:.0} MiB",
+        peak_rss_mib().unwrap_or(f64::NAN)
+    );
 }
 
 criterion_group!(benches, bench);

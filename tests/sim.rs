@@ -8,9 +8,7 @@ use gaap_autoscaler::fleet::{Fleet, LadderEntry};
 use gaap_autoscaler::policy::{Policy, Selector};
 use gaap_autoscaler::sim::report::{self, Prices};
 use gaap_autoscaler::sim::synthetic::{self, SplitMix64, SyntheticSpec, Target};
-use gaap_autoscaler::sim::{
-    DimSetup, PolicySet, ProxyRun, SimOptions, SimRun, csv, html, replay,
-};
+use gaap_autoscaler::sim::{DimSetup, PolicySet, ProxyRun, SimOptions, SimRun, csv, html, replay};
 use gaap_autoscaler::time::Timestamp;
 use gaap_autoscaler::trace::Trace;
 
@@ -109,11 +107,17 @@ fn baselines_match_hand_computed_values() {
     let run = hand_run();
     // need bw = demand / 0.5 = [8, 24, 60, -, 180] → oracle [10, 50, 100, 100 (kept), 200];
     // static covers the peak need 180 → 200.
-    assert_eq!(report::oracle_values(&run, Dim::Bandwidth), [10, 50, 100, 100, 200]);
+    assert_eq!(
+        report::oracle_values(&run, Dim::Bandwidth),
+        [10, 50, 100, 100, 200]
+    );
     assert_eq!(report::static_value(&run, Dim::Bandwidth), 200);
     // need conc = conns / 10,000 / 0.5 = [2, 6, 12, -, 48] → oracle [2, 10, 20, 20, 20]
     // (48 is above every allowed value: the largest); static 20.
-    assert_eq!(report::oracle_values(&run, Dim::Concurrent), [2, 10, 20, 20, 20]);
+    assert_eq!(
+        report::oracle_values(&run, Dim::Concurrent),
+        [2, 10, 20, 20, 20]
+    );
     assert_eq!(report::static_value(&run, Dim::Concurrent), 20);
 
     let prices = Prices {
@@ -139,7 +143,10 @@ fn baselines_match_hand_computed_values() {
     assert_eq!(o.unserved_mbps_hours, 0.0);
     assert_eq!(o.unserved_concurrent_hours, 4.0);
     assert_eq!(o.footprint_mbps_hours, 10.0 + 50.0 + 100.0 + 100.0 + 200.0);
-    assert_eq!(o.footprint_concurrent_hours, 2.0 + 10.0 + 20.0 + 20.0 + 20.0);
+    assert_eq!(
+        o.footprint_concurrent_hours,
+        2.0 + 10.0 + 20.0 + 20.0 + 20.0
+    );
     assert_eq!(o.slack_mbps_hours, 6.0 + 38.0 + 70.0 + 110.0);
 
     let s = &r.baselines.static_;
@@ -169,7 +176,10 @@ fn baselines_match_hand_computed_values() {
             "footprint_concurrent_hours",
             "under_provisioned_pct",
         ] {
-            assert!(v["baselines"][b].get(k).is_some(), "missing baselines.{b}.{k}");
+            assert!(
+                v["baselines"][b].get(k).is_some(),
+                "missing baselines.{b}.{k}"
+            );
         }
     }
 }
@@ -181,7 +191,11 @@ fn flapping_and_latency_follow_their_definitions() {
         time: Timestamp(T0 + min * MIN),
         call_at: Timestamp(T0 + min * MIN),
         effective_at: Timestamp(T0 + min * MIN),
-        direction: if to > from { Direction::Up } else { Direction::Down },
+        direction: if to > from {
+            Direction::Up
+        } else {
+            Direction::Down
+        },
         bandwidth_from: from,
         bandwidth_to: to,
         concurrent_from: 5,
@@ -219,7 +233,12 @@ fn demand_step_is_followed_within_the_reaction_bound() {
     let trace = trace_of("link-a", minutes, |m| {
         Some(if m < step_at { 10.0 } else { 120.0 })
     });
-    let run = run_one(bandwidth_policy(), vec![proxy("link-a", 20, 5)], &trace, minutes);
+    let run = run_one(
+        bandwidth_policy(),
+        vec![proxy("link-a", 20, 5)],
+        &trace,
+        minutes,
+    );
     let p = &run.proxies[0];
     // 120 Mbps / 0.7 = 171 → 200. From 20 that is 3 ladder steps (50, 100, 200); with
     // censoring each change sees at most the cap, so one change per step, each taking at
@@ -239,7 +258,12 @@ fn demand_step_is_followed_within_the_reaction_bound() {
         bound / 1000
     );
     // And it stays covered afterwards; the policy never exceeds what it needs.
-    assert!(p.times.iter().zip(&p.cap_bw).all(|(&t, &c)| t < reached || c == 200));
+    assert!(
+        p.times
+            .iter()
+            .zip(&p.cap_bw)
+            .all(|(&t, &c)| t < reached || c == 200)
+    );
     assert!(p.censored_bw > 0, "the ramp saw censored demand");
     let r = report::proxy_report(p, "test", None);
     assert!(r.reaction_latency.up.max_s.unwrap() * 1000.0 <= bound as f64);
@@ -249,7 +273,9 @@ fn demand_step_is_followed_within_the_reaction_bound() {
 #[test]
 fn changes_take_effect_after_the_adjusting_delay() {
     let minutes = 90;
-    let trace = trace_of("link-a", minutes, |m| Some(if m < 30 { 10.0 } else { 60.0 }));
+    let trace = trace_of("link-a", minutes, |m| {
+        Some(if m < 30 { 10.0 } else { 60.0 })
+    });
     let mut opts = SimOptions::new(Timestamp(T0), Timestamp(T0 + (minutes - 1) * MIN));
     opts.adjusting = Duration::from_secs(300);
     let run = replay(
@@ -262,10 +288,16 @@ fn changes_take_effect_after_the_adjusting_delay() {
     .unwrap();
     let p = &run.proxies[0];
     let first = &p.changes[0];
-    assert_eq!(first.effective_at.millis() - first.call_at.millis(), 300_000);
+    assert_eq!(
+        first.effective_at.millis() - first.call_at.millis(),
+        300_000
+    );
     for (i, &t) in p.times.iter().enumerate() {
         if t >= first.time.millis() && t < first.effective_at.millis() {
-            assert_eq!(p.cap_bw[i], first.bandwidth_from, "still adjusting at step {i}");
+            assert_eq!(
+                p.cap_bw[i], first.bandwidth_from,
+                "still adjusting at step {i}"
+            );
         }
         if t == first.effective_at.millis() {
             assert_eq!(p.cap_bw[i], first.bandwidth_to);
@@ -286,8 +318,15 @@ fn flat_noisy_demand_causes_no_flapping() {
     let minutes = 2 * 24 * 60;
     let mut rng = SplitMix64::new(7);
     let noise: Vec<f64> = (0..minutes).map(|_| rng.range(-0.03, 0.03)).collect();
-    let trace = trace_of("link-a", minutes, |m| Some(60.0 * (1.0 + noise[m as usize])));
-    let run = run_one(bandwidth_policy(), vec![proxy("link-a", 50, 5)], &trace, minutes);
+    let trace = trace_of("link-a", minutes, |m| {
+        Some(60.0 * (1.0 + noise[m as usize]))
+    });
+    let run = run_one(
+        bandwidth_policy(),
+        vec![proxy("link-a", 50, 5)],
+        &trace,
+        minutes,
+    );
     let p = &run.proxies[0];
     assert_eq!(report::flapping(p), 0);
     // 60 / 0.7 = 86 → 100 once, then nothing.
@@ -304,23 +343,32 @@ fn a_data_gap_never_lowers_capacity() {
         120..240 => None,
         _ => Some(5.0),
     });
-    let run = run_one(bandwidth_policy(), vec![proxy("link-a", 200, 5)], &trace, minutes);
+    let run = run_one(
+        bandwidth_policy(),
+        vec![proxy("link-a", 200, 5)],
+        &trace,
+        minutes,
+    );
     let p = &run.proxies[0];
     let gap_start = T0 + 120 * MIN;
     let gap_end = T0 + 240 * MIN;
     for w in 1..p.steps() {
         if p.times[w] > gap_start && p.times[w] <= gap_end {
-            assert!(p.cap_bw[w] >= p.cap_bw[w - 1], "lowered in the gap at step {w}");
+            assert!(
+                p.cap_bw[w] >= p.cap_bw[w - 1],
+                "lowered in the gap at step {w}"
+            );
         }
     }
     let stale_steps = p.demand_bw.iter().filter(|d| d.is_nan()).count();
-    assert!(stale_steps > 0, "the gap (beyond max_age 5m) reads as no data");
     assert!(
-        p.changes
-            .iter()
-            .all(|c| c.direction == Direction::Up
-                || c.time.millis() < gap_start
-                || c.time.millis() >= gap_end),
+        stale_steps > 0,
+        "the gap (beyond max_age 5m) reads as no data"
+    );
+    assert!(
+        p.changes.iter().all(|c| c.direction == Direction::Up
+            || c.time.millis() < gap_start
+            || c.time.millis() >= gap_end),
         "{:?}",
         p.changes
     );
@@ -389,7 +437,15 @@ fn synthetic_generator_is_deterministic_per_seed() {
     let b = synthetic::generate(&spec, &targets, &bw, &conn);
     assert_eq!(a, b);
     assert_eq!(a.series.len(), 8);
-    let other = synthetic::generate(&SyntheticSpec { seed: 99, ..spec.clone() }, &targets, &bw, &conn);
+    let other = synthetic::generate(
+        &SyntheticSpec {
+            seed: 99,
+            ..spec.clone()
+        },
+        &targets,
+        &bw,
+        &conn,
+    );
     assert_ne!(a, other);
     // Adding proxies leaves the existing ones unchanged.
     let more: Vec<Target> = targets
@@ -402,7 +458,10 @@ fn synthetic_generator_is_deterministic_per_seed() {
         }])
         .collect();
     let c = synthetic::generate(&spec, &more, &bw, &conn);
-    assert_eq!(c.series("link-2", "bandwidth"), a.series("link-2", "bandwidth"));
+    assert_eq!(
+        c.series("link-2", "bandwidth"),
+        a.series("link-2", "bandwidth")
+    );
 }
 
 #[test]
@@ -416,23 +475,32 @@ fn csv_errors_name_file_and_line() {
     .unwrap();
     let err = csv::read_file(&path, &csv::Filter::default()).unwrap_err();
     let msg = err.to_string();
-    assert!(
-        msg.starts_with(&format!("{}:3: ", path.display())),
-        "{msg}"
-    );
+    assert!(msg.starts_with(&format!("{}:3: ", path.display())), "{msg}");
     assert!(msg.contains("unparsable value `one`"), "{msg}");
 }
 
 #[test]
 fn csv_replay_matches_the_in_memory_trace() {
     let minutes = 120;
-    let trace = trace_of("link-a", minutes, |m| Some(if m < 60 { 10.0 } else { 80.0 }));
+    let trace = trace_of("link-a", minutes, |m| {
+        Some(if m < 60 { 10.0 } else { 80.0 })
+    });
     let mut text = Vec::new();
     csv::write(&trace, &mut text).unwrap();
     let (read, stats) = csv::read(text.as_slice(), "x.csv", &csv::Filter::default()).unwrap();
     assert_eq!(stats.samples, minutes as u64);
-    let a = run_one(bandwidth_policy(), vec![proxy("link-a", 20, 5)], &trace, minutes);
-    let b = run_one(bandwidth_policy(), vec![proxy("link-a", 20, 5)], &read, minutes);
+    let a = run_one(
+        bandwidth_policy(),
+        vec![proxy("link-a", 20, 5)],
+        &trace,
+        minutes,
+    );
+    let b = run_one(
+        bandwidth_policy(),
+        vec![proxy("link-a", 20, 5)],
+        &read,
+        minutes,
+    );
     // (NaN != NaN, so compare the columns that carry numbers and the changes.)
     let (pa, pb) = (&a.proxies[0], &b.proxies[0]);
     assert_eq!(pa.times, pb.times);
@@ -496,25 +564,41 @@ fn html_report_is_a_valid_document_with_one_chart_per_proxy() {
         days: 2,
         ..SyntheticSpec::default()
     };
-    let trace = synthetic::generate(&spec, &targets, &["bandwidth".into()], &["connections".into()]);
+    let trace = synthetic::generate(
+        &spec,
+        &targets,
+        &["bandwidth".into()],
+        &["connections".into()],
+    );
     let mut policy = fixtures::policy();
     policy.selector = bandwidth_policy().selector;
     let opts = SimOptions::new(spec.start, spec.end() - Duration::from_secs(60));
     let run = replay(&set(policy), &fleet(proxies), &trace, &opts, &mut |_| {}).unwrap();
     let reports = vec![report::set_report(&run, None)];
-    let doc = html::render(&reports, std::slice::from_ref(&run), &["a note & more".into()]);
+    let doc = html::render(
+        &reports,
+        std::slice::from_ref(&run),
+        &["a note & more".into()],
+    );
     let tags = check_html(&doc);
     assert_eq!(tags.iter().filter(|t| *t == "svg").count(), 3);
     assert!(doc.contains("link-&lt;c&gt;"));
     assert!(!doc.contains("<script"), "no script");
-    assert!(!doc.contains("http://") || !doc.replace("http://www.w3.org/2000/svg", "").contains("http://"));
+    assert!(
+        !doc.contains("http://")
+            || !doc
+                .replace("http://www.w3.org/2000/svg", "")
+                .contains("http://")
+    );
     assert!(!doc.contains("https://"), "nothing fetched");
 }
 
 #[test]
 fn policy_sets_run_side_by_side_on_the_same_trace() {
     let minutes = 3 * 60;
-    let trace = trace_of("link-a", minutes, |m| Some(if (m / 30) % 2 == 0 { 20.0 } else { 120.0 }));
+    let trace = trace_of("link-a", minutes, |m| {
+        Some(if (m / 30) % 2 == 0 { 20.0 } else { 120.0 })
+    });
     let fast = bandwidth_policy();
     let mut slow = bandwidth_policy();
     slow.name = "slow".into();
@@ -522,8 +606,14 @@ fn policy_sets_run_side_by_side_on_the_same_trace() {
     let f = fleet(vec![proxy("link-a", 50, 5)]);
     let opts = SimOptions::new(Timestamp(T0), Timestamp(T0 + (minutes - 1) * MIN));
     let sets = [
-        PolicySet { label: "fast".into(), policies: vec![fast] },
-        PolicySet { label: "slow".into(), policies: vec![slow] },
+        PolicySet {
+            label: "fast".into(),
+            policies: vec![fast],
+        },
+        PolicySet {
+            label: "slow".into(),
+            policies: vec![slow],
+        },
     ];
     let runs = gaap_autoscaler::sim::replay_all(&sets, &f, &trace, &opts, &mut |_| {}).unwrap();
     let reports: Vec<_> = runs.iter().map(|r| report::set_report(r, None)).collect();
@@ -533,11 +623,13 @@ fn policy_sets_run_side_by_side_on_the_same_trace() {
     assert_eq!(doc["summary"]["policy_set"], "fast");
     let text = gaap_autoscaler::sim::render::render(&reports, &[]);
     assert!(text.contains("Policy sets side by side"));
-    assert!(reports[1].summary.figures.unserved_mbps_hours >= reports[0].summary.figures.unserved_mbps_hours);
+    assert!(
+        reports[1].summary.figures.unserved_mbps_hours
+            >= reports[0].summary.figures.unserved_mbps_hours
+    );
     let _: &Ladder = &f.ladders[0].ladder;
     assert_eq!(f.proxies[0].status, ProxyStatus::Running);
 }
-
 
 // ---- the binary ----------------------------------------------------------------------
 
@@ -558,9 +650,23 @@ fn data(name: &str) -> String {
 fn simulate_json_has_the_design_fields() {
     let dir = tempfile::tempdir().unwrap();
     let prices = dir.path().join("prices.toml");
-    std::fs::write(&prices, "currency = \"CNY\"\nmbps_hour = 0.01\nconcurrent_hour = 0.2\n").unwrap();
-    let out = simulate(&["--days", "1", "--json", "--prices", prices.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        &prices,
+        "currency = \"CNY\"\nmbps_hour = 0.01\nconcurrent_hour = 0.2\n",
+    )
+    .unwrap();
+    let out = simulate(&[
+        "--days",
+        "1",
+        "--json",
+        "--prices",
+        prices.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     let summary = &v["summary"];
     for k in [
@@ -617,12 +723,18 @@ fn simulate_json_has_the_design_fields() {
         ] {
             assert!(d.get(k).is_some(), "decisions[].{k}");
         }
-        let changed = d["bandwidth_from"] != d["bandwidth_to"]
-            || d["concurrent_from"] != d["concurrent_to"];
+        let changed =
+            d["bandwidth_from"] != d["bandwidth_to"] || d["concurrent_from"] != d["concurrent_to"];
         assert!(changed, "only changes are listed: {d}");
     }
     // Same seed, same output.
-    let again = simulate(&["--days", "1", "--json", "--prices", prices.to_str().unwrap()]);
+    let again = simulate(&[
+        "--days",
+        "1",
+        "--json",
+        "--prices",
+        prices.to_str().unwrap(),
+    ]);
     assert_eq!(again.stdout, out.stdout);
 }
 
@@ -637,10 +749,20 @@ fn simulate_reads_a_csv_and_writes_the_html_report() {
         html_path.to_str().unwrap(),
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("FLEET"), "{stdout}");
-    assert!(stdout.contains("skipped 1 samples of `link-unknown1`"), "{stdout}");
-    assert!(stdout.contains("skipped 1 samples of signal `cpu`"), "{stdout}");
+    assert!(
+        stdout.contains("skipped 1 samples of `link-unknown1`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("skipped 1 samples of signal `cpu`"),
+        "{stdout}"
+    );
     assert!(stdout.contains("1 NaN values"), "{stdout}");
     let doc = std::fs::read_to_string(&html_path).unwrap();
     let tags = check_html(&doc);
@@ -655,7 +777,10 @@ fn simulate_reports_bad_input_with_file_and_line() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("{path}:3: ")), "{stderr}");
-    assert!(stderr.contains("earlier than the previous sample"), "{stderr}");
+    assert!(
+        stderr.contains("earlier than the previous sample"),
+        "{stderr}"
+    );
     let out = simulate(&["--metrics", "/nonexistent/metrics.csv"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/metrics.csv"));
@@ -666,11 +791,30 @@ fn simulate_compares_policy_sets_side_by_side() {
     let dir = tempfile::tempdir().unwrap();
     let slow = dir.path().join("slow");
     std::fs::create_dir(&slow).unwrap();
-    let web = std::fs::read_to_string(format!("{}/policies/web.toml", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    std::fs::write(slow.join("web.toml"), web.replace("cooldown = \"1m\"", "cooldown = \"30m\"")).unwrap();
-    let out = simulate(&["--days", "1", "--policies", "policies", "--policies", slow.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let web = std::fs::read_to_string(format!("{}/policies/web.toml", env!("CARGO_MANIFEST_DIR")))
+        .unwrap();
+    std::fs::write(
+        slow.join("web.toml"),
+        web.replace("cooldown = \"1m\"", "cooldown = \"30m\""),
+    )
+    .unwrap();
+    let out = simulate(&[
+        "--days",
+        "1",
+        "--policies",
+        "policies",
+        "--policies",
+        slow.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("Policy sets side by side"), "{stdout}");
-    assert!(stdout.contains(&format!("Policy set {}", slow.display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Policy set {}", slow.display())),
+        "{stdout}"
+    );
 }

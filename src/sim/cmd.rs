@@ -122,7 +122,10 @@ fn load_policies(path: &Path) -> anyhow::Result<Vec<Policy>> {
 /// so `simulate` works from any directory.
 const BUNDLED_POLICIES: &[(&str, &str)] = &[
     ("policies/web.toml", include_str!("../../policies/web.toml")),
-    ("policies/batch.toml", include_str!("../../policies/batch.toml")),
+    (
+        "policies/batch.toml",
+        include_str!("../../policies/batch.toml"),
+    ),
 ];
 
 fn bundled_policies() -> anyhow::Result<Vec<Policy>> {
@@ -179,7 +182,11 @@ struct Source {
     notes: Vec<String>,
 }
 
-fn load_source(args: &SimulateArgs, sets: &[PolicySet], fleet: &mut Fleet) -> anyhow::Result<Source> {
+fn load_source(
+    args: &SimulateArgs,
+    sets: &[PolicySet],
+    fleet: &mut Fleet,
+) -> anyhow::Result<Source> {
     if let Some(path) = &args.metrics {
         let mut signals: BTreeSet<String> = BTreeSet::new();
         for p in sets.iter().flat_map(|s| &s.policies) {
@@ -201,13 +208,20 @@ fn load_source(args: &SimulateArgs, sets: &[PolicySet], fleet: &mut Fleet) -> an
             stats.nan_values
         )];
         for (p, n) in &stats.unknown_proxies {
-            notes.push(format!("skipped {n} samples of `{p}`: not a proxy of the fleet"));
+            notes.push(format!(
+                "skipped {n} samples of `{p}`: not a proxy of the fleet"
+            ));
         }
         for (s, n) in &stats.unknown_signals {
-            notes.push(format!("skipped {n} samples of signal `{s}`: no policy uses it"));
+            notes.push(format!(
+                "skipped {n} samples of signal `{s}`: no policy uses it"
+            ));
         }
         let Some((first, last)) = trace.span() else {
-            bail!("{}: no usable samples (no sample matches a fleet proxy and a policy signal)", path.display());
+            bail!(
+                "{}: no usable samples (no sample matches a fleet proxy and a policy signal)",
+                path.display()
+            );
         };
         return Ok(Source {
             trace,
@@ -331,11 +345,18 @@ mod tests {
             ladders: Vec::new(),
             proxies: vec![crate::core::fixtures::proxy(10, 2)],
         };
-        fleet.proxies[0].tags.insert("autoscale".into(), "web".into());
+        fleet.proxies[0]
+            .tags
+            .insert("autoscale".into(), "web".into());
         resize_fleet(&mut fleet, 3);
         let ids: Vec<&str> = fleet.proxies.iter().map(|p| p.id.as_str()).collect();
         assert_eq!(ids, ["link-test0001", "link-sim00001", "link-sim00002"]);
-        assert!(fleet.proxies.iter().all(|p| p.tags.get("autoscale").map(String::as_str) == Some("web")));
+        assert!(
+            fleet
+                .proxies
+                .iter()
+                .all(|p| p.tags.get("autoscale").map(String::as_str) == Some("web"))
+        );
         resize_fleet(&mut fleet, 1);
         assert_eq!(fleet.proxies.len(), 1);
     }

@@ -112,10 +112,7 @@ pub fn read<R: Read>(input: R, name: &str, filter: &Filter) -> Result<(Trace, Cs
                 .map(|c| c.trim().to_ascii_lowercase())
                 .collect();
             if cols != ["timestamp", "proxy_id", "signal", "value"] {
-                return Err(err(
-                    lineno,
-                    format!("expected the header `{HEADER}`"),
-                ));
+                return Err(err(lineno, format!("expected the header `{HEADER}`")));
             }
             header_seen = true;
             continue;
@@ -192,7 +189,11 @@ pub fn read<R: Read>(input: R, name: &str, filter: &Filter) -> Result<(Trace, Cs
         let Some(i) = slot else {
             let p = String::from_utf8_lossy(proxy);
             let s = String::from_utf8_lossy(signal);
-            if filter.proxies.as_ref().is_some_and(|f| !f.contains(p.as_ref())) {
+            if filter
+                .proxies
+                .as_ref()
+                .is_some_and(|f| !f.contains(p.as_ref()))
+            {
                 *stats.unknown_proxies.entry(p.into_owned()).or_insert(0) += 1;
             } else {
                 *stats.unknown_signals.entry(s.into_owned()).or_insert(0) += 1;
@@ -251,7 +252,10 @@ pub fn parse_timestamp(b: &[u8]) -> Option<Timestamp> {
         }
         return Some(Timestamp::from_secs(n));
     }
-    if b.len() == 20 && b[19] == b'Z' && let Some(t) = fast_rfc3339(b) {
+    if b.len() == 20
+        && b[19] == b'Z'
+        && let Some(t) = fast_rfc3339(b)
+    {
         return Some(t);
     }
     parse_time(std::str::from_utf8(b).ok()?).ok()
@@ -268,17 +272,43 @@ fn fast_rfc3339(b: &[u8]) -> Option<Timestamp> {
         }
         Some(n)
     };
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let days_in_month = [31, if leap(y) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=12).contains(&m) || d < 1 || d > days_in_month[(m - 1) as usize] || hh > 23 || mm > 59 || ss > 59 {
+    let days_in_month = [
+        31,
+        if leap(y) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m)
+        || d < 1
+        || d > days_in_month[(m - 1) as usize]
+        || hh > 23
+        || mm > 59
+        || ss > 59
+    {
         return None;
     }
     let days = days_from_civil(y, m, d);
-    Some(Timestamp::from_secs(days * 86_400 + hh * 3600 + mm * 60 + ss))
+    Some(Timestamp::from_secs(
+        days * 86_400 + hh * 3600 + mm * 60 + ss,
+    ))
 }
 
 fn leap(y: i64) -> bool {
@@ -327,13 +357,14 @@ mod tests {
             "2026-11-29T16:00:00+08:00",
             "1795939200.5",
         ] {
-            assert_eq!(
-                parse_timestamp(s.as_bytes()),
-                parse_time(s).ok(),
-                "{s}"
-            );
+            assert_eq!(parse_timestamp(s.as_bytes()), parse_time(s).ok(), "{s}");
         }
-        for bad in ["2026-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "yesterday", ""] {
+        for bad in [
+            "2026-13-01T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "yesterday",
+            "",
+        ] {
             assert_eq!(parse_timestamp(bad.as_bytes()), None, "{bad}");
         }
     }
@@ -359,10 +390,26 @@ mod tests {
     #[test]
     fn errors_name_the_line() {
         let cases: &[(&str, u64, &str)] = &[
-            ("timestamp,proxy_id,signal,value\n1000,link-a,bandwidth\n", 2, "4 comma-separated"),
-            ("timestamp,proxy_id,signal,value\n1000,link-a,bandwidth,1,2\n", 2, "found 5"),
-            ("timestamp,proxy_id,signal,value\n\n10x0,link-a,bandwidth,1\n", 3, "unparsable timestamp"),
-            ("timestamp,proxy_id,signal,value\n1000,link-a,bandwidth,abc\n", 2, "unparsable value"),
+            (
+                "timestamp,proxy_id,signal,value\n1000,link-a,bandwidth\n",
+                2,
+                "4 comma-separated",
+            ),
+            (
+                "timestamp,proxy_id,signal,value\n1000,link-a,bandwidth,1,2\n",
+                2,
+                "found 5",
+            ),
+            (
+                "timestamp,proxy_id,signal,value\n\n10x0,link-a,bandwidth,1\n",
+                3,
+                "unparsable timestamp",
+            ),
+            (
+                "timestamp,proxy_id,signal,value\n1000,link-a,bandwidth,abc\n",
+                2,
+                "unparsable value",
+            ),
             (
                 "timestamp,proxy_id,signal,value\n2000,link-a,bandwidth,1\n1000,link-b,bandwidth,1\n1000,link-a,bandwidth,1\n",
                 4,
@@ -373,7 +420,11 @@ mod tests {
         ];
         for (text, line, needle) in cases {
             match parse(text) {
-                Err(CsvError::Line { file, line: l, message }) => {
+                Err(CsvError::Line {
+                    file,
+                    line: l,
+                    message,
+                }) => {
                     assert_eq!(file, "m.csv");
                     assert_eq!(l, *line, "{text:?}: {message}");
                     assert!(message.contains(needle), "{text:?}: {message}");
@@ -400,9 +451,15 @@ mod tests {
     #[test]
     fn write_then_read_round_trips() {
         let mut trace = Trace::default();
-        trace.series_mut("link-a", "bandwidth").push(Timestamp::from_secs(60), 1.25);
-        trace.series_mut("link-a", "bandwidth").push(Timestamp::from_secs(120), 3.0);
-        trace.series_mut("link-b", "connections").push(Timestamp::from_secs(60), 40000.0);
+        trace
+            .series_mut("link-a", "bandwidth")
+            .push(Timestamp::from_secs(60), 1.25);
+        trace
+            .series_mut("link-a", "bandwidth")
+            .push(Timestamp::from_secs(120), 3.0);
+        trace
+            .series_mut("link-b", "connections")
+            .push(Timestamp::from_secs(60), 40000.0);
         let mut out = Vec::new();
         write(&trace, &mut out).unwrap();
         let (back, _) = read(out.as_slice(), "x", &Filter::default()).unwrap();

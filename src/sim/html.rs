@@ -72,7 +72,9 @@ pub fn render(reports: &[SetReport], runs: &[SimRun], notes: &[String]) -> Strin
 }
 
 fn cost(f: &Figures) -> String {
-    f.cost.map(|c| format!("{c:.2}")).unwrap_or_else(|| "-".into())
+    f.cost
+        .map(|c| format!("{c:.2}"))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn set_section(o: &mut String, r: &SetReport, run: &SimRun) {
@@ -191,13 +193,13 @@ fn panel(o: &mut String, run: &ProxyRun, d: Dim, top: f64) {
         let mut dm = f64::NAN;
         let mut cm = 0.0f64;
         let mut om = 0.0f64;
-        for s in i..j {
+        for (s, &o) in oracle.iter().enumerate().take(j).skip(i) {
             let x = run.demand_units(d, s);
             if x.is_finite() {
                 dm = if dm.is_nan() { x } else { dm.max(x) };
             }
             cm = cm.max(f64::from(run.capacity(d, s)));
-            om = om.max(f64::from(oracle[s]));
+            om = om.max(f64::from(o));
         }
         demand.push(dm);
         cap.push(cm);
@@ -235,7 +237,11 @@ fn panel(o: &mut String, run: &ProxyRun, d: Dim, top: f64) {
     let mut seg = String::new();
     let flush = |o: &mut String, seg: &mut String| {
         if !seg.is_empty() {
-            let _ = writeln!(o, "<polyline class=\"demand\" points=\"{}\"/>", seg.trim_end());
+            let _ = writeln!(
+                o,
+                "<polyline class=\"demand\" points=\"{}\"/>",
+                seg.trim_end()
+            );
             seg.clear();
         }
     };
@@ -255,7 +261,11 @@ fn panel(o: &mut String, run: &ProxyRun, d: Dim, top: f64) {
             }
             let _ = write!(pts, "{:.1},{:.1} ", x(i), y(v));
         }
-        let _ = writeln!(o, "<polyline class=\"{class}\" points=\"{}\"/>", pts.trim_end());
+        let _ = writeln!(
+            o,
+            "<polyline class=\"{class}\" points=\"{}\"/>",
+            pts.trim_end()
+        );
     }
     let _ = writeln!(
         o,

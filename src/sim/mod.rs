@@ -613,7 +613,14 @@ fn evaluate(live: &mut Live, now: i64, step: u32) -> Option<Direction> {
     } else {
         live.proxy.status.clone()
     };
-    let d = decide(live.policy, &live.proxy, live.ladder, &live.obs, &live.state, t);
+    let d = decide(
+        live.policy,
+        &live.proxy,
+        live.ladder,
+        &live.obs,
+        &live.state,
+        t,
+    );
     for r in &d.reasons {
         match run.reasons.iter_mut().find(|(c, _)| *c == r.code) {
             Some((_, n)) => *n += 1,

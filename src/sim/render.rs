@@ -35,7 +35,11 @@ fn secs(s: f64) -> String {
 }
 
 fn money(f: &Figures, currency: &Option<String>) -> Option<String> {
-    f.cost.map(|c| format!("{c:.2} {}", currency.as_deref().unwrap_or("")).trim_end().to_string())
+    f.cost.map(|c| {
+        format!("{c:.2} {}", currency.as_deref().unwrap_or(""))
+            .trim_end()
+            .to_string()
+    })
 }
 
 /// Renders the whole report as plain text.
@@ -90,9 +94,21 @@ fn render_set(out: &mut String, r: &SetReport) {
     rows.push(vec![
         "FLEET".into(),
         String::new(),
-        three(f.under_provisioned_pct, bs.under_provisioned_pct, bo.under_provisioned_pct),
-        three(f.unserved_mbps_hours, bs.unserved_mbps_hours, bo.unserved_mbps_hours),
-        three(f.footprint_mbps_hours, bs.footprint_mbps_hours, bo.footprint_mbps_hours),
+        three(
+            f.under_provisioned_pct,
+            bs.under_provisioned_pct,
+            bo.under_provisioned_pct,
+        ),
+        three(
+            f.unserved_mbps_hours,
+            bs.unserved_mbps_hours,
+            bo.unserved_mbps_hours,
+        ),
+        three(
+            f.footprint_mbps_hours,
+            bs.footprint_mbps_hours,
+            bo.footprint_mbps_hours,
+        ),
         three(
             f.footprint_concurrent_hours,
             bs.footprint_concurrent_hours,
@@ -130,15 +146,26 @@ fn render_set(out: &mut String, r: &SetReport) {
         money(bs, &s.currency),
         money(bo, &s.currency),
     ) {
-        let _ = writeln!(out, "    cost                 {p}   static {st}   oracle {o}");
+        let _ = writeln!(
+            out,
+            "    cost                 {p}   static {st}   oracle {o}"
+        );
     }
     let _ = writeln!(
         out,
         "    under-provisioned    {:.2}% of proxy-steps ({:.2}% weighted by footprint)",
         f.under_provisioned_pct, s.under_provisioned_pct_footprint_weighted
     );
-    let _ = writeln!(out, "    reaction up          {}", latency(&s.reaction_latency.up));
-    let _ = writeln!(out, "    reaction down        {}", latency(&s.reaction_latency.down));
+    let _ = writeln!(
+        out,
+        "    reaction up          {}",
+        latency(&s.reaction_latency.up)
+    );
+    let _ = writeln!(
+        out,
+        "    reaction down        {}",
+        latency(&s.reaction_latency.down)
+    );
     let _ = writeln!(
         out,
         "    API calls            {} total, peak {}/s (limit 20), {} deferred to a later second (max wait {}s)",
@@ -173,9 +200,21 @@ fn row(p: &ProxyReport) -> Vec<String> {
     vec![
         p.proxy_id.clone(),
         p.policy.clone(),
-        three(f.under_provisioned_pct, bs.under_provisioned_pct, bo.under_provisioned_pct),
-        three(f.unserved_mbps_hours, bs.unserved_mbps_hours, bo.unserved_mbps_hours),
-        three(f.footprint_mbps_hours, bs.footprint_mbps_hours, bo.footprint_mbps_hours),
+        three(
+            f.under_provisioned_pct,
+            bs.under_provisioned_pct,
+            bo.under_provisioned_pct,
+        ),
+        three(
+            f.unserved_mbps_hours,
+            bs.unserved_mbps_hours,
+            bo.unserved_mbps_hours,
+        ),
+        three(
+            f.footprint_mbps_hours,
+            bs.footprint_mbps_hours,
+            bo.footprint_mbps_hours,
+        ),
         three(
             f.footprint_concurrent_hours,
             bs.footprint_concurrent_hours,
@@ -229,7 +268,11 @@ fn render_comparison(out: &mut String, reports: &[SetReport]) {
                 format!("{:.1}", f.slack_pct),
                 s.changes.to_string(),
                 s.flapping.to_string(),
-                s.reaction_latency.up.p95_s.map(secs).unwrap_or_else(|| "-".into()),
+                s.reaction_latency
+                    .up
+                    .p95_s
+                    .map(secs)
+                    .unwrap_or_else(|| "-".into()),
                 money(f, &s.currency).unwrap_or_else(|| "-".into()),
             ]
         })

@@ -439,12 +439,11 @@ pub fn reaction_latency(run: &ProxyRun, oracle: &[Vec<u32>; 2]) -> ReactionLaten
         }
         let mut up_since: Option<i64> = None;
         let mut down_since: Option<i64> = None;
-        for i in 0..run.steps() {
+        for (i, &a) in oracle[k].iter().enumerate() {
             if !run.demand_units(d, i).is_finite() {
                 continue;
             }
             let s = run.capacity(d, i);
-            let a = oracle[k][i];
             let t = run.times[i];
             match (s < a, up_since) {
                 (true, None) => up_since = Some(t),
@@ -574,7 +573,10 @@ pub fn set_report(run: &SimRun, prices: Option<&Prices>) -> SetReport {
         s.changes_up += p.changes_up;
         s.changes_down += p.changes_down;
         s.figures.add(&p.figures);
-        s.baselines.static_.figures.add(&p.baselines.static_.figures);
+        s.baselines
+            .static_
+            .figures
+            .add(&p.baselines.static_.figures);
         s.baselines.oracle.add(&p.baselines.oracle);
         weighted_under += p.figures.under_provisioned_pct * p.figures.footprint_mbps_hours;
         s.censored_samples += p.censored_samples;

@@ -118,7 +118,9 @@ pub fn generate(
     let mut trace = Trace::default();
     for (target, (bw, conn)) in targets.iter().zip(generated) {
         for s in bandwidth_signals {
-            trace.series.insert((target.id.clone(), s.clone()), bw.clone());
+            trace
+                .series
+                .insert((target.id.clone(), s.clone()), bw.clone());
         }
         for s in connection_signals {
             trace
@@ -146,7 +148,10 @@ fn proxy_series(spec: &SyntheticSpec, k: usize, target: &Target) -> (Series, Ser
     let flash_peak = rng.range(2.5, 4.0);
     let gap = (k % 3 == 0).then(|| {
         let at = rng.range(0.1, 0.9) * days * 86_400_000.0;
-        (at as i64, at as i64 + rng.range(1_800_000.0, 3_600_000.0) as i64)
+        (
+            at as i64,
+            at as i64 + rng.range(1_800_000.0, 3_600_000.0) as i64,
+        )
     });
     // The daily cycle at each step of a day when steps divide the day (1 at the peak
     // hour, 0 twelve hours away).
@@ -232,7 +237,12 @@ mod tests {
             bandwidth: 100,
             concurrent: 5,
         }];
-        let trace = generate(&spec, &targets, &["bandwidth".into()], &["connections".into()]);
+        let trace = generate(
+            &spec,
+            &targets,
+            &["bandwidth".into()],
+            &["connections".into()],
+        );
         let s = trace.series("link-a", "bandwidth").unwrap();
         assert!(s.len() < 2 * 1440, "the first proxy has a gap");
         let gaps = s.times.windows(2).filter(|w| w[1] - w[0] > 60_000).count();
