@@ -104,6 +104,23 @@ fn bench(c: &mut Criterion) {
     let set = policy_set();
     let samples = 2 * PROXIES as u64 * u64::from(DAYS) * 1440;
 
+    let csv_samples;
+    // The CSV file, written once (values rounded to 0.01 as exports usually are).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("metrics.csv");
+    {
+        let mut trace = generate(&fleet);
+        csv_samples = trace.sample_count();
+        for s in trace.series.values_mut() {
+            for v in &mut s.values {
+                *v = (*v * 100.0).round() / 100.0;
+            }
+        }
+        let file = std::fs::File::create(&path).expect("create csv");
+        csv::write(&trace, std::io::BufWriter::new(file)).expect("write csv");
+    }
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    eprintln!("CSV file: {:.0} MiB", size as f64 / (1 << 20) as f64);
     // A one-shot breakdown of where the time goes (printed, not asserted).
     {
         let s = spec();
@@ -117,9 +134,13 @@ fn bench(c: &mut Criterion) {
         let t = std::time::Instant::now();
         let r = report::set_report(&run, None);
         let t_report = t.elapsed();
+        let t = std::time::Instant::now();
+        let (from_csv, _) = csv::read_file(&path, &csv::Filter::default()).expect("read csv");
+        let t_csv = t.elapsed();
+        drop(from_csv);
         let evaluations: usize = run.proxies.iter().map(|p| p.steps()).sum();
         eprintln!(
-            "breakdown: generate {t_gen:?} ({} samples), replay {t_replay:?} ({evaluations} evaluations, {} changes, API {:?}), report {t_report:?}",
+            "breakdown: generate {t_gen:?} ({} samples), replay {t_replay:?} ({evaluations} evaluations, {} changes, API {:?}), report {t_report:?}, CSV read {t_csv:?}",
             trace.sample_count(),
             r.summary.changes,
             run.api
@@ -141,23 +162,6 @@ fn bench(c: &mut Criterion) {
         peak_rss_mib().unwrap_or(f64::NAN)
     );
 
-    let csv_samples;
-    // The CSV file, written once (values rounded to 0.01 as exports usually are).
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("metrics.csv");
-    {
-        let mut trace = generate(&fleet);
-        csv_samples = trace.sample_count();
-        for s in trace.series.values_mut() {
-            for v in &mut s.values {
-                *v = (*v * 100.0).round() / 100.0;
-            }
-        }
-        let file = std::fs::File::create(&path).expect("create csv");
-        csv::write(&trace, std::io::BufWriter::new(file)).expect("write csv");
-    }
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    eprintln!("CSV file: {:.0} MiB", size as f64 / (1 << 20) as f64);
     let filter = csv::Filter::default();
     g.bench_function("csv", |b| {
         b.iter(|| {
