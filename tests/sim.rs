@@ -156,6 +156,13 @@ fn baselines_match_hand_computed_values() {
     assert_eq!(s.figures.footprint_concurrent_hours, 100.0);
     assert_eq!(s.figures.cost, Some(1000.0 * 0.5 + 100.0 * 2.0));
 
+    // Step 0 is above the oracle in both dimensions (20 > 10 Mbps, 5 > 2); step 3 has
+    // no data (a one-hour gap); five hours are not a whole day.
+    assert_eq!(r.over_provisioned_pct, 20.0);
+    assert_eq!(r.no_data_steps, 1);
+    assert_eq!(r.longest_gap_s, 3600.0);
+    assert_eq!((r.days_without_change, r.whole_days), (0, 0));
+
     // The JSON row carries DESIGN.md's field names.
     let v = serde_json::to_value(&r).unwrap();
     for k in [
@@ -332,6 +339,9 @@ fn flat_noisy_demand_causes_no_flapping() {
     // 60 / 0.7 = 86 → 100 once, then nothing.
     assert_eq!(p.changes.len(), 1, "{:?}", p.changes);
     assert_eq!(p.changes[0].bandwidth_to, 100);
+    // The range ends 30 s short of day 2: one whole day, and it has the one change.
+    let r = report::proxy_report(p, "test", None);
+    assert_eq!((r.days_without_change, r.whole_days), (0, 1));
 }
 
 #[test]

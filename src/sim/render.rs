@@ -158,6 +158,17 @@ fn render_set(out: &mut String, r: &SetReport) {
     );
     let _ = writeln!(
         out,
+        "    over-provisioned     {:.1}% of proxy-steps above the oracle; {:.0}% of whole proxy-days without a change",
+        s.over_provisioned_pct, s.days_without_change_pct
+    );
+    let _ = writeln!(
+        out,
+        "    data                 {} steps without data, longest gap {}",
+        s.no_data_steps,
+        secs(s.longest_gap_s)
+    );
+    let _ = writeln!(
+        out,
         "    reaction up          {}",
         latency(&s.reaction_latency.up)
     );

@@ -214,8 +214,15 @@ pub struct ProxyReport {
     pub censored_samples: u64,
     pub censored_bandwidth_samples: u64,
     pub censored_connection_samples: u64,
-    /// Steps without usable demand data (bandwidth signal).
+    /// Steps without usable demand data (bandwidth signal), and the longest such run.
     pub no_data_steps: u64,
+    pub longest_gap_s: f64,
+    /// Share of steps where the policy's capacity exceeds the oracle's in any managed
+    /// dimension (more than needed), %.
+    pub over_provisioned_pct: f64,
+    /// Whole UTC days in the range with no change (Autopilot: most job-days have none).
+    pub days_without_change: u64,
+    pub whole_days: u64,
     /// Reversals (up then down, or down then up) within 30 minutes, per dimension.
     pub flapping: u64,
     pub reaction_latency: ReactionLatency,
@@ -246,6 +253,12 @@ pub struct Summary {
     pub under_provisioned_pct_footprint_weighted: f64,
     pub censored_samples: u64,
     pub flapping: u64,
+    /// Steps above the oracle (any managed dimension), pooled, %.
+    pub over_provisioned_pct: f64,
+    pub no_data_steps: u64,
+    pub longest_gap_s: f64,
+    /// Share of whole proxy-days without any change, %.
+    pub days_without_change_pct: f64,
     pub reaction_latency: ReactionLatency,
     pub reasons: BTreeMap<String, u64>,
     pub api_calls: u64,
@@ -471,6 +484,63 @@ pub fn reaction_latency(run: &ProxyRun, oracle: &[Vec<u32>; 2]) -> ReactionLaten
     }
 }
 
+/// The longest run of consecutive steps without bandwidth data (ms).
+fn longest_gap_ms(run: &ProxyRun) -> i64 {
+    let mut longest = 0i64;
+    let mut current = 0i64;
+    for (d, &ms) in run.demand_bw.iter().zip(&run.step_ms) {
+        if d.is_finite() {
+            current = 0;
+        } else {
+            current += i64::from(ms);
+            longest = longest.max(current);
+        }
+    }
+    longest
+}
+
+/// Share of steps where capacity exceeds the oracle's value in a managed dimension, %.
+fn over_provisioned_pct(run: &ProxyRun, oracle: &[Vec<u32>; 2]) -> f64 {
+    let n = run.steps();
+    if n == 0 {
+        return 0.0;
+    }
+    let over = (0..n)
+        .filter(|&i| {
+            Dim::ALL.into_iter().enumerate().any(|(k, d)| {
+                run.dim(d).managed
+                    && run.demand_units(d, i).is_finite()
+                    && run.capacity(d, i) > oracle[k][i]
+            })
+        })
+        .count();
+    100.0 * over as f64 / n as f64
+}
+
+/// (whole UTC days without a change, whole UTC days in the range).
+fn days_without_change(run: &ProxyRun) -> (u64, u64) {
+    let (Some(&first), Some(&last)) = (run.times.first(), run.times.last()) else {
+        return (0, 0);
+    };
+    let day = MS_PER_DAY as i64;
+    // Days fully inside [first, last + step].
+    let end = last + i64::from(*run.step_ms.last().unwrap_or(&0));
+    let first_day = first.div_euclid(day) + i64::from(first.rem_euclid(day) != 0);
+    let last_day = end.div_euclid(day); // exclusive
+    if last_day <= first_day {
+        return (0, 0);
+    }
+    let mut changed = std::collections::BTreeSet::new();
+    for c in &run.changes {
+        changed.insert(c.time.millis().div_euclid(day));
+    }
+    let whole = (last_day - first_day) as u64;
+    let quiet = (first_day..last_day)
+        .filter(|d| !changed.contains(d))
+        .count() as u64;
+    (quiet, whole)
+}
+
 /// The report row of one proxy.
 pub fn proxy_report(run: &ProxyRun, set: &str, prices: Option<&Prices>) -> ProxyReport {
     let policy_figures = figures(run, prices, &|d, i| run.capacity(d, i));
@@ -491,6 +561,7 @@ pub fn proxy_report(run: &ProxyRun, set: &str, prices: Option<&Prices>) -> Proxy
         Dim::Concurrent => st[1],
     });
     let days = run.step_ms.iter().map(|&m| f64::from(m)).sum::<f64>() / MS_PER_DAY;
+    let quiet_days = days_without_change(run);
     let changes_up = run
         .changes
         .iter()
@@ -516,6 +587,10 @@ pub fn proxy_report(run: &ProxyRun, set: &str, prices: Option<&Prices>) -> Proxy
         censored_bandwidth_samples: run.censored_bw,
         censored_connection_samples: run.censored_conn,
         no_data_steps: run.demand_bw.iter().filter(|d| !d.is_finite()).count() as u64,
+        longest_gap_s: longest_gap_ms(run) as f64 / 1000.0,
+        over_provisioned_pct: over_provisioned_pct(run, &oracle),
+        days_without_change: quiet_days.0,
+        whole_days: quiet_days.1,
         flapping: flapping(run),
         reaction_latency: reaction_latency(run, &oracle),
         reasons: run
@@ -564,6 +639,8 @@ pub fn set_report(run: &SimRun, prices: Option<&Prices>) -> SetReport {
         ..Summary::default()
     };
     let mut weighted_under = 0.0;
+    let mut over_steps = 0.0;
+    let (mut quiet, mut whole) = (0u64, 0u64);
     let mut up = Latency::default();
     let mut down = Latency::default();
     for p in &proxies {
@@ -581,6 +658,11 @@ pub fn set_report(run: &SimRun, prices: Option<&Prices>) -> SetReport {
         weighted_under += p.figures.under_provisioned_pct * p.figures.footprint_mbps_hours;
         s.censored_samples += p.censored_samples;
         s.flapping += p.flapping;
+        over_steps += p.over_provisioned_pct * p.steps as f64 / 100.0;
+        s.no_data_steps += p.no_data_steps;
+        s.longest_gap_s = s.longest_gap_s.max(p.longest_gap_s);
+        quiet += p.days_without_change;
+        whole += p.whole_days;
         up.merge(&p.reaction_latency.up);
         down.merge(&p.reaction_latency.down);
         for (k, n) in &p.reasons {
@@ -592,6 +674,16 @@ pub fn set_report(run: &SimRun, prices: Option<&Prices>) -> SetReport {
     s.baselines.oracle.finish(prices);
     s.under_provisioned_pct_footprint_weighted = if s.figures.footprint_mbps_hours > 0.0 {
         weighted_under / s.figures.footprint_mbps_hours
+    } else {
+        0.0
+    };
+    s.over_provisioned_pct = if s.steps > 0 {
+        100.0 * over_steps / s.steps as f64
+    } else {
+        0.0
+    };
+    s.days_without_change_pct = if whole > 0 {
+        100.0 * quiet as f64 / whole as f64
     } else {
         0.0
     };
