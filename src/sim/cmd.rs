@@ -38,14 +38,14 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub synthetic: bool,
     /// Synthetic trace: number of days.
-    #[arg(long, default_value_t = 7, value_name = "N")]
+    #[arg(long, default_value_t = 7, value_name = "N", conflicts_with_all = ["metrics", "prometheus"])]
     pub days: u32,
     /// Synthetic trace: number of proxies (default: the fleet's). More than the fleet has
     /// are cloned from its proxies (ids `link-sim00001`...; tags kept).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with_all = ["metrics", "prometheus"])]
     pub proxies: Option<usize>,
     /// Synthetic trace: the seed (same seed, same trace).
-    #[arg(long, default_value_t = synthetic::DEFAULT_SEED, value_name = "N")]
+    #[arg(long, default_value_t = synthetic::DEFAULT_SEED, value_name = "N", conflicts_with_all = ["metrics", "prometheus"])]
     pub seed: u64,
     /// First evaluation time (RFC 3339 or Unix seconds). Default: the start of the data.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]

@@ -6,7 +6,8 @@
 //!   previous sample of the same series → an error naming `file:line`;
 //! - `NaN` values are kept (they read as no data) and counted;
 //! - samples of proxies not in the fleet or of signals no policy uses are skipped and
-//!   counted (the report prints the counts); blank lines and `#` comments are ignored.
+//!   counted (the report prints the counts); blank lines and `#` comments are ignored;
+//!   fields may be wrapped in double quotes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read};
@@ -132,8 +133,9 @@ pub fn read<R: Read>(input: R, name: &str, filter: &Filter) -> Result<(Trace, Cs
                 format!("expected 4 comma-separated fields ({HEADER}), found {count}"),
             ));
         };
-        let proxy = proxy.trim_ascii();
-        let signal = signal.trim_ascii();
+        let (ts, value) = (unquote(ts), unquote(value));
+        let proxy = unquote(proxy);
+        let signal = unquote(signal);
         if proxy.is_empty() || signal.is_empty() {
             return Err(err(lineno, "empty proxy_id or signal".into()));
         }
@@ -232,6 +234,15 @@ pub fn read<R: Read>(input: R, name: &str, filter: &Filter) -> Result<(Trace, Cs
         trace.series.insert(k, s);
     }
     Ok((trace, stats))
+}
+
+/// A field without surrounding blanks and double quotes (`"link-a"` → `link-a`).
+fn unquote(b: &[u8]) -> &[u8] {
+    let b = b.trim_ascii();
+    match b {
+        [b'"', inner @ .., b'"'] => inner.trim_ascii(),
+        _ => b,
+    }
 }
 
 fn parse_value(b: &[u8]) -> Option<f64> {
@@ -376,14 +387,18 @@ mod tests {
              1000,link-a,bandwidth,10\n\
              2026-11-29T08:00:00Z,link-a,bandwidth,12.5\r\n\
              \n# a comment\n\
-             1000,link-a,connections,NaN\n",
+             1000,link-a,connections,NaN\n\
+             \"2026-11-29T08:01:00Z\",\"link-a\",\"bandwidth\",\"13\"\n",
         )
         .unwrap();
         let s = trace.series("link-a", "bandwidth").unwrap();
-        assert_eq!(s.times, vec![1_000_000, 1_795_939_200_000]);
-        assert_eq!(s.values, vec![10.0, 12.5]);
+        assert_eq!(
+            s.times,
+            vec![1_000_000, 1_795_939_200_000, 1_795_939_260_000]
+        );
+        assert_eq!(s.values, vec![10.0, 12.5, 13.0]);
         assert!(trace.series("link-a", "connections").unwrap().values[0].is_nan());
-        assert_eq!(stats.samples, 3);
+        assert_eq!(stats.samples, 4);
         assert_eq!(stats.nan_values, 1);
     }
 
