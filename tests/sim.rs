@@ -828,3 +828,83 @@ fn simulate_compares_policy_sets_side_by_side() {
         "{stdout}"
     );
 }
+
+#[test]
+fn large_csv_files_read_in_parallel_give_the_sequential_result() {
+    // ~12 MiB: above the parallel threshold; series interleaved by time.
+    let mut text = String::from("timestamp,proxy_id,signal,value\n");
+    for m in 0..60_000i64 {
+        let t = 1_795_939_200 + 60 * m;
+        for p in 0..4 {
+            text.push_str(&format!(
+                "{t},link-{p:08},bandwidth,{}.25\n",
+                (m * 7 + p) % 500
+            ));
+        }
+        if m % 5000 == 0 {
+            text.push_str("# a comment line\n\n");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, &text).unwrap();
+    assert!(text.len() > 9 << 20);
+    let (par, par_stats) = csv::read_file(&good, &csv::Filter::default()).unwrap();
+    let (seq, seq_stats) = csv::read(
+        text.as_bytes(),
+        &good.display().to_string(),
+        &csv::Filter::default(),
+    )
+    .unwrap();
+    assert_eq!(par, seq);
+    assert_eq!(par_stats, seq_stats);
+    assert_eq!(par.sample_count(), 240_000);
+
+    // A sample going back in time late in the file: the same error, same line.
+    let lines: Vec<&str> = text.lines().collect();
+    let target = lines.len() * 4 / 5;
+    let mut bad_lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let fields: Vec<&str> = lines[target].split(',').collect();
+    bad_lines[target] = format!("1795939200,{},{},1", fields[1], fields[2]);
+    let bad_text = bad_lines.join("\n") + "\n";
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, &bad_text).unwrap();
+    let par_err = csv::read_file(&bad, &csv::Filter::default()).unwrap_err();
+    let seq_err = csv::read(
+        bad_text.as_bytes(),
+        &bad.display().to_string(),
+        &csv::Filter::default(),
+    )
+    .unwrap_err();
+    assert_eq!(par_err, seq_err);
+    assert!(
+        par_err
+            .to_string()
+            .starts_with(&format!("{}:{}: ", bad.display(), target + 1)),
+        "{par_err}"
+    );
+
+    // A series seen early in the file and once more, earlier in time, late in the file
+    // (across the chunk seam): the same error, same line.
+    let mut seam_lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    seam_lines.insert(1, "1899999999,link-seam,bandwidth,1".into());
+    let late = seam_lines.len() * 3 / 4;
+    seam_lines.insert(late, "1795939200,link-seam,bandwidth,1".into());
+    let seam_text = seam_lines.join("\n") + "\n";
+    let seam = dir.path().join("seam.csv");
+    std::fs::write(&seam, &seam_text).unwrap();
+    let par_err = csv::read_file(&seam, &csv::Filter::default()).unwrap_err();
+    let seq_err = csv::read(
+        seam_text.as_bytes(),
+        &seam.display().to_string(),
+        &csv::Filter::default(),
+    )
+    .unwrap_err();
+    assert_eq!(par_err, seq_err);
+    assert!(
+        par_err
+            .to_string()
+            .starts_with(&format!("{}:{}: ", seam.display(), late + 1)),
+        "{par_err}"
+    );
+}
