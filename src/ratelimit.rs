@@ -1,1 +1,426 @@
-//! The per-action API budget: a token bucket, at most 20 requests in any one second.
+//! The per-action API budget: at most 20 requests of one action in any one-second window,
+//! shared by every caller, urgent work first.
+//!
+//! A classic token bucket (burst 20, refill 20/s) can grant 40 requests within one second
+//! (20 from a full bucket, then 20 refilled). This module keeps a stronger guarantee: a
+//! log of the last `limit` grant times ([`Window`]). A grant at `now` is allowed only if the
+//! `limit`-th most recent grant is at least `window` old, so no half-open interval of
+//! length `window` ever holds more than `limit` grants. The default window is 1.05 s: 5%
+//! headroom so that network jitter can never make the server see 21 requests inside its
+//! own one second.
+//!
+//! [`Window`] is pure (time passed in); [`RateLimiter`] is the async shell (tokio time, so
+//! tests run under paused time) with a priority queue per action.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// The documented GAAP limit: 20 requests/second per action. Never configurable above.
+pub const MAX_PER_SECOND: u32 = 20;
+/// The default window: one second plus 5% headroom for network jitter.
+pub const DEFAULT_WINDOW: Duration = Duration::from_millis(1050);
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RateError {
+    #[error("api_rate {0}/s is above the GAAP limit of 20 requests/second per action")]
+    AboveLimit(u32),
+    #[error("api_rate must be at least 1 request/second")]
+    Zero,
+    #[error("the rate-limit window must be at least one second")]
+    WindowTooShort,
+}
+
+/// A sliding-window log: at most `limit` grants in any interval of length `window`.
+#[derive(Clone, Debug)]
+pub struct Window {
+    limit: usize,
+    window: Duration,
+    grants: VecDeque<Duration>,
+}
+
+impl Window {
+    /// `limit` grants per `window`; `limit` ≤ 20 and `window` ≥ 1 s, so the 20/s budget holds.
+    pub fn new(limit: u32, window: Duration) -> Result<Window, RateError> {
+        if limit == 0 {
+            return Err(RateError::Zero);
+        }
+        if limit > MAX_PER_SECOND {
+            return Err(RateError::AboveLimit(limit));
+        }
+        if window < Duration::from_secs(1) {
+            return Err(RateError::WindowTooShort);
+        }
+        Ok(Window {
+            limit: limit as usize,
+            window,
+            grants: VecDeque::with_capacity(limit as usize),
+        })
+    }
+
+    /// The earliest time at or after `now` when a grant is possible.
+    pub fn next_free(&self, now: Duration) -> Duration {
+        let now = self.clamp(now);
+        if self.grants.len() < self.limit {
+            return now;
+        }
+        now.max(self.grants[self.grants.len() - self.limit] + self.window)
+    }
+
+    /// Grants one request at `now` (recording it), or says when to try again.
+    pub fn try_acquire(&mut self, now: Duration) -> Result<(), Duration> {
+        let now = self.clamp(now);
+        let free = self.next_free(now);
+        if free > now {
+            return Err(free);
+        }
+        if self.grants.len() == self.limit {
+            self.grants.pop_front();
+        }
+        self.grants.push_back(now);
+        Ok(())
+    }
+
+    /// Time never runs backwards here: an earlier `now` than the last grant counts as the
+    /// last grant's time.
+    fn clamp(&self, now: Duration) -> Duration {
+        self.grants.back().map_or(now, |&last| now.max(last))
+    }
+}
+
+/// Who waits first when the budget is short.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// Scale-ups: too little capacity drops traffic.
+    High,
+    /// Reads (Describe*).
+    Normal,
+    /// Scale-downs: only money is at stake while they wait.
+    Low,
+}
+
+struct Slot {
+    state: Mutex<SlotState>,
+    notify: Notify,
+}
+
+struct SlotState {
+    window: Window,
+    queue: BTreeSet<(Priority, u64)>,
+    seq: u64,
+}
+
+/// One sliding window per API action, shared by all callers (`Arc<RateLimiter>`).
+pub struct RateLimiter {
+    limit: u32,
+    window: Duration,
+    origin: Instant,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("limit", &self.limit)
+            .field("window", &self.window)
+            .finish()
+    }
+}
+
+impl RateLimiter {
+    /// `per_second` requests per action (≤ 20) with the default 1.05 s window.
+    pub fn new(per_second: u32) -> Result<RateLimiter, RateError> {
+        RateLimiter::with_window(per_second, DEFAULT_WINDOW)
+    }
+
+    pub fn with_window(per_second: u32, window: Duration) -> Result<RateLimiter, RateError> {
+        Window::new(per_second, window)?;
+        Ok(RateLimiter {
+            limit: per_second,
+            window,
+            origin: Instant::now(),
+            slots: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn slot(&self, action: &str) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .entry(action.to_string())
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    state: Mutex::new(SlotState {
+                        window: Window::new(self.limit, self.window)
+                            .expect("validated in the constructor"),
+                        queue: BTreeSet::new(),
+                        seq: 0,
+                    }),
+                    notify: Notify::new(),
+                })
+            })
+            .clone()
+    }
+
+    /// Waits until `action` may be called. Higher priorities go first; equal priorities in
+    /// arrival order. Cancel-safe: a dropped waiter leaves the queue.
+    pub async fn acquire(&self, action: &str, priority: Priority) {
+        let slot = self.slot(action);
+        let key = {
+            let mut st = slot.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.seq += 1;
+            let key = (priority, st.seq);
+            st.queue.insert(key);
+            key
+        };
+        let mut guard = QueueGuard {
+            slot: &slot,
+            key,
+            armed: true,
+        };
+        loop {
+            let notified = slot.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let retry_at = {
+                let mut st = slot.state.lock().unwrap_or_else(|e| e.into_inner());
+                if st.queue.first() == Some(&key) {
+                    match st.window.try_acquire(self.origin.elapsed()) {
+                        Ok(()) => {
+                            st.queue.remove(&key);
+                            guard.armed = false;
+                            drop(st);
+                            slot.notify.notify_waiters();
+                            return;
+                        }
+                        Err(at) => Some(at),
+                    }
+                } else {
+                    None
+                }
+            };
+            match retry_at {
+                Some(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(self.origin + at) => {}
+                        _ = &mut notified => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+}
+
+struct QueueGuard<'a> {
+    slot: &'a Slot,
+    key: (Priority, u64),
+    armed: bool,
+}
+
+impl Drop for QueueGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.queue.remove(&self.key);
+            drop(st);
+            self.slot.notify.notify_waiters();
+        }
+    }
+}
+
+/// The largest number of `times` (sorted ascending) inside any half-open interval of
+/// length `window`: what "no one-second window holds more than 20" is checked against.
+pub fn max_in_any_window(times: &[Duration], window: Duration) -> usize {
+    let mut best = 0;
+    let mut lo = 0;
+    for hi in 0..times.len() {
+        while times[hi] >= times[lo] + window {
+            lo += 1;
+        }
+        best = best.max(hi - lo + 1);
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn limits_are_enforced_at_construction() {
+        assert_eq!(
+            Window::new(21, ms(1000)).unwrap_err(),
+            RateError::AboveLimit(21)
+        );
+        assert_eq!(Window::new(0, ms(1000)).unwrap_err(), RateError::Zero);
+        assert_eq!(
+            Window::new(20, ms(999)).unwrap_err(),
+            RateError::WindowTooShort
+        );
+        assert!(RateLimiter::new(21).is_err());
+        assert!(RateLimiter::new(20).is_ok());
+    }
+
+    #[test]
+    fn table_of_grants() {
+        // (now ms, expected result: Ok or Err(retry at ms)) against 3 per 1000 ms.
+        let mut w = Window::new(3, ms(1000)).unwrap();
+        let steps: &[(u64, Result<(), u64>)] = &[
+            (0, Ok(())),
+            (0, Ok(())),
+            (500, Ok(())),
+            (600, Err(1000)),
+            (999, Err(1000)),
+            (1000, Ok(())),
+            (1000, Ok(())),
+            (1001, Err(1500)),
+            (1500, Ok(())),
+            (1400, Err(2000)), // a clock going backwards counts as the last grant's time
+            (2000, Ok(())),
+        ];
+        for (i, (now, want)) in steps.iter().enumerate() {
+            let got = w.try_acquire(ms(*now)).map_err(|d| d.as_millis() as u64);
+            assert_eq!(got, *want, "step {i} at {now} ms");
+        }
+    }
+
+    #[test]
+    fn classic_bucket_pitfall_cannot_happen() {
+        // A burst at 0, then a burst just before 1 s: a token bucket with burst 20 and refill
+        // 20/s would grant 20 + ~20 here. The window grants 20 in total.
+        let mut w = Window::new(20, ms(1000)).unwrap();
+        let mut granted = Vec::new();
+        for t in [0u64, 990] {
+            for _ in 0..30 {
+                if w.try_acquire(ms(t)).is_ok() {
+                    granted.push(ms(t));
+                }
+            }
+        }
+        assert_eq!(granted.len(), 20);
+        assert_eq!(max_in_any_window(&granted, ms(1000)), 20);
+    }
+
+    /// A burst of 500 requests under simulated time: every one-second window holds ≤ 20, and
+    /// the burst completes within 10% of the 25-second minimum.
+    #[test]
+    fn burst_of_500_under_simulated_time() {
+        let mut w = Window::new(20, DEFAULT_WINDOW).unwrap();
+        let mut now = Duration::ZERO;
+        let mut grants = Vec::new();
+        while grants.len() < 500 {
+            match w.try_acquire(now) {
+                Ok(()) => grants.push(now),
+                Err(at) => now = at,
+            }
+        }
+        assert!(max_in_any_window(&grants, ms(1000)) <= 20);
+        let span = *grants.last().unwrap() + ms(1000); // the last grant's second
+        assert!(span >= Duration::from_secs(25), "{span:?}");
+        assert!(
+            span <= Duration::from_millis(27_500),
+            "{span:?} is more than 10% over 25 s"
+        );
+    }
+
+    #[test]
+    fn max_in_any_window_counts_half_open() {
+        let t = [ms(0), ms(500), ms(999), ms(1000), ms(1999)];
+        assert_eq!(max_in_any_window(&t, ms(1000)), 3);
+        assert_eq!(max_in_any_window(&[], ms(1000)), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn async_burst_respects_window_and_priority() {
+        let limiter = Arc::new(RateLimiter::new(20).unwrap());
+        let start = Instant::now();
+        let log = Arc::new(Mutex::new(Vec::<(Duration, Priority)>::new()));
+        let mut tasks = Vec::new();
+        for i in 0..100u32 {
+            let (l, log) = (limiter.clone(), log.clone());
+            let p = if i % 2 == 0 {
+                Priority::Low
+            } else {
+                Priority::High
+            };
+            tasks.push(tokio::spawn(async move {
+                l.acquire("ModifyProxyConfiguration", p).await;
+                log.lock().unwrap().push((start.elapsed(), p));
+            }));
+            tokio::task::yield_now().await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let log = log.lock().unwrap();
+        let times: Vec<Duration> = log.iter().map(|(t, _)| *t).collect();
+        assert_eq!(times.len(), 100);
+        assert!(max_in_any_window(&times, ms(1000)) <= 20);
+        // The first 20 were granted at once in arrival order (10 High, 10 Low); after that the
+        // remaining 40 High all go before the remaining 40 Low.
+        let after_first: Vec<Priority> = log.iter().skip(20).map(|(_, p)| *p).collect();
+        assert!(
+            after_first[..40].iter().all(|p| *p == Priority::High),
+            "{after_first:?}"
+        );
+        assert!(after_first[40..].iter().all(|p| *p == Priority::Low));
+        // 100 grants need 4 more windows after the first burst.
+        assert_eq!(*times.last().unwrap(), DEFAULT_WINDOW * 4);
+    }
+
+    /// 500 concurrent modify requests through the shared limiter under paused time: no
+    /// one-second window above 20, done within 10% of the 25-second minimum.
+    #[tokio::test(start_paused = true)]
+    async fn async_burst_of_500() {
+        let limiter = Arc::new(RateLimiter::new(20).unwrap());
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..500)
+            .map(|i| {
+                let l = limiter.clone();
+                tokio::spawn(async move {
+                    let p = if i % 3 == 0 {
+                        Priority::Low
+                    } else {
+                        Priority::High
+                    };
+                    l.acquire("ModifyProxyConfiguration", p).await;
+                    start.elapsed()
+                })
+            })
+            .collect();
+        let mut times = Vec::new();
+        for t in tasks {
+            times.push(t.await.unwrap());
+        }
+        times.sort();
+        assert_eq!(max_in_any_window(&times, ms(1000)), 20);
+        let span = *times.last().unwrap() + ms(1000);
+        assert!(
+            span >= Duration::from_secs(25) && span <= Duration::from_millis(27_500),
+            "{span:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn actions_have_separate_budgets_and_cancel_is_clean() {
+        let limiter = RateLimiter::new(2).unwrap();
+        let start = Instant::now();
+        for _ in 0..2 {
+            limiter.acquire("A", Priority::Normal).await;
+        }
+        limiter.acquire("B", Priority::Normal).await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        // A cancelled waiter does not block the queue.
+        let r = tokio::time::timeout(ms(10), limiter.acquire("A", Priority::High)).await;
+        assert!(r.is_err());
+        limiter.acquire("A", Priority::Low).await;
+        assert_eq!(start.elapsed(), DEFAULT_WINDOW);
+    }
+}

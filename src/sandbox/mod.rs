@@ -1,2 +1,479 @@
-//! A local stand-in for the GAAP API.
+//! A local stand-in for the GAAP API (2018-05-29), faithful enough that the official SDKs
+//! and this engine cannot tell it apart: TC3 signatures verified exactly, 20 requests per
+//! second per action, ClientToken dedupe, allowed-value and Scalarable checks, ADJUSTING for
+//! a while after a change, the real envelope with `Content-Type: application/json`, every
+//! call recorded, faults injectable.
+//!
+//! Admin endpoints (outside the API, which is `POST /`):
+//! - `GET /__sandbox/calls`: every call as a JSON array (`seq`, `action`, `time`, `params`,
+//!   `error_code`, `request_id`, `fault`, `applied`); `DELETE` clears the record.
+//! - `GET /__sandbox/faults`: the current fault spec; `POST` replaces it with the body (a
+//!   spec, see [`faults`]) and restarts the per-action call numbering.
+
 pub mod cmd;
+pub mod faults;
+pub mod state;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::cloud::signer::{self, SignInput, UNSIGNED_PAYLOAD};
+use crate::fleet::Fleet;
+use crate::ratelimit::Window;
+use faults::FaultPlan;
+use state::{Model, Rejection, reject};
+
+/// The largest accepted difference between X-TC-Timestamp and the sandbox's clock.
+pub const MAX_SKEW_SECS: i64 = 300;
+
+/// How the sandbox behaves. `Debug` redacts the secret key.
+#[derive(Clone)]
+pub struct SandboxConfig {
+    pub fleet: Fleet,
+    pub secret_id: String,
+    pub secret_key: String,
+    /// How long a modified proxy stays ADJUSTING.
+    pub adjusting: Duration,
+    pub faults: FaultPlan,
+    /// Requests per second per action (the GAAP default is 20).
+    pub rate_per_second: u32,
+}
+
+impl std::fmt::Debug for SandboxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxConfig")
+            .field("proxies", &self.fleet.proxies.len())
+            .field("secret_id", &self.secret_id)
+            .field("secret_key", &"<redacted>")
+            .field("adjusting", &self.adjusting)
+            .field("faults", &self.faults.to_string())
+            .field("rate_per_second", &self.rate_per_second)
+            .finish()
+    }
+}
+
+impl SandboxConfig {
+    pub fn new(
+        fleet: Fleet,
+        secret_id: impl Into<String>,
+        secret_key: impl Into<String>,
+    ) -> SandboxConfig {
+        SandboxConfig {
+            fleet,
+            secret_id: secret_id.into(),
+            secret_key: secret_key.into(),
+            adjusting: Duration::from_secs(10),
+            faults: FaultPlan::default(),
+            rate_per_second: 20,
+        }
+    }
+}
+
+/// One recorded call.
+#[derive(Clone, Debug, Serialize)]
+pub struct CallRecord {
+    pub seq: u64,
+    pub action: String,
+    /// RFC 3339, millisecond precision.
+    pub time: String,
+    pub params: Value,
+    pub error_code: Option<String>,
+    pub request_id: String,
+    pub fault: Option<String>,
+    /// A ModifyProxyConfiguration that changed a proxy.
+    pub applied: bool,
+}
+
+struct Inner {
+    model: Model,
+    calls: Vec<CallRecord>,
+    faults: FaultPlan,
+    counters: HashMap<String, u64>,
+    windows: HashMap<String, Window>,
+    seq: u64,
+}
+
+struct App {
+    secret_id: String,
+    secret_key: String,
+    rate: u32,
+    inner: Mutex<Inner>,
+}
+
+impl App {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Serves the sandbox on `listener` until the task is dropped or aborted.
+pub async fn serve(
+    config: SandboxConfig,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
+    serve_with_shutdown(config, listener, std::future::pending()).await
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve_with_shutdown(
+    config: SandboxConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(config))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The sandbox as an axum router (API at `POST /`, admin under `/__sandbox/`).
+pub fn router(config: SandboxConfig) -> Router {
+    let app = Arc::new(App {
+        secret_id: config.secret_id,
+        secret_key: config.secret_key,
+        rate: config
+            .rate_per_second
+            .clamp(1, crate::ratelimit::MAX_PER_SECOND),
+        inner: Mutex::new(Inner {
+            model: Model::new(config.fleet, config.adjusting, now_ms()),
+            calls: Vec::new(),
+            faults: config.faults,
+            counters: HashMap::new(),
+            windows: HashMap::new(),
+            seq: 0,
+        }),
+    });
+    Router::new()
+        .route("/", any(api))
+        .route("/__sandbox/calls", get(get_calls).delete(clear_calls))
+        .route("/__sandbox/faults", get(get_faults).post(set_faults))
+        .with_state(app)
+}
+
+async fn get_calls(State(app): State<Arc<App>>) -> Response {
+    let calls = app.lock().calls.clone();
+    json_response(&serde_json::to_value(calls).unwrap_or(Value::Null))
+}
+
+async fn clear_calls(State(app): State<Arc<App>>) -> StatusCode {
+    app.lock().calls.clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn get_faults(State(app): State<Arc<App>>) -> String {
+    app.lock().faults.to_string()
+}
+
+async fn set_faults(State(app): State<Arc<App>>, body: String) -> Response {
+    match FaultPlan::parse(&body) {
+        Ok(plan) => {
+            let mut inner = app.lock();
+            inner.faults = plan;
+            inner.counters.clear();
+            (StatusCode::OK, inner.faults.to_string()).into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
+    }
+}
+
+fn json_response(v: &Value) -> Response {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A uuid-shaped request id from a sequence number and the time.
+fn request_id(seq: u64, now_ms: i64) -> String {
+    let mut z = seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (now_ms as u64).rotate_left(17);
+    let mut next = || {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut x = z;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    };
+    let (a, b) = (next(), next());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        (b >> 48) & 0x3fff | 0x8000,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+fn envelope(result: &Result<Map<String, Value>, Rejection>, request_id: &str) -> Value {
+    let mut resp = match result {
+        Ok(m) => m.clone(),
+        Err(r) => {
+            let mut m = Map::new();
+            m.insert(
+                "Error".into(),
+                json!({"Code": r.code, "Message": r.message}),
+            );
+            m
+        }
+    };
+    resp.insert("RequestId".into(), Value::String(request_id.to_string()));
+    json!({ "Response": resp })
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Verifies the TC3 signature of a request exactly as received.
+fn verify(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_ms: i64,
+) -> Result<(), Rejection> {
+    let auth = header_str(headers, "authorization").ok_or_else(|| {
+        reject(
+            "AuthFailure.InvalidAuthorization",
+            "The Authorization header is missing.",
+        )
+    })?;
+    let parsed = signer::parse_authorization(auth).map_err(|why| {
+        reject(
+            "AuthFailure.InvalidAuthorization",
+            format!("The Authorization header is malformed: {why}."),
+        )
+    })?;
+    for required in ["content-type", "host"] {
+        if !parsed.signed_headers.iter().any(|h| h == required) {
+            return Err(reject(
+                "AuthFailure.InvalidAuthorization",
+                format!("SignedHeaders must include {required}."),
+            ));
+        }
+    }
+    let ts: i64 = header_str(headers, "x-tc-timestamp")
+        .ok_or_else(|| {
+            reject(
+                "MissingParameter",
+                "The request is missing the X-TC-Timestamp header.",
+            )
+        })?
+        .trim()
+        .parse()
+        .map_err(|_| reject("InvalidParameter", "X-TC-Timestamp must be Unix seconds."))?;
+    if (now_ms / 1000 - ts).abs() > MAX_SKEW_SECS {
+        return Err(reject(
+            "AuthFailure.SignatureExpire",
+            format!(
+                "Signature expired: X-TC-Timestamp {ts} is more than {MAX_SKEW_SECS} s from the server time {}.",
+                now_ms / 1000
+            ),
+        ));
+    }
+    if parsed.secret_id != app.secret_id {
+        return Err(reject(
+            "AuthFailure.SecretIdNotFound",
+            "The SecretId is not found.",
+        ));
+    }
+    let mut signed: Vec<(&str, &str)> = Vec::new();
+    for name in &parsed.signed_headers {
+        let value = header_str(headers, name).ok_or_else(|| {
+            reject(
+                "AuthFailure.SignatureFailure",
+                format!("The signed header `{name}` is not in the request."),
+            )
+        })?;
+        signed.push((name.as_str(), value));
+    }
+    let payload_hash = if header_str(headers, "x-tc-content-sha256") == Some(UNSIGNED_PAYLOAD) {
+        signer::sha256_hex(UNSIGNED_PAYLOAD.as_bytes())
+    } else {
+        signer::sha256_hex(body)
+    };
+    let input = SignInput {
+        service: &parsed.service,
+        method: method.as_str(),
+        query: uri.query().unwrap_or(""),
+        headers: &signed,
+        payload: body,
+        timestamp: ts,
+    };
+    let expected =
+        signer::sign_with_payload_hash(&app.secret_id, &app.secret_key, &input, &payload_hash);
+    let ok = parsed.service == "gaap"
+        && parsed.date == expected.date
+        && constant_time_eq(parsed.signature.as_bytes(), expected.signature.as_bytes());
+    if ok {
+        Ok(())
+    } else {
+        Err(reject(
+            "AuthFailure.SignatureFailure",
+            "The provided credentials could not be validated. Please check your signature is correct.",
+        ))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn api(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let arrival = now_ms();
+    let action = header_str(&headers, "x-tc-action")
+        .unwrap_or("")
+        .to_string();
+    let params: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let (seq, injection) = {
+        let mut inner = app.lock();
+        inner.seq += 1;
+        let n = {
+            let c = inner.counters.entry(action.clone()).or_insert(0);
+            *c += 1;
+            *c
+        };
+        (inner.seq, inner.faults.injection(&action, n))
+    };
+    if !injection.delay.is_zero() {
+        tokio::time::sleep(injection.delay).await;
+    }
+    let now = now_ms();
+    let rid = request_id(seq, now);
+    let mut applied = false;
+    let result: Result<Map<String, Value>, Rejection> = (|| {
+        if let Some(code) = &injection.error {
+            return Err(reject(code, "Injected by the sandbox fault plan."));
+        }
+        if method != Method::POST {
+            return Err(reject(
+                "UnsupportedProtocol",
+                "The sandbox serves POST with a JSON body only.",
+            ));
+        }
+        if action.is_empty() {
+            return Err(reject(
+                "MissingParameter",
+                "The request is missing the X-TC-Action header.",
+            ));
+        }
+        verify(&app, &method, &uri, &headers, &body, now)?;
+        if header_str(&headers, "x-tc-version") != Some(crate::cloud::request::VERSION) {
+            return Err(reject(
+                "NoSuchVersion",
+                "The API version must be 2018-05-29.",
+            ));
+        }
+        if !state::ACTIONS.contains(&action.as_str()) {
+            return Err(reject(
+                "InvalidAction",
+                format!("The action `{action}` does not exist."),
+            ));
+        }
+        let ct = header_str(&headers, "content-type").unwrap_or("");
+        if !ct.to_ascii_lowercase().starts_with("application/json") {
+            return Err(reject(
+                "InvalidParameter",
+                "Content-Type must be application/json.",
+            ));
+        }
+        let params = params
+            .as_object()
+            .ok_or_else(|| reject("InvalidParameter", "The body must be a JSON object."))?;
+        let mut inner = app.lock();
+        let rate = app.rate;
+        let window = inner.windows.entry(action.clone()).or_insert_with(|| {
+            Window::new(rate, Duration::from_secs(1)).expect("rate clamped to 1..=20")
+        });
+        if window
+            .try_acquire(Duration::from_millis(now.max(0) as u64))
+            .is_err()
+        {
+            return Err(reject(
+                "RequestLimitExceeded",
+                format!("Your current request frequency for {action} exceeds {rate} per second."),
+            ));
+        }
+        let handled = inner.model.handle(&action, params, now)?;
+        applied = handled.applied;
+        Ok(handled.response)
+    })();
+    let record = CallRecord {
+        seq,
+        action: action.clone(),
+        time: crate::time::Timestamp(arrival).to_rfc3339(),
+        params,
+        error_code: result.as_ref().err().map(|r| r.code.clone()),
+        request_id: rid.clone(),
+        fault: injection.label(),
+        applied,
+    };
+    tracing::debug!(
+        action,
+        seq,
+        error_code = record.error_code.as_deref().unwrap_or(""),
+        "sandbox call"
+    );
+    app.lock().calls.push(record);
+    if injection.drop && injection.error.is_none() {
+        // Handled (a change is applied), but the answer is lost: the connection is closed
+        // mid-response.
+        let broken = futures_util::stream::once(async {
+            Err::<Bytes, std::io::Error>(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "sandbox fault: drop",
+            ))
+        });
+        return Response::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(broken))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    }
+    json_response(&envelope(&result, &rid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_look_like_uuids_and_differ() {
+        let a = request_id(1, 1_000);
+        let b = request_id(2, 1_000);
+        assert_ne!(a, b);
+        let parts: Vec<usize> = a.split('-').map(str::len).collect();
+        assert_eq!(parts, [8, 4, 4, 4, 12], "{a}");
+        assert!(a.bytes().all(|c| c == b'-' || c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn envelope_shapes() {
+        let ok = envelope(&Ok(Map::new()), "r");
+        assert_eq!(ok, json!({"Response": {"RequestId": "r"}}));
+        let err = envelope(&Err(reject("InternalError", "m")), "r");
+        assert_eq!(
+            err,
+            json!({"Response": {"Error": {"Code": "InternalError", "Message": "m"}, "RequestId": "r"}})
+        );
+    }
+}
