@@ -175,6 +175,9 @@ fn signal_names(sets: &[PolicySet]) -> (Vec<String>, Vec<String>) {
     (bw.into_iter().collect(), conn.into_iter().collect())
 }
 
+/// The largest synthetic trace generated (16 bytes a sample in memory).
+const MAX_SYNTHETIC_SAMPLES: u64 = 60_000_000;
+
 struct Source {
     trace: Trace,
     start: Timestamp,
@@ -243,6 +246,14 @@ fn load_source(
     }
     if args.days == 0 {
         bail!("--days must be at least 1");
+    }
+    let samples = u64::from(args.days) * 1440 * 2 * fleet.proxies.len() as u64;
+    if samples > MAX_SYNTHETIC_SAMPLES {
+        bail!(
+            "a synthetic trace of {} days × {} proxies is {samples} samples, more than {MAX_SYNTHETIC_SAMPLES} (about 1 GiB): use fewer --days or --proxies",
+            args.days,
+            fleet.proxies.len()
+        );
     }
     let spec = SyntheticSpec {
         start: args.start.unwrap_or(synthetic::DEFAULT_START),
