@@ -84,6 +84,17 @@ impl Window {
         Ok(())
     }
 
+    /// Grants still possible at `now` without waiting (for the daemon's /metrics).
+    pub fn available(&self, now: Duration) -> u32 {
+        let now = self.clamp(now);
+        let used = self
+            .grants
+            .iter()
+            .filter(|&&g| g + self.window > now)
+            .count();
+        (self.limit - used.min(self.limit)) as u32
+    }
+
     /// Time never runs backwards here: an earlier `now` than the last grant counts as the
     /// last grant's time.
     fn clamp(&self, now: Duration) -> Duration {
@@ -162,6 +173,21 @@ impl RateLimiter {
                 })
             })
             .clone()
+    }
+
+    /// Requests each action seen so far may still send without waiting, by action name.
+    pub fn available(&self) -> Vec<(String, u32)> {
+        let now = self.origin.elapsed();
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(String, u32)> = slots
+            .iter()
+            .map(|(action, slot)| {
+                let st = slot.state.lock().unwrap_or_else(|e| e.into_inner());
+                (action.clone(), st.window.available(now))
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     /// Waits until `action` may be called. Higher priorities go first; equal priorities in

@@ -1,9 +1,290 @@
-//! `gaap-autoscaler run`.
+//! `gaap-autoscaler run`: the daemon, or one pass with `--once`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use super::adapters::GaapCloud;
+use super::engine::{Engine, EngineOptions};
+use super::http::{self, HttpState};
+use super::schedule::Clock;
+use super::stats::Stats;
+use super::supervisor::{Control, run_once, supervise};
+use crate::cloud::client::{ClientConfig, GaapClient};
+use crate::cloud::credentials::Credentials;
+use crate::cloud::request::Endpoint;
+use crate::config::Config;
+use crate::exit::env_error;
+use crate::metrics::{ClientOptions, Prometheus};
+use crate::policy::{Diagnostic, Policy, load_policies};
+use crate::ratelimit::RateLimiter;
+use crate::store::{DecisionLog, StoreError};
+use crate::time::parse_duration;
 
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {}
+#[command(
+    after_help = "Examples:\n  gaap-autoscaler run --config gaap-autoscaler.toml --dry-run --once   one pass, nothing applied\n  gaap-autoscaler run --config gaap-autoscaler.toml                     the daemon\n\nSignals: SIGHUP reloads the policies (so does changing a policy file); an invalid new\npolicy set is reported and the running one kept. SIGTERM/SIGINT stop scheduling, let\nin-flight calls finish (--grace), flush the log and exit 0."
+)]
+pub struct RunArgs {
+    /// The config file (see examples/gaap-autoscaler.toml).
+    #[arg(long, short, default_value = "gaap-autoscaler.toml")]
+    pub config: PathBuf,
+    /// Log every decision, send nothing that modifies (whatever the policies' mode).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// One evaluation pass of every policy now, wait for its calls, exit.
+    #[arg(long)]
+    pub once: bool,
+    /// How long in-flight calls may take to finish at shutdown.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// How long decisions are kept in the log.
+    #[arg(long, default_value = "90d", value_parser = parse_duration)]
+    pub retention: Duration,
+    /// With --once: evaluate as of this time (RFC 3339 or Unix seconds) instead of now,
+    /// e.g. to replay an incident in dry-run mode. Queries run at that time too.
+    #[arg(long, requires = "once", value_parser = crate::time::parse_time)]
+    pub at: Option<crate::time::Timestamp>,
+    /// Overrides `[engine] listen` (e.g. 127.0.0.1:0 for a free port).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
 
-pub fn run(_args: RunArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("run: not built yet")
+fn render(diags: &[Diagnostic]) -> String {
+    diags
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn load(dir: &Path) -> Result<Vec<Arc<Policy>>, Vec<Diagnostic>> {
+    load_policies(&[dir.to_path_buf()]).map(|ps| ps.into_iter().map(Arc::new).collect())
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config).map_err(|d| anyhow::anyhow!("{}", render(&d)))?;
+    let policies = load(&config.engine.policies)
+        .map_err(|d| anyhow::anyhow!("invalid policies:\n{}", render(&d)))?;
+    if policies.is_empty() {
+        anyhow::bail!(
+            "no policy files in {}: add one (see policies/web.toml)",
+            config.engine.policies.display()
+        );
+    }
+    let endpoint = Endpoint::parse(&config.tencentcloud.endpoint)
+        .with_context(|| format!("{}: [tencentcloud] endpoint", args.config.display()))?;
+    let credentials = Credentials::from_default_chain().map_err(|e| {
+        env_error(format!(
+            "{e}; set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY, or write ~/.tencentcloud/credentials"
+        ))
+    })?;
+    let limiter = Arc::new(RateLimiter::new(config.engine.api_rate)?);
+    let mut client_config = ClientConfig::new(endpoint);
+    client_config.region = config.tencentcloud.region.clone();
+    let client = Arc::new(GaapClient::new(
+        client_config,
+        credentials,
+        Arc::clone(&limiter),
+    )?);
+    let prometheus = Prometheus::new(
+        &config.prometheus.url,
+        ClientOptions::with_timeout(config.prometheus.timeout),
+    )
+    .with_context(|| format!("{}: [prometheus] url", args.config.display()))?;
+    let log = DecisionLog::open(&config.engine.data_dir).map_err(|e| match e {
+        StoreError::Locked { .. } => env_error(e.to_string()),
+        other => env_error(other.to_string()),
+    })?;
+    let log = Arc::new(log);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let stats = Arc::new(Stats::new());
+        let clock = Clock::system();
+        let options = EngineOptions {
+            dry_run: args.dry_run,
+            fleet_refresh: config.engine.fleet_refresh,
+            watch_completion: !args.once,
+            ..EngineOptions::default()
+        };
+        let cloud = Arc::new(GaapCloud { api: client });
+        let engine = Engine::new(cloud, Arc::new(prometheus), Arc::clone(&log), Arc::clone(&stats), options, clock.clone())
+            .map_err(|e| env_error(e.to_string()))?;
+
+        // The HTTP endpoint comes up first, so /healthz answers during reconciliation.
+        let listen = args.listen.unwrap_or(config.engine.listen);
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| env_error(format!("cannot listen on {listen}: {e} (set [engine] listen or --listen)")))?;
+        let local = listener.local_addr()?;
+        let ready = Arc::new(AtomicBool::new(false));
+        let reader_log = Arc::clone(&log);
+        let sampler_stats = Arc::clone(&stats);
+        let sampler_limiter = Arc::clone(&limiter);
+        let state = HttpState {
+            stats: Arc::clone(&stats),
+            ready: Arc::clone(&ready),
+            log: Some(Arc::new(move |path: &str, query: &str| {
+                crate::store::handle_log_request(&reader_log, path, query)
+            })),
+            before_scrape: Some(Arc::new(move || {
+                for (action, n) in sampler_limiter.available() {
+                    sampler_stats.api_tokens.with_label_values(&[action.as_str()]).set(i64::from(n));
+                }
+            })),
+        };
+        let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(http::serve(listener, state, async {
+            let _ = http_stopped.await;
+        }));
+        info!(address = %local, "serving /metrics, /healthz, /readyz and /log/decisions");
+        eprintln!("gaap-autoscaler: listening on http://{local} (policies: {})", policies.len());
+
+        match engine.reconcile(clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => info!(count = n, "reconciled decisions left without an outcome"),
+            Err(e) => warn!(error = %e, "reconciliation failed; those decisions stay pending until the next start"),
+        }
+        ready.store(true, Ordering::SeqCst);
+
+        let code = if args.once {
+            let at = args.at.unwrap_or_else(|| clock.now());
+            let reports = run_once(&engine, &policies, at).await;
+            let mut failed = false;
+            for r in &reports {
+                match &r.error {
+                    Some(e) => {
+                        failed = true;
+                        eprintln!("{}: {e}", r.policy);
+                    }
+                    None => eprintln!(
+                        "{}: {} proxies evaluated, {} changes{}{}",
+                        r.policy,
+                        r.evaluated,
+                        r.changes,
+                        if engine.options.dry_run { " (dry run: none sent)" } else { "" },
+                        if r.query_errors > 0 {
+                            format!("; {} metric queries failed (proxies held)", r.query_errors)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                }
+                failed |= r.query_errors > 0;
+            }
+            if failed { ExitCode::from(crate::exit::ENV_ERROR) } else { ExitCode::SUCCESS }
+        } else {
+            daemon(&engine, policies, &config, &args, &stats).await;
+            ExitCode::SUCCESS
+        };
+        let _ = http_stop.send(());
+        let _ = server.await;
+        if let Err(e) = log.flush() {
+            error!(error = %e, "cannot flush the decision log");
+        }
+        Ok::<_, anyhow::Error>(code)
+    })
+}
+
+/// The long-running part: the supervisor, signals, policy-file watching, retention.
+async fn daemon(
+    engine: &Arc<Engine<GaapCloud, Prometheus>>,
+    policies: Vec<Arc<Policy>>,
+    config: &Config,
+    args: &RunArgs,
+    stats: &Arc<Stats>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, rx) = mpsc::channel(4);
+    let supervisor = tokio::spawn(supervise(Arc::clone(engine), policies, rx, args.grace));
+
+    // Retention: prune once an hour.
+    let pruner_log = Arc::clone(&engine.journal);
+    let pruner_clock = engine.clock.clone();
+    let retention = args.retention;
+    let pruner = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let cutoff = pruner_clock.now() - retention;
+            match pruner_log.prune(cutoff) {
+                Ok(0) => {}
+                Ok(n) => info!(removed = n, "pruned decisions older than the retention"),
+                Err(e) => warn!(error = %e, "cannot prune the decision log"),
+            }
+        }
+    });
+
+    let dir = config.engine.policies.clone();
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut seen = fingerprint(&dir);
+    let mut poll = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        let reason = tokio::select! {
+            _ = hup.recv() => "SIGHUP",
+            _ = poll.tick() => {
+                let now = fingerprint(&dir);
+                if now == seen { continue; }
+                seen = now;
+                "a policy file changed"
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        };
+        match load(&dir) {
+            Ok(new) if !new.is_empty() => {
+                info!(why = reason, policies = new.len(), "reloading policies");
+                stats.reloads.with_label_values(&["ok"]).inc();
+                let _ = tx.send(Control::Reload(new)).await;
+            }
+            Ok(_) => {
+                stats.reloads.with_label_values(&["invalid"]).inc();
+                error!(
+                    why = reason,
+                    "no policy files left; keeping the running policies"
+                );
+            }
+            Err(diags) => {
+                stats.reloads.with_label_values(&["invalid"]).inc();
+                error!(why = reason, problems = %render(&diags), "invalid policies; keeping the running ones");
+                eprintln!(
+                    "policy reload rejected, the running policies stay:\n{}",
+                    render(&diags)
+                );
+            }
+        }
+    }
+    info!("shutting down");
+    pruner.abort();
+    let _ = tx.send(Control::Shutdown).await;
+    let _ = supervisor.await;
+}
+
+/// Names, sizes and modification times of the policy files: a change triggers a reload.
+fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((e.path(), m.len(), m.modified().ok()))
+        })
+        .collect();
+    out.sort();
+    out
 }

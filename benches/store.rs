@@ -1,0 +1,133 @@
+//! Decision-log appends per second on this machine's disk: one flush (fsync) per append,
+//! as the daemon does before acting, and batches of 100 with one flush, as for the holds
+//! of a pass. Also an outcome update (flushed) and reading the newest 100 of 10,000.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use gaap_autoscaler::core::{ControllerState, decide, fixtures};
+use gaap_autoscaler::policy::Mode;
+use gaap_autoscaler::store::{
+    DecisionLog, DecisionRecord, LogFilter, Outcome, OutcomeUpdate, RecordContext,
+};
+use gaap_autoscaler::time::Timestamp;
+
+const T0: i64 = 1_795_939_200_000;
+
+/// A realistic record: a scale-up with both signals, the ladder and the policy snapshot.
+fn template() -> DecisionRecord {
+    let now = Timestamp(T0);
+    let policy = fixtures::policy();
+    let proxy = fixtures::proxy(10, 2);
+    let ladder = fixtures::ladder();
+    let obs = fixtures::observe(100.0, 30_000.0, now - Duration::from_secs(10));
+    let d = decide(
+        &policy,
+        &proxy,
+        Some(&ladder),
+        &obs,
+        &ControllerState::default(),
+        now,
+    );
+    DecisionRecord::from_decision(
+        &d,
+        &RecordContext {
+            mode: Mode::Live,
+            outcome: Outcome::Planned,
+            proxy: &proxy,
+            ladder: Some(&ladder),
+            observation: &obs,
+            policy: Some(&policy),
+            note: None,
+        },
+    )
+}
+
+/// The record at `T0 + i` ms; `planned` ones go through a two-tree transaction.
+fn at(t: &DecisionRecord, i: i64) -> DecisionRecord {
+    let mut r = t.clone();
+    r.outcome = Outcome::Planned;
+    r.time = Timestamp(T0 + i);
+    r.time_ms = T0 + i;
+    r.id = gaap_autoscaler::store::decision_id(r.time, &r.proxy_id, 0);
+    r
+}
+
+fn bench(c: &mut Criterion) {
+    let t = template();
+    eprintln!(
+        "record size: {} bytes of JSON",
+        serde_json::to_vec(&t).unwrap().len()
+    );
+    // On the project's disk (ext4 here), not a tmpfs: the flush is a real fsync.
+    let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let dir = tempfile::tempdir_in(&base).unwrap();
+    let log = DecisionLog::open(dir.path()).unwrap();
+    let mut i = 0i64;
+
+    let mut g = c.benchmark_group("store");
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(8));
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("append planned, flush each", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(log.append(&at(&t, i)).unwrap())
+        })
+    });
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("append_batch of 100 held, one flush", |b| {
+        b.iter_batched(
+            || {
+                (0..100)
+                    .map(|_| {
+                        i += 1;
+                        let mut r = at(&t, i);
+                        r.outcome = Outcome::Held;
+                        r
+                    })
+                    .collect::<Vec<_>>()
+            },
+            |recs| black_box(log.append_batch(&recs).unwrap()),
+            BatchSize::SmallInput,
+        )
+    });
+    g.throughput(Throughput::Elements(1));
+    let update = OutcomeUpdate {
+        request_id: Some("req".into()),
+        attempts: 1,
+        ..Default::default()
+    };
+    g.bench_function("record_outcome, flushed", |b| {
+        b.iter_batched(
+            || {
+                i += 1;
+                log.append(&at(&t, i)).unwrap()
+            },
+            |id| log.record_outcome(&id, Outcome::Applied, &update).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+
+    let dir2 = tempfile::tempdir_in(&base).unwrap();
+    let log2 = DecisionLog::open(dir2.path()).unwrap();
+    let recs: Vec<DecisionRecord> = (0..10_000).map(|k| at(&t, k)).collect();
+    for chunk in recs.chunks(1000) {
+        log2.append_batch(chunk).unwrap();
+    }
+    let mut g = c.benchmark_group("store read");
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("list newest 100 of 10,000", |b| {
+        let f = LogFilter {
+            limit: Some(100),
+            ..Default::default()
+        };
+        b.iter(|| black_box(log2.list(&f).unwrap()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

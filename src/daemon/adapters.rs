@@ -1,0 +1,143 @@
+//! The daemon's ports implemented by the real parts: the GAAP client (or the sandbox
+//! behind the same client) and Prometheus.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::ports::{Cloud, Metrics, ModifyCall, ModifyResult, PolicyReadings, PortError};
+use crate::cloud::client::{GaapApi, ModifyRequest, ProxyQuery};
+use crate::cloud::error::{CallError, RetryClass};
+use crate::core::{Ladder, ProxyState, ProxyStatus};
+use crate::metrics::Prometheus;
+use crate::policy::Policy;
+use crate::ratelimit::Priority;
+use crate::time::Timestamp;
+
+/// [`Cloud`] over any [`GaapApi`] (the real client, pointed at Tencent Cloud or the sandbox).
+pub struct GaapCloud {
+    pub api: Arc<dyn GaapApi>,
+}
+
+fn port_error(context: &str, e: &CallError) -> PortError {
+    let code = match e {
+        CallError::Api(a) => Some(a.code.clone()),
+        _ => None,
+    };
+    PortError {
+        context: context.to_string(),
+        code,
+        message: e.to_string(),
+    }
+}
+
+impl Cloud for GaapCloud {
+    async fn list_proxies(&self) -> Result<Vec<ProxyState>, PortError> {
+        let list = self
+            .api
+            .describe_proxies(&ProxyQuery::All)
+            .await
+            .map_err(|e| port_error("DescribeProxies", &e))?;
+        Ok(list.iter().map(|p| p.to_state()).collect())
+    }
+
+    async fn ladder(&self, access_region: &str, dest_region: &str) -> Result<Ladder, PortError> {
+        let regions = self
+            .api
+            .describe_access_regions_by_dest_region(dest_region)
+            .await
+            .map_err(|e| port_error("DescribeAccessRegionsByDestRegion", &e))?;
+        let r = regions
+            .iter()
+            .find(|r| r.region_id == access_region)
+            .ok_or_else(|| PortError {
+                context: "DescribeAccessRegionsByDestRegion".into(),
+                code: None,
+                message: format!(
+                    "no allowed values for access region {access_region} towards {dest_region}"
+                ),
+            })?;
+        Ok(Ladder::new(
+            r.bandwidth_list.clone(),
+            r.concurrent_list.clone(),
+        ))
+    }
+
+    async fn statuses(&self, ids: &[String]) -> Result<HashMap<String, ProxyStatus>, PortError> {
+        let list = self
+            .api
+            .describe_proxies_status(ids)
+            .await
+            .map_err(|e| port_error("DescribeProxiesStatus", &e))?;
+        Ok(list
+            .into_iter()
+            .map(|s| (s.instance_id, ProxyStatus::parse(&s.status)))
+            .collect())
+    }
+
+    async fn modify(&self, call: ModifyCall) -> ModifyResult {
+        let req = ModifyRequest {
+            proxy_id: call.proxy_id,
+            bandwidth: call.bandwidth,
+            concurrent: call.concurrent,
+            client_token: call.client_token,
+            billing_type: call.billing_type,
+        };
+        let priority = if call.urgent {
+            Priority::High
+        } else {
+            Priority::Low
+        };
+        match self.api.modify_proxy_configuration(&req, priority).await {
+            Ok(o) => ModifyResult::Applied {
+                request_id: o.request_id,
+                attempts: o.attempts,
+                confirmed_duplicate: o.confirmed_duplicate,
+            },
+            Err(f) => {
+                let (code, request_id, message) = match &f.error {
+                    CallError::Api(a) => (
+                        Some(a.code.clone()),
+                        Some(a.request_id.clone()),
+                        a.message.clone(),
+                    ),
+                    other => (None, None, other.to_string()),
+                };
+                match (f.error.retry_class(), code) {
+                    (RetryClass::NoRetry, Some(code)) => ModifyResult::Rejected {
+                        code,
+                        message,
+                        request_id,
+                        attempts: f.attempts,
+                    },
+                    (_, code) => ModifyResult::Failed {
+                        code,
+                        message,
+                        attempts: f.attempts,
+                    },
+                }
+            }
+        }
+    }
+}
+
+impl Metrics for Prometheus {
+    async fn observe(&self, policy: &Policy, proxies: &[String], now: Timestamp) -> PolicyReadings {
+        let o = Prometheus::observe(self, policy, now).await;
+        PolicyReadings {
+            per_proxy: proxies
+                .iter()
+                .map(|id| (id.clone(), o.for_proxy(id)))
+                .collect(),
+            query_errors: o
+                .errors
+                .iter()
+                .map(|e| {
+                    (
+                        e.error.kind().to_string(),
+                        format!("{}: {}", e.signal, e.error),
+                    )
+                })
+                .collect(),
+        }
+    }
+}

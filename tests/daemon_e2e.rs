@@ -1,0 +1,557 @@
+//! End to end, with real parts: a real Prometheus (backfilled with promtool), the sandbox
+//! binary as the GAAP API, and the `gaap-autoscaler run` binary, talking over loopback.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::prom::{OpenMetrics, PromServer};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gaap-autoscaler");
+const SECRET_ID: &str = "AKIDe2eTestSecretId000000000000000";
+const SECRET_KEY: &str = "e2eTestSecretKey0000000000000000";
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A minimal HTTP/1.0 GET on loopback: (status, body).
+fn http_get(url: &str) -> Option<(u16, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut s = TcpStream::connect(host).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let (head, body) = buf.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Sandbox {
+    child: Child,
+    url: String,
+}
+
+impl Sandbox {
+    fn start(fleet: &Path, extra: &[&str]) -> Sandbox {
+        let mut child = Command::new(BIN)
+            .args([
+                "sandbox",
+                "--listen",
+                "127.0.0.1:0",
+                "--adjusting",
+                "1s",
+                "--secret-id",
+                SECRET_ID,
+                "--secret-key",
+                SECRET_KEY,
+                "--fleet",
+            ])
+            .arg(fleet)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("sandbox listening on ")
+            .unwrap_or_else(|| panic!("unexpected sandbox banner: {line:?}"))
+            .to_string();
+        Sandbox { child, url }
+    }
+
+    /// ModifyProxyConfiguration calls the sandbox received, in order.
+    fn modify_calls(&self) -> Vec<Value> {
+        let (status, body) = http_get(&format!("{}/__sandbox/calls", self.url)).unwrap();
+        assert_eq!(status, 200);
+        let calls: Vec<Value> = serde_json::from_str(&body).unwrap();
+        calls
+            .into_iter()
+            .filter(|c| c["action"] == "ModifyProxyConfiguration")
+            .collect()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Demand history for proxies, 1-minute samples over the last 3 hours.
+fn demand(proxies: &[(String, Box<dyn Fn(i64) -> f64>)], end: i64) -> OpenMetrics {
+    let mut om = OpenMetrics::new();
+    let times: Vec<i64> = (0..=180).map(|i| end - 180 * 60 + i * 60).collect();
+    for (id, f) in proxies {
+        om.series(
+            "qce_qaap_outbandwidth_max",
+            &[("channel_id", id)],
+            times.iter().map(|&t| (t, f(t))),
+        );
+    }
+    for (id, _) in proxies {
+        om.series(
+            "qce_qaap_connum_max",
+            &[("channel_id", id)],
+            times.iter().map(|&t| (t, 10_000.0)),
+        );
+    }
+    om
+}
+
+const POLICY: &str = r#"
+name = "e2e"
+select = { tags = { autoscale = "e2e" } }
+interval = "1s"
+
+[signals.bandwidth]
+query = 'max by (channel_id) (qce_qaap_outbandwidth_max)'
+proxy_label = "channel_id"
+max_age = "5m"
+[signals.connections]
+query = 'max by (channel_id) (qce_qaap_connum_max)'
+proxy_label = "channel_id"
+
+[bandwidth]
+signal = "bandwidth"
+target_utilization = 0.7
+min = 10
+max = 500
+[concurrent]
+signal = "connections"
+target_utilization = 0.7
+min = 2
+max = 20
+
+[behavior.scale_up]
+max_steps = 2
+cooldown = "0s"
+[behavior.scale_down]
+stabilization = "5m"
+max_steps = 1
+cooldown = "0s"
+"#;
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Setup {
+    fn new(
+        proxies: &[(&str, u32, u32)],
+        prom: &str,
+        sandbox: Option<&Sandbox>,
+        listen: &str,
+    ) -> (Setup, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fleet = String::from(
+            "[[ladder]]\naccess_region = \"Guangzhou\"\ndest_region = \"Shanghai\"\nbandwidth = [10, 20, 50, 100, 200, 500, 1000]\nconcurrent = [2, 5, 10, 20, 30]\n",
+        );
+        for (id, bw, cc) in proxies {
+            fleet.push_str(&format!(
+                "\n[[proxy]]\nid = \"{id}\"\naccess_region = \"Guangzhou\"\nreal_server_region = \"Shanghai\"\nbandwidth = {bw}\nconcurrent = {cc}\ntags = {{ autoscale = \"e2e\" }}\n"
+            ));
+        }
+        let fleet_path = dir.path().join("fleet.toml");
+        std::fs::write(&fleet_path, fleet).unwrap();
+        std::fs::create_dir(dir.path().join("policies")).unwrap();
+        std::fs::write(dir.path().join("policies/e2e.toml"), POLICY).unwrap();
+        let endpoint = sandbox.map_or("http://127.0.0.1:9".to_string(), |s| s.url.clone());
+        let config = dir.path().join("gaap-autoscaler.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[tencentcloud]\nendpoint = \"{endpoint}\"\n[prometheus]\nurl = \"{prom}\"\ntimeout = \"5s\"\n[engine]\npolicies = \"policies\"\ndata_dir = \"data\"\nlisten = \"{listen}\"\n"
+            ),
+        )
+        .unwrap();
+        (Setup { dir, config }, fleet_path)
+    }
+
+    fn set_endpoint(&self, sandbox: &Sandbox) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let text = text.replace("http://127.0.0.1:9\"", &format!("{}\"", sandbox.url));
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("TENCENTCLOUD_SECRET_ID", SECRET_ID)
+            .env("TENCENTCLOUD_SECRET_KEY", SECRET_KEY)
+            .env_remove("TENCENTCLOUD_TOKEN")
+            .env("GAAP_AUTOSCALER_LOG", "info");
+        c
+    }
+
+    fn run_once(&self, at: i64, extra: &[&str]) -> Output {
+        let at = at.to_string();
+        let cfg = self.config.to_str().unwrap().to_string();
+        let mut args = vec!["run", "--config", &cfg, "--once", "--at", &at];
+        args.extend_from_slice(extra);
+        let out = self.command(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "run --once failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn log_json(&self) -> Vec<Value> {
+        let out = self
+            .command(&["log", "--data-dir", "data", "list", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+#[test]
+fn scales_up_on_a_demand_step_and_down_after_the_stabilization_window() {
+    let end = now_secs() / 60 * 60;
+    let step_up = end - 60 * 60;
+    let step_down = end - 20 * 60;
+    let data = demand(
+        &[
+            (
+                "link-e2e00001".into(),
+                Box::new(move |t| {
+                    if t >= step_up && t < step_down {
+                        130.0
+                    } else {
+                        20.0
+                    }
+                }),
+            ),
+            ("link-e2e00002".into(), Box::new(|_| 20.0)),
+        ],
+        end,
+    );
+    let prom = PromServer::start(&data);
+    let (setup, fleet) = Setup::new(
+        &[("link-e2e00001", 50, 2), ("link-e2e00002", 100, 5)],
+        &prom.url,
+        None,
+        "127.0.0.1:0",
+    );
+    let sandbox = Sandbox::start(&fleet, &[]);
+    setup.set_endpoint(&sandbox);
+
+    // During the step: demand 130 Mbps needs 186 → 200 (two ladder steps from 50).
+    setup.run_once(end - 30 * 60, &[]);
+    std::thread::sleep(Duration::from_millis(1500)); // the sandbox's ADJUSTING time
+    // After it, and after the 5-minute scale-down stabilization: one step down.
+    setup.run_once(end, &[]);
+
+    let calls = sandbox.modify_calls();
+    let mut applied: Vec<(String, u64)> = calls
+        .iter()
+        .filter(|c| c["applied"] == true)
+        .map(|c| {
+            (
+                c["params"]["ProxyId"].as_str().unwrap().to_string(),
+                c["params"]["Bandwidth"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // The first pass sends its two changes concurrently: their order is free.
+    let first_pass = 2.min(applied.len());
+    applied[..first_pass].sort();
+    assert_eq!(
+        applied,
+        vec![
+            ("link-e2e00001".to_string(), 200),
+            ("link-e2e00002".to_string(), 50),
+            ("link-e2e00001".to_string(), 100),
+        ],
+        "calls: {calls:#?}"
+    );
+    // Every sent value is an allowed one.
+    for c in &calls {
+        assert!(
+            [10, 20, 50, 100, 200, 500, 1000].contains(&c["params"]["Bandwidth"].as_u64().unwrap())
+        );
+        assert!([2, 5, 10, 20, 30].contains(&c["params"]["Concurrent"].as_u64().unwrap()));
+    }
+
+    // The log holds every decision; the applied ones carry the sandbox's RequestId, and
+    // each ClientToken is the decision id.
+    let log = setup.log_json();
+    assert_eq!(log.len(), 4, "two proxies, two passes: {log:#?}");
+    let applied_records: Vec<&Value> = log.iter().filter(|r| r["outcome"] == "applied").collect();
+    assert_eq!(applied_records.len(), 3);
+    for r in &applied_records {
+        let call = calls
+            .iter()
+            .find(|c| c["params"]["ClientToken"] == r["id"])
+            .expect("a call per applied decision");
+        assert_eq!(call["request_id"], r["request_id"]);
+        for key in [
+            "id",
+            "time",
+            "policy",
+            "proxy_id",
+            "mode",
+            "bandwidth_from",
+            "bandwidth_to",
+            "concurrent_from",
+            "concurrent_to",
+            "reasons",
+            "outcome",
+            "request_id",
+            "error_code",
+        ] {
+            assert!(r.get(key).is_some(), "record lacks {key}");
+        }
+    }
+    // `log show` explains a decision stage by stage.
+    let id = applied_records[0]["id"].as_str().unwrap();
+    let out = setup
+        .command(&["log", "--data-dir", "data", "show", id])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("200"), "{text}");
+}
+
+#[test]
+fn dry_run_sends_no_modify_call() {
+    let end = now_secs() / 60 * 60;
+    let data = demand(&[("link-e2e00001".into(), Box::new(|_| 300.0))], end);
+    let prom = PromServer::start(&data);
+    let (setup, fleet) = Setup::new(&[("link-e2e00001", 50, 2)], &prom.url, None, "127.0.0.1:0");
+    let sandbox = Sandbox::start(&fleet, &[]);
+    setup.set_endpoint(&sandbox);
+    setup.run_once(end, &["--dry-run"]);
+    assert!(sandbox.modify_calls().is_empty());
+    let log = setup.log_json();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["outcome"], "dry-run");
+    assert_eq!(log[0]["bandwidth_to"], 200);
+}
+
+fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_daemon_serves_metrics_and_the_log_and_stops_cleanly_on_sigterm() {
+    let end = now_secs() / 60 * 60;
+    // Demand ends "now": the daemon evaluates at the wall clock.
+    let data = demand(&[("link-e2e00001".into(), Box::new(|_| 130.0))], end);
+    let prom = PromServer::start(&data);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let (setup, fleet) = Setup::new(&[("link-e2e00001", 50, 2)], &prom.url, None, &listen);
+    let sandbox = Sandbox::start(&fleet, &[]);
+    setup.set_endpoint(&sandbox);
+    let cfg = setup.config.to_str().unwrap().to_string();
+    let mut daemon = setup
+        .command(&["run", "--config", &cfg])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://{listen}");
+    wait_for("readiness", Duration::from_secs(30), || {
+        http_get(&format!("{base}/readyz")).filter(|(s, _)| *s == 200)
+    });
+    // A pass happens every second; the first change is applied.
+    let metrics = wait_for(
+        "an applied change in /metrics",
+        Duration::from_secs(30),
+        || {
+            http_get(&format!("{base}/metrics"))
+                .map(|(_, b)| b)
+                .filter(|b| b.contains("gaap_autoscaler_modify_calls_total{result=\"applied\"} 1"))
+        },
+    );
+    assert!(
+        metrics.contains("gaap_autoscaler_decisions_total{outcome=\"planned\",policy=\"e2e\",reason=\"scale.up\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gaap_autoscaler_pass_duration_seconds"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("gaap_autoscaler_api_tokens_available{action=\"ModifyProxyConfiguration\"}"),
+        "{metrics}"
+    );
+    assert_eq!(http_get(&format!("{base}/healthz")).unwrap().0, 200);
+    // The log is readable while the daemon holds it (through its endpoint).
+    let out = setup
+        .command(&[
+            "log",
+            "--config",
+            &cfg,
+            "list",
+            "--json",
+            "--outcome",
+            "applied",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let applied: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(applied.len(), 1);
+    // SIGTERM: in-flight work finishes, exit 0.
+    unsafe_kill(daemon.id(), "TERM");
+    let status = wait_for("exit after SIGTERM", Duration::from_secs(30), || {
+        daemon.try_wait().unwrap()
+    });
+    assert!(status.success(), "{status}");
+}
+
+fn unsafe_kill(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn sigkill_between_log_and_answer_is_reconciled_without_a_second_change() {
+    let end = now_secs() / 60 * 60;
+    let data = demand(&[("link-e2e00001".into(), Box::new(|_| 130.0))], end);
+    let prom = PromServer::start(&data);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let (setup, fleet) = Setup::new(&[("link-e2e00001", 50, 2)], &prom.url, None, &listen);
+    // The first modify call hangs for 5 s: the daemon is killed while it waits.
+    let sandbox = Sandbox::start(&fleet, &["--faults", "ModifyProxyConfiguration:delay=5s@1"]);
+    setup.set_endpoint(&sandbox);
+    let cfg = setup.config.to_str().unwrap().to_string();
+    let at = end.to_string();
+    let mut first = setup
+        .command(&["run", "--config", &cfg, "--once", "--at", &at])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://{listen}");
+    let planned = wait_for("a planned decision", Duration::from_secs(30), || {
+        http_get(&format!("{base}/log/decisions?outcome=planned"))
+            .and_then(|(s, b)| (s == 200).then_some(b))
+            .and_then(|b| serde_json::from_str::<Vec<Value>>(&b).ok())
+            .filter(|v| !v.is_empty())
+    });
+    let id = planned[0]["id"].as_str().unwrap().to_string();
+    unsafe_kill(first.id(), "KILL");
+    first.wait().unwrap();
+
+    // Restart: the planned decision is re-sent with the same ClientToken.
+    setup.run_once(end, &[]);
+    let calls = sandbox.modify_calls();
+    assert!(
+        calls
+            .iter()
+            .all(|c| c["params"]["ClientToken"] == id.as_str()),
+        "one token: {calls:#?}"
+    );
+    let applied = calls.iter().filter(|c| c["applied"] == true).count();
+    assert_eq!(applied, 1, "exactly one change: {calls:#?}");
+    let log = setup.log_json();
+    let rec = log.iter().find(|r| r["id"] == id.as_str()).unwrap();
+    assert_eq!(rec["outcome"], "applied", "{rec:#?}");
+    assert!(log.iter().all(|r| r["outcome"] != "planned"));
+}
+
+#[test]
+fn a_burst_of_300_changes_respects_20_per_second_and_finishes_near_the_minimum() {
+    let end = now_secs() / 60 * 60;
+    let ids: Vec<String> = (0..300).map(|i| format!("link-b{i:07}")).collect();
+    let proxies: Vec<(String, Box<dyn Fn(i64) -> f64>)> = ids
+        .iter()
+        .map(|id| (id.clone(), Box::new(|_| 130.0) as Box<dyn Fn(i64) -> f64>))
+        .collect();
+    let prom = PromServer::start(&demand(&proxies, end));
+    let fleet_rows: Vec<(&str, u32, u32)> = ids.iter().map(|id| (id.as_str(), 50, 2)).collect();
+    let (setup, fleet) = Setup::new(&fleet_rows, &prom.url, None, "127.0.0.1:0");
+    let sandbox = Sandbox::start(&fleet, &[]);
+    setup.set_endpoint(&sandbox);
+    setup.run_once(end, &[]);
+    let calls = sandbox.modify_calls();
+    assert_eq!(calls.len(), 300, "one call per proxy, no retries needed");
+    assert!(
+        calls
+            .iter()
+            .all(|c| c["applied"] == true && c["error_code"].is_null()),
+        "no RequestLimitExceeded"
+    );
+    let mut t: Vec<f64> = calls
+        .iter()
+        .map(|c| {
+            gaap_autoscaler::time::parse_time(c["time"].as_str().unwrap())
+                .unwrap()
+                .secs_f64()
+        })
+        .collect();
+    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    // No one-second window holds more than 20.
+    let mut j = 0;
+    for i in 0..t.len() {
+        while t[i] - t[j] >= 1.0 {
+            j += 1;
+        }
+        assert!(
+            i - j < 20,
+            "{} calls within one second ending at {}",
+            i - j + 1,
+            t[i]
+        );
+    }
+    // 300 calls at 20/s: the last can start no earlier than 14 s after the first.
+    let span = t[t.len() - 1] - t[0];
+    assert!(span >= 14.0, "span {span}");
+    assert!(
+        span <= 15.0 * 1.1,
+        "the burst took {span:.2} s, more than 10% over the 15 s minimum"
+    );
+}

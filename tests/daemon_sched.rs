@@ -1,0 +1,421 @@
+//! The daemon's scheduling and acting logic under paused tokio time, with in-memory
+//! stand-ins for the cloud, the metrics and the journal (the end-to-end tests with a real
+//! Prometheus, the sandbox and sled are in tests/daemon_e2e.rs).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gaap_autoscaler::core::{Ladder, Observation, ProxyState, ProxyStatus, Reading, fixtures};
+use gaap_autoscaler::daemon::engine::{Engine, EngineOptions};
+use gaap_autoscaler::daemon::ports::*;
+use gaap_autoscaler::daemon::schedule::Clock;
+use gaap_autoscaler::daemon::stats::Stats;
+use gaap_autoscaler::daemon::supervisor::{Control, run_once, supervise};
+use gaap_autoscaler::policy::{Mode, Policy};
+use gaap_autoscaler::store::{DecisionLog, DecisionRecord, LogFilter, Outcome};
+use gaap_autoscaler::time::Timestamp;
+
+const START: Timestamp = Timestamp::from_secs(1_795_939_200);
+
+#[derive(Default)]
+struct FakeCloud {
+    proxies: Mutex<Vec<ProxyState>>,
+    calls: Mutex<Vec<(ModifyCall, Timestamp)>>,
+    /// Answer every modify with this (None = apply it).
+    reject_with: Mutex<Option<String>>,
+    delay: Duration,
+    journal: Mutex<Option<Arc<DecisionLog>>>,
+    clock: Mutex<Option<Clock>>,
+}
+
+impl Cloud for FakeCloud {
+    async fn list_proxies(&self) -> Result<Vec<ProxyState>, PortError> {
+        Ok(self.proxies.lock().unwrap().clone())
+    }
+    async fn ladder(&self, _a: &str, _d: &str) -> Result<Ladder, PortError> {
+        Ok(fixtures::ladder())
+    }
+    async fn statuses(&self, ids: &[String]) -> Result<HashMap<String, ProxyStatus>, PortError> {
+        let ps = self.proxies.lock().unwrap();
+        Ok(ps
+            .iter()
+            .filter(|p| ids.contains(&p.id))
+            .map(|p| (p.id.clone(), p.status.clone()))
+            .collect())
+    }
+    async fn modify(&self, call: ModifyCall) -> ModifyResult {
+        // The decision must be in the journal, as planned, before any call.
+        if let Some(j) = self.journal.lock().unwrap().as_ref() {
+            let rec = j
+                .get(&call.client_token)
+                .unwrap()
+                .expect("logged before the call");
+            assert_eq!(rec.outcome, Outcome::Planned);
+        }
+        let now = self.clock.lock().unwrap().as_ref().unwrap().now();
+        self.calls.lock().unwrap().push((call.clone(), now));
+        tokio::time::sleep(self.delay).await;
+        if let Some(code) = self.reject_with.lock().unwrap().clone() {
+            return ModifyResult::Rejected {
+                code,
+                message: "no".into(),
+                request_id: Some("req-x".into()),
+                attempts: 1,
+            };
+        }
+        let mut ps = self.proxies.lock().unwrap();
+        let p = ps.iter_mut().find(|p| p.id == call.proxy_id).unwrap();
+        p.bandwidth = call.bandwidth.unwrap();
+        p.concurrent = call.concurrent.unwrap();
+        ModifyResult::Applied {
+            request_id: format!("req-{}", call.client_token),
+            attempts: 1,
+            confirmed_duplicate: false,
+        }
+    }
+}
+
+/// Demand per proxy, fixed until changed.
+#[derive(Default)]
+struct FakeMetrics {
+    demand: Mutex<HashMap<String, (f64, f64)>>,
+    queries: Mutex<Vec<Timestamp>>,
+}
+
+impl Metrics for FakeMetrics {
+    async fn observe(
+        &self,
+        _policy: &Policy,
+        proxies: &[String],
+        now: Timestamp,
+    ) -> PolicyReadings {
+        self.queries.lock().unwrap().push(now);
+        let d = self.demand.lock().unwrap();
+        let mut r = PolicyReadings::default();
+        for id in proxies {
+            if let Some(&(bw, conns)) = d.get(id) {
+                let mut o = Observation::default();
+                o.signals
+                    .insert("bandwidth".into(), Reading::Value { value: bw, at: now });
+                o.signals.insert(
+                    "connections".into(),
+                    Reading::Value {
+                        value: conns,
+                        at: now,
+                    },
+                );
+                r.per_proxy.insert(id.clone(), o);
+            }
+        }
+        r
+    }
+}
+
+struct World {
+    cloud: Arc<FakeCloud>,
+    metrics: Arc<FakeMetrics>,
+    journal: Arc<DecisionLog>,
+    engine: Arc<Engine<FakeCloud, FakeMetrics>>,
+    _dir: tempfile::TempDir,
+}
+
+impl World {
+    /// Every record, oldest first.
+    fn records(&self) -> Vec<DecisionRecord> {
+        self.journal.list(&LogFilter::default()).unwrap()
+    }
+}
+
+fn world(n: usize, delay: Duration, options: EngineOptions) -> World {
+    let proxies: Vec<ProxyState> = (0..n)
+        .map(|i| {
+            let mut p = fixtures::proxy(20, 2);
+            p.id = format!("link-{i:08}");
+            p
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(DecisionLog::open(dir.path()).unwrap());
+    let clock = Clock::starting_at(START);
+    let cloud = Arc::new(FakeCloud {
+        delay,
+        ..FakeCloud::default()
+    });
+    *cloud.proxies.lock().unwrap() = proxies;
+    *cloud.journal.lock().unwrap() = Some(journal.clone());
+    *cloud.clock.lock().unwrap() = Some(clock.clone());
+    let metrics = Arc::new(FakeMetrics::default());
+    let engine = Engine::new(
+        cloud.clone(),
+        metrics.clone(),
+        journal.clone(),
+        Arc::new(Stats::new()),
+        options,
+        clock,
+    )
+    .unwrap();
+    World {
+        cloud,
+        metrics,
+        journal,
+        engine,
+        _dir: dir,
+    }
+}
+
+fn policy_for(n: usize) -> Arc<Policy> {
+    let mut p = fixtures::policy();
+    p.selector.proxies = (0..n).map(|i| format!("link-{i:08}")).collect();
+    Arc::new(p)
+}
+
+fn quiet_options() -> EngineOptions {
+    EngineOptions {
+        watch_completion: false,
+        ..EngineOptions::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn passes_follow_the_interval_grid() {
+    let w = world(2, Duration::ZERO, quiet_options());
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let task = tokio::spawn(supervise(
+        w.engine.clone(),
+        vec![policy_for(2)],
+        rx,
+        Duration::from_secs(5),
+    ));
+    tokio::time::sleep(Duration::from_secs(5 * 60 + 1)).await;
+    tx.send(Control::Shutdown).await.unwrap();
+    task.await.unwrap();
+    let q = w.metrics.queries.lock().unwrap().clone();
+    // START is on the 30 s grid: passes at +30 s … +300 s.
+    let want: Vec<Timestamp> = (1..=10)
+        .map(|i| START + Duration::from_secs(30 * i))
+        .collect();
+    assert_eq!(q, want);
+    // Two proxies, every pass logged each of them (held: no demand → no data).
+    assert_eq!(w.records().len(), 20);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_change_is_logged_then_sent_with_its_id_as_client_token() {
+    let w = world(1, Duration::ZERO, quiet_options());
+    w.metrics
+        .demand
+        .lock()
+        .unwrap()
+        .insert("link-00000000".into(), (100.0, 14_000.0));
+    let reports = run_once(&w.engine, &[policy_for(1)], START).await;
+    assert_eq!(reports[0].changes, 1);
+    let calls = w.cloud.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1);
+    let entries = w.records();
+    assert_eq!(calls[0].0.client_token, entries[0].id);
+    // need 100/0.7 = 143 → ladder 200, but at most two steps up from 20: 50, 100.
+    assert_eq!(calls[0].0.bandwidth, Some(100));
+    assert_eq!(entries[0].outcome, Outcome::Applied);
+    assert_eq!(
+        entries[0].request_id.as_deref(),
+        Some(&*format!("req-{}", entries[0].id))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dry_run_sends_nothing() {
+    let w = world(
+        3,
+        Duration::ZERO,
+        EngineOptions {
+            dry_run: true,
+            ..quiet_options()
+        },
+    );
+    for i in 0..3 {
+        w.metrics
+            .demand
+            .lock()
+            .unwrap()
+            .insert(format!("link-{i:08}"), (300.0, 100_000.0));
+    }
+    run_once(&w.engine, &[policy_for(3)], START).await;
+    assert!(w.cloud.calls.lock().unwrap().is_empty());
+    let e = w.records();
+    assert_eq!(e.len(), 3);
+    assert!(
+        e.iter()
+            .all(|r| r.outcome == Outcome::DryRun && r.mode == "dry-run")
+    );
+    // A dry-run policy (not the flag) behaves the same.
+    let w = world(1, Duration::ZERO, quiet_options());
+    w.metrics
+        .demand
+        .lock()
+        .unwrap()
+        .insert("link-00000000".into(), (300.0, 100_000.0));
+    let mut p = (*policy_for(1)).clone();
+    p.mode = Mode::DryRun;
+    run_once(&w.engine, &[Arc::new(p)], START).await;
+    assert!(w.cloud.calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_in_flight_calls_finish() {
+    let w = world(1, Duration::from_secs(20), quiet_options());
+    w.metrics
+        .demand
+        .lock()
+        .unwrap()
+        .insert("link-00000000".into(), (100.0, 14_000.0));
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let task = tokio::spawn(supervise(
+        w.engine.clone(),
+        vec![policy_for(1)],
+        rx,
+        Duration::from_secs(60),
+    ));
+    // First pass at +30 s sends a call that takes 20 s; stop at +35 s.
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    tx.send(Control::Shutdown).await.unwrap();
+    task.await.unwrap();
+    let e = w.records();
+    assert_eq!(
+        e[0].outcome,
+        Outcome::Applied,
+        "the in-flight call finished and its outcome was logged"
+    );
+    assert_eq!(w.cloud.calls.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejected_proxy_is_skipped_until_it_changes() {
+    let w = world(1, Duration::ZERO, quiet_options());
+    *w.cloud.reject_with.lock().unwrap() = Some("FailedOperation.NotSupportScalar".into());
+    w.metrics
+        .demand
+        .lock()
+        .unwrap()
+        .insert("link-00000000".into(), (100.0, 14_000.0));
+    let p = policy_for(1);
+    run_once(&w.engine, std::slice::from_ref(&p), START).await;
+    run_once(
+        &w.engine,
+        std::slice::from_ref(&p),
+        START + Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(w.cloud.calls.lock().unwrap().len(), 1, "not sent again");
+    {
+        let e = w.records();
+        assert_eq!(e[0].outcome, Outcome::Failed);
+        assert_eq!(
+            e[0].error_code.as_deref(),
+            Some("FailedOperation.NotSupportScalar")
+        );
+        assert_eq!(e[1].outcome, Outcome::Skipped);
+        assert!(e[1].note.as_deref().unwrap().contains("NotSupportScalar"));
+    }
+    // The proxy changes (someone rescaled it by hand): it is considered again.
+    *w.cloud.reject_with.lock().unwrap() = None;
+    w.cloud.proxies.lock().unwrap()[0].bandwidth = 50;
+    run_once(
+        &w.engine,
+        std::slice::from_ref(&p),
+        START + Duration::from_secs(240),
+    )
+    .await;
+    assert_eq!(w.cloud.calls.lock().unwrap().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn urgent_changes_are_sent_first() {
+    let w = world(4, Duration::ZERO, quiet_options());
+    // Proxies 0 and 2 need less (scale down), 1 and 3 need more (scale up).
+    for i in 0..4 {
+        let mut ps = w.cloud.proxies.lock().unwrap();
+        ps[i].bandwidth = 100;
+        let demand = if i % 2 == 0 { 5.0 } else { 300.0 };
+        w.metrics
+            .demand
+            .lock()
+            .unwrap()
+            .insert(format!("link-{i:08}"), (demand, 14_000.0));
+    }
+    let mut p = (*policy_for(4)).clone();
+    p.behavior.scale_down.stabilization = Duration::ZERO;
+    run_once(&w.engine, &[Arc::new(p)], START).await;
+    let calls = w.cloud.calls.lock().unwrap();
+    let urgent: Vec<bool> = calls.iter().map(|c| c.0.urgent).collect();
+    assert_eq!(urgent, vec![true, true, false, false]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconcile_resends_with_the_same_token_or_abandons() {
+    let w = world(2, Duration::ZERO, quiet_options());
+    // Two decisions logged as planned, never answered (a crash between log and call).
+    let mut ids = Vec::new();
+    for (i, age) in [(0usize, 60u64), (1, 3600)] {
+        let t = START - Duration::from_secs(age);
+        let p = fixtures::policy();
+        let mut px = fixtures::proxy(20, 2);
+        px.id = format!("link-{i:08}");
+        let d = gaap_autoscaler::core::decide(
+            &p,
+            &px,
+            Some(&fixtures::ladder()),
+            &fixtures::observe(30.0, 14_000.0, t),
+            &Default::default(),
+            t,
+        );
+        assert_eq!((d.bandwidth_from, d.bandwidth_to), (20, 50));
+        let rec = DecisionRecord::from_decision(
+            &d,
+            &gaap_autoscaler::store::RecordContext {
+                mode: Mode::Live,
+                outcome: Outcome::Planned,
+                proxy: &px,
+                ladder: None,
+                observation: &Observation::default(),
+                policy: Some(&p),
+                note: None,
+            },
+        );
+        ids.push(w.journal.append(&rec).unwrap());
+    }
+    let n = w.engine.reconcile(START).await.unwrap();
+    assert_eq!(n, 2);
+    let calls = w.cloud.calls.lock().unwrap();
+    assert_eq!(calls.len(), 1, "only the fresh one is re-sent");
+    assert_eq!(calls[0].0.client_token, ids[0], "the same ClientToken");
+    drop(calls);
+    let e = w.records();
+    // Oldest first: the hour-old decision is abandoned, the fresh one re-sent.
+    assert_eq!(e[0].id, ids[1]);
+    assert_eq!(e[0].outcome, Outcome::Failed);
+    assert_eq!(e[0].error_code.as_deref(), Some("Reconcile.Abandoned"));
+    assert_eq!(e[1].id, ids[0]);
+    assert_eq!(e[1].outcome, Outcome::Applied);
+    assert!(w.engine.journal.pending().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn completion_is_logged_when_the_proxy_is_running_again() {
+    let w = world(
+        1,
+        Duration::ZERO,
+        EngineOptions {
+            watch_interval: Duration::from_secs(5),
+            ..EngineOptions::default()
+        },
+    );
+    w.metrics
+        .demand
+        .lock()
+        .unwrap()
+        .insert("link-00000000".into(), (100.0, 14_000.0));
+    run_once(&w.engine, &[policy_for(1)], START).await;
+    let e = w.records();
+    assert_eq!(e[0].completed_at, Some(START + Duration::from_secs(5)));
+}
