@@ -1,4 +1,7 @@
-//! The dry-run simulation: baselines, replay behavior, synthetic trace, CSV errors, HTML.
+//! The dry-run simulation: baselines, replay behavior, synthetic trace, CSV errors, HTML,
+//! and the binary over the synthetic, CSV and Prometheus sources.
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -907,4 +910,86 @@ fn large_csv_files_read_in_parallel_give_the_sequential_result() {
             .starts_with(&format!("{}:{}: ", seam.display(), late + 1)),
         "{par_err}"
     );
+}
+
+#[test]
+fn simulate_replays_history_from_prometheus() {
+    use support::prom::{OpenMetrics, PromServer};
+    // Four hours of 1-minute samples ending 2026-09-21T14:40:00Z (outside the bundled web
+    // policy's business-hours window): 20 Mbps, then 120 Mbps for the last two hours.
+    let end: i64 = 1_790_006_400;
+    let start = end - 4 * 3600;
+    let mut om = OpenMetrics::new();
+    om.series(
+        "qce_qaap_outbandwidth_max",
+        &[("channel_id", "link-kicu7m5b")],
+        (0..=240).map(|m| (start + 60 * m, if m < 120 { 20.0 } else { 120.0 })),
+    );
+    om.series(
+        "qce_qaap_connum_max",
+        &[("channel_id", "link-kicu7m5b")],
+        (0..=240).map(|m| (start + 60 * m, 8000.0)),
+    );
+    let server = PromServer::start(&om);
+    let out = simulate(&[
+        "--prometheus",
+        &server.url,
+        "--start",
+        &(start + 600).to_string(),
+        "--end",
+        &end.to_string(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = v["proxies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["proxy_id"] == "link-kicu7m5b")
+        .expect("the proxy's row")
+        .clone();
+    assert!(row["censored_samples"].as_u64().unwrap() > 0, "{row}");
+    let top = v["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["proxy_id"] == "link-kicu7m5b")
+        .map(|d| d["bandwidth_to"].as_u64().unwrap())
+        .max()
+        .expect("decisions for the proxy");
+    // 120 Mbps / 0.7 = 171 → 200 Mbps.
+    assert_eq!(top, 200);
+    assert_eq!(row["baselines"]["static"]["bandwidth"], 200);
+}
+
+#[test]
+fn simulate_exits_2_when_prometheus_is_unreachable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The listener is dropped: nothing listens on the port any more.
+    let url = format!("http://127.0.0.1:{port}");
+    let out = simulate(&[
+        "--prometheus",
+        &url,
+        "--start",
+        "1790000000",
+        "--end",
+        "1790006400",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&url));
 }

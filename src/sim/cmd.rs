@@ -12,6 +12,7 @@ use super::synthetic::{self, SyntheticSpec, Target};
 use super::{PolicySet, SimOptions, csv, html, render, replay};
 use crate::core::ProxyState;
 use crate::fleet::Fleet;
+use crate::metrics::{ClientOptions, Prometheus};
 use crate::policy::{Diagnostic, Policy};
 use crate::time::{Timestamp, parse_duration, parse_time};
 use crate::trace::Trace;
@@ -31,7 +32,8 @@ pub struct SimulateArgs {
     /// Replay a metrics CSV (header `timestamp,proxy_id,signal,value`).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["prometheus", "synthetic"])]
     pub metrics: Option<PathBuf>,
-    /// Replay the policies' own queries as range queries against this Prometheus.
+    /// Replay the policies' own queries as range queries against this Prometheus
+    /// (default range: the 7 days before --end, which defaults to now).
     #[arg(long, value_name = "URL", conflicts_with = "synthetic")]
     pub prometheus: Option<String>,
     /// Replay the built-in synthetic trace (the default source).
@@ -175,11 +177,15 @@ fn signal_names(sets: &[PolicySet]) -> (Vec<String>, Vec<String>) {
     (bw.into_iter().collect(), conn.into_iter().collect())
 }
 
+/// `--prometheus` without `--start`: this many days back from `--end` (default now).
+const DEFAULT_PROMETHEUS_DAYS: u64 = 7;
+
 /// The largest synthetic trace generated (16 bytes a sample in memory).
 const MAX_SYNTHETIC_SAMPLES: u64 = 60_000_000;
 
 struct Source {
-    trace: Trace,
+    /// One trace shared by every policy set, or one per set (in set order).
+    traces: Vec<Trace>,
     start: Timestamp,
     end: Timestamp,
     notes: Vec<String>,
@@ -227,16 +233,14 @@ fn load_source(
             );
         };
         return Ok(Source {
-            trace,
+            traces: vec![trace],
             start: args.start.unwrap_or(first),
             end: args.end.unwrap_or(last),
             notes,
         });
     }
-    if args.prometheus.is_some() {
-        bail!(
-            "--prometheus is not available in this build yet: export the data as CSV (timestamp,proxy_id,signal,value) and use --metrics FILE"
-        );
+    if let Some(url) = &args.prometheus {
+        return prometheus_source(url, args, sets, fleet);
     }
     if let Some(n) = args.proxies {
         if n == 0 {
@@ -274,7 +278,7 @@ fn load_source(
     let trace = synthetic::generate(&spec, &targets, &bw, &conn);
     let last = spec.end() - spec.step;
     Ok(Source {
-        trace,
+        traces: vec![trace],
         start: spec.start,
         end: args.end.unwrap_or(last).min(last),
         notes: vec![format!(
@@ -283,6 +287,94 @@ fn load_source(
             spec.days,
             spec.seed
         )],
+    })
+}
+
+/// The policies' own queries as range queries over [start, end] (default: the last 7
+/// days up to now), on each policy's evaluation grid.
+fn prometheus_source(
+    url: &str,
+    args: &SimulateArgs,
+    sets: &[PolicySet],
+    fleet: &Fleet,
+) -> anyhow::Result<Source> {
+    // The imperative shell may read the clock: the default end is now.
+    let end = args
+        .end
+        .unwrap_or_else(|| Timestamp::from_datetime(&chrono::Utc::now()));
+    let start = args
+        .start
+        .unwrap_or(end - Duration::from_secs(DEFAULT_PROMETHEUS_DAYS * 86_400));
+    if start > end {
+        bail!("--start {start} is after --end {end}");
+    }
+    let prom = Prometheus::new(url, ClientOptions::default())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let pb = indicatif::ProgressBar::new(0);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("fetching {bar:40} {pos}/{len} range requests")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    // One trace per policy set, fetched policy by policy for the proxies each policy
+    // manages: policies may give one signal name different queries.
+    let mut traces = Vec::with_capacity(sets.len());
+    for set in sets {
+        let mut trace = Trace::default();
+        for (pi, policy) in set.policies.iter().enumerate() {
+            let ids: Vec<String> = fleet
+                .proxies
+                .iter()
+                .filter(|px| {
+                    set.policies
+                        .iter()
+                        .position(|q| q.selector.matches(&px.id, &px.tags))
+                        == Some(pi)
+                })
+                .map(|px| px.id.clone())
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let fetched = runtime.block_on(prom.fetch_range(
+                std::slice::from_ref(policy),
+                &ids,
+                start,
+                end,
+                |done, total| {
+                    if let Some(pb) = &bar {
+                        pb.set_length(total as u64);
+                        pb.set_position(done as u64);
+                    }
+                },
+            ));
+            let part = fetched.map_err(|e| {
+                if e.is_environment() {
+                    crate::exit::env_error(format!("{e} (while fetching the history from {url})"))
+                } else {
+                    anyhow::Error::new(e).context(format!("policy `{}`", policy.name))
+                }
+            })?;
+            trace.series.extend(part.series);
+        }
+        traces.push(trace);
+    }
+    if let Some(pb) = bar {
+        pb.finish_and_clear();
+    }
+    let samples: usize = traces.iter().map(Trace::sample_count).sum();
+    Ok(Source {
+        notes: vec![format!(
+            "Prometheus {url}: {samples} samples fetched, {start} → {end}"
+        )],
+        traces,
+        start,
+        end,
     })
 }
 
@@ -312,13 +404,14 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         pb
     });
     let mut runs = Vec::with_capacity(sets.len());
-    for set in &sets {
+    for (i, set) in sets.iter().enumerate() {
+        let trace = source.traces.get(i).unwrap_or(&source.traces[0]);
         let mut tick = |n: u64| {
             if let Some(pb) = &bar {
                 pb.inc(n);
             }
         };
-        runs.push(replay(set, &fleet, &source.trace, &opts, &mut tick)?);
+        runs.push(replay(set, &fleet, trace, &opts, &mut tick)?);
     }
     if let Some(pb) = bar {
         pb.finish_and_clear();
