@@ -993,3 +993,64 @@ fn simulate_exits_2_when_prometheus_is_unreachable() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains(&url));
 }
+
+#[test]
+fn parallel_replay_equals_the_sequential_one() {
+    let proxies: Vec<ProxyState> = (0..40)
+        .map(|i| proxy(&format!("link-{i:08}"), [20, 50, 100, 200][i % 4], 5))
+        .collect();
+    let targets: Vec<Target> = proxies
+        .iter()
+        .map(|p| Target {
+            id: p.id.clone(),
+            bandwidth: p.bandwidth,
+            concurrent: p.concurrent,
+        })
+        .collect();
+    let spec = SyntheticSpec {
+        days: 1,
+        ..SyntheticSpec::default()
+    };
+    let trace = synthetic::generate(
+        &spec,
+        &targets,
+        &["bandwidth".into()],
+        &["connections".into()],
+    );
+    let mut policy = fixtures::policy();
+    policy.selector = bandwidth_policy().selector;
+    let f = fleet(proxies);
+    for limit in [20, 3, 1] {
+        let mut opts = SimOptions::new(spec.start, spec.end() - Duration::from_secs(60));
+        opts.api_calls_per_second = limit;
+        let mut evaluations = 0;
+        let par = replay(&set(policy.clone()), &f, &trace, &opts, &mut |n| {
+            evaluations += n
+        })
+        .unwrap();
+        opts.parallel = false;
+        let seq = replay(&set(policy.clone()), &f, &trace, &opts, &mut |_| {}).unwrap();
+        assert_eq!(par.api, seq.api, "limit {limit}");
+        assert!(
+            seq.api.deferred > 0,
+            "limit {limit}: the first evaluation queues calls"
+        );
+        let steps: usize = seq.proxies.iter().map(|p| p.steps()).sum();
+        assert_eq!(
+            evaluations, steps as u64,
+            "progress counts every evaluation"
+        );
+        assert_eq!(steps, 40 * 2879);
+        for (a, b) in par.proxies.iter().zip(&seq.proxies) {
+            assert_eq!(a.times, b.times, "limit {limit}");
+            assert_eq!(a.changes, b.changes, "limit {limit}");
+            assert_eq!(a.cap_bw, b.cap_bw);
+            assert_eq!(a.cap_conc, b.cap_conc);
+            assert_eq!(a.reasons, b.reasons);
+            assert_eq!(
+                (a.censored_bw, a.censored_conn),
+                (b.censored_bw, b.censored_conn)
+            );
+        }
+    }
+}
