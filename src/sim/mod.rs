@@ -52,8 +52,6 @@ pub struct SimOptions {
     pub adjusting: Duration,
     /// API calls allowed per second across the fleet (never more than 20).
     pub api_calls_per_second: u32,
-    /// Use several cores when there are many proxies (same results either way).
-    pub parallel: bool,
 }
 
 impl SimOptions {
@@ -63,7 +61,6 @@ impl SimOptions {
             end,
             adjusting: Duration::from_secs(60),
             api_calls_per_second: API_CALLS_PER_SECOND,
-            parallel: true,
         }
     }
 }
@@ -461,17 +458,8 @@ pub fn replay(
     })
 }
 
-/// Window length of the parallel replay.
-const WINDOW_MS: i64 = 3_600_000;
-
-/// The replay loop: every policy's evaluation times in order; changes go through the API
-/// queue (`limit` calls per second fleet-wide, scale-ups first).
-///
-/// With several cores and enough proxies it runs window by window (one hour): the
-/// proxies of a window are first replayed in parallel with changes sent at once; if no
-/// second of the window then holds more than `limit` calls, nothing would have queued and
-/// the window is exact as is. Otherwise the window is rewound and replayed sequentially
-/// with the queue. Same results either way.
+/// The replay loop over `lives`: every policy's evaluation times in order; changes go
+/// through the API queue (`limit` calls per second fleet-wide, scale-ups first).
 fn drive(
     lives: &mut [Live],
     members: &[Vec<usize>],
@@ -483,271 +471,86 @@ fn drive(
     let mut next_idx = vec![0usize; schedules.len()];
     let mut api = ApiStats::default();
     let mut seconds: BTreeMap<i64, u32> = BTreeMap::new();
+    let mut requests: Vec<Request> = Vec::new();
     let adjusting_ms = opts.adjusting.as_millis() as i64;
-    let threads = std::thread::available_parallelism()
-        .map(|t| t.get())
-        .unwrap_or(1)
-        .min(8);
-    let n = lives.len();
-    if !opts.parallel || threads < 2 || n < 16 {
-        let mut w = Window {
-            next_idx: &mut next_idx,
-            until: i64::MAX,
-            limit: Some(limit),
-            seconds: &mut seconds,
-            api: &mut api,
-            adjusting_ms,
-        };
-        w.run(lives, members, schedules, progress);
-        return api;
-    }
-    let chunk = n.div_ceil(threads);
-    let local: Vec<Vec<Vec<usize>>> = (0..n.div_ceil(chunk))
-        .map(|k| localize(members, k * chunk, chunk.min(n - k * chunk)))
-        .collect();
+    let mut done_since_report = 0u64;
     loop {
-        let Some(start) = next_time(&next_idx, members, schedules) else {
-            break;
-        };
-        let until = (start.div_euclid(WINDOW_MS) + 1) * WINDOW_MS;
-        let marks: Vec<Mark> = lives.iter().map(Live::mark).collect();
-        let saved_idx = next_idx.clone();
-        // Parallel, changes sent at once.
-        let done = std::sync::atomic::AtomicU64::new(0);
-        std::thread::scope(|scope| {
-            for (k, part) in lives.chunks_mut(chunk).enumerate() {
-                let mut idx = saved_idx.clone();
-                let members = &local[k];
-                let done = &done;
-                scope.spawn(move || {
-                    let mut sec = BTreeMap::new();
-                    let mut api = ApiStats::default();
-                    let mut w = Window {
-                        next_idx: &mut idx,
-                        until,
-                        limit: None,
-                        seconds: &mut sec,
-                        api: &mut api,
-                        adjusting_ms,
-                    };
-                    w.run(part, members, schedules, &mut |d| {
-                        done.fetch_add(d, std::sync::atomic::Ordering::Relaxed);
-                    });
-                });
-            }
-        });
+        // The earliest next evaluation over all policies.
+        let mut now = i64::MAX;
         for (pi, (times, _)) in schedules.iter().enumerate() {
-            next_idx[pi] = times.partition_point(|&t| t < until);
-        }
-        // Would any second have held more than `limit` calls?
-        let mut window_seconds: BTreeMap<i64, u32> = BTreeMap::new();
-        for (l, m) in lives.iter().zip(&marks) {
-            for c in &l.run.changes[m.changes..] {
-                *window_seconds
-                    .entry(c.call_at.millis().div_euclid(1000))
-                    .or_insert(0) += 1;
+            if let Some(&t) = times.get(next_idx[pi])
+                && !members[pi].is_empty()
+            {
+                now = now.min(t);
             }
         }
-        let over = window_seconds
-            .iter()
-            .any(|(s, &c)| c + seconds.get(s).copied().unwrap_or(0) > limit);
-        if over {
-            for (l, m) in lives.iter_mut().zip(marks) {
-                l.rewind(m);
+        if now == i64::MAX {
+            break;
+        }
+        requests.clear();
+        for pi in 0..schedules.len() {
+            let (times, steps) = &schedules[pi];
+            if times.get(next_idx[pi]) != Some(&now) || members[pi].is_empty() {
+                continue;
             }
-            next_idx.copy_from_slice(&saved_idx);
-            let mut w = Window {
-                next_idx: &mut next_idx,
-                until,
-                limit: Some(limit),
-                seconds: &mut seconds,
-                api: &mut api,
-                adjusting_ms,
-            };
-            w.run(lives, members, schedules, &mut |_| {});
-        } else {
-            for (s, c) in window_seconds {
-                let used = seconds.entry(s).or_insert(0);
-                *used += c;
-                api.calls += u64::from(c);
-                api.peak_per_second = api.peak_per_second.max(*used);
+            let step = steps[next_idx[pi]];
+            next_idx[pi] += 1;
+            for &li in &members[pi] {
+                if let Some(direction) = evaluate(&mut lives[li], now, step) {
+                    requests.push(Request {
+                        live: li,
+                        time: now,
+                        direction,
+                    });
+                }
+                done_since_report += 1;
             }
         }
-        progress(done.load(std::sync::atomic::Ordering::Relaxed));
-        let floor = until.div_euclid(1000);
+        // The API budget: scale-ups first, then by proxy order.
+        requests.sort_by_key(|r| (r.direction, r.live));
+        for r in &requests {
+            let mut sec = r.time.div_euclid(1000);
+            while seconds.get(&sec).copied().unwrap_or(0) >= limit {
+                sec += 1;
+            }
+            let used = seconds.entry(sec).or_insert(0);
+            *used += 1;
+            api.peak_per_second = api.peak_per_second.max(*used);
+            api.calls += 1;
+            let call_at = (sec * 1000).max(r.time);
+            let live = &mut lives[r.live];
+            if call_at / 1000 > r.time / 1000 {
+                api.deferred += 1;
+                api.max_wait_ms = api.max_wait_ms.max(call_at - r.time);
+                live.run.api_deferred += 1;
+            }
+            let effective = call_at + adjusting_ms;
+            if let Some(ch) = live.run.changes.last_mut() {
+                ch.call_at = Timestamp(call_at);
+                ch.effective_at = Timestamp(effective);
+                live.pending = Some((effective, ch.bandwidth_to, ch.concurrent_to));
+            }
+            if live.pending.is_some_and(|(e, _, _)| e <= now) {
+                apply_pending(live);
+            }
+        }
+        // Forget seconds that can no longer receive calls.
+        let floor = now.div_euclid(1000);
         while let Some((&s, _)) = seconds.first_key_value() {
             if s >= floor {
                 break;
             }
             seconds.pop_first();
         }
+        if done_since_report >= 4096 {
+            progress(done_since_report);
+            done_since_report = 0;
+        }
+    }
+    if done_since_report > 0 {
+        progress(done_since_report);
     }
     api
-}
-
-/// The earliest next evaluation over all policies with members.
-fn next_time(
-    next_idx: &[usize],
-    members: &[Vec<usize>],
-    schedules: &[(Vec<i64>, Vec<u32>)],
-) -> Option<i64> {
-    schedules
-        .iter()
-        .enumerate()
-        .filter(|(pi, _)| !members[*pi].is_empty())
-        .filter_map(|(pi, (times, _))| times.get(next_idx[pi]).copied())
-        .min()
-}
-
-/// The members of each policy that fall in `lives[offset..offset + len]`, re-indexed.
-fn localize(members: &[Vec<usize>], offset: usize, len: usize) -> Vec<Vec<usize>> {
-    members
-        .iter()
-        .map(|m| {
-            m.iter()
-                .filter(|&&i| i >= offset && i < offset + len)
-                .map(|&i| i - offset)
-                .collect()
-        })
-        .collect()
-}
-
-/// What a window may have to undo for one proxy.
-struct Mark {
-    proxy: ProxyState,
-    state: ControllerState,
-    pending: Option<(i64, u32, u32)>,
-    cursors: (usize, usize),
-    steps: usize,
-    censored: (u64, u64),
-    reasons: Vec<(ReasonCode, u64)>,
-    changes: usize,
-    api_deferred: u64,
-}
-
-impl Live<'_> {
-    fn mark(&self) -> Mark {
-        Mark {
-            proxy: self.proxy.clone(),
-            state: self.state.clone(),
-            pending: self.pending,
-            cursors: (self.bw.cursor, self.conn.cursor),
-            steps: self.run.times.len(),
-            censored: (self.run.censored_bw, self.run.censored_conn),
-            reasons: self.run.reasons.clone(),
-            changes: self.run.changes.len(),
-            api_deferred: self.run.api_deferred,
-        }
-    }
-    fn rewind(&mut self, m: Mark) {
-        self.proxy = m.proxy;
-        self.state = m.state;
-        self.pending = m.pending;
-        (self.bw.cursor, self.conn.cursor) = m.cursors;
-        let r = &mut self.run;
-        r.times.truncate(m.steps);
-        r.step_ms.truncate(m.steps);
-        r.demand_bw.truncate(m.steps);
-        r.demand_conn.truncate(m.steps);
-        r.cap_bw.truncate(m.steps);
-        r.cap_conc.truncate(m.steps);
-        (r.censored_bw, r.censored_conn) = m.censored;
-        r.reasons = m.reasons;
-        r.changes.truncate(m.changes);
-        r.api_deferred = m.api_deferred;
-    }
-}
-
-/// One stretch of the replay: evaluations before `until`, with the API queue (`limit`)
-/// or with every call sent at once (`None`).
-struct Window<'w> {
-    next_idx: &'w mut [usize],
-    until: i64,
-    limit: Option<u32>,
-    seconds: &'w mut BTreeMap<i64, u32>,
-    api: &'w mut ApiStats,
-    adjusting_ms: i64,
-}
-
-impl Window<'_> {
-    fn run(
-        &mut self,
-        lives: &mut [Live],
-        members: &[Vec<usize>],
-        schedules: &[(Vec<i64>, Vec<u32>)],
-        progress: &mut dyn FnMut(u64),
-    ) {
-        let mut requests: Vec<Request> = Vec::new();
-        let limit = self.limit.unwrap_or(u32::MAX);
-        let mut done_since_report = 0u64;
-        while let Some(now) = next_time(self.next_idx, members, schedules) {
-            if now >= self.until {
-                break;
-            }
-            requests.clear();
-            for pi in 0..schedules.len() {
-                let (times, steps) = &schedules[pi];
-                if times.get(self.next_idx[pi]) != Some(&now) || members[pi].is_empty() {
-                    continue;
-                }
-                let step = steps[self.next_idx[pi]];
-                self.next_idx[pi] += 1;
-                for &li in &members[pi] {
-                    if let Some(direction) = evaluate(&mut lives[li], now, step) {
-                        requests.push(Request {
-                            live: li,
-                            time: now,
-                            direction,
-                        });
-                    }
-                    done_since_report += 1;
-                }
-            }
-            // The API budget: scale-ups first, then by proxy order.
-            requests.sort_by_key(|r| (r.direction, r.live));
-            for r in &requests {
-                let mut sec = r.time.div_euclid(1000);
-                while self.seconds.get(&sec).copied().unwrap_or(0) >= limit {
-                    sec += 1;
-                }
-                let used = self.seconds.entry(sec).or_insert(0);
-                *used += 1;
-                self.api.peak_per_second = self.api.peak_per_second.max(*used);
-                self.api.calls += 1;
-                let call_at = (sec * 1000).max(r.time);
-                let live = &mut lives[r.live];
-                if call_at.div_euclid(1000) > r.time.div_euclid(1000) {
-                    self.api.deferred += 1;
-                    self.api.max_wait_ms = self.api.max_wait_ms.max(call_at - r.time);
-                    live.run.api_deferred += 1;
-                }
-                let effective = call_at + self.adjusting_ms;
-                if let Some(ch) = live.run.changes.last_mut() {
-                    ch.call_at = Timestamp(call_at);
-                    ch.effective_at = Timestamp(effective);
-                    live.pending = Some((effective, ch.bandwidth_to, ch.concurrent_to));
-                }
-                if live.pending.is_some_and(|(e, _, _)| e <= now) {
-                    apply_pending(live);
-                }
-            }
-            // Forget seconds that can no longer receive calls.
-            let floor = now.div_euclid(1000);
-            while let Some((&s, _)) = self.seconds.first_key_value() {
-                if s >= floor {
-                    break;
-                }
-                self.seconds.pop_first();
-            }
-            if done_since_report >= 4096 {
-                progress(done_since_report);
-                done_since_report = 0;
-            }
-        }
-        if done_since_report > 0 {
-            progress(done_since_report);
-        }
-    }
 }
 
 fn apply_pending(live: &mut Live) {
