@@ -42,6 +42,28 @@ impl Series {
             max_age_ms,
         )
     }
+
+    /// [`Series::reading_at`] for evaluation times visited in ascending order: `cursor`
+    /// keeps the position between calls, so a whole replay reads each sample once.
+    pub fn reading_from(&self, cursor: &mut usize, now: Timestamp, max_age_ms: i64) -> Reading {
+        let n = now.millis();
+        let mut i = *cursor;
+        while i < self.times.len() && self.times[i] <= n {
+            i += 1;
+        }
+        *cursor = i;
+        if i == 0 {
+            return Reading::Missing {
+                reason: NoData::NoSeries,
+            };
+        }
+        Reading::classify(
+            self.values[i - 1],
+            Timestamp(self.times[i - 1]),
+            now,
+            max_age_ms,
+        )
+    }
 }
 
 /// All series of a history, keyed by (proxy id, signal name).

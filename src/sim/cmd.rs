@@ -1,9 +1,467 @@
-//! `gaap-autoscaler simulate`.
+//! `gaap-autoscaler simulate`: replay policies over a metric history and report.
+use std::collections::BTreeSet;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use super::report::{self, Prices, SetReport};
+use super::synthetic::{self, SyntheticSpec, Target};
+use super::{PolicySet, SimOptions, csv, html, render, replay};
+use crate::core::ProxyState;
+use crate::fleet::Fleet;
+use crate::metrics::{ClientOptions, Prometheus};
+use crate::policy::{Diagnostic, Policy};
+use crate::time::{Timestamp, parse_duration, parse_time};
+use crate::trace::Trace;
 
 #[derive(Debug, clap::Args)]
-pub struct SimulateArgs {}
+#[command(
+    after_help = "Examples:\n  gaap-autoscaler simulate\n  gaap-autoscaler simulate --policies policies/ --metrics export.csv --report report.html\n  gaap-autoscaler simulate --policies a/ --policies b/ --synthetic --days 30 --json"
+)]
+pub struct SimulateArgs {
+    /// A directory (or file) of policies. Repeat to compare several sets side by side on
+    /// the same trace. Default: ./policies if it exists, else the bundled examples.
+    #[arg(long = "policies", value_name = "DIR")]
+    pub policies: Vec<PathBuf>,
+    /// The fleet file (ladders and proxies). Default: the bundled example fleet.
+    #[arg(long, value_name = "FILE")]
+    pub fleet: Option<PathBuf>,
+    /// Replay a metrics CSV (header `timestamp,proxy_id,signal,value`).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["prometheus", "synthetic"])]
+    pub metrics: Option<PathBuf>,
+    /// Replay the policies' own queries as range queries against this Prometheus
+    /// (default range: the 7 days before --end, which defaults to now).
+    #[arg(long, value_name = "URL", conflicts_with = "synthetic")]
+    pub prometheus: Option<String>,
+    /// Replay the built-in synthetic trace (the default source).
+    #[arg(long)]
+    pub synthetic: bool,
+    /// Synthetic trace: number of days.
+    #[arg(long, default_value_t = 7, value_name = "N", conflicts_with_all = ["metrics", "prometheus"])]
+    pub days: u32,
+    /// Synthetic trace: number of proxies (default: the fleet's). More than the fleet has
+    /// are cloned from its proxies (ids `link-sim00001`...; tags kept).
+    #[arg(long, value_name = "N", conflicts_with_all = ["metrics", "prometheus"])]
+    pub proxies: Option<usize>,
+    /// Synthetic trace: the seed (same seed, same trace).
+    #[arg(long, default_value_t = synthetic::DEFAULT_SEED, value_name = "N", conflicts_with_all = ["metrics", "prometheus"])]
+    pub seed: u64,
+    /// First evaluation time (RFC 3339 or Unix seconds). Default: the start of the data.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub start: Option<Timestamp>,
+    /// Last evaluation time. Default: the end of the data.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub end: Option<Timestamp>,
+    /// How long a change keeps a proxy ADJUSTING before the new capacity is in effect.
+    #[arg(long, default_value = "60s", value_name = "DUR", value_parser = parse_duration)]
+    pub adjusting: Duration,
+    /// Print one JSON object (summary, proxies, decisions) on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a self-contained HTML report with a chart per proxy.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+    /// A price table (TOML: `mbps_hour`, `concurrent_hour`, optional `currency`).
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+}
 
-pub fn run(_args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("simulate: not built yet")
+fn diagnostics(what: &str, diags: &[Diagnostic]) -> anyhow::Error {
+    let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+    if lines.is_empty() {
+        anyhow::anyhow!("{what}: invalid")
+    } else {
+        anyhow::anyhow!("{what}:\n{}", lines.join("\n"))
+    }
+}
+
+fn load_fleet(path: Option<&Path>) -> anyhow::Result<Fleet> {
+    match path {
+        Some(p) => Fleet::load(p).map_err(|d| diagnostics("invalid fleet file", &d)),
+        None => Ok(Fleet::bundled()),
+    }
+}
+
+/// One policy set per `--policies` path.
+fn load_sets(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicySet>> {
+    let default = Path::new("policies");
+    let paths: Vec<PathBuf> = if paths.is_empty() {
+        if default.exists() {
+            vec![default.to_path_buf()]
+        } else {
+            return Ok(vec![PolicySet {
+                label: "bundled examples".into(),
+                policies: bundled_policies()?,
+            }]);
+        }
+    } else {
+        paths.to_vec()
+    };
+    paths
+        .iter()
+        .map(|p| {
+            let policies = load_policies(p)?;
+            if policies.is_empty() {
+                bail!("{}: no policy files found", p.display());
+            }
+            Ok(PolicySet {
+                label: p.display().to_string(),
+                policies,
+            })
+        })
+        .collect()
+}
+
+fn load_policies(path: &Path) -> anyhow::Result<Vec<Policy>> {
+    crate::policy::load_policies(&[path.to_path_buf()])
+        .map_err(|d| diagnostics(&format!("invalid policies in {}", path.display()), &d))
+}
+
+/// The example policies of the repository's `policies/` directory, built into the binary
+/// so `simulate` works from any directory.
+const BUNDLED_POLICIES: &[(&str, &str)] = &[
+    ("policies/web.toml", include_str!("../../policies/web.toml")),
+    (
+        "policies/batch.toml",
+        include_str!("../../policies/batch.toml"),
+    ),
+];
+
+fn bundled_policies() -> anyhow::Result<Vec<Policy>> {
+    BUNDLED_POLICIES
+        .iter()
+        .map(|(name, text)| {
+            crate::policy::parse_policy(text, Path::new(name))
+                .map_err(|d| diagnostics("the bundled example policies are invalid", &d))
+        })
+        .collect()
+}
+
+/// The synthetic fleet: the first `n` proxies, or clones of them beyond the fleet's size.
+fn resize_fleet(fleet: &mut Fleet, n: usize) {
+    if fleet.proxies.is_empty() {
+        return;
+    }
+    let base: Vec<ProxyState> = fleet.proxies.clone();
+    if n <= base.len() {
+        fleet.proxies.truncate(n);
+        return;
+    }
+    for i in base.len()..n {
+        let mut p = base[i % base.len()].clone();
+        p.id = format!("link-sim{:05}", i + 1 - base.len());
+        p.name = p.name.map(|n| format!("{n}-{}", i + 1 - base.len()));
+        fleet.proxies.push(p);
+    }
+}
+
+/// Signal names that carry bandwidth (Mbps) and connections in the policies.
+fn signal_names(sets: &[PolicySet]) -> (Vec<String>, Vec<String>) {
+    let mut bw = BTreeSet::new();
+    let mut conn = BTreeSet::new();
+    for p in sets.iter().flat_map(|s| &s.policies) {
+        bw.insert(
+            p.bandwidth
+                .as_ref()
+                .map_or("bandwidth".to_string(), |d| d.signal.clone()),
+        );
+        conn.insert(
+            p.concurrent
+                .as_ref()
+                .map_or("connections".to_string(), |d| d.signal.clone()),
+        );
+    }
+    (bw.into_iter().collect(), conn.into_iter().collect())
+}
+
+/// `--prometheus` without `--start`: this many days back from `--end` (default now).
+const DEFAULT_PROMETHEUS_DAYS: u64 = 7;
+
+/// The largest synthetic trace generated (16 bytes a sample in memory).
+const MAX_SYNTHETIC_SAMPLES: u64 = 60_000_000;
+
+struct Source {
+    /// One trace shared by every policy set, or one per set (in set order).
+    traces: Vec<Trace>,
+    start: Timestamp,
+    end: Timestamp,
+    notes: Vec<String>,
+}
+
+fn load_source(
+    args: &SimulateArgs,
+    sets: &[PolicySet],
+    fleet: &mut Fleet,
+) -> anyhow::Result<Source> {
+    if let Some(path) = &args.metrics {
+        let mut signals: BTreeSet<String> = BTreeSet::new();
+        for p in sets.iter().flat_map(|s| &s.policies) {
+            signals.extend(p.signals.keys().cloned());
+        }
+        let (bw, conn) = signal_names(sets);
+        signals.extend(bw);
+        signals.extend(conn);
+        let filter = csv::Filter {
+            proxies: Some(fleet.proxies.iter().map(|p| p.id.clone()).collect()),
+            signals: Some(signals),
+        };
+        let (trace, stats) = csv::read_file(path, &filter)?;
+        let mut notes = vec![format!(
+            "{}: {} samples read from {} lines; {} NaN values (read as no data)",
+            path.display(),
+            stats.samples,
+            stats.lines,
+            stats.nan_values
+        )];
+        for (p, n) in &stats.unknown_proxies {
+            notes.push(format!(
+                "skipped {n} samples of `{p}`: not a proxy of the fleet"
+            ));
+        }
+        for (s, n) in &stats.unknown_signals {
+            notes.push(format!(
+                "skipped {n} samples of signal `{s}`: no policy uses it"
+            ));
+        }
+        let Some((first, last)) = trace.span() else {
+            bail!(
+                "{}: no usable samples (no sample matches a fleet proxy and a policy signal)",
+                path.display()
+            );
+        };
+        return Ok(Source {
+            traces: vec![trace],
+            start: args.start.unwrap_or(first),
+            end: args.end.unwrap_or(last),
+            notes,
+        });
+    }
+    if let Some(url) = &args.prometheus {
+        return prometheus_source(url, args, sets, fleet);
+    }
+    if let Some(n) = args.proxies {
+        if n == 0 {
+            bail!("--proxies must be at least 1");
+        }
+        resize_fleet(fleet, n);
+    }
+    if args.days == 0 {
+        bail!("--days must be at least 1");
+    }
+    let samples = u64::from(args.days) * 1440 * 2 * fleet.proxies.len() as u64;
+    if samples > MAX_SYNTHETIC_SAMPLES {
+        bail!(
+            "a synthetic trace of {} days × {} proxies is {samples} samples, more than {MAX_SYNTHETIC_SAMPLES} (about 1 GiB): use fewer --days or --proxies",
+            args.days,
+            fleet.proxies.len()
+        );
+    }
+    let spec = SyntheticSpec {
+        start: args.start.unwrap_or(synthetic::DEFAULT_START),
+        days: args.days,
+        step: Duration::from_secs(60),
+        seed: args.seed,
+    };
+    let targets: Vec<Target> = fleet
+        .proxies
+        .iter()
+        .map(|p| Target {
+            id: p.id.clone(),
+            bandwidth: p.bandwidth,
+            concurrent: p.concurrent,
+        })
+        .collect();
+    let (bw, conn) = signal_names(sets);
+    let trace = synthetic::generate(&spec, &targets, &bw, &conn);
+    let last = spec.end() - spec.step;
+    Ok(Source {
+        traces: vec![trace],
+        start: spec.start,
+        end: args.end.unwrap_or(last).min(last),
+        notes: vec![format!(
+            "synthetic trace: {} proxies × {} days at 1-minute steps, seed {} (daily and weekly cycles, trend, noise, one flash crowd per proxy, a 30–60 min data gap on every third proxy)",
+            targets.len(),
+            spec.days,
+            spec.seed
+        )],
+    })
+}
+
+/// The policies' own queries as range queries over [start, end] (default: the last 7
+/// days up to now), on each policy's evaluation grid.
+fn prometheus_source(
+    url: &str,
+    args: &SimulateArgs,
+    sets: &[PolicySet],
+    fleet: &Fleet,
+) -> anyhow::Result<Source> {
+    // The imperative shell may read the clock: the default end is now.
+    let end = args
+        .end
+        .unwrap_or_else(|| Timestamp::from_datetime(&chrono::Utc::now()));
+    let start = args
+        .start
+        .unwrap_or(end - Duration::from_secs(DEFAULT_PROMETHEUS_DAYS * 86_400));
+    if start > end {
+        bail!("--start {start} is after --end {end}");
+    }
+    let prom = Prometheus::new(url, ClientOptions::default())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let pb = indicatif::ProgressBar::new(0);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("fetching {bar:40} {pos}/{len} range requests")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    // One trace per policy set, fetched policy by policy for the proxies each policy
+    // manages: policies may give one signal name different queries.
+    let mut traces = Vec::with_capacity(sets.len());
+    for set in sets {
+        let mut trace = Trace::default();
+        for (pi, policy) in set.policies.iter().enumerate() {
+            let ids: Vec<String> = fleet
+                .proxies
+                .iter()
+                .filter(|px| {
+                    set.policies
+                        .iter()
+                        .position(|q| q.selector.matches(&px.id, &px.tags))
+                        == Some(pi)
+                })
+                .map(|px| px.id.clone())
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let fetched = runtime.block_on(prom.fetch_range(
+                std::slice::from_ref(policy),
+                &ids,
+                start,
+                end,
+                |done, total| {
+                    if let Some(pb) = &bar {
+                        pb.set_length(total as u64);
+                        pb.set_position(done as u64);
+                    }
+                },
+            ));
+            let part = fetched.map_err(|e| {
+                if e.is_environment() {
+                    crate::exit::env_error(format!("{e} (while fetching the history from {url})"))
+                } else {
+                    anyhow::Error::new(e).context(format!("policy `{}`", policy.name))
+                }
+            })?;
+            trace.series.extend(part.series);
+        }
+        traces.push(trace);
+    }
+    if let Some(pb) = bar {
+        pb.finish_and_clear();
+    }
+    let samples: usize = traces.iter().map(Trace::sample_count).sum();
+    Ok(Source {
+        notes: vec![format!(
+            "Prometheus {url}: {samples} samples fetched, {start} → {end}"
+        )],
+        traces,
+        start,
+        end,
+    })
+}
+
+pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let prices = match &args.prices {
+        Some(p) => Some(Prices::load(p)?),
+        None => None,
+    };
+    let mut fleet = load_fleet(args.fleet.as_deref())?;
+    let sets = load_sets(&args.policies)?;
+    let source = load_source(&args, &sets, &mut fleet)?;
+    let mut opts = SimOptions::new(source.start, source.end);
+    opts.adjusting = args.adjusting;
+
+    let total: u64 = sets
+        .iter()
+        .map(|s| super::evaluation_count(s, &fleet, &opts))
+        .sum();
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let pb = indicatif::ProgressBar::new(total);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "simulating {bar:40} {pos}/{len} evaluations ({eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    let mut runs = Vec::with_capacity(sets.len());
+    for (i, set) in sets.iter().enumerate() {
+        let trace = source.traces.get(i).unwrap_or(&source.traces[0]);
+        let mut tick = |n: u64| {
+            if let Some(pb) = &bar {
+                pb.inc(n);
+            }
+        };
+        runs.push(replay(set, &fleet, trace, &opts, &mut tick)?);
+    }
+    if let Some(pb) = bar {
+        pb.finish_and_clear();
+    }
+    let reports: Vec<SetReport> = runs
+        .iter()
+        .map(|r| report::set_report(r, prices.as_ref()))
+        .collect();
+    if let Some(path) = &args.report {
+        let doc = html::render(&reports, &runs, &source.notes);
+        std::fs::write(path, doc)
+            .with_context(|| format!("cannot write the HTML report to {}", path.display()))?;
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let doc = report::json_document(&reports, &runs);
+        serde_json::to_writer(&mut out, &doc)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(render::render(&reports, &source.notes).as_bytes())?;
+        if let Some(path) = &args.report {
+            writeln!(out, "HTML report: {}", path.display())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resize_fleet_truncates_or_clones_with_tags() {
+        let mut fleet = Fleet {
+            ladders: Vec::new(),
+            proxies: vec![crate::core::fixtures::proxy(10, 2)],
+        };
+        fleet.proxies[0]
+            .tags
+            .insert("autoscale".into(), "web".into());
+        resize_fleet(&mut fleet, 3);
+        let ids: Vec<&str> = fleet.proxies.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["link-test0001", "link-sim00001", "link-sim00002"]);
+        assert!(
+            fleet
+                .proxies
+                .iter()
+                .all(|p| p.tags.get("autoscale").map(String::as_str) == Some("web"))
+        );
+        resize_fleet(&mut fleet, 1);
+        assert_eq!(fleet.proxies.len(), 1);
+    }
 }

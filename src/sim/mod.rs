@@ -1,2 +1,685 @@
 //! The dry-run simulation: replay policies over a metric history with a virtual clock.
+//!
+//! [`replay`] drives the same [`crate::core::decide`] as the daemon, for every proxy a
+//! policy selects, at each evaluation time of the policy (its interval, or its cron fire
+//! times), carrying the controller state. It models the world the daemon lives in:
+//!
+//! - **Censoring**: the demand a policy observes is capped by the capacity in effect
+//!   (bandwidth at the configured Mbps, connections at concurrent × 10,000); a step whose
+//!   true demand exceeds the capacity counts as a censored sample.
+//! - **Adjusting**: a change takes effect `adjusting` after its API call; until then the
+//!   proxy is `ADJUSTING` and `decide` returns Wait.
+//! - **API budget**: at most 20 `ModifyProxyConfiguration` calls in any one second across
+//!   the fleet; extra changes queue to the next seconds, scale-ups first.
+//! - **Gaps**: missing samples become [`crate::core::Reading::Missing`].
+//!
+//! The replay records, per proxy and step, the true demand and the capacity in effect
+//! (columnar, no per-step allocation); [`report`] turns that into the figures.
+
 pub mod cmd;
+pub mod csv;
+pub mod html;
+pub mod render;
+pub mod report;
+pub mod synthetic;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::core::{
+    ControllerState, Dim, Direction, Ladder, Observation, ProxyState, ProxyStatus, Reading,
+    ReasonCode, Verdict, decide,
+};
+use crate::fleet::Fleet;
+use crate::policy::{Policy, Rule, Schedule};
+use crate::time::Timestamp;
+use crate::trace::{Series, Trace};
+
+/// At most this many ModifyProxyConfiguration calls in any one second (GAAP's limit).
+pub const API_CALLS_PER_SECOND: u32 = 20;
+
+/// Connections per concurrent unit.
+pub const CONNECTIONS_PER_UNIT: f64 = 10_000.0;
+
+/// How to replay.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// First evaluation time (inclusive).
+    pub start: Timestamp,
+    /// Last evaluation time (inclusive).
+    pub end: Timestamp,
+    /// How long a change keeps the proxy ADJUSTING before the new capacity is in effect.
+    pub adjusting: Duration,
+    /// API calls allowed per second across the fleet (never more than 20).
+    pub api_calls_per_second: u32,
+}
+
+impl SimOptions {
+    pub fn new(start: Timestamp, end: Timestamp) -> SimOptions {
+        SimOptions {
+            start,
+            end,
+            adjusting: Duration::from_secs(60),
+            api_calls_per_second: API_CALLS_PER_SECOND,
+        }
+    }
+}
+
+/// A named set of policies (e.g. one `--policies DIR`): each set is replayed on its own
+/// over the same trace, so sets can be compared side by side.
+#[derive(Clone, Debug)]
+pub struct PolicySet {
+    pub label: String,
+    pub policies: Vec<Policy>,
+}
+
+/// What a dimension is managed by, for the baselines and the figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DimSetup {
+    pub managed: bool,
+    /// Target utilization for the baselines' need (step rules: 1.0).
+    pub target_utilization: f64,
+    /// Allowed values within the policy bounds (ascending). Unmanaged or no ladder: the
+    /// initial value alone.
+    pub allowed: Vec<u32>,
+    /// The signal whose values are this dimension's demand.
+    pub signal: Option<String>,
+}
+
+/// One applied change (a ModifyProxyConfiguration call).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// When the decision was taken.
+    pub time: Timestamp,
+    /// When the API call went out (later than `time` when the second's budget was used).
+    pub call_at: Timestamp,
+    /// When the new capacity took effect (`call_at` + adjusting).
+    pub effective_at: Timestamp,
+    pub direction: Direction,
+    pub bandwidth_from: u32,
+    pub bandwidth_to: u32,
+    pub concurrent_from: u32,
+    pub concurrent_to: u32,
+    pub reasons: Vec<String>,
+}
+
+/// The replay of one proxy: per evaluation step, true demand and capacity in effect.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProxyRun {
+    pub proxy_id: String,
+    pub policy: String,
+    pub bandwidth: DimSetup,
+    pub concurrent: DimSetup,
+    /// Evaluation times (Unix ms), ascending.
+    pub times: Vec<i64>,
+    /// Length of each step (ms): until the next evaluation.
+    pub step_ms: Vec<u32>,
+    /// True demand at each step (Mbps; a count of connections); NaN = no data.
+    pub demand_bw: Vec<f64>,
+    pub demand_conn: Vec<f64>,
+    /// Capacity in effect at each step (Mbps; units of 10,000 connections).
+    pub cap_bw: Vec<u32>,
+    pub cap_conc: Vec<u32>,
+    /// Steps whose true demand exceeded the capacity in effect (so the policy saw the cap).
+    pub censored_bw: u64,
+    pub censored_conn: u64,
+    /// Reason codes over every decision (holds and waits included), by count.
+    pub reasons: Vec<(ReasonCode, u64)>,
+    pub changes: Vec<Change>,
+    /// Changes whose API call was pushed to a later second by the budget.
+    pub api_deferred: u64,
+}
+
+impl ProxyRun {
+    pub fn dim(&self, d: Dim) -> &DimSetup {
+        match d {
+            Dim::Bandwidth => &self.bandwidth,
+            Dim::Concurrent => &self.concurrent,
+        }
+    }
+    /// Demand of a dimension in its capacity unit (Mbps, or units of 10,000 connections).
+    pub fn demand_units(&self, d: Dim, i: usize) -> f64 {
+        match d {
+            Dim::Bandwidth => self.demand_bw[i],
+            Dim::Concurrent => self.demand_conn[i] / CONNECTIONS_PER_UNIT,
+        }
+    }
+    pub fn capacity(&self, d: Dim, i: usize) -> u32 {
+        match d {
+            Dim::Bandwidth => self.cap_bw[i],
+            Dim::Concurrent => self.cap_conc[i],
+        }
+    }
+    pub fn steps(&self) -> usize {
+        self.times.len()
+    }
+}
+
+/// API usage over a whole replay.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ApiStats {
+    pub calls: u64,
+    /// The most calls in any one second (never above the limit).
+    pub peak_per_second: u32,
+    /// Calls pushed to a later second, and the longest such wait.
+    pub deferred: u64,
+    pub max_wait_ms: i64,
+}
+
+/// The replay of one policy set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimRun {
+    pub label: String,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub adjusting: Duration,
+    pub proxies: Vec<ProxyRun>,
+    pub api: ApiStats,
+    /// Fleet proxies no policy of the set selects.
+    pub unmanaged_proxies: Vec<String>,
+    /// Proxies selected by more than one policy: (proxy, the policy used, the others).
+    pub overlaps: Vec<(String, String, Vec<String>)>,
+}
+
+/// Errors that stop a replay before it starts.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SimError {
+    #[error("the range is empty: start {start} is after end {end}")]
+    EmptyRange { start: Timestamp, end: Timestamp },
+    #[error("policy `{policy}` has a zero interval")]
+    ZeroInterval { policy: String },
+}
+
+/// Evaluation times of a schedule within [start, end]: interval schedules at multiples of
+/// the interval since the epoch (as the daemon aligns them), cron at its fire times (UTC).
+/// Also returns the length of the step after the last time.
+pub fn schedule_times(
+    schedule: &Schedule,
+    start: Timestamp,
+    end: Timestamp,
+) -> (Vec<i64>, Vec<u32>) {
+    let mut times = Vec::new();
+    let mut steps = Vec::new();
+    match schedule {
+        Schedule::Interval(d) => {
+            let iv = d.as_millis().max(1) as i64;
+            let mut t = start.millis().div_euclid(iv) * iv;
+            if t < start.millis() {
+                t += iv;
+            }
+            while t <= end.millis() {
+                times.push(t);
+                steps.push(iv.min(u32::MAX as i64) as u32);
+                t += iv;
+            }
+        }
+        Schedule::Cron(spec) => {
+            let from = (start - Duration::from_millis(1)).to_datetime();
+            let mut it = spec.schedule.after(&from).peekable();
+            while let Some(fire) = it.next() {
+                let t = Timestamp::from_datetime(&fire).millis();
+                if t > end.millis() {
+                    break;
+                }
+                let next = it
+                    .peek()
+                    .map(|n| Timestamp::from_datetime(n).millis())
+                    .unwrap_or(t);
+                times.push(t);
+                steps.push((next - t).clamp(0, u32::MAX as i64) as u32);
+            }
+        }
+    }
+    (times, steps)
+}
+
+/// The setup of one dimension of a proxy under a policy.
+pub fn dim_setup(policy: &Policy, dim: Dim, ladder: Option<&Ladder>, initial: u32) -> DimSetup {
+    let cfg = match dim {
+        Dim::Bandwidth => policy.bandwidth.as_ref(),
+        Dim::Concurrent => policy.concurrent.as_ref(),
+    };
+    let conventional = match dim {
+        Dim::Bandwidth => "bandwidth",
+        Dim::Concurrent => "connections",
+    };
+    match cfg {
+        Some(c) => {
+            let allowed: Vec<u32> = ladder
+                .map(|l| {
+                    l.values(dim)
+                        .iter()
+                        .copied()
+                        .filter(|&v| v >= c.min && v <= c.max)
+                        .collect()
+                })
+                .unwrap_or_default();
+            DimSetup {
+                managed: true,
+                target_utilization: match &c.rule {
+                    Rule::TargetTracking { target_utilization } => *target_utilization,
+                    Rule::Steps(_) => 1.0,
+                },
+                allowed: if allowed.is_empty() {
+                    vec![initial]
+                } else {
+                    allowed
+                },
+                signal: Some(c.signal.clone()),
+            }
+        }
+        None => DimSetup {
+            managed: false,
+            target_utilization: 1.0,
+            allowed: vec![initial],
+            signal: Some(conventional.to_string()),
+        },
+    }
+}
+
+/// The max age of a signal in a policy (default 5 minutes).
+fn max_age_ms(policy: &Policy, signal: &str) -> i64 {
+    policy
+        .signals
+        .get(signal)
+        .map(|s| s.max_age.as_millis() as i64)
+        .unwrap_or(300_000)
+}
+
+/// One proxy during the replay.
+struct Live<'a> {
+    policy: &'a Policy,
+    proxy: ProxyState,
+    ladder: Option<&'a Ladder>,
+    state: ControllerState,
+    obs: Observation,
+    bw: Input<'a>,
+    conn: Input<'a>,
+    /// A change in flight: (effective at, bandwidth, concurrent).
+    pending: Option<(i64, u32, u32)>,
+    run: ProxyRun,
+}
+
+/// Where one dimension's demand comes from.
+struct Input<'a> {
+    series: Option<&'a Series>,
+    cursor: usize,
+    max_age_ms: i64,
+    /// The observation key to fill (managed dimensions only).
+    key: Option<String>,
+}
+
+impl Input<'_> {
+    fn read(&mut self, now: Timestamp) -> Reading {
+        match self.series {
+            Some(s) => s.reading_from(&mut self.cursor, now, self.max_age_ms),
+            None => Reading::Missing {
+                reason: crate::core::NoData::NoSeries,
+            },
+        }
+    }
+}
+
+/// A change waiting for its API call.
+struct Request {
+    live: usize,
+    time: i64,
+    direction: Direction,
+}
+
+/// Replays one policy set over `trace`. `progress` is called with the number of
+/// evaluations done since the last call (every few thousand).
+pub fn replay(
+    set: &PolicySet,
+    fleet: &Fleet,
+    trace: &Trace,
+    opts: &SimOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<SimRun, SimError> {
+    if opts.start > opts.end {
+        return Err(SimError::EmptyRange {
+            start: opts.start,
+            end: opts.end,
+        });
+    }
+    for p in &set.policies {
+        if let Schedule::Interval(d) = p.schedule
+            && d.is_zero()
+        {
+            return Err(SimError::ZeroInterval {
+                policy: p.name.clone(),
+            });
+        }
+    }
+    let mut unmanaged = Vec::new();
+    let mut overlaps = Vec::new();
+    // Per policy: its evaluation times and the indices of its proxies in `lives`.
+    let schedules: Vec<(Vec<i64>, Vec<u32>)> = set
+        .policies
+        .iter()
+        .map(|p| schedule_times(&p.schedule, opts.start, opts.end))
+        .collect();
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); set.policies.len()];
+    let mut lives: Vec<Live> = Vec::new();
+    for proxy in &fleet.proxies {
+        let matching: Vec<usize> = set
+            .policies
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.selector.matches(&proxy.id, &proxy.tags))
+            .map(|(i, _)| i)
+            .collect();
+        let Some(&pi) = matching.first() else {
+            unmanaged.push(proxy.id.clone());
+            continue;
+        };
+        if matching.len() > 1 {
+            overlaps.push((
+                proxy.id.clone(),
+                set.policies[pi].name.clone(),
+                matching[1..]
+                    .iter()
+                    .map(|&i| set.policies[i].name.clone())
+                    .collect(),
+            ));
+        }
+        let policy = &set.policies[pi];
+        let ladder = fleet.ladder_for(&proxy.access_region, &proxy.real_server_region);
+        let bandwidth = dim_setup(policy, Dim::Bandwidth, ladder, proxy.bandwidth);
+        let concurrent = dim_setup(policy, Dim::Concurrent, ladder, proxy.concurrent);
+        let input = |setup: &DimSetup| {
+            let sig = setup.signal.as_deref().unwrap_or("");
+            Input {
+                series: trace.series(&proxy.id, sig),
+                cursor: 0,
+                max_age_ms: max_age_ms(policy, sig),
+                key: setup.managed.then(|| sig.to_string()),
+            }
+        };
+        let bw = input(&bandwidth);
+        let conn = input(&concurrent);
+        let n = schedules[pi].0.len();
+        let mut obs = Observation::default();
+        for key in [&bw.key, &conn.key].into_iter().flatten() {
+            obs.signals.insert(
+                key.clone(),
+                Reading::Missing {
+                    reason: crate::core::NoData::NoSeries,
+                },
+            );
+        }
+        members[pi].push(lives.len());
+        lives.push(Live {
+            policy,
+            proxy: ProxyState {
+                // A change in flight at the start is over by the first evaluation.
+                status: match &proxy.status {
+                    ProxyStatus::Adjusting => ProxyStatus::Running,
+                    s => s.clone(),
+                },
+                ..proxy.clone()
+            },
+            ladder,
+            state: ControllerState::default(),
+            obs,
+            bw,
+            conn,
+            pending: None,
+            run: ProxyRun {
+                proxy_id: proxy.id.clone(),
+                policy: policy.name.clone(),
+                bandwidth,
+                concurrent,
+                times: Vec::with_capacity(n),
+                step_ms: Vec::with_capacity(n),
+                demand_bw: Vec::with_capacity(n),
+                demand_conn: Vec::with_capacity(n),
+                cap_bw: Vec::with_capacity(n),
+                cap_conc: Vec::with_capacity(n),
+                censored_bw: 0,
+                censored_conn: 0,
+                reasons: Vec::new(),
+                changes: Vec::new(),
+                api_deferred: 0,
+            },
+        });
+    }
+    let limit = opts.api_calls_per_second.clamp(1, API_CALLS_PER_SECOND);
+    let api = drive(&mut lives, &members, &schedules, opts, limit, progress);
+    Ok(SimRun {
+        label: set.label.clone(),
+        start: opts.start,
+        end: opts.end,
+        adjusting: opts.adjusting,
+        proxies: lives.into_iter().map(|l| l.run).collect(),
+        api,
+        unmanaged_proxies: unmanaged,
+        overlaps,
+    })
+}
+
+/// The replay loop over `lives`: every policy's evaluation times in order; changes go
+/// through the API queue (`limit` calls per second fleet-wide, scale-ups first).
+fn drive(
+    lives: &mut [Live],
+    members: &[Vec<usize>],
+    schedules: &[(Vec<i64>, Vec<u32>)],
+    opts: &SimOptions,
+    limit: u32,
+    progress: &mut dyn FnMut(u64),
+) -> ApiStats {
+    let mut next_idx = vec![0usize; schedules.len()];
+    let mut api = ApiStats::default();
+    let mut seconds: BTreeMap<i64, u32> = BTreeMap::new();
+    let mut requests: Vec<Request> = Vec::new();
+    let adjusting_ms = opts.adjusting.as_millis() as i64;
+    let mut done_since_report = 0u64;
+    loop {
+        // The earliest next evaluation over all policies.
+        let mut now = i64::MAX;
+        for (pi, (times, _)) in schedules.iter().enumerate() {
+            if let Some(&t) = times.get(next_idx[pi])
+                && !members[pi].is_empty()
+            {
+                now = now.min(t);
+            }
+        }
+        if now == i64::MAX {
+            break;
+        }
+        requests.clear();
+        for pi in 0..schedules.len() {
+            let (times, steps) = &schedules[pi];
+            if times.get(next_idx[pi]) != Some(&now) || members[pi].is_empty() {
+                continue;
+            }
+            let step = steps[next_idx[pi]];
+            next_idx[pi] += 1;
+            for &li in &members[pi] {
+                if let Some(direction) = evaluate(&mut lives[li], now, step) {
+                    requests.push(Request {
+                        live: li,
+                        time: now,
+                        direction,
+                    });
+                }
+                done_since_report += 1;
+            }
+        }
+        // The API budget: scale-ups first, then by proxy order.
+        requests.sort_by_key(|r| (r.direction, r.live));
+        for r in &requests {
+            let mut sec = r.time.div_euclid(1000);
+            while seconds.get(&sec).copied().unwrap_or(0) >= limit {
+                sec += 1;
+            }
+            let used = seconds.entry(sec).or_insert(0);
+            *used += 1;
+            api.peak_per_second = api.peak_per_second.max(*used);
+            api.calls += 1;
+            let call_at = (sec * 1000).max(r.time);
+            let live = &mut lives[r.live];
+            if call_at / 1000 > r.time / 1000 {
+                api.deferred += 1;
+                api.max_wait_ms = api.max_wait_ms.max(call_at - r.time);
+                live.run.api_deferred += 1;
+            }
+            let effective = call_at + adjusting_ms;
+            if let Some(ch) = live.run.changes.last_mut() {
+                ch.call_at = Timestamp(call_at);
+                ch.effective_at = Timestamp(effective);
+                live.pending = Some((effective, ch.bandwidth_to, ch.concurrent_to));
+            }
+            if live.pending.is_some_and(|(e, _, _)| e <= now) {
+                apply_pending(live);
+            }
+        }
+        // Forget seconds that can no longer receive calls.
+        let floor = now.div_euclid(1000);
+        while let Some((&s, _)) = seconds.first_key_value() {
+            if s >= floor {
+                break;
+            }
+            seconds.pop_first();
+        }
+        if done_since_report >= 4096 {
+            progress(done_since_report);
+            done_since_report = 0;
+        }
+    }
+    if done_since_report > 0 {
+        progress(done_since_report);
+    }
+    api
+}
+
+fn apply_pending(live: &mut Live) {
+    if let Some((_, bw, conc)) = live.pending.take() {
+        live.proxy.bandwidth = bw;
+        live.proxy.concurrent = conc;
+        live.proxy.status = ProxyStatus::Running;
+    }
+}
+
+/// One evaluation of one proxy at `now`. Returns the direction of a change, if any (the
+/// change is recorded; its call and effect times are filled in by the API scheduler).
+fn evaluate(live: &mut Live, now: i64, step: u32) -> Option<Direction> {
+    if live.pending.is_some_and(|(e, _, _)| e <= now) {
+        apply_pending(live);
+    }
+    let t = Timestamp(now);
+    let cap_bw = live.proxy.bandwidth;
+    let cap_conc = live.proxy.concurrent;
+    let true_bw = live.bw.read(t);
+    let true_conn = live.conn.read(t);
+    let d_bw = true_bw.value().unwrap_or(f64::NAN);
+    let d_conn = true_conn.value().unwrap_or(f64::NAN);
+    let run = &mut live.run;
+    run.times.push(now);
+    run.step_ms.push(step);
+    run.demand_bw.push(d_bw);
+    run.demand_conn.push(d_conn);
+    run.cap_bw.push(cap_bw);
+    run.cap_conc.push(cap_conc);
+    let conn_cap = f64::from(cap_conc) * CONNECTIONS_PER_UNIT;
+    if d_bw > f64::from(cap_bw) {
+        run.censored_bw += 1;
+    }
+    if d_conn > conn_cap {
+        run.censored_conn += 1;
+    }
+    // What the policy observes: demand capped by the capacity in effect.
+    let censor = |r: Reading, cap: f64| match r {
+        Reading::Value { value, at } => Reading::Value {
+            value: value.min(cap),
+            at,
+        },
+        missing => missing,
+    };
+    if let Some(k) = &live.bw.key
+        && let Some(slot) = live.obs.signals.get_mut(k)
+    {
+        *slot = censor(true_bw, f64::from(cap_bw));
+    }
+    if let Some(k) = &live.conn.key
+        && let Some(slot) = live.obs.signals.get_mut(k)
+    {
+        *slot = censor(true_conn, conn_cap);
+    }
+    live.proxy.status = if live.pending.is_some() {
+        ProxyStatus::Adjusting
+    } else if live.proxy.status == ProxyStatus::Adjusting {
+        ProxyStatus::Running
+    } else {
+        live.proxy.status.clone()
+    };
+    let d = decide(
+        live.policy,
+        &live.proxy,
+        live.ladder,
+        &live.obs,
+        &live.state,
+        t,
+    );
+    for r in &d.reasons {
+        match run.reasons.iter_mut().find(|(c, _)| *c == r.code) {
+            Some((_, n)) => *n += 1,
+            None => run.reasons.push((r.code, 1)),
+        }
+    }
+    if d.verdict == Verdict::Wait || d.verdict == Verdict::Skip {
+        return None;
+    }
+    let direction = d.direction;
+    let change = (d.verdict == Verdict::Change).then(|| Change {
+        time: t,
+        call_at: t,
+        effective_at: t,
+        direction: direction.unwrap_or(Direction::Up),
+        bandwidth_from: d.bandwidth_from,
+        bandwidth_to: d.bandwidth_to,
+        concurrent_from: d.concurrent_from,
+        concurrent_to: d.concurrent_to,
+        reasons: d.reason_codes(),
+    });
+    live.state = d.next_state;
+    let change = change?;
+    let dir = change.direction;
+    run.changes.push(change);
+    live.pending = Some((i64::MAX, d.bandwidth_to, d.concurrent_to));
+    Some(dir)
+}
+
+/// Replays every set; `progress` receives evaluation counts across all of them.
+pub fn replay_all(
+    sets: &[PolicySet],
+    fleet: &Fleet,
+    trace: &Trace,
+    opts: &SimOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Vec<SimRun>, SimError> {
+    sets.iter()
+        .map(|s| replay(s, fleet, trace, opts, progress))
+        .collect()
+}
+
+/// How many evaluations a replay of `set` will do (for a progress bar).
+pub fn evaluation_count(set: &PolicySet, fleet: &Fleet, opts: &SimOptions) -> u64 {
+    set.policies
+        .iter()
+        .enumerate()
+        .map(|(pi, p)| {
+            let proxies = fleet
+                .proxies
+                .iter()
+                .filter(|px| {
+                    set.policies
+                        .iter()
+                        .position(|q| q.selector.matches(&px.id, &px.tags))
+                        == Some(pi)
+                })
+                .count() as u64;
+            proxies * schedule_times(&p.schedule, opts.start, opts.end).0.len() as u64
+        })
+        .sum()
+}

@@ -1,0 +1,995 @@
+//! The dry-run simulation: baselines, replay behavior, synthetic trace, CSV errors, HTML,
+//! and the binary over the synthetic, CSV and Prometheus sources.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use gaap_autoscaler::core::{Dim, Direction, Ladder, ProxyState, ProxyStatus, fixtures};
+use gaap_autoscaler::fleet::{Fleet, LadderEntry};
+use gaap_autoscaler::policy::{Policy, Selector};
+use gaap_autoscaler::sim::report::{self, Prices};
+use gaap_autoscaler::sim::synthetic::{self, SplitMix64, SyntheticSpec, Target};
+use gaap_autoscaler::sim::{DimSetup, PolicySet, ProxyRun, SimOptions, SimRun, csv, html, replay};
+use gaap_autoscaler::time::Timestamp;
+use gaap_autoscaler::trace::Trace;
+
+const MIN: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
+const T0: i64 = 1_793_577_600_000; // 2026-11-02T00:00:00Z
+
+fn proxy(id: &str, bandwidth: u32, concurrent: u32) -> ProxyState {
+    ProxyState {
+        id: id.into(),
+        tags: BTreeMap::from([("autoscale".to_string(), "web".to_string())]),
+        ..fixtures::proxy(bandwidth, concurrent)
+    }
+}
+
+fn fleet(proxies: Vec<ProxyState>) -> Fleet {
+    Fleet {
+        ladders: vec![LadderEntry {
+            access_region: "Guangzhou".into(),
+            dest_region: None,
+            ladder: fixtures::ladder(),
+        }],
+        proxies,
+    }
+}
+
+/// The fixture policy (target 0.7, default behavior, 30 s interval) selecting tag
+/// autoscale=web, bandwidth only.
+fn bandwidth_policy() -> Policy {
+    let mut p = fixtures::policy();
+    p.selector = Selector {
+        proxies: Vec::new(),
+        tags: BTreeMap::from([("autoscale".to_string(), "web".to_string())]),
+    };
+    p.concurrent = None;
+    p
+}
+
+fn set(policy: Policy) -> PolicySet {
+    PolicySet {
+        label: "test".into(),
+        policies: vec![policy],
+    }
+}
+
+/// A bandwidth series sampled every minute from `f(minute)` (None = no sample).
+fn trace_of(id: &str, minutes: i64, f: impl Fn(i64) -> Option<f64>) -> Trace {
+    let mut t = Trace::default();
+    for m in 0..minutes {
+        if let Some(v) = f(m) {
+            t.series_mut(id, "bandwidth")
+                .push(Timestamp(T0 + m * MIN), v);
+        }
+    }
+    t
+}
+
+fn run_one(policy: Policy, proxies: Vec<ProxyState>, trace: &Trace, minutes: i64) -> SimRun {
+    let opts = SimOptions::new(Timestamp(T0), Timestamp(T0 + (minutes - 1) * MIN));
+    replay(&set(policy), &fleet(proxies), trace, &opts, &mut |_| {}).expect("replay")
+}
+
+fn dim(allowed: &[u32], u: f64) -> DimSetup {
+    DimSetup {
+        managed: true,
+        target_utilization: u,
+        allowed: allowed.to_vec(),
+        signal: None,
+    }
+}
+
+/// Five one-hour steps with hand-picked demand and capacity.
+fn hand_run() -> ProxyRun {
+    let nan = f64::NAN;
+    ProxyRun {
+        proxy_id: "link-hand".into(),
+        policy: "hand".into(),
+        bandwidth: dim(&[10, 20, 50, 100, 200, 500], 0.5),
+        concurrent: dim(&[2, 5, 10, 20], 0.5),
+        times: (0..5).map(|i| T0 + i * HOUR).collect(),
+        step_ms: vec![HOUR as u32; 5],
+        demand_bw: vec![4.0, 12.0, 30.0, nan, 90.0],
+        demand_conn: vec![10_000.0, 30_000.0, 60_000.0, nan, 240_000.0],
+        cap_bw: vec![20, 20, 20, 50, 50],
+        cap_conc: vec![5, 5, 5, 10, 10],
+        censored_bw: 0,
+        censored_conn: 0,
+        reasons: Vec::new(),
+        changes: Vec::new(),
+        api_deferred: 0,
+    }
+}
+
+#[test]
+fn baselines_match_hand_computed_values() {
+    let run = hand_run();
+    // need bw = demand / 0.5 = [8, 24, 60, -, 180] → oracle [10, 50, 100, 100 (kept), 200];
+    // static covers the peak need 180 → 200.
+    assert_eq!(
+        report::oracle_values(&run, Dim::Bandwidth),
+        [10, 50, 100, 100, 200]
+    );
+    assert_eq!(report::static_value(&run, Dim::Bandwidth), 200);
+    // need conc = conns / 10,000 / 0.5 = [2, 6, 12, -, 48] → oracle [2, 10, 20, 20, 20]
+    // (48 is above every allowed value: the largest); static 20.
+    assert_eq!(
+        report::oracle_values(&run, Dim::Concurrent),
+        [2, 10, 20, 20, 20]
+    );
+    assert_eq!(report::static_value(&run, Dim::Concurrent), 20);
+
+    let prices = Prices {
+        currency: Some("CNY".into()),
+        mbps_hour: 0.5,
+        concurrent_hour: 2.0,
+    };
+    let r = report::proxy_report(&run, "set", Some(&prices));
+    let p = &r.figures;
+    // Policy: bw 30 > 20 and 90 > 50; conc 6 > 5 and 24 > 10 → steps 2 and 4 of 5.
+    assert_eq!(p.under_provisioned_pct, 40.0);
+    assert_eq!(p.unserved_mbps_hours, 10.0 + 40.0);
+    assert_eq!(p.unserved_concurrent_hours, 1.0 + 14.0);
+    assert_eq!(p.footprint_mbps_hours, 160.0);
+    assert_eq!(p.footprint_concurrent_hours, 35.0);
+    assert_eq!(p.slack_mbps_hours, 16.0 + 8.0);
+    assert_eq!(p.slack_pct, 100.0 * 24.0 / 110.0);
+    assert_eq!(p.cost, Some(160.0 * 0.5 + 35.0 * 2.0));
+
+    let o = &r.baselines.oracle;
+    // Oracle: only step 5's concurrency (24 units > 20) is short.
+    assert_eq!(o.under_provisioned_pct, 20.0);
+    assert_eq!(o.unserved_mbps_hours, 0.0);
+    assert_eq!(o.unserved_concurrent_hours, 4.0);
+    assert_eq!(o.footprint_mbps_hours, 10.0 + 50.0 + 100.0 + 100.0 + 200.0);
+    assert_eq!(
+        o.footprint_concurrent_hours,
+        2.0 + 10.0 + 20.0 + 20.0 + 20.0
+    );
+    assert_eq!(o.slack_mbps_hours, 6.0 + 38.0 + 70.0 + 110.0);
+
+    let s = &r.baselines.static_;
+    assert_eq!((s.bandwidth, s.concurrent), (200, 20));
+    assert_eq!(s.figures.under_provisioned_pct, 20.0);
+    assert_eq!(s.figures.footprint_mbps_hours, 1000.0);
+    assert_eq!(s.figures.footprint_concurrent_hours, 100.0);
+    assert_eq!(s.figures.cost, Some(1000.0 * 0.5 + 100.0 * 2.0));
+
+    // Step 0 is above the oracle in both dimensions (20 > 10 Mbps, 5 > 2); step 3 has
+    // no data (a one-hour gap); five hours are not a whole day.
+    assert_eq!(r.over_provisioned_pct, 20.0);
+    assert_eq!(r.no_data_steps, 1);
+    assert_eq!(r.longest_gap_s, 3600.0);
+    assert_eq!((r.days_without_change, r.whole_days), (0, 0));
+
+    // The JSON row carries DESIGN.md's field names.
+    let v = serde_json::to_value(&r).unwrap();
+    for k in [
+        "proxy_id",
+        "policy",
+        "changes",
+        "under_provisioned_pct",
+        "unserved_mbps_hours",
+        "footprint_mbps_hours",
+        "footprint_concurrent_hours",
+        "censored_samples",
+    ] {
+        assert!(v.get(k).is_some(), "missing {k}");
+    }
+    for b in ["static", "oracle"] {
+        for k in [
+            "footprint_mbps_hours",
+            "footprint_concurrent_hours",
+            "under_provisioned_pct",
+        ] {
+            assert!(
+                v["baselines"][b].get(k).is_some(),
+                "missing baselines.{b}.{k}"
+            );
+        }
+    }
+}
+
+#[test]
+fn flapping_and_latency_follow_their_definitions() {
+    let mut run = hand_run();
+    let change = |min: i64, from: u32, to: u32| gaap_autoscaler::sim::Change {
+        time: Timestamp(T0 + min * MIN),
+        call_at: Timestamp(T0 + min * MIN),
+        effective_at: Timestamp(T0 + min * MIN),
+        direction: if to > from {
+            Direction::Up
+        } else {
+            Direction::Down
+        },
+        bandwidth_from: from,
+        bandwidth_to: to,
+        concurrent_from: 5,
+        concurrent_to: 5,
+        reasons: Vec::new(),
+    };
+    // up, down 20 min later (flap), up 31 min later (not a flap), down 30 min later (flap).
+    run.changes = vec![
+        change(0, 20, 50),
+        change(20, 50, 20),
+        change(51, 20, 50),
+        change(81, 50, 20),
+    ];
+    assert_eq!(report::flapping(&run), 2);
+
+    // Bandwidth capacity vs oracle [10, 50, 100, 100, 200]: 20 > 10 (down episode from
+    // step 0), 20 < 50 at step 1 (up episode; the down one ends after 1 h)... the step
+    // without data (3) is skipped.
+    let oracle = [
+        report::oracle_values(&run, Dim::Bandwidth),
+        report::oracle_values(&run, Dim::Concurrent),
+    ];
+    let l = report::reaction_latency(&run, &oracle);
+    // Bandwidth: down episode [0, 1h); up episode from step 1, open. Concurrency vs
+    // oracle [2, 10, 20, 20, 20]: down [0, 1h), up from step 1, open.
+    assert_eq!((l.down.episodes, l.down.open), (2, 0));
+    assert_eq!(l.down.p50_s, Some(3600.0));
+    assert_eq!((l.up.episodes, l.up.open), (0, 2));
+}
+
+#[test]
+fn demand_step_is_followed_within_the_reaction_bound() {
+    let minutes = 4 * 60;
+    let step_at = 60; // minute
+    let trace = trace_of("link-a", minutes, |m| {
+        Some(if m < step_at { 10.0 } else { 120.0 })
+    });
+    let run = run_one(
+        bandwidth_policy(),
+        vec![proxy("link-a", 20, 5)],
+        &trace,
+        minutes,
+    );
+    let p = &run.proxies[0];
+    // 120 Mbps / 0.7 = 171 → 200. From 20 that is 3 ladder steps (50, 100, 200); with
+    // censoring each change sees at most the cap, so one change per step, each taking at
+    // most one interval (30 s) to notice plus max(adjusting 60 s, cooldown 60 s).
+    let bound = 30_000 + 3 * (30_000 + 60_000);
+    let reached = p
+        .times
+        .iter()
+        .zip(&p.cap_bw)
+        .find(|&(&t, &c)| t >= T0 + step_at * MIN && c >= 200)
+        .map(|(&t, _)| t)
+        .expect("capacity reaches 200");
+    assert!(
+        reached - (T0 + step_at * MIN) <= bound,
+        "reached 200 after {} s, bound {} s",
+        (reached - (T0 + step_at * MIN)) / 1000,
+        bound / 1000
+    );
+    // And it stays covered afterwards; the policy never exceeds what it needs.
+    assert!(
+        p.times
+            .iter()
+            .zip(&p.cap_bw)
+            .all(|(&t, &c)| t < reached || c == 200)
+    );
+    assert!(p.censored_bw > 0, "the ramp saw censored demand");
+    let r = report::proxy_report(p, "test", None);
+    assert!(r.reaction_latency.up.max_s.unwrap() * 1000.0 <= bound as f64);
+    assert_eq!(r.flapping, 0);
+}
+
+#[test]
+fn changes_take_effect_after_the_adjusting_delay() {
+    let minutes = 90;
+    let trace = trace_of("link-a", minutes, |m| {
+        Some(if m < 30 { 10.0 } else { 60.0 })
+    });
+    let mut opts = SimOptions::new(Timestamp(T0), Timestamp(T0 + (minutes - 1) * MIN));
+    opts.adjusting = Duration::from_secs(300);
+    let run = replay(
+        &set(bandwidth_policy()),
+        &fleet(vec![proxy("link-a", 20, 5)]),
+        &trace,
+        &opts,
+        &mut |_| {},
+    )
+    .unwrap();
+    let p = &run.proxies[0];
+    let first = &p.changes[0];
+    assert_eq!(
+        first.effective_at.millis() - first.call_at.millis(),
+        300_000
+    );
+    for (i, &t) in p.times.iter().enumerate() {
+        if t >= first.time.millis() && t < first.effective_at.millis() {
+            assert_eq!(
+                p.cap_bw[i], first.bandwidth_from,
+                "still adjusting at step {i}"
+            );
+        }
+        if t == first.effective_at.millis() {
+            assert_eq!(p.cap_bw[i], first.bandwidth_to);
+        }
+    }
+    let waits = p
+        .reasons
+        .iter()
+        .find(|(c, _)| c.as_str() == "guard.adjusting")
+        .map(|(_, n)| *n)
+        .unwrap_or(0);
+    // 300 s of ADJUSTING at a 30 s interval: the 9 evaluations after the change wait.
+    assert!(waits >= 9, "waits {waits}");
+}
+
+#[test]
+fn flat_noisy_demand_causes_no_flapping() {
+    let minutes = 2 * 24 * 60;
+    let mut rng = SplitMix64::new(7);
+    let noise: Vec<f64> = (0..minutes).map(|_| rng.range(-0.03, 0.03)).collect();
+    let trace = trace_of("link-a", minutes, |m| {
+        Some(60.0 * (1.0 + noise[m as usize]))
+    });
+    let run = run_one(
+        bandwidth_policy(),
+        vec![proxy("link-a", 50, 5)],
+        &trace,
+        minutes,
+    );
+    let p = &run.proxies[0];
+    assert_eq!(report::flapping(p), 0);
+    // 60 / 0.7 = 86 → 100 once, then nothing.
+    assert_eq!(p.changes.len(), 1, "{:?}", p.changes);
+    assert_eq!(p.changes[0].bandwidth_to, 100);
+    // The range ends 30 s short of day 2: one whole day, and it has the one change.
+    let r = report::proxy_report(p, "test", None);
+    assert_eq!((r.days_without_change, r.whole_days), (0, 1));
+}
+
+#[test]
+fn a_data_gap_never_lowers_capacity() {
+    let minutes = 6 * 60;
+    // High demand, then a 2-hour hole, then low demand.
+    let trace = trace_of("link-a", minutes, |m| match m {
+        0..120 => Some(130.0),
+        120..240 => None,
+        _ => Some(5.0),
+    });
+    let run = run_one(
+        bandwidth_policy(),
+        vec![proxy("link-a", 200, 5)],
+        &trace,
+        minutes,
+    );
+    let p = &run.proxies[0];
+    let gap_start = T0 + 120 * MIN;
+    let gap_end = T0 + 240 * MIN;
+    for w in 1..p.steps() {
+        if p.times[w] > gap_start && p.times[w] <= gap_end {
+            assert!(
+                p.cap_bw[w] >= p.cap_bw[w - 1],
+                "lowered in the gap at step {w}"
+            );
+        }
+    }
+    let stale_steps = p.demand_bw.iter().filter(|d| d.is_nan()).count();
+    assert!(
+        stale_steps > 0,
+        "the gap (beyond max_age 5m) reads as no data"
+    );
+    assert!(
+        p.changes.iter().all(|c| c.direction == Direction::Up
+            || c.time.millis() < gap_start
+            || c.time.millis() >= gap_end),
+        "{:?}",
+        p.changes
+    );
+    // After the gap, low demand does bring it down (the hold was due to the gap).
+    assert!(*p.cap_bw.last().unwrap() < 200);
+}
+
+#[test]
+fn api_calls_never_exceed_20_per_second_and_ups_go_first() {
+    // 25 proxies scale up and 10 scale down at the same evaluation.
+    let minutes = 10;
+    let mut proxies = Vec::new();
+    let mut trace = Trace::default();
+    for i in 0..35 {
+        let id = format!("link-{i:08}");
+        let (cap, demand) = if i < 25 { (20, 100.0) } else { (500, 5.0) };
+        proxies.push(proxy(&id, cap, 5));
+        for m in 0..minutes {
+            trace
+                .series_mut(&id, "bandwidth")
+                .push(Timestamp(T0 + m * MIN), demand);
+        }
+    }
+    let mut policy = bandwidth_policy();
+    policy.behavior.scale_down.stabilization = Duration::ZERO;
+    let run = run_one(policy, proxies, &trace, minutes);
+    assert!(run.api.peak_per_second <= 20);
+    assert_eq!(run.api.peak_per_second, 20);
+    let first: Vec<&gaap_autoscaler::sim::Change> =
+        run.proxies.iter().map(|p| &p.changes[0]).collect();
+    assert!(first.iter().all(|c| c.time.millis() == T0));
+    let mut per_second: BTreeMap<i64, u32> = BTreeMap::new();
+    for p in &run.proxies {
+        for c in &p.changes {
+            *per_second.entry(c.call_at.millis() / 1000).or_default() += 1;
+        }
+    }
+    assert!(per_second.values().all(|&n| n <= 20));
+    // The 20 calls of the first second are all scale-ups; the downs wait.
+    let downs_in_first = first
+        .iter()
+        .filter(|c| c.direction == Direction::Down && c.call_at.millis() / 1000 == T0 / 1000)
+        .count();
+    assert_eq!(downs_in_first, 0);
+    assert_eq!(run.api.deferred, 15);
+    let r = report::set_report(&run, None);
+    assert_eq!(r.summary.peak_api_calls_per_second, 20);
+}
+
+#[test]
+fn synthetic_generator_is_deterministic_per_seed() {
+    let targets: Vec<Target> = (0..4)
+        .map(|i| Target {
+            id: format!("link-{i}"),
+            bandwidth: 100,
+            concurrent: 5,
+        })
+        .collect();
+    let bw = ["bandwidth".to_string()];
+    let conn = ["connections".to_string()];
+    let spec = SyntheticSpec {
+        days: 3,
+        ..SyntheticSpec::default()
+    };
+    let a = synthetic::generate(&spec, &targets, &bw, &conn);
+    let b = synthetic::generate(&spec, &targets, &bw, &conn);
+    assert_eq!(a, b);
+    assert_eq!(a.series.len(), 8);
+    let other = synthetic::generate(
+        &SyntheticSpec {
+            seed: 99,
+            ..spec.clone()
+        },
+        &targets,
+        &bw,
+        &conn,
+    );
+    assert_ne!(a, other);
+    // Adding proxies leaves the existing ones unchanged.
+    let more: Vec<Target> = targets
+        .iter()
+        .cloned()
+        .chain([Target {
+            id: "link-x".into(),
+            bandwidth: 10,
+            concurrent: 2,
+        }])
+        .collect();
+    let c = synthetic::generate(&spec, &more, &bw, &conn);
+    assert_eq!(
+        c.series("link-2", "bandwidth"),
+        a.series("link-2", "bandwidth")
+    );
+}
+
+#[test]
+fn csv_errors_name_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metrics.csv");
+    std::fs::write(
+        &path,
+        "timestamp,proxy_id,signal,value\n1795939200,link-a,bandwidth,1\n1795939260,link-a,bandwidth,one\n",
+    )
+    .unwrap();
+    let err = csv::read_file(&path, &csv::Filter::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with(&format!("{}:3: ", path.display())), "{msg}");
+    assert!(msg.contains("unparsable value `one`"), "{msg}");
+}
+
+#[test]
+fn csv_replay_matches_the_in_memory_trace() {
+    let minutes = 120;
+    let trace = trace_of("link-a", minutes, |m| {
+        Some(if m < 60 { 10.0 } else { 80.0 })
+    });
+    let mut text = Vec::new();
+    csv::write(&trace, &mut text).unwrap();
+    let (read, stats) = csv::read(text.as_slice(), "x.csv", &csv::Filter::default()).unwrap();
+    assert_eq!(stats.samples, minutes as u64);
+    let a = run_one(
+        bandwidth_policy(),
+        vec![proxy("link-a", 20, 5)],
+        &trace,
+        minutes,
+    );
+    let b = run_one(
+        bandwidth_policy(),
+        vec![proxy("link-a", 20, 5)],
+        &read,
+        minutes,
+    );
+    // (NaN != NaN, so compare the columns that carry numbers and the changes.)
+    let (pa, pb) = (&a.proxies[0], &b.proxies[0]);
+    assert_eq!(pa.times, pb.times);
+    assert_eq!(pa.demand_bw, pb.demand_bw);
+    assert_eq!(pa.cap_bw, pb.cap_bw);
+    assert_eq!(pa.changes, pb.changes);
+    assert_eq!(pa.changes.len(), 3);
+}
+
+/// Checks that tags are balanced (void elements and `/>` excepted) and returns the tag
+/// names opened, in order.
+fn check_html(doc: &str) -> Vec<String> {
+    const VOID: &[&str] = &["meta", "br", "hr", "img", "input", "link"];
+    assert!(doc.starts_with("<!DOCTYPE html>"), "doctype first");
+    let mut stack: Vec<String> = Vec::new();
+    let mut opened = Vec::new();
+    let mut rest = doc;
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i + 1..];
+        let end = rest.find('>').expect("unterminated tag");
+        let tag = &rest[..end];
+        rest = &rest[end + 1..];
+        if tag.starts_with('!') {
+            continue;
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            let top = stack.pop().unwrap_or_else(|| panic!("stray </{name}>"));
+            assert_eq!(top, name.trim(), "mismatched close tag");
+            continue;
+        }
+        let name: String = tag
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        assert!(!name.is_empty(), "bad tag <{tag}>");
+        opened.push(name.clone());
+        if !tag.ends_with('/') && !VOID.contains(&name.as_str()) {
+            stack.push(name);
+        }
+    }
+    assert!(stack.is_empty(), "unclosed: {stack:?}");
+    opened
+}
+
+#[test]
+fn html_report_is_a_valid_document_with_one_chart_per_proxy() {
+    let proxies = vec![
+        proxy("link-a", 20, 5),
+        proxy("link-b", 100, 5),
+        proxy("link-<c>", 50, 2),
+    ];
+    let targets: Vec<Target> = proxies
+        .iter()
+        .map(|p| Target {
+            id: p.id.clone(),
+            bandwidth: p.bandwidth,
+            concurrent: p.concurrent,
+        })
+        .collect();
+    let spec = SyntheticSpec {
+        days: 2,
+        ..SyntheticSpec::default()
+    };
+    let trace = synthetic::generate(
+        &spec,
+        &targets,
+        &["bandwidth".into()],
+        &["connections".into()],
+    );
+    let mut policy = fixtures::policy();
+    policy.selector = bandwidth_policy().selector;
+    let opts = SimOptions::new(spec.start, spec.end() - Duration::from_secs(60));
+    let run = replay(&set(policy), &fleet(proxies), &trace, &opts, &mut |_| {}).unwrap();
+    let reports = vec![report::set_report(&run, None)];
+    let doc = html::render(
+        &reports,
+        std::slice::from_ref(&run),
+        &["a note & more".into()],
+    );
+    let tags = check_html(&doc);
+    assert_eq!(tags.iter().filter(|t| *t == "svg").count(), 3);
+    assert!(doc.contains("link-&lt;c&gt;"));
+    assert!(!doc.contains("<script"), "no script");
+    assert!(
+        !doc.contains("http://")
+            || !doc
+                .replace("http://www.w3.org/2000/svg", "")
+                .contains("http://")
+    );
+    assert!(!doc.contains("https://"), "nothing fetched");
+}
+
+#[test]
+fn policy_sets_run_side_by_side_on_the_same_trace() {
+    let minutes = 3 * 60;
+    let trace = trace_of("link-a", minutes, |m| {
+        Some(if (m / 30) % 2 == 0 { 20.0 } else { 120.0 })
+    });
+    let fast = bandwidth_policy();
+    let mut slow = bandwidth_policy();
+    slow.name = "slow".into();
+    slow.behavior.scale_up.cooldown = Duration::from_secs(1800);
+    let f = fleet(vec![proxy("link-a", 50, 5)]);
+    let opts = SimOptions::new(Timestamp(T0), Timestamp(T0 + (minutes - 1) * MIN));
+    let sets = [
+        PolicySet {
+            label: "fast".into(),
+            policies: vec![fast],
+        },
+        PolicySet {
+            label: "slow".into(),
+            policies: vec![slow],
+        },
+    ];
+    let runs = gaap_autoscaler::sim::replay_all(&sets, &f, &trace, &opts, &mut |_| {}).unwrap();
+    let reports: Vec<_> = runs.iter().map(|r| report::set_report(r, None)).collect();
+    let doc = report::json_document(&reports, &runs);
+    assert_eq!(doc["policy_sets"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["proxies"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["summary"]["policy_set"], "fast");
+    let text = gaap_autoscaler::sim::render::render(&reports, &[]);
+    assert!(text.contains("Policy sets side by side"));
+    assert!(
+        reports[1].summary.figures.unserved_mbps_hours
+            >= reports[0].summary.figures.unserved_mbps_hours
+    );
+    let _: &Ladder = &f.ladders[0].ladder;
+    assert_eq!(f.proxies[0].status, ProxyStatus::Running);
+}
+
+// ---- the binary ----------------------------------------------------------------------
+
+fn simulate(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gaap-autoscaler"))
+        .arg("simulate")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run the binary")
+}
+
+fn data(name: &str) -> String {
+    format!("{}/tests/data/traces/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn simulate_json_has_the_design_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let prices = dir.path().join("prices.toml");
+    std::fs::write(
+        &prices,
+        "currency = \"CNY\"\nmbps_hour = 0.01\nconcurrent_hour = 0.2\n",
+    )
+    .unwrap();
+    let out = simulate(&[
+        "--days",
+        "1",
+        "--json",
+        "--prices",
+        prices.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let summary = &v["summary"];
+    for k in [
+        "under_provisioned_pct",
+        "unserved_mbps_hours",
+        "footprint_mbps_hours",
+        "footprint_concurrent_hours",
+        "censored_samples",
+        "peak_api_calls_per_second",
+        "flapping",
+        "reasons",
+        "cost",
+    ] {
+        assert!(summary.get(k).is_some(), "summary.{k}");
+    }
+    assert!(summary["peak_api_calls_per_second"].as_u64().unwrap() <= 20);
+    let proxies = v["proxies"].as_array().unwrap();
+    assert_eq!(proxies.len(), 5, "the bundled fleet's five proxies");
+    for p in proxies {
+        for k in [
+            "proxy_id",
+            "policy",
+            "changes",
+            "under_provisioned_pct",
+            "unserved_mbps_hours",
+            "footprint_mbps_hours",
+            "footprint_concurrent_hours",
+            "censored_samples",
+        ] {
+            assert!(p.get(k).is_some(), "proxies[].{k}");
+        }
+        for b in ["static", "oracle"] {
+            for k in [
+                "footprint_mbps_hours",
+                "footprint_concurrent_hours",
+                "under_provisioned_pct",
+            ] {
+                assert!(p["baselines"][b].get(k).is_some(), "baselines.{b}.{k}");
+            }
+        }
+    }
+    let decisions = v["decisions"].as_array().unwrap();
+    assert!(!decisions.is_empty());
+    for d in decisions {
+        for k in [
+            "time",
+            "proxy_id",
+            "policy",
+            "bandwidth_from",
+            "bandwidth_to",
+            "concurrent_from",
+            "concurrent_to",
+            "reasons",
+        ] {
+            assert!(d.get(k).is_some(), "decisions[].{k}");
+        }
+        let changed =
+            d["bandwidth_from"] != d["bandwidth_to"] || d["concurrent_from"] != d["concurrent_to"];
+        assert!(changed, "only changes are listed: {d}");
+    }
+    // Same seed, same output.
+    let again = simulate(&[
+        "--days",
+        "1",
+        "--json",
+        "--prices",
+        prices.to_str().unwrap(),
+    ]);
+    assert_eq!(again.stdout, out.stdout);
+}
+
+#[test]
+fn simulate_reads_a_csv_and_writes_the_html_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let html_path = dir.path().join("report.html");
+    let out = simulate(&[
+        "--metrics",
+        &data("step.csv"),
+        "--report",
+        html_path.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("FLEET"), "{stdout}");
+    assert!(
+        stdout.contains("skipped 1 samples of `link-unknown1`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("skipped 1 samples of signal `cpu`"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 NaN values"), "{stdout}");
+    let doc = std::fs::read_to_string(&html_path).unwrap();
+    let tags = check_html(&doc);
+    // Every fleet proxy a policy selects gets a chart (five in the bundled fleet).
+    assert_eq!(tags.iter().filter(|t| *t == "svg").count(), 5);
+}
+
+#[test]
+fn simulate_reports_bad_input_with_file_and_line() {
+    let path = data("bad_order.csv");
+    let out = simulate(&["--metrics", &path]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{path}:3: ")), "{stderr}");
+    assert!(
+        stderr.contains("earlier than the previous sample"),
+        "{stderr}"
+    );
+    let out = simulate(&["--metrics", "/nonexistent/metrics.csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/metrics.csv"));
+}
+
+#[test]
+fn simulate_compares_policy_sets_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = dir.path().join("slow");
+    std::fs::create_dir(&slow).unwrap();
+    let web = std::fs::read_to_string(format!("{}/policies/web.toml", env!("CARGO_MANIFEST_DIR")))
+        .unwrap();
+    std::fs::write(
+        slow.join("web.toml"),
+        web.replace("cooldown = \"1m\"", "cooldown = \"30m\""),
+    )
+    .unwrap();
+    let out = simulate(&[
+        "--days",
+        "1",
+        "--policies",
+        "policies",
+        "--policies",
+        slow.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Policy sets side by side"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Policy set {}", slow.display())),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn large_csv_files_read_in_parallel_give_the_sequential_result() {
+    // ~12 MiB: above the parallel threshold; series interleaved by time.
+    let mut text = String::from("timestamp,proxy_id,signal,value\n");
+    for m in 0..60_000i64 {
+        let t = 1_795_939_200 + 60 * m;
+        for p in 0..4 {
+            text.push_str(&format!(
+                "{t},link-{p:08},bandwidth,{}.25\n",
+                (m * 7 + p) % 500
+            ));
+        }
+        if m % 5000 == 0 {
+            text.push_str("# a comment line\n\n");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, &text).unwrap();
+    assert!(text.len() > 9 << 20);
+    let (par, par_stats) = csv::read_file(&good, &csv::Filter::default()).unwrap();
+    let (seq, seq_stats) = csv::read(
+        text.as_bytes(),
+        &good.display().to_string(),
+        &csv::Filter::default(),
+    )
+    .unwrap();
+    assert_eq!(par, seq);
+    assert_eq!(par_stats, seq_stats);
+    assert_eq!(par.sample_count(), 240_000);
+
+    // A sample going back in time late in the file: the same error, same line.
+    let lines: Vec<&str> = text.lines().collect();
+    let target = lines.len() * 4 / 5;
+    let mut bad_lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let fields: Vec<&str> = lines[target].split(',').collect();
+    bad_lines[target] = format!("1795939200,{},{},1", fields[1], fields[2]);
+    let bad_text = bad_lines.join("\n") + "\n";
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, &bad_text).unwrap();
+    let par_err = csv::read_file(&bad, &csv::Filter::default()).unwrap_err();
+    let seq_err = csv::read(
+        bad_text.as_bytes(),
+        &bad.display().to_string(),
+        &csv::Filter::default(),
+    )
+    .unwrap_err();
+    assert_eq!(par_err, seq_err);
+    assert!(
+        par_err
+            .to_string()
+            .starts_with(&format!("{}:{}: ", bad.display(), target + 1)),
+        "{par_err}"
+    );
+
+    // A series seen early in the file and once more, earlier in time, late in the file
+    // (across the chunk seam): the same error, same line.
+    let mut seam_lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    seam_lines.insert(1, "1899999999,link-seam,bandwidth,1".into());
+    let late = seam_lines.len() * 3 / 4;
+    seam_lines.insert(late, "1795939200,link-seam,bandwidth,1".into());
+    let seam_text = seam_lines.join("\n") + "\n";
+    let seam = dir.path().join("seam.csv");
+    std::fs::write(&seam, &seam_text).unwrap();
+    let par_err = csv::read_file(&seam, &csv::Filter::default()).unwrap_err();
+    let seq_err = csv::read(
+        seam_text.as_bytes(),
+        &seam.display().to_string(),
+        &csv::Filter::default(),
+    )
+    .unwrap_err();
+    assert_eq!(par_err, seq_err);
+    assert!(
+        par_err
+            .to_string()
+            .starts_with(&format!("{}:{}: ", seam.display(), late + 1)),
+        "{par_err}"
+    );
+}
+
+#[test]
+fn simulate_replays_history_from_prometheus() {
+    use support::prom::{OpenMetrics, PromServer};
+    // Four hours of 1-minute samples ending 2026-09-21T14:40:00Z (outside the bundled web
+    // policy's business-hours window): 20 Mbps, then 120 Mbps for the last two hours.
+    let end: i64 = 1_790_006_400;
+    let start = end - 4 * 3600;
+    let mut om = OpenMetrics::new();
+    om.series(
+        "qce_qaap_outbandwidth_max",
+        &[("channel_id", "link-kicu7m5b")],
+        (0..=240).map(|m| (start + 60 * m, if m < 120 { 20.0 } else { 120.0 })),
+    );
+    om.series(
+        "qce_qaap_connum_max",
+        &[("channel_id", "link-kicu7m5b")],
+        (0..=240).map(|m| (start + 60 * m, 8000.0)),
+    );
+    let server = PromServer::start(&om);
+    let out = simulate(&[
+        "--prometheus",
+        &server.url,
+        "--start",
+        &(start + 600).to_string(),
+        "--end",
+        &end.to_string(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = v["proxies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["proxy_id"] == "link-kicu7m5b")
+        .expect("the proxy's row")
+        .clone();
+    assert!(row["censored_samples"].as_u64().unwrap() > 0, "{row}");
+    let top = v["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["proxy_id"] == "link-kicu7m5b")
+        .map(|d| d["bandwidth_to"].as_u64().unwrap())
+        .max()
+        .expect("decisions for the proxy");
+    // 120 Mbps / 0.7 = 171 → 200 Mbps.
+    assert_eq!(top, 200);
+    assert_eq!(row["baselines"]["static"]["bandwidth"], 200);
+}
+
+#[test]
+fn simulate_exits_2_when_prometheus_is_unreachable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The listener is dropped: nothing listens on the port any more.
+    let url = format!("http://127.0.0.1:{port}");
+    let out = simulate(&[
+        "--prometheus",
+        &url,
+        "--start",
+        "1790000000",
+        "--end",
+        "1790006400",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&url));
+}
