@@ -18,6 +18,7 @@ fn full_state(now: Timestamp) -> ControllerState {
         last_up: Some(now - Duration::from_secs(900)),
         last_down: Some(now - Duration::from_secs(1800)),
         missing_streak: 0,
+        observed_since: Some(now - Duration::from_secs(86_400)),
     };
     ControllerState {
         bandwidth: hist(200),

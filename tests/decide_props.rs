@@ -32,8 +32,9 @@ fn dim_state() -> impl Strategy<Value = DimState> {
         prop::option::of(0i64..3600),
         prop::option::of(0i64..3600),
         0u32..10,
+        prop::option::of(0i64..3600),
     )
-        .prop_map(|(recs, up, down, streak)| {
+        .prop_map(|(recs, up, down, streak, since)| {
             let mut recommendations: Vec<(Timestamp, u32)> = recs
                 .into_iter()
                 .map(|(ago, v)| (Timestamp(NOW.millis() - ago * 1000), v))
@@ -44,6 +45,7 @@ fn dim_state() -> impl Strategy<Value = DimState> {
                 last_up: up.map(|a| Timestamp(NOW.millis() - a * 1000)),
                 last_down: down.map(|a| Timestamp(NOW.millis() - a * 1000)),
                 missing_streak: streak,
+                observed_since: since.map(|a| Timestamp(NOW.millis() - a * 1000)),
             }
         })
 }

@@ -529,7 +529,12 @@ impl DimCtx<'_> {
                 .map(|&(_, v)| v)
         };
         let up_rec = within(up_w).min().unwrap_or(recommended);
-        let down_rec = within(down_w).max().unwrap_or(recommended);
+        let mut down_rec = within(down_w).max().unwrap_or(recommended);
+        // No history yet covers the scale-down window: do not go below the current value.
+        let since = *st.observed_since.get_or_insert(now);
+        if now.since(since) < down_w {
+            down_rec = down_rec.max(self.current);
+        }
         let mut out = self.current;
         if out < up_rec {
             out = up_rec;

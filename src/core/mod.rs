@@ -212,6 +212,10 @@ pub struct DimState {
     pub last_down: Option<Timestamp>,
     /// Consecutive evaluations without usable data for this dimension's signal.
     pub missing_streak: u32,
+    /// The first evaluation with data. Until a whole scale-down stabilization window has
+    /// been observed, nothing scales down (a fresh start has no history to stabilize on).
+    #[serde(default)]
+    pub observed_since: Option<Timestamp>,
 }
 
 /// Everything the controller remembers about one proxy between evaluations. Plain data:

@@ -13,6 +13,14 @@ fn codes(d: &Decision) -> Vec<String> {
     d.reason_codes()
 }
 
+/// A controller that has watched the proxy for a day (no history in the windows).
+fn seasoned() -> ControllerState {
+    let mut st = ControllerState::default();
+    st.bandwidth.observed_since = Some(T0 - Duration::from_secs(86_400));
+    st.concurrent.observed_since = Some(T0 - Duration::from_secs(86_400));
+    st
+}
+
 fn decide_simple(bw: u32, cc: u32, demand: f64, conns: f64) -> Decision {
     let p = policy();
     decide(
@@ -20,7 +28,7 @@ fn decide_simple(bw: u32, cc: u32, demand: f64, conns: f64) -> Decision {
         &proxy(bw, cc),
         Some(&ladder()),
         &observe(demand, conns, T0),
-        &ControllerState::default(),
+        &seasoned(),
         T0,
     )
 }
@@ -449,4 +457,38 @@ fn window_activity_over_a_week() {
             "{t}"
         );
     }
+}
+
+#[test]
+fn a_fresh_controller_does_not_scale_down_before_a_whole_window() {
+    let p = policy(); // scale-down stabilization 10m
+    let l = ladder();
+    let px = proxy(200, 2);
+    let mut st = ControllerState::default();
+    let mut first_down = None;
+    for i in 0..=30 {
+        let now = T0 + Duration::from_secs(30 * i);
+        let d = decide(&p, &px, Some(&l), &observe(30.0, 14_000.0, now), &st, now);
+        if d.bandwidth_to < 200 {
+            first_down = Some(i);
+            break;
+        }
+        st = d.next_state;
+    }
+    assert_eq!(st.bandwidth.observed_since, Some(T0));
+    assert_eq!(
+        first_down,
+        Some(20),
+        "the first scale-down comes a whole 10-minute window after the first look"
+    );
+    // Scale-ups are never delayed by it.
+    let d = decide(
+        &p,
+        &proxy(20, 2),
+        Some(&l),
+        &observe(100.0, 14_000.0, T0),
+        &ControllerState::default(),
+        T0,
+    );
+    assert_eq!(d.bandwidth_to, 100);
 }
