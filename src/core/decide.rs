@@ -271,16 +271,7 @@ impl DimCtx<'_> {
         let current = self.current;
         let mut t = DimTrace {
             managed: true,
-            current,
-            demand: None,
-            raw_need: None,
-            recommended: current,
-            stabilized: current,
-            rate_limited: current,
-            min: current,
-            max: current,
-            bounded: current,
-            target: current,
+            ..DimTrace::unmanaged(current)
         };
         let (min, max, window_bound) = self.bounds(windows);
         t.min = min;

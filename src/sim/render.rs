@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::report::{Figures, Latency, ProxyReport, SetReport};
+use super::report::{Baselines, Figures, Latency, ProxyReport, SetReport};
 
 fn f1(x: f64) -> String {
     if x.abs() >= 1000.0 {
@@ -89,37 +89,18 @@ fn render_set(out: &mut String, r: &SetReport) {
         "censored",
     ];
     let mut rows: Vec<Vec<String>> = r.proxies.iter().map(row).collect();
-    let f = &s.figures;
-    let (bs, bo) = (&s.baselines.static_.figures, &s.baselines.oracle);
-    rows.push(vec![
-        "FLEET".into(),
-        String::new(),
-        three(
-            f.under_provisioned_pct,
-            bs.under_provisioned_pct,
-            bo.under_provisioned_pct,
-        ),
-        three(
-            f.unserved_mbps_hours,
-            bs.unserved_mbps_hours,
-            bo.unserved_mbps_hours,
-        ),
-        three(
-            f.footprint_mbps_hours,
-            bs.footprint_mbps_hours,
-            bo.footprint_mbps_hours,
-        ),
-        three(
-            f.footprint_concurrent_hours,
-            bs.footprint_concurrent_hours,
-            bo.footprint_concurrent_hours,
-        ),
+    let mut fleet = vec!["FLEET".into(), String::new()];
+    fleet.extend(compared(&s.figures, &s.baselines));
+    fleet.extend([
         format!("{}/{}", s.changes_up, s.changes_down),
         format!("{:.2}", s.changes_per_proxy_day),
         s.flapping.to_string(),
         s.censored_samples.to_string(),
     ]);
+    rows.push(fleet);
     table(out, &headers, &rows);
+    let f = &s.figures;
+    let (bs, bo) = (&s.baselines.static_.figures, &s.baselines.oracle);
     let _ = writeln!(out, "  fleet:");
     let _ = writeln!(
         out,
@@ -205,12 +186,10 @@ fn render_set(out: &mut String, r: &SetReport) {
     out.push('\n');
 }
 
-fn row(p: &ProxyReport) -> Vec<String> {
-    let f = &p.figures;
-    let (bs, bo) = (&p.baselines.static_.figures, &p.baselines.oracle);
-    vec![
-        p.proxy_id.clone(),
-        p.policy.clone(),
+/// The four policy / static / oracle cells of a row.
+fn compared(f: &Figures, b: &Baselines) -> [String; 4] {
+    let (bs, bo) = (&b.static_.figures, &b.oracle);
+    [
         three(
             f.under_provisioned_pct,
             bs.under_provisioned_pct,
@@ -231,11 +210,19 @@ fn row(p: &ProxyReport) -> Vec<String> {
             bs.footprint_concurrent_hours,
             bo.footprint_concurrent_hours,
         ),
+    ]
+}
+
+fn row(p: &ProxyReport) -> Vec<String> {
+    let mut cells = vec![p.proxy_id.clone(), p.policy.clone()];
+    cells.extend(compared(&p.figures, &p.baselines));
+    cells.extend([
         format!("{}/{}", p.changes_up, p.changes_down),
         format!("{:.2}", p.changes_per_day),
         p.flapping.to_string(),
         p.censored_samples.to_string(),
-    ]
+    ]);
+    cells
 }
 
 fn worst(out: &mut String, title: &str, proxies: &[ProxyReport], key: fn(&ProxyReport) -> f64) {
