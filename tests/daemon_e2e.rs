@@ -560,3 +560,77 @@ fn a_burst_of_300_changes_respects_20_per_second_and_finishes_near_the_minimum()
         "the burst took {span:.2} s, more than 10% over the 15 s minimum"
     );
 }
+
+#[test]
+fn policy_reload_keeps_the_running_set_when_the_new_one_is_invalid() {
+    let end = now_secs() / 60 * 60;
+    let data = demand(&[("link-e2e00001".into(), Box::new(|_| 30.0))], end);
+    let prom = PromServer::start(&data);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let (setup, fleet) = Setup::new(&[("link-e2e00001", 50, 2)], &prom.url, None, &listen);
+    let sandbox = Sandbox::start(&fleet, &[]);
+    setup.set_endpoint(&sandbox);
+    let cfg = setup.config.to_str().unwrap().to_string();
+    let mut daemon = setup
+        .command(&["run", "--config", &cfg])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://{listen}");
+    let metric = |needle: &str| {
+        http_get(&format!("{base}/metrics"))
+            .map(|(_, b)| b)
+            .filter(|b| b.contains(needle))
+    };
+    wait_for("a first pass", Duration::from_secs(30), || {
+        metric("gaap_autoscaler_pass_duration_seconds_count{policy=\"e2e\"}")
+    });
+    // A broken policy file (SIGHUP, or the file watcher, whichever comes first): reported,
+    // and the running policy keeps going.
+    let policy_path = setup.dir.path().join("policies/e2e.toml");
+    std::fs::write(
+        &policy_path,
+        POLICY.replace("target_utilization = 0.7", "target_utilization = 7"),
+    )
+    .unwrap();
+    unsafe_kill(daemon.id(), "HUP");
+    wait_for("the rejected reload", Duration::from_secs(30), || {
+        metric("gaap_autoscaler_policy_reloads_total{result=\"invalid\"}")
+    });
+    let count = |b: &str| -> u64 {
+        b.lines()
+            .find(|l| l.starts_with("gaap_autoscaler_pass_duration_seconds_count{policy=\"e2e\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let before = count(&metric("pass_duration").unwrap());
+    wait_for(
+        "passes after the rejected reload",
+        Duration::from_secs(30),
+        || metric("pass_duration").filter(|b| count(b) >= before + 2),
+    );
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "the daemon is still running"
+    );
+    // A valid policy under a new name: picked up (SIGHUP) and evaluated.
+    std::fs::write(
+        &policy_path,
+        POLICY.replace("name = \"e2e\"", "name = \"renamed\""),
+    )
+    .unwrap();
+    unsafe_kill(daemon.id(), "HUP");
+    wait_for(
+        "the renamed policy's passes",
+        Duration::from_secs(30),
+        || metric("gaap_autoscaler_pass_duration_seconds_count{policy=\"renamed\"}"),
+    );
+    assert!(metric("gaap_autoscaler_policy_reloads_total{result=\"ok\"}").is_some());
+    unsafe_kill(daemon.id(), "TERM");
+    let status = wait_for("exit after SIGTERM", Duration::from_secs(30), || {
+        daemon.try_wait().unwrap()
+    });
+    assert!(status.success());
+}
