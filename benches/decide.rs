@@ -61,6 +61,7 @@ fn bench(c: &mut Criterion) {
         bandwidth_max: None,
         concurrent_min: None,
         concurrent_max: None,
+        memo: Default::default(),
     });
     g.bench_function("one proxy, full state, one window", |b| {
         b.iter(|| {

@@ -233,14 +233,28 @@ pub fn window_active(w: &Window, now: Timestamp) -> bool {
     if w.duration.is_zero() {
         return false;
     }
+    if let Some(active) = w.memo.get(now.millis()) {
+        return active;
+    }
     let start = now - w.duration;
     let Some(start_local) = w.timezone.timestamp_millis_opt(start.millis()).single() else {
         return false;
     };
-    match w.cron.schedule.after(&start_local).next() {
-        Some(fire) => Timestamp::from_datetime(&fire) <= now,
-        None => false,
-    }
+    // The first opening after `now - duration`: at or before `now`, the window is open
+    // until that opening + duration; after `now`, it is closed until then.
+    let (from, until, active) = match w.cron.schedule.after(&start_local).next() {
+        Some(fire) => {
+            let fire = Timestamp::from_datetime(&fire);
+            if fire <= now {
+                (fire.millis(), (fire + w.duration).millis(), true)
+            } else {
+                (now.millis(), fire.millis(), false)
+            }
+        }
+        None => (now.millis(), i64::MAX, false),
+    };
+    w.memo.set(from, until, active);
+    active
 }
 
 struct DimCtx<'a> {

@@ -295,6 +295,7 @@ fn bounds_and_windows() {
         bandwidth_max: None,
         concurrent_min: None,
         concurrent_max: None,
+        memo: Default::default(),
     });
     let l = ladder();
     let monday_10_local = crate::time::parse_time("2026-11-30T10:00:00+08:00").unwrap();
@@ -441,6 +442,7 @@ fn window_activity_over_a_week() {
         bandwidth_max: None,
         concurrent_min: None,
         concurrent_max: None,
+        memo: Default::default(),
     };
     let cases = [
         ("2026-11-30T08:59:59+08:00", false),
@@ -491,4 +493,37 @@ fn a_fresh_controller_does_not_scale_down_before_a_whole_window() {
         T0,
     );
     assert_eq!(d.bandwidth_to, 100);
+}
+
+#[test]
+fn the_window_memo_never_changes_an_answer() {
+    let w = Window {
+        cron: CronSpec {
+            expr: "0 30 9 * * Mon-Fri".into(),
+            schedule: "0 30 9 * * Mon-Fri".parse().unwrap(),
+        },
+        duration: Duration::from_secs(5 * 3600),
+        timezone: chrono_tz::Asia::Shanghai,
+        bandwidth_min: Some(100),
+        bandwidth_max: None,
+        concurrent_min: None,
+        concurrent_max: None,
+        memo: Default::default(),
+    };
+    // Times over two weeks in a scrambled order (forwards, backwards, repeats).
+    let mut x: u64 = 42;
+    let mut opened = 0;
+    for _ in 0..5_000 {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let t = T0 + Duration::from_secs((x >> 33) % (14 * 86_400));
+        let fresh = decide::window_active(&w.clone(), t); // a clone starts with an empty memo
+        assert_eq!(decide::window_active(&w, t), fresh, "{t}");
+        opened += usize::from(fresh);
+    }
+    assert!(
+        opened > 500 && opened < 3_000,
+        "{opened} of 5000 open: the window is sometimes open"
+    );
 }

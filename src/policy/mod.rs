@@ -561,4 +561,38 @@ pub struct Window {
     pub bandwidth_max: Option<u32>,
     pub concurrent_min: Option<u32>,
     pub concurrent_max: Option<u32>,
+    /// Remembers the last activity answer and the interval it holds for (speed only: it
+    /// never changes an answer). Build with `WindowMemo::default()`.
+    pub memo: WindowMemo,
+}
+
+/// The last answer of "is this window open at t?" with the half-open interval of times
+/// for which that answer holds. Evaluating a cron expression costs microseconds; the
+/// daemon and the simulation ask about nearby times over and over.
+#[derive(Default)]
+pub struct WindowMemo(std::sync::Mutex<Option<(i64, i64, bool)>>);
+
+impl WindowMemo {
+    /// The remembered answer for `t` (Unix ms), if `t` lies in the remembered interval.
+    pub fn get(&self, t: i64) -> Option<bool> {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.and_then(|(from, until, active)| (from <= t && t < until).then_some(active))
+    }
+    /// Remembers that the answer is `active` for every time in `[from, until)`.
+    pub fn set(&self, from: i64, until: i64, active: bool) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((from, until, active));
+    }
+}
+
+/// A copy starts with an empty memo.
+impl Clone for WindowMemo {
+    fn clone(&self) -> Self {
+        WindowMemo::default()
+    }
+}
+
+impl std::fmt::Debug for WindowMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WindowMemo")
+    }
 }

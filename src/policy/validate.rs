@@ -1309,6 +1309,7 @@ fn window(
         bandwidth_max: vals[1],
         concurrent_min: vals[2],
         concurrent_max: vals[3],
+        memo: Default::default(),
     })
 }
 
