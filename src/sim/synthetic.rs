@@ -146,7 +146,7 @@ fn proxy_series(spec: &SyntheticSpec, k: usize, target: &Target) -> (Series, Ser
     let days = f64::from(spec.days.max(1));
     let flash_at = rng.range(0.2, 0.9) * days * 86_400_000.0;
     let flash_peak = rng.range(2.5, 4.0);
-    let gap = (k % 3 == 0).then(|| {
+    let gap = k.is_multiple_of(3).then(|| {
         let at = rng.range(0.1, 0.9) * days * 86_400_000.0;
         (
             at as i64,
