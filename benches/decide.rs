@@ -50,19 +50,9 @@ fn bench(c: &mut Criterion) {
     });
     // The same with a business-hours window (cron evaluated per decision).
     let mut windowed = policy.clone();
-    windowed.windows.push(gaap_autoscaler::policy::Window {
-        cron: gaap_autoscaler::policy::CronSpec {
-            expr: "0 0 9 * * Mon-Fri".into(),
-            schedule: "0 0 9 * * Mon-Fri".parse().unwrap(),
-        },
-        duration: Duration::from_secs(36_000),
-        timezone: chrono_tz::Asia::Shanghai,
-        bandwidth_min: Some(100),
-        bandwidth_max: None,
-        concurrent_min: None,
-        concurrent_max: None,
-        memo: Default::default(),
-    });
+    windowed
+        .windows
+        .push(fixtures::window("0 0 9 * * Mon-Fri", 10, 100));
     g.bench_function("one proxy, full state, one window", |b| {
         b.iter(|| {
             decide(

@@ -107,3 +107,21 @@ pub fn observe(bandwidth_mbps: f64, connections: f64, at: Timestamp) -> Observat
     );
     o
 }
+
+/// A window in Asia/Shanghai opening at `cron` for `hours`, raising bandwidth min to
+/// `bandwidth_min` (e.g. business hours: `"0 0 9 * * Mon-Fri"`, 10 h, 100 Mbps).
+pub fn window(cron: &str, hours: u64, bandwidth_min: u32) -> crate::policy::Window {
+    crate::policy::Window {
+        cron: crate::policy::CronSpec {
+            expr: cron.into(),
+            schedule: cron.parse().expect("a valid cron expression"),
+        },
+        duration: Duration::from_secs(hours * 3600),
+        timezone: chrono_tz::Asia::Shanghai,
+        bandwidth_min: Some(bandwidth_min),
+        bandwidth_max: None,
+        concurrent_min: None,
+        concurrent_max: None,
+        memo: Default::default(),
+    }
+}

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use super::fixtures::{ladder, observe, policy, proxy};
+use super::fixtures::{self, ladder, observe, policy, proxy};
 use super::*;
-use crate::policy::{CronSpec, MissingAction, Rule, StepRule, Window};
+use crate::policy::{MissingAction, Rule, StepRule};
 
 const T0: Timestamp = Timestamp::from_secs(1_795_939_200); // 2026-11-29T00:00:00Z (a Sunday)
 
@@ -284,19 +284,8 @@ fn rate_limits_steps_per_change() {
 fn bounds_and_windows() {
     let mut p = policy();
     // Business hours 09:00–19:00 Asia/Shanghai on weekdays: bandwidth at least 100.
-    p.windows.push(Window {
-        cron: CronSpec {
-            expr: "0 0 9 * * Mon-Fri".into(),
-            schedule: "0 0 9 * * Mon-Fri".parse().unwrap(),
-        },
-        duration: Duration::from_secs(10 * 3600),
-        timezone: chrono_tz::Asia::Shanghai,
-        bandwidth_min: Some(100),
-        bandwidth_max: None,
-        concurrent_min: None,
-        concurrent_max: None,
-        memo: Default::default(),
-    });
+    p.windows
+        .push(fixtures::window("0 0 9 * * Mon-Fri", 10, 100));
     let l = ladder();
     let monday_10_local = crate::time::parse_time("2026-11-30T10:00:00+08:00").unwrap();
     let monday_20_local = crate::time::parse_time("2026-11-30T20:00:00+08:00").unwrap();
@@ -431,19 +420,7 @@ fn one_change_carries_both_dimensions() {
 
 #[test]
 fn window_activity_over_a_week() {
-    let w = Window {
-        cron: CronSpec {
-            expr: "0 0 9 * * Mon-Fri".into(),
-            schedule: "0 0 9 * * Mon-Fri".parse().unwrap(),
-        },
-        duration: Duration::from_secs(10 * 3600),
-        timezone: chrono_tz::Asia::Shanghai,
-        bandwidth_min: Some(100),
-        bandwidth_max: None,
-        concurrent_min: None,
-        concurrent_max: None,
-        memo: Default::default(),
-    };
+    let w = fixtures::window("0 0 9 * * Mon-Fri", 10, 100);
     let cases = [
         ("2026-11-30T08:59:59+08:00", false),
         ("2026-11-30T09:00:00+08:00", true),
@@ -497,19 +474,7 @@ fn a_fresh_controller_does_not_scale_down_before_a_whole_window() {
 
 #[test]
 fn the_window_memo_never_changes_an_answer() {
-    let w = Window {
-        cron: CronSpec {
-            expr: "0 30 9 * * Mon-Fri".into(),
-            schedule: "0 30 9 * * Mon-Fri".parse().unwrap(),
-        },
-        duration: Duration::from_secs(5 * 3600),
-        timezone: chrono_tz::Asia::Shanghai,
-        bandwidth_min: Some(100),
-        bandwidth_max: None,
-        concurrent_min: None,
-        concurrent_max: None,
-        memo: Default::default(),
-    };
+    let w = fixtures::window("0 30 9 * * Mon-Fri", 5, 100);
     // Times over two weeks in a scrambled order (forwards, backwards, repeats).
     let mut x: u64 = 42;
     let mut opened = 0;
