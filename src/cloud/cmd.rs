@@ -15,6 +15,9 @@ use super::request::{DEFAULT_ENDPOINT, Endpoint};
 use crate::ratelimit::{MAX_PER_SECOND, Priority, RateLimiter};
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  gaap-autoscaler api DescribeProxies --params '{\"ProxyIds\":[\"link-kicu7m5b\"]}'\n  gaap-autoscaler api DescribeAccessRegionsByDestRegion --params '{\"DestRegion\":\"Shanghai\"}'\n  gaap-autoscaler api DescribeProxies --endpoint http://127.0.0.1:9099      (the sandbox)\n\nCredentials: TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY (/ TENCENTCLOUD_TOKEN), else\n~/.tencentcloud/credentials. Exit 0 ok, 1 API error (code on stderr), 2 network error."
+)]
 pub struct ApiArgs {
     /// The action, e.g. DescribeProxies, ModifyProxyConfiguration.
     pub action: String,

@@ -13,6 +13,9 @@ use crate::config::{Config, check_config};
 use crate::fleet::{Fleet, check_fleet};
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  gaap-autoscaler validate                          ./policies (or the config's policies dir)\n  gaap-autoscaler validate policies/ --fleet examples/fleet.toml\n  gaap-autoscaler validate --config gaap-autoscaler.toml\n\nEvery problem is printed as file:line:col: message, with a help line. Exit 1 on any error."
+)]
 pub struct ValidateArgs {
     /// Policy files or directories of them (default: ./policies, or the config's policies
     /// directory); fleet and config files are recognized by their tables.

@@ -13,6 +13,9 @@ use crate::cloud::credentials::{ENV_SECRET_ID, ENV_SECRET_KEY};
 use crate::fleet::Fleet;
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  gaap-autoscaler sandbox --secret-id AKIDlocal --secret-key localkey\n  gaap-autoscaler sandbox --listen 127.0.0.1:0 --fleet fleet.toml --adjusting 2s \\\n      --faults 'ModifyProxyConfiguration:InternalError@1'\n\nThen point a client at it: TENCENTCLOUD_SECRET_ID=AKIDlocal TENCENTCLOUD_SECRET_KEY=localkey\n  gaap-autoscaler api DescribeProxies --endpoint http://127.0.0.1:9099\nEvery call: GET /__sandbox/calls. Fault plan: GET|POST /__sandbox/faults."
+)]
 pub struct SandboxArgs {
     /// Address to listen on (`127.0.0.1:0` picks a free port; the real one is printed).
     #[arg(long, default_value = "127.0.0.1:9099")]

@@ -23,6 +23,9 @@ use crate::time::{Timestamp, parse_duration, parse_time};
 pub const DEFAULT_DAEMON_URL: &str = "http://127.0.0.1:9464";
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  gaap-autoscaler log list --data-dir data --since 1h --proxy link-kicu7m5b\n  gaap-autoscaler log list --outcome failed --limit 20 --json\n  gaap-autoscaler log show d-1795939200000-link-kicu7m5b-0000\n  gaap-autoscaler log export --config gaap-autoscaler.toml --format csv > decisions.csv\n\nWhile the daemon holds the data dir, reads go through its HTTP endpoint (--daemon)."
+)]
 pub struct LogArgs {
     #[command(subcommand)]
     pub command: LogCommand,
