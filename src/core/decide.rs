@@ -103,13 +103,11 @@ pub fn decide(
             }
         }
     } else {
+        // The values kept are in the decision itself: a fixed text, nothing to format.
         d.reasons.push(Reason::new(
             ReasonCode::NoChange,
             None,
-            format!(
-                "keeping {} Mbps and {} x10k connections",
-                d.bandwidth_from, d.concurrent_from
-            ),
+            "no stage asked for a change: keeping the current values",
         ));
     }
     d
@@ -152,7 +150,7 @@ fn guard(
     policy: &Policy,
     proxy: &ProxyState,
     ladder: Option<&Ladder>,
-) -> Option<(Verdict, ReasonCode, String)> {
+) -> Option<(Verdict, ReasonCode, std::borrow::Cow<'static, str>)> {
     match &proxy.status {
         ProxyStatus::Running => {}
         ProxyStatus::Adjusting => {
@@ -166,7 +164,7 @@ fn guard(
             return Some((
                 Verdict::Skip,
                 ReasonCode::GuardNotRunning,
-                format!("the proxy is {s}, not RUNNING"),
+                format!("the proxy is {s}, not RUNNING").into(),
             ));
         }
     }
@@ -174,10 +172,15 @@ fn guard(
         return Some((
             Verdict::Skip,
             ReasonCode::GuardNotScalarable,
-            format!(
-                "Scalarable is {}: ModifyProxyConfiguration is not supported for this proxy",
-                proxy.scalarable
-            ),
+            if proxy.scalarable == 0 {
+                "Scalarable is 0: ModifyProxyConfiguration is not supported for this proxy".into()
+            } else {
+                format!(
+                    "Scalarable is {}: ModifyProxyConfiguration is not supported for this proxy",
+                    proxy.scalarable
+                )
+                .into()
+            },
         ));
     }
     let missing = match ladder {
@@ -187,7 +190,7 @@ fn guard(
             .find(|&dim| dimension(policy, dim).is_some() && l.values(dim).is_empty())
             .map(|dim| format!("the region's allowed {} list is empty", dim.as_str())),
     };
-    missing.map(|m| (Verdict::Skip, ReasonCode::GuardNoLadder, m))
+    missing.map(|m| (Verdict::Skip, ReasonCode::GuardNoLadder, m.into()))
 }
 
 /// Min/max overrides from the windows active at `now`.

@@ -1,6 +1,7 @@
 //! Reason codes: one per stage outcome. Stable strings: they are stored in the decision
 //! log and printed in reports, so rename none.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -90,11 +91,12 @@ impl ReasonCode {
 pub struct Reason {
     pub code: ReasonCode,
     pub dim: Option<Dim>,
-    pub detail: String,
+    /// Fixed texts are borrowed: the common holds allocate nothing.
+    pub detail: Cow<'static, str>,
 }
 
 impl Reason {
-    pub fn new(code: ReasonCode, dim: Option<Dim>, detail: impl Into<String>) -> Reason {
+    pub fn new(code: ReasonCode, dim: Option<Dim>, detail: impl Into<Cow<'static, str>>) -> Reason {
         Reason {
             code,
             dim,

@@ -404,7 +404,7 @@ impl DecisionRecord {
                     code: r.code.as_str().to_string(),
                     stage: r.code.stage(),
                     dim: r.dim,
-                    detail: r.detail.clone(),
+                    detail: r.detail.to_string(),
                 })
                 .collect(),
             outcome: ctx.outcome,
