@@ -6,20 +6,12 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
 use gaap_autoscaler::ratelimit::{
-    DEFAULT_WINDOW, Priority, RateLimiter, Window, max_in_any_window,
+    DEFAULT_WINDOW, Priority, RateLimiter, Window, burst, max_in_any_window,
 };
 use std::hint::black_box;
 
 fn achieved_rate() {
-    let mut w = Window::new(20, DEFAULT_WINDOW).unwrap();
-    let mut now = Duration::ZERO;
-    let mut grants = Vec::new();
-    while grants.len() < 500 {
-        match w.try_acquire(now) {
-            Ok(()) => grants.push(now),
-            Err(at) => now = at,
-        }
-    }
+    let grants = burst(&mut Window::new(20, DEFAULT_WINDOW).unwrap(), 500);
     let span = grants.last().unwrap().as_secs_f64() + 1.0;
     println!(
         "budget (simulated): 500 requests in {span:.2} s = {:.2}/s against 20/s ({:.1}% over the 25 s minimum); max in any 1 s window: {}",

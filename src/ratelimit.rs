@@ -257,6 +257,20 @@ impl Drop for QueueGuard<'_> {
     }
 }
 
+/// The grant times of `n` requests that all arrive at time zero and each take the first
+/// free moment of `window`: what a burst through the budget looks like, without sleeping.
+pub fn burst(window: &mut Window, n: usize) -> Vec<Duration> {
+    let mut now = Duration::ZERO;
+    let mut grants = Vec::with_capacity(n);
+    while grants.len() < n {
+        match window.try_acquire(now) {
+            Ok(()) => grants.push(now),
+            Err(at) => now = at,
+        }
+    }
+    grants
+}
+
 /// The largest number of `times` (sorted ascending) inside any half-open interval of
 /// length `window`: what "no one-second window holds more than 20" is checked against.
 pub fn max_in_any_window(times: &[Duration], window: Duration) -> usize {
@@ -338,15 +352,7 @@ mod tests {
     /// the burst completes within 10% of the 25-second minimum.
     #[test]
     fn burst_of_500_under_simulated_time() {
-        let mut w = Window::new(20, DEFAULT_WINDOW).unwrap();
-        let mut now = Duration::ZERO;
-        let mut grants = Vec::new();
-        while grants.len() < 500 {
-            match w.try_acquire(now) {
-                Ok(()) => grants.push(now),
-                Err(at) => now = at,
-            }
-        }
+        let grants = burst(&mut Window::new(20, DEFAULT_WINDOW).unwrap(), 500);
         assert!(max_in_any_window(&grants, ms(1000)) <= 20);
         let span = *grants.last().unwrap() + ms(1000); // the last grant's second
         assert!(span >= Duration::from_secs(25), "{span:?}");

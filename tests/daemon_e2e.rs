@@ -167,12 +167,16 @@ struct Setup {
 }
 
 impl Setup {
-    fn new(
+    /// A Prometheus holding `data`, the sandbox serving `proxies` (started with
+    /// `sandbox_args`), and a work dir with the fleet, the e2e policy and a config pointing
+    /// the daemon at both, with its HTTP endpoint on `listen`.
+    fn start(
         proxies: &[(&str, u32, u32)],
-        prom: &str,
-        sandbox: Option<&Sandbox>,
+        data: &OpenMetrics,
         listen: &str,
-    ) -> (Setup, PathBuf) {
+        sandbox_args: &[&str],
+    ) -> (Setup, Sandbox, PromServer) {
+        let prom = PromServer::start(data);
         let dir = tempfile::tempdir().unwrap();
         let mut fleet = String::from(
             "[[ladder]]\naccess_region = \"Guangzhou\"\ndest_region = \"Shanghai\"\nbandwidth = [10, 20, 50, 100, 200, 500, 1000]\nconcurrent = [2, 5, 10, 20, 30]\n",
@@ -184,24 +188,19 @@ impl Setup {
         }
         let fleet_path = dir.path().join("fleet.toml");
         std::fs::write(&fleet_path, fleet).unwrap();
+        let sandbox = Sandbox::start(&fleet_path, sandbox_args);
         std::fs::create_dir(dir.path().join("policies")).unwrap();
         std::fs::write(dir.path().join("policies/e2e.toml"), POLICY).unwrap();
-        let endpoint = sandbox.map_or("http://127.0.0.1:9".to_string(), |s| s.url.clone());
         let config = dir.path().join("gaap-autoscaler.toml");
         std::fs::write(
             &config,
             format!(
-                "[tencentcloud]\nendpoint = \"{endpoint}\"\n[prometheus]\nurl = \"{prom}\"\ntimeout = \"5s\"\n[engine]\npolicies = \"policies\"\ndata_dir = \"data\"\nlisten = \"{listen}\"\n"
+                "[tencentcloud]\nendpoint = \"{}\"\n[prometheus]\nurl = \"{}\"\ntimeout = \"5s\"\n[engine]\npolicies = \"policies\"\ndata_dir = \"data\"\nlisten = \"{listen}\"\n",
+                sandbox.url, prom.url
             ),
         )
         .unwrap();
-        (Setup { dir, config }, fleet_path)
-    }
-
-    fn set_endpoint(&self, sandbox: &Sandbox) {
-        let text = std::fs::read_to_string(&self.config).unwrap();
-        let text = text.replace("http://127.0.0.1:9\"", &format!("{}\"", sandbox.url));
-        std::fs::write(&self.config, text).unwrap();
+        (Setup { dir, config }, sandbox, prom)
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -265,15 +264,12 @@ fn scales_up_on_a_demand_step_and_down_after_the_stabilization_window() {
         ],
         end,
     );
-    let prom = PromServer::start(&data);
-    let (setup, fleet) = Setup::new(
+    let (setup, sandbox, _prom) = Setup::start(
         &[("link-e2e00001", 50, 2), ("link-e2e00002", 100, 5)],
-        &prom.url,
-        None,
+        &data,
         "127.0.0.1:0",
+        &[],
     );
-    let sandbox = Sandbox::start(&fleet, &[]);
-    setup.set_endpoint(&sandbox);
 
     // During the step: demand 130 Mbps needs 186 → 200 (two ladder steps from 50).
     setup.run_once(end - 30 * 60, &[]);
@@ -358,10 +354,8 @@ fn scales_up_on_a_demand_step_and_down_after_the_stabilization_window() {
 fn dry_run_sends_no_modify_call() {
     let end = now_secs() / 60 * 60;
     let data = demand(&[("link-e2e00001".into(), Box::new(|_| 300.0))], end);
-    let prom = PromServer::start(&data);
-    let (setup, fleet) = Setup::new(&[("link-e2e00001", 50, 2)], &prom.url, None, "127.0.0.1:0");
-    let sandbox = Sandbox::start(&fleet, &[]);
-    setup.set_endpoint(&sandbox);
+    let (setup, sandbox, _prom) =
+        Setup::start(&[("link-e2e00001", 50, 2)], &data, "127.0.0.1:0", &[]);
     setup.run_once(end, &["--dry-run"]);
     assert!(sandbox.modify_calls().is_empty());
     let log = setup.log_json();
@@ -386,12 +380,9 @@ fn the_daemon_serves_metrics_and_the_log_and_stops_cleanly_on_sigterm() {
     let end = now_secs() / 60 * 60;
     // Demand ends "now": the daemon evaluates at the wall clock.
     let data = demand(&[("link-e2e00001".into(), Box::new(|_| 130.0))], end);
-    let prom = PromServer::start(&data);
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let (setup, fleet) = Setup::new(&[("link-e2e00001", 50, 2)], &prom.url, None, &listen);
-    let sandbox = Sandbox::start(&fleet, &[]);
-    setup.set_endpoint(&sandbox);
+    let (setup, _sandbox, _prom) = Setup::start(&[("link-e2e00001", 50, 2)], &data, &listen, &[]);
     let cfg = setup.config.to_str().unwrap().to_string();
     let mut daemon = setup
         .command(&["run", "--config", &cfg])
@@ -466,13 +457,15 @@ fn unsafe_kill(pid: u32, sig: &str) {
 fn sigkill_between_log_and_answer_is_reconciled_without_a_second_change() {
     let end = now_secs() / 60 * 60;
     let data = demand(&[("link-e2e00001".into(), Box::new(|_| 130.0))], end);
-    let prom = PromServer::start(&data);
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let (setup, fleet) = Setup::new(&[("link-e2e00001", 50, 2)], &prom.url, None, &listen);
     // The first modify call hangs for 5 s: the daemon is killed while it waits.
-    let sandbox = Sandbox::start(&fleet, &["--faults", "ModifyProxyConfiguration:delay=5s@1"]);
-    setup.set_endpoint(&sandbox);
+    let (setup, sandbox, _prom) = Setup::start(
+        &[("link-e2e00001", 50, 2)],
+        &data,
+        &listen,
+        &["--faults", "ModifyProxyConfiguration:delay=5s@1"],
+    );
     let cfg = setup.config.to_str().unwrap().to_string();
     let at = end.to_string();
     let mut first = setup
@@ -516,11 +509,9 @@ fn a_burst_of_300_changes_respects_20_per_second_and_finishes_near_the_minimum()
         .iter()
         .map(|id| (id.clone(), Box::new(|_| 130.0) as Box<dyn Fn(i64) -> f64>))
         .collect();
-    let prom = PromServer::start(&demand(&proxies, end));
     let fleet_rows: Vec<(&str, u32, u32)> = ids.iter().map(|id| (id.as_str(), 50, 2)).collect();
-    let (setup, fleet) = Setup::new(&fleet_rows, &prom.url, None, "127.0.0.1:0");
-    let sandbox = Sandbox::start(&fleet, &[]);
-    setup.set_endpoint(&sandbox);
+    let (setup, sandbox, _prom) =
+        Setup::start(&fleet_rows, &demand(&proxies, end), "127.0.0.1:0", &[]);
     setup.run_once(end, &[]);
     let calls = sandbox.modify_calls();
     assert_eq!(calls.len(), 300, "one call per proxy, no retries needed");
@@ -565,12 +556,9 @@ fn a_burst_of_300_changes_respects_20_per_second_and_finishes_near_the_minimum()
 fn policy_reload_keeps_the_running_set_when_the_new_one_is_invalid() {
     let end = now_secs() / 60 * 60;
     let data = demand(&[("link-e2e00001".into(), Box::new(|_| 30.0))], end);
-    let prom = PromServer::start(&data);
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let (setup, fleet) = Setup::new(&[("link-e2e00001", 50, 2)], &prom.url, None, &listen);
-    let sandbox = Sandbox::start(&fleet, &[]);
-    setup.set_endpoint(&sandbox);
+    let (setup, _sandbox, _prom) = Setup::start(&[("link-e2e00001", 50, 2)], &data, &listen, &[]);
     let cfg = setup.config.to_str().unwrap().to_string();
     let mut daemon = setup
         .command(&["run", "--config", &cfg])

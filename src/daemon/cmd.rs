@@ -25,7 +25,7 @@ use crate::exit::env_error;
 use crate::metrics::{ClientOptions, Prometheus};
 use crate::policy::{Diagnostic, Policy, load_policies};
 use crate::ratelimit::RateLimiter;
-use crate::store::{DecisionLog, StoreError};
+use crate::store::DecisionLog;
 use crate::time::parse_duration;
 
 #[derive(Debug, clap::Args)]
@@ -99,10 +99,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ClientOptions::with_timeout(config.prometheus.timeout),
     )
     .with_context(|| format!("{}: [prometheus] url", args.config.display()))?;
-    let log = DecisionLog::open(&config.engine.data_dir).map_err(|e| match e {
-        StoreError::Locked { .. } => env_error(e.to_string()),
-        other => env_error(other.to_string()),
-    })?;
+    // Locked (another process holds it) or unreadable: the environment, exit 2.
+    let log = DecisionLog::open(&config.engine.data_dir).map_err(|e| env_error(e.to_string()))?;
     let log = Arc::new(log);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
