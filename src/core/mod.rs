@@ -319,12 +319,6 @@ pub struct Decision {
 }
 
 impl Decision {
-    pub fn trace(&self, d: Dim) -> &DimTrace {
-        match d {
-            Dim::Bandwidth => &self.bandwidth,
-            Dim::Concurrent => &self.concurrent,
-        }
-    }
     /// Reason codes as strings (`scale.up`, `data.stale`...), in order.
     pub fn reason_codes(&self) -> Vec<String> {
         self.reasons.iter().map(|r| r.to_string()).collect()
