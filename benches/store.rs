@@ -38,7 +38,7 @@ fn template() -> DecisionRecord {
             proxy: &proxy,
             ladder: Some(&ladder),
             observation: &obs,
-            policy: Some(&policy),
+            policy: &policy,
             note: None,
         },
     )

@@ -378,7 +378,7 @@ async fn reconcile_resends_with_the_same_token_or_abandons() {
                 proxy: &px,
                 ladder: None,
                 observation: &Observation::default(),
-                policy: Some(&p),
+                policy: &p,
                 note: None,
             },
         );

@@ -47,7 +47,7 @@ fn record(ms: i64, proxy: &str, policy: &str, outcome: Outcome) -> DecisionRecor
             proxy: &px,
             ladder: Some(&ladder),
             observation: &obs,
-            policy: Some(&pol),
+            policy: &pol,
             note: None,
         },
     )

@@ -22,10 +22,24 @@ pub fn decide(
     state: &ControllerState,
     now: Timestamp,
 ) -> Decision {
+    decide_owned(policy, proxy, ladder, obs, state.clone(), now)
+}
+
+/// [`decide`] taking the controller state by value: the state goes in, the next state
+/// comes out in [`Decision::next_state`]. The replay moves its state through millions of
+/// evaluations this way without copying it; the daemon keeps the previous state, so it
+/// calls [`decide`].
+#[inline]
+pub fn decide_owned(
+    policy: &Policy,
+    proxy: &ProxyState,
+    ladder: Option<&Ladder>,
+    obs: &Observation,
+    state: ControllerState,
+    now: Timestamp,
+) -> Decision {
     let mut d = Decision {
         time: now,
-        proxy_id: proxy.id.clone(),
-        policy: policy.name.clone(),
         verdict: Verdict::Hold,
         bandwidth_from: proxy.bandwidth,
         bandwidth_to: proxy.bandwidth,
@@ -35,7 +49,7 @@ pub fn decide(
         reasons: Vec::new(),
         bandwidth: DimTrace::unmanaged(proxy.bandwidth),
         concurrent: DimTrace::unmanaged(proxy.concurrent),
-        next_state: state.clone(),
+        next_state: state,
     };
 
     // 1. Guard.
@@ -86,21 +100,20 @@ pub fn decide(
                 Dim::Concurrent => (d.concurrent_from, d.concurrent_to),
             };
             let st = d.next_state.dim_mut(dim);
-            if to > from {
+            let code = if to > from {
                 st.last_up = Some(now);
-                d.reasons.push(Reason::new(
-                    ReasonCode::ScaleUp,
-                    Some(dim),
-                    format!("{from} → {to} {}", dim.unit()),
-                ));
+                ReasonCode::ScaleUp
             } else if to < from {
                 st.last_down = Some(now);
-                d.reasons.push(Reason::new(
-                    ReasonCode::ScaleDown,
-                    Some(dim),
-                    format!("{from} → {to} {}", dim.unit()),
-                ));
-            }
+                ReasonCode::ScaleDown
+            } else {
+                continue;
+            };
+            d.reasons.push(Reason::new(
+                code,
+                Some(dim),
+                Detail::Scale { from, to, dim },
+            ));
         }
     } else {
         // The values kept are in the decision itself: a fixed text, nothing to format.
@@ -271,7 +284,7 @@ struct DimCtx<'a> {
 }
 
 impl DimCtx<'_> {
-    fn reason(&mut self, code: ReasonCode, detail: String) {
+    fn reason(&mut self, code: ReasonCode, detail: impl Into<Detail>) {
         self.reasons.push(Reason::new(code, Some(self.dim), detail));
     }
 
@@ -418,26 +431,20 @@ impl DimCtx<'_> {
     fn tolerance_and_ladder(&mut self, need: f64) -> u32 {
         let current = self.current;
         let cur = f64::from(current);
+        let within = |tolerance: f64, above: bool| Detail::WithinTolerance {
+            need,
+            tolerance,
+            current,
+            above,
+        };
         if need > cur && need <= cur * (1.0 + self.up().tolerance) {
-            let tol = self.up().tolerance;
-            self.reason(
-                ReasonCode::WithinTolerance,
-                format!(
-                    "need {need:.2} is within {:.0}% above {current}",
-                    tol * 100.0
-                ),
-            );
+            let detail = within(self.up().tolerance, true);
+            self.reason(ReasonCode::WithinTolerance, detail);
             return current;
         }
         if need < cur && need >= cur * (1.0 - self.down().tolerance) {
-            let tol = self.down().tolerance;
-            self.reason(
-                ReasonCode::WithinTolerance,
-                format!(
-                    "need {need:.2} is within {:.0}% below {current}",
-                    tol * 100.0
-                ),
-            );
+            let detail = within(self.down().tolerance, false);
+            self.reason(ReasonCode::WithinTolerance, detail);
             return current;
         }
         if need == cur {
@@ -523,24 +530,30 @@ impl DimCtx<'_> {
     }
 
     fn stabilize(&mut self, st: &mut DimState, recommended: u32) -> u32 {
-        let now = self.now;
+        // In milliseconds: this runs for every evaluation with data (the replay's hot path).
+        let now = self.now.millis();
         let up_w = self.up().stabilization;
         let down_w = self.down().stabilization;
-        let keep = up_w.max(down_w);
+        let (up_ms, down_ms) = (millis(up_w), millis(down_w));
+        let keep = up_ms.max(down_ms);
         st.recommendations
-            .retain(|&(t, _)| now.since(t) < keep && t <= now);
-        st.recommendations.push((now, recommended));
-        let within = |w: Duration| {
-            st.recommendations
-                .iter()
-                .filter(move |&&(t, _)| t == now || now.since(t) < w)
-                .map(|&(_, v)| v)
-        };
-        let up_rec = within(up_w).min().unwrap_or(recommended);
-        let mut down_rec = within(down_w).max().unwrap_or(recommended);
+            .retain(|&(t, _)| t.millis() <= now && now - t.millis() < keep);
+        st.recommendations.push((self.now, recommended));
+        // The lowest recommendation within the up window, the highest within the down
+        // window (those taken at `now` are within both, even for a zero window).
+        let (mut up_rec, mut down_rec) = (recommended, recommended);
+        for &(t, v) in &st.recommendations {
+            let age = now - t.millis();
+            if age == 0 || age < up_ms {
+                up_rec = up_rec.min(v);
+            }
+            if age == 0 || age < down_ms {
+                down_rec = down_rec.max(v);
+            }
+        }
         // No history yet covers the scale-down window: do not go below the current value.
-        let since = *st.observed_since.get_or_insert(now);
-        if now.since(since) < down_w {
+        let since = st.observed_since.get_or_insert(self.now).millis();
+        if (now - since).max(0) < down_ms {
             down_rec = down_rec.max(self.current);
         }
         let mut out = self.current;
@@ -551,17 +564,14 @@ impl DimCtx<'_> {
             out = down_rec;
         }
         if out != recommended {
-            let (dir, w) = if out > recommended {
-                ("down", down_w)
-            } else {
-                ("up", up_w)
-            };
+            let window = if out > recommended { down_w } else { up_w };
             self.reason(
                 ReasonCode::Stabilized,
-                format!(
-                    "recommendation {recommended} stabilized to {out} (scale-{dir} window {})",
-                    crate::time::format_duration(w)
-                ),
+                Detail::Stabilized {
+                    recommended,
+                    out,
+                    window,
+                },
             );
         }
         out
@@ -586,7 +596,12 @@ impl DimCtx<'_> {
             };
             self.reason(
                 ReasonCode::MaxSteps,
-                format!("{target} is more than {steps} ladder step(s) from {current}: {limited}"),
+                Detail::MaxSteps {
+                    target,
+                    steps,
+                    current,
+                    limited,
+                },
             );
         }
         limited
@@ -629,22 +644,19 @@ impl DimCtx<'_> {
             (target, None)
         };
         if let Some(code) = code {
-            let which = if code == ReasonCode::BoundMin {
-                "min"
-            } else {
-                "max"
-            };
-            let bound = if code == ReasonCode::BoundMin {
-                min
-            } else {
-                max
-            };
-            self.reason(code, format!("{target} is outside {which} {bound}: {out}"));
+            let below = code == ReasonCode::BoundMin;
+            let bound = if below { min } else { max };
+            self.reason(
+                code,
+                Detail::Bound {
+                    target,
+                    below,
+                    bound,
+                    out,
+                },
+            );
             if window {
-                self.reason(
-                    ReasonCode::WindowActive,
-                    format!("a time window sets the bounds to [{min}, {max}]"),
-                );
+                self.reason(ReasonCode::WindowActive, Detail::WindowBounds { min, max });
             }
         }
         Some(out)
@@ -656,7 +668,7 @@ impl DimCtx<'_> {
         let Some(last) = last_change else {
             return target;
         };
-        let since = self.now.since(last);
+        let since = Duration::from_millis((self.now.millis() - last.millis()).max(0) as u64);
         let (code, cd) = if target > current {
             (ReasonCode::CooldownUp, self.up().cooldown)
         } else if target < current {
@@ -667,15 +679,21 @@ impl DimCtx<'_> {
         if since < cd {
             self.reason(
                 code,
-                format!(
-                    "last change {} ago, cooldown {}: holding {current} instead of {target}",
-                    crate::time::format_duration(Duration::from_secs(since.as_secs())),
-                    crate::time::format_duration(cd)
-                ),
+                Detail::Cooldown {
+                    since,
+                    cooldown: cd,
+                    current,
+                    target,
+                },
             );
             current
         } else {
             target
         }
     }
+}
+
+/// A policy duration in milliseconds (policies hold durations far below i64::MAX ms).
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use decide::decide;
-pub use reason::{Reason, ReasonCode};
+pub use decide::{decide, decide_owned};
+pub use reason::{Detail, Reason, ReasonCode};
 
 use crate::time::Timestamp;
 
@@ -297,12 +297,11 @@ pub struct DimTrace {
     pub target: u32,
 }
 
-/// The outcome of one evaluation of one proxy.
+/// The outcome of one evaluation of one proxy. It names neither the proxy nor the policy:
+/// the caller has both (and the replay decides millions of times without copying them).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {
     pub time: Timestamp,
-    pub proxy_id: String,
-    pub policy: String,
     pub verdict: Verdict,
     pub bandwidth_from: u32,
     pub bandwidth_to: u32,

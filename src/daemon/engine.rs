@@ -269,7 +269,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                     proxy,
                     ladder,
                     observation: obs,
-                    policy: Some(policy),
+                    policy,
                     note: note.as_deref(),
                 },
             ));

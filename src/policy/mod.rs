@@ -11,6 +11,7 @@ pub mod validate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering, fence};
 use std::time::Duration;
 
 pub use diagnostic::{Diagnostic, Severity};
@@ -569,18 +570,50 @@ pub struct Window {
 /// The last answer of "is this window open at t?" with the half-open interval of times
 /// for which that answer holds. Evaluating a cron expression costs microseconds; the
 /// daemon and the simulation ask about nearby times over and over.
+///
+/// A sequence lock over three atomics: readers never wait and never see a torn interval
+/// (a read that overlaps a write is a miss); of two writers at once, one gives up.
 #[derive(Default)]
-pub struct WindowMemo(std::sync::Mutex<Option<(i64, i64, bool)>>);
+pub struct WindowMemo {
+    /// 0: empty; odd: being written; even: `from`, `until`, `active` are consistent.
+    seq: AtomicU64,
+    from: AtomicI64,
+    until: AtomicI64,
+    active: AtomicBool,
+}
 
 impl WindowMemo {
     /// The remembered answer for `t` (Unix ms), if `t` lies in the remembered interval.
     pub fn get(&self, t: i64) -> Option<bool> {
-        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        m.and_then(|(from, until, active)| (from <= t && t < until).then_some(active))
+        let s1 = self.seq.load(Ordering::Acquire);
+        if s1 == 0 || s1 & 1 == 1 {
+            return None;
+        }
+        let from = self.from.load(Ordering::Relaxed);
+        let until = self.until.load(Ordering::Relaxed);
+        let active = self.active.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        if self.seq.load(Ordering::Relaxed) != s1 {
+            return None;
+        }
+        (from <= t && t < until).then_some(active)
     }
     /// Remembers that the answer is `active` for every time in `[from, until)`.
     pub fn set(&self, from: i64, until: i64, active: bool) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((from, until, active));
+        let s = self.seq.load(Ordering::Relaxed);
+        if s & 1 == 1
+            || self
+                .seq
+                .compare_exchange(s, s + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return; // another writer is at it: a memo may skip an answer
+        }
+        fence(Ordering::Release);
+        self.from.store(from, Ordering::Relaxed);
+        self.until.store(until, Ordering::Relaxed);
+        self.active.store(active, Ordering::Relaxed);
+        self.seq.store(s + 2, Ordering::Release);
     }
 }
 
@@ -594,5 +627,48 @@ impl Clone for WindowMemo {
 impl std::fmt::Debug for WindowMemo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("WindowMemo")
+    }
+}
+
+#[cfg(test)]
+mod memo_tests {
+    use super::WindowMemo;
+
+    /// Writers store intervals whose answer is a function of the interval; readers, racing
+    /// them, must only ever see an answer that belongs to the interval they matched.
+    #[test]
+    fn a_racing_memo_never_mixes_two_intervals() {
+        let memo = WindowMemo::default();
+        assert_eq!(memo.get(0), None, "empty");
+        std::thread::scope(|s| {
+            for w in 0..2i64 {
+                let memo = &memo;
+                s.spawn(move || {
+                    for i in 0..50_000i64 {
+                        let k = (i * 2 + w) % 1_000;
+                        memo.set(k * 10, k * 10 + 10, k % 2 == 0);
+                    }
+                });
+            }
+            for _ in 0..2 {
+                let memo = &memo;
+                s.spawn(move || {
+                    let mut hits = 0u32;
+                    for i in 0..200_000i64 {
+                        let t = (i * 7) % 10_000;
+                        if let Some(active) = memo.get(t) {
+                            hits += 1;
+                            assert_eq!(active, (t / 10) % 2 == 0, "torn read at {t}");
+                        }
+                    }
+                    hits
+                });
+            }
+        });
+        memo.set(5, 15, true);
+        assert_eq!(
+            (memo.get(4), memo.get(5), memo.get(15)),
+            (None, Some(true), None)
+        );
     }
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use crate::core::{
     ControllerState, Dim, Direction, Ladder, Observation, ProxyState, ProxyStatus, Reading,
-    ReasonCode, Verdict, decide,
+    ReasonCode, Verdict, decide_owned,
 };
 use crate::fleet::Fleet;
 use crate::policy::{Policy, Rule, Schedule};
@@ -613,12 +613,12 @@ fn evaluate(live: &mut Live, now: i64, step: u32) -> Option<Direction> {
     } else {
         live.proxy.status.clone()
     };
-    let d = decide(
+    let d = decide_owned(
         live.policy,
         &live.proxy,
         live.ladder,
         &live.obs,
-        &live.state,
+        std::mem::take(&mut live.state),
         t,
     );
     for r in &d.reasons {
@@ -627,6 +627,8 @@ fn evaluate(live: &mut Live, now: i64, step: u32) -> Option<Direction> {
             None => run.reasons.push((r.code, 1)),
         }
     }
+    // Wait and Skip leave the state as it was (the guard stops before any stage).
+    live.state = d.next_state;
     if d.verdict == Verdict::Wait || d.verdict == Verdict::Skip {
         return None;
     }
@@ -640,9 +642,8 @@ fn evaluate(live: &mut Live, now: i64, step: u32) -> Option<Direction> {
         bandwidth_to: d.bandwidth_to,
         concurrent_from: d.concurrent_from,
         concurrent_to: d.concurrent_to,
-        reasons: d.reason_codes(),
+        reasons: d.reasons.iter().map(ToString::to_string).collect(),
     });
-    live.state = d.next_state;
     let change = change?;
     let dir = change.direction;
     run.changes.push(change);

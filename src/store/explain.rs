@@ -549,7 +549,7 @@ mod tests {
             proxy: &proxy,
             ladder: Some(&ladder),
             observation: &obs,
-            policy: Some(&policy),
+            policy: &policy,
             note: None,
         };
         let mut r = DecisionRecord::from_decision(&d, &ctx);

@@ -363,8 +363,8 @@ pub struct RecordContext<'a> {
     pub proxy: &'a ProxyState,
     pub ladder: Option<&'a Ladder>,
     pub observation: &'a Observation,
-    /// The policy, for the snapshot `log show` explains with and the billing type.
-    pub policy: Option<&'a Policy>,
+    /// The policy (its name, the snapshot `log show` explains with, the billing type).
+    pub policy: &'a Policy,
     pub note: Option<&'a str>,
 }
 
@@ -383,11 +383,11 @@ impl DecisionRecord {
     pub fn from_decision(d: &Decision, ctx: &RecordContext<'_>) -> DecisionRecord {
         DecisionRecord {
             v: RECORD_VERSION,
-            id: decision_id(d.time, &d.proxy_id, 0),
+            id: decision_id(d.time, &ctx.proxy.id, 0),
             time: d.time,
             time_ms: d.time.millis(),
-            policy: d.policy.clone(),
-            proxy_id: d.proxy_id.clone(),
+            policy: ctx.policy.name.clone(),
+            proxy_id: ctx.proxy.id.clone(),
             mode: ctx.mode.as_str().to_string(),
             verdict: d.verdict,
             direction: d.direction,
@@ -413,7 +413,7 @@ impl DecisionRecord {
             error_message: None,
             attempts: 0,
             completed_at: None,
-            billing_type: ctx.policy.and_then(|p| p.billing_type),
+            billing_type: ctx.policy.billing_type,
             note: ctx.note.map(str::to_string),
             inputs: Inputs {
                 signals: ctx.observation.signals.clone(),
@@ -421,7 +421,7 @@ impl DecisionRecord {
                 ladder: ctx.ladder.cloned(),
                 bandwidth: d.bandwidth.clone(),
                 concurrent: d.concurrent.clone(),
-                policy: ctx.policy.map(PolicySnapshot::of),
+                policy: Some(PolicySnapshot::of(ctx.policy)),
             },
         }
     }
@@ -611,7 +611,7 @@ mod tests {
             proxy: &proxy,
             ladder: Some(&ladder),
             observation: &obs,
-            policy: Some(&policy),
+            policy: &policy,
             note: None,
         };
         let r = DecisionRecord::from_decision(&d, &ctx);
