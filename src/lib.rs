@@ -22,6 +22,7 @@ pub mod daemon;
 pub mod exit;
 pub mod fleet;
 pub mod metrics;
+pub mod par;
 pub mod policy;
 pub mod ratelimit;
 pub mod sandbox;

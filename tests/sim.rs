@@ -431,6 +431,56 @@ fn api_calls_never_exceed_20_per_second_and_ups_go_first() {
     assert_eq!(r.summary.peak_api_calls_per_second, 20);
 }
 
+/// The replay splits the fleet over threads in lock step: the result must not depend on
+/// how many, even when the budget defers calls every day (2 calls per second here).
+#[test]
+fn the_replay_gives_one_result_for_any_number_of_threads() {
+    let proxies: Vec<ProxyState> = (0..60)
+        .map(|i| proxy(&format!("link-{i:08}"), [20, 50, 100][i % 3], 5))
+        .collect();
+    let targets: Vec<Target> = proxies
+        .iter()
+        .map(|p| Target {
+            id: p.id.clone(),
+            bandwidth: p.bandwidth,
+            concurrent: p.concurrent,
+        })
+        .collect();
+    let spec = SyntheticSpec {
+        days: 3,
+        ..SyntheticSpec::default()
+    };
+    let trace = synthetic::generate(
+        &spec,
+        &targets,
+        &["bandwidth".to_string()],
+        &["connections".to_string()],
+    );
+    let mut policy = fixtures::policy();
+    policy.selector = bandwidth_policy().selector;
+    policy.schedule = gaap_autoscaler::policy::Schedule::Interval(Duration::from_secs(60));
+    let fleet = fleet(proxies);
+    for adjusting in [Duration::from_secs(60), Duration::ZERO] {
+        let run = |threads: usize| {
+            let opts = SimOptions {
+                adjusting,
+                api_calls_per_second: 2,
+                threads,
+                ..SimOptions::new(spec.start, spec.end() - spec.step)
+            };
+            let run = replay(&set(policy.clone()), &fleet, &trace, &opts, &mut |_| {}).unwrap();
+            // Debug, not ==: missing demand is NaN in the columns.
+            (format!("{run:?}"), run.api.deferred, run.proxies.len())
+        };
+        let (one, deferred, n) = run(1);
+        assert_eq!(n, 60);
+        assert!(deferred > 50, "the budget defers calls: {deferred}");
+        for threads in [2, 3, 5] {
+            assert!(run(threads).0 == one, "{threads} threads, adjusting {adjusting:?}");
+        }
+    }
+}
+
 #[test]
 fn synthetic_generator_is_deterministic_per_seed() {
     let targets: Vec<Target> = (0..4)

@@ -82,10 +82,7 @@ pub fn read_file(path: &Path, filter: &Filter) -> Result<(Trace, CsvStats), CsvE
         message: e.to_string(),
     };
     let len = std::fs::metadata(path).map_err(io)?.len();
-    let threads = std::thread::available_parallelism()
-        .map(|t| t.get())
-        .unwrap_or(1)
-        .min(8) as u64;
+    let threads = crate::par::threads() as u64;
     if threads < 2 || len < PARALLEL_BYTES {
         let file = std::fs::File::open(path).map_err(io)?;
         return read(file, &name, filter);

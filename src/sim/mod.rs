@@ -24,6 +24,8 @@ pub mod report;
 pub mod synthetic;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::core::{
@@ -52,6 +54,9 @@ pub struct SimOptions {
     pub adjusting: Duration,
     /// API calls allowed per second across the fleet (never more than 20).
     pub api_calls_per_second: u32,
+    /// Threads for the replay; 0 = one per core when the fleet is large enough to gain.
+    /// The result never depends on it.
+    pub threads: usize,
 }
 
 impl SimOptions {
@@ -61,6 +66,7 @@ impl SimOptions {
             end,
             adjusting: Duration::from_secs(60),
             api_calls_per_second: API_CALLS_PER_SECOND,
+            threads: 0,
         }
     }
 }
@@ -458,24 +464,17 @@ pub fn replay(
     })
 }
 
-/// The replay loop over `lives`: every policy's evaluation times in order; changes go
-/// through the API queue (`limit` calls per second fleet-wide, scale-ups first).
-fn drive(
-    lives: &mut [Live],
-    members: &[Vec<usize>],
-    schedules: &[(Vec<i64>, Vec<u32>)],
-    opts: &SimOptions,
-    limit: u32,
-    progress: &mut dyn FnMut(u64),
-) -> ApiStats {
+/// One evaluation time of the replay: the policies due then, with their step lengths.
+struct Tick {
+    now: i64,
+    due: Vec<(usize, u32)>,
+}
+
+/// Every evaluation time over all policies (with members), in order.
+fn tick_plan(members: &[Vec<usize>], schedules: &[(Vec<i64>, Vec<u32>)]) -> Vec<Tick> {
     let mut next_idx = vec![0usize; schedules.len()];
-    let mut api = ApiStats::default();
-    let mut seconds: BTreeMap<i64, u32> = BTreeMap::new();
-    let mut requests: Vec<Request> = Vec::new();
-    let adjusting_ms = opts.adjusting.as_millis() as i64;
-    let mut done_since_report = 0u64;
+    let mut ticks = Vec::new();
     loop {
-        // The earliest next evaluation over all policies.
         let mut now = i64::MAX;
         for (pi, (times, _)) in schedules.iter().enumerate() {
             if let Some(&t) = times.get(next_idx[pi])
@@ -485,72 +484,302 @@ fn drive(
             }
         }
         if now == i64::MAX {
-            break;
+            return ticks;
         }
-        requests.clear();
-        for pi in 0..schedules.len() {
-            let (times, steps) = &schedules[pi];
-            if times.get(next_idx[pi]) != Some(&now) || members[pi].is_empty() {
-                continue;
-            }
-            let step = steps[next_idx[pi]];
-            next_idx[pi] += 1;
-            for &li in &members[pi] {
-                if let Some(direction) = evaluate(&mut lives[li], now, step) {
-                    requests.push(Request {
-                        live: li,
-                        time: now,
-                        direction,
-                    });
-                }
-                done_since_report += 1;
+        let mut due = Vec::new();
+        for (pi, (times, steps)) in schedules.iter().enumerate() {
+            if times.get(next_idx[pi]) == Some(&now) && !members[pi].is_empty() {
+                due.push((pi, steps[next_idx[pi]]));
+                next_idx[pi] += 1;
             }
         }
-        // The API budget: scale-ups first, then by proxy order.
-        requests.sort_by_key(|r| (r.direction, r.live));
-        for r in &requests {
+        ticks.push(Tick { now, due });
+    }
+}
+
+/// Fewest proxies per thread for a parallel replay to gain over its two rendezvous per tick.
+const MIN_PROXIES_PER_THREAD: usize = 32;
+
+/// The API call of a change, as the budget placed it.
+struct Placed {
+    live: usize,
+    call_at: i64,
+    effective: i64,
+    deferred: bool,
+}
+
+/// The replay loop over `lives`: every evaluation time in order; changes go through the
+/// API queue (`limit` calls per second fleet-wide, scale-ups first).
+///
+/// Proxies only meet in the API budget, and a change's call time matters to its proxy no
+/// sooner than its next evaluation. So the proxies are split into contiguous parts, one
+/// thread each, in lock step: at each tick every part evaluates its proxies; when some
+/// asked for a change, the first thread places all of that tick's calls in the budget
+/// (the order is the serial one: scale-ups first, then proxy order) and hands each part
+/// its placements before anyone evaluates the next tick. The result is the same for any
+/// number of threads (a test checks it).
+fn drive(
+    lives: &mut [Live],
+    members: &[Vec<usize>],
+    schedules: &[(Vec<i64>, Vec<u32>)],
+    opts: &SimOptions,
+    limit: u32,
+    progress: &mut dyn FnMut(u64),
+) -> ApiStats {
+    let ticks = tick_plan(members, schedules);
+    let threads = match opts.threads {
+        0 => crate::par::threads().min(lives.len() / MIN_PROXIES_PER_THREAD),
+        n => n.min(lives.len()),
+    }
+    .max(1);
+    let chunk = lives.len().div_ceil(threads).max(1);
+    let parts = lives.len().div_ceil(chunk).max(1);
+    // Per part, per policy: the part's members (indices within the part).
+    let local: Vec<Vec<Vec<usize>>> = (0..parts)
+        .map(|c| {
+            members
+                .iter()
+                .map(|m| {
+                    m.iter()
+                        .filter(|&&li| li / chunk == c)
+                        .map(|&li| li - c * chunk)
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let shared = Shared {
+        rendezvous: Rendezvous::new(parts),
+        requests: (0..parts).map(|_| Mutex::new(Vec::new())).collect(),
+        placed: (0..parts).map(|_| Mutex::new(Vec::new())).collect(),
+    };
+    let mut budget = Budget {
+        limit,
+        adjusting_ms: opts.adjusting.as_millis() as i64,
+        seconds: BTreeMap::new(),
+        api: ApiStats::default(),
+        all: Vec::new(),
+    };
+    std::thread::scope(|scope| {
+        let mut split = lives.chunks_mut(chunk).enumerate();
+        let (_, first) = split.next().expect("at least one part");
+        for (c, part) in split {
+            let (ticks, local, shared) = (&ticks, &local[c], &shared);
+            scope.spawn(move || part_loop(c, c * chunk, part, ticks, local, shared, None));
+        }
+        let lead = Lead {
+            budget: &mut budget,
+            chunk,
+            members,
+            progress,
+        };
+        part_loop(0, 0, first, &ticks, &local[0], &shared, Some(lead));
+    });
+    budget.api
+}
+
+/// What the parts share: the rendezvous, each part's requests of the tick, and each
+/// part's placements.
+struct Shared {
+    rendezvous: Rendezvous,
+    requests: Vec<Mutex<Vec<Request>>>,
+    placed: Vec<Mutex<Vec<Placed>>>,
+}
+
+/// The first part also places the calls and reports progress.
+struct Lead<'a, 'p> {
+    budget: &'a mut Budget,
+    chunk: usize,
+    members: &'a [Vec<usize>],
+    progress: &'a mut (dyn FnMut(u64) + 'p),
+}
+
+/// The fleet-wide API budget: calls per second, scale-ups first.
+struct Budget {
+    limit: u32,
+    adjusting_ms: i64,
+    seconds: BTreeMap<i64, u32>,
+    api: ApiStats,
+    /// The tick's requests from every part.
+    all: Vec<Request>,
+}
+
+impl Budget {
+    /// Places the calls of one tick (sorted: scale-ups first, then proxy order).
+    fn place(&mut self, now: i64, out: &mut impl FnMut(Placed)) {
+        self.all.sort_by_key(|r| (r.direction, r.live));
+        for r in &self.all {
             let mut sec = r.time.div_euclid(1000);
-            while seconds.get(&sec).copied().unwrap_or(0) >= limit {
+            while self.seconds.get(&sec).copied().unwrap_or(0) >= self.limit {
                 sec += 1;
             }
-            let used = seconds.entry(sec).or_insert(0);
+            let used = self.seconds.entry(sec).or_insert(0);
             *used += 1;
-            api.peak_per_second = api.peak_per_second.max(*used);
-            api.calls += 1;
+            self.api.peak_per_second = self.api.peak_per_second.max(*used);
+            self.api.calls += 1;
             let call_at = (sec * 1000).max(r.time);
-            let live = &mut lives[r.live];
-            if call_at / 1000 > r.time / 1000 {
-                api.deferred += 1;
-                api.max_wait_ms = api.max_wait_ms.max(call_at - r.time);
-                live.run.api_deferred += 1;
+            let deferred = call_at / 1000 > r.time / 1000;
+            if deferred {
+                self.api.deferred += 1;
+                self.api.max_wait_ms = self.api.max_wait_ms.max(call_at - r.time);
             }
-            let effective = call_at + adjusting_ms;
-            if let Some(ch) = live.run.changes.last_mut() {
-                ch.call_at = Timestamp(call_at);
-                ch.effective_at = Timestamp(effective);
-                live.pending = Some((effective, ch.bandwidth_to, ch.concurrent_to));
-            }
-            if live.pending.is_some_and(|(e, _, _)| e <= now) {
-                apply_pending(live);
-            }
+            out(Placed {
+                live: r.live,
+                call_at,
+                effective: call_at + self.adjusting_ms,
+                deferred,
+            });
         }
+        self.all.clear();
         // Forget seconds that can no longer receive calls.
         let floor = now.div_euclid(1000);
-        while let Some((&s, _)) = seconds.first_key_value() {
+        while let Some((&s, _)) = self.seconds.first_key_value() {
             if s >= floor {
                 break;
             }
-            seconds.pop_first();
-        }
-        if done_since_report >= 4096 {
-            progress(done_since_report);
-            done_since_report = 0;
+            self.seconds.pop_first();
         }
     }
-    if done_since_report > 0 {
-        progress(done_since_report);
+}
+
+/// One part's replay: `part` holds lives `base..base + part.len()`.
+fn part_loop(
+    c: usize,
+    base: usize,
+    part: &mut [Live],
+    ticks: &[Tick],
+    local: &[Vec<usize>],
+    shared: &Shared,
+    mut lead: Option<Lead>,
+) {
+    let _abort = AbortOnUnwind(&shared.rendezvous);
+    let mut mine = Vec::new();
+    let mut done_since_report = 0u64;
+    for tick in ticks {
+        for &(pi, step) in &tick.due {
+            for &li in &local[pi] {
+                if let Some(direction) = evaluate(&mut part[li], tick.now, step) {
+                    mine.push(Request {
+                        live: base + li,
+                        time: tick.now,
+                        direction,
+                    });
+                }
+            }
+        }
+        let asked = mine.len();
+        if asked > 0 {
+            lock(&shared.requests[c]).append(&mut mine);
+        }
+        let total = shared.rendezvous.wait(asked);
+        if let Some(lead) = lead.as_mut() {
+            done_since_report += tick
+                .due
+                .iter()
+                .map(|&(pi, _)| lead.members[pi].len() as u64)
+                .sum::<u64>();
+            if done_since_report >= 4096 {
+                (lead.progress)(done_since_report);
+                done_since_report = 0;
+            }
+            if total > 0 {
+                for q in &shared.requests {
+                    lead.budget.all.append(&mut lock(q));
+                }
+                let chunk = lead.chunk;
+                lead.budget.place(tick.now, &mut |p| {
+                    lock(&shared.placed[p.live / chunk]).push(p);
+                });
+            }
+        }
+        if total > 0 {
+            shared.rendezvous.wait(0);
+            for p in lock(&shared.placed[c]).drain(..) {
+                let live = &mut part[p.live - base];
+                if p.deferred {
+                    live.run.api_deferred += 1;
+                }
+                if let Some(ch) = live.run.changes.last_mut() {
+                    ch.call_at = Timestamp(p.call_at);
+                    ch.effective_at = Timestamp(p.effective);
+                    live.pending = Some((p.effective, ch.bandwidth_to, ch.concurrent_to));
+                }
+            }
+        }
     }
-    api
+    if let Some(lead) = lead
+        && done_since_report > 0
+    {
+        (lead.progress)(done_since_report);
+    }
+}
+
+/// Marks the rendezvous aborted if its thread panics.
+struct AbortOnUnwind<'a>(&'a Rendezvous);
+
+impl Drop for AbortOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.aborted.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A reusable rendezvous of `n` threads that also sums a number over them. Threads spin
+/// briefly, then yield: a tick's work is microseconds, far below a sleep and wake-up.
+struct Rendezvous {
+    n: usize,
+    arrived: AtomicUsize,
+    sum: AtomicUsize,
+    result: AtomicUsize,
+    generation: AtomicUsize,
+    /// Set when a thread unwinds: the others stop waiting for it and panic too.
+    aborted: AtomicBool,
+}
+
+impl Rendezvous {
+    fn new(n: usize) -> Rendezvous {
+        Rendezvous {
+            n,
+            arrived: AtomicUsize::new(0),
+            sum: AtomicUsize::new(0),
+            result: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+            aborted: AtomicBool::new(false),
+        }
+    }
+
+    /// Waits until all `n` threads have arrived; returns the sum of their `add`s.
+    fn wait(&self, add: usize) -> usize {
+        let generation = self.generation.load(Ordering::Acquire);
+        self.sum.fetch_add(add, Ordering::Relaxed);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.n {
+            let total = self.sum.swap(0, Ordering::Relaxed);
+            self.result.store(total, Ordering::Relaxed);
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation
+                .store(generation.wrapping_add(1), Ordering::Release);
+            return total;
+        }
+        let mut spins = 0u32;
+        while self.generation.load(Ordering::Acquire) == generation {
+            assert!(
+                !self.aborted.load(Ordering::Relaxed),
+                "another replay thread panicked"
+            );
+            if spins < 200 {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        self.result.load(Ordering::Relaxed)
+    }
 }
 
 fn apply_pending(live: &mut Live) {

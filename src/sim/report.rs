@@ -612,11 +612,8 @@ pub fn proxy_report(run: &ProxyRun, set: &str, prices: Option<&Prices>) -> Proxy
 
 /// The report of one policy set: a row per proxy and the fleet summary.
 pub fn set_report(run: &SimRun, prices: Option<&Prices>) -> SetReport {
-    let proxies: Vec<ProxyReport> = run
-        .proxies
-        .iter()
-        .map(|p| proxy_report(p, &run.label, prices))
-        .collect();
+    let proxies: Vec<ProxyReport> =
+        crate::par::map(&run.proxies, |_, p| proxy_report(p, &run.label, prices));
     let mut s = Summary {
         policy_set: run.label.clone(),
         start: run.start.to_rfc3339(),

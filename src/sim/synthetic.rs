@@ -92,40 +92,21 @@ pub fn generate(
     bandwidth_signals: &[String],
     connection_signals: &[String],
 ) -> Trace {
-    let threads = std::thread::available_parallelism()
-        .map(|t| t.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    let chunk = targets.len().div_ceil(threads).max(1);
-    let mut generated: Vec<(Series, Series)> = Vec::with_capacity(targets.len());
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = targets
-            .chunks(chunk)
-            .enumerate()
-            .map(|(c, part)| {
-                scope.spawn(move || {
-                    part.iter()
-                        .enumerate()
-                        .map(|(j, t)| proxy_series(spec, c * chunk + j, t))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            generated.extend(h.join().expect("generator thread"));
-        }
-    });
+    let generated = crate::par::map(targets, |k, t| proxy_series(spec, k, t));
     let mut trace = Trace::default();
     for (target, (bw, conn)) in targets.iter().zip(generated) {
-        for s in bandwidth_signals {
-            trace
-                .series
-                .insert((target.id.clone(), s.clone()), bw.clone());
-        }
-        for s in connection_signals {
-            trace
-                .series
-                .insert((target.id.clone(), s.clone()), conn.clone());
+        for (signals, series) in [(bandwidth_signals, bw), (connection_signals, conn)] {
+            // Every name but the last gets a copy; the last takes the series itself.
+            if let Some((last, others)) = signals.split_last() {
+                for s in others {
+                    trace
+                        .series
+                        .insert((target.id.clone(), s.clone()), series.clone());
+                }
+                trace
+                    .series
+                    .insert((target.id.clone(), last.clone()), series);
+            }
         }
     }
     trace
