@@ -273,4 +273,15 @@ proptest! {
         let d = decide(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, &c.state, NOW);
         prop_assert!(!d.reasons.is_empty());
     }
+
+    /// A reused decision (the replay's way) gives the same decision as a fresh one, whatever
+    /// the buffer held before: only `next_state`, the starting state, carries over.
+    #[test]
+    fn deciding_into_a_used_decision_equals_deciding_afresh(c in case(), other in case()) {
+        let mut d = decide(&other.policy, &other.proxy, Some(&other.ladder), &other.obs, &other.state, NOW);
+        d.next_state = c.state.clone();
+        let later = Timestamp(NOW.millis() + 1);
+        decide_into(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, later, &mut d);
+        prop_assert_eq!(d, decide(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, &c.state, later));
+    }
 }

@@ -22,41 +22,41 @@ pub fn decide(
     state: &ControllerState,
     now: Timestamp,
 ) -> Decision {
-    decide_owned(policy, proxy, ladder, obs, state.clone(), now)
+    let mut d = Decision::with_state(state.clone());
+    decide_into(policy, proxy, ladder, obs, now, &mut d);
+    d
 }
 
-/// [`decide`] taking the controller state by value: the state goes in, the next state
-/// comes out in [`Decision::next_state`]. The replay moves its state through millions of
-/// evaluations this way without copying it; the daemon keeps the previous state, so it
-/// calls [`decide`].
-#[inline]
-pub fn decide_owned(
+/// [`decide`] written into a reused `d`: the state to start from is `d.next_state`, and
+/// every other field is overwritten, so afterwards `d` equals
+/// `decide(policy, proxy, ladder, obs, &state_before, now)` (a property test checks it).
+/// The replay keeps one `Decision` per proxy this way: millions of evaluations with no
+/// copy of the state and no allocation for the reasons. The daemon keeps the previous
+/// state, so it calls [`decide`].
+pub fn decide_into(
     policy: &Policy,
     proxy: &ProxyState,
     ladder: Option<&Ladder>,
     obs: &Observation,
-    state: ControllerState,
     now: Timestamp,
-) -> Decision {
-    let mut d = Decision {
-        time: now,
-        verdict: Verdict::Hold,
-        bandwidth_from: proxy.bandwidth,
-        bandwidth_to: proxy.bandwidth,
-        concurrent_from: proxy.concurrent,
-        concurrent_to: proxy.concurrent,
-        direction: None,
-        reasons: Vec::new(),
-        bandwidth: DimTrace::unmanaged(proxy.bandwidth),
-        concurrent: DimTrace::unmanaged(proxy.concurrent),
-        next_state: state,
-    };
+    d: &mut Decision,
+) {
+    d.time = now;
+    d.verdict = Verdict::Hold;
+    d.bandwidth_from = proxy.bandwidth;
+    d.bandwidth_to = proxy.bandwidth;
+    d.concurrent_from = proxy.concurrent;
+    d.concurrent_to = proxy.concurrent;
+    d.direction = None;
+    d.reasons.clear();
+    d.bandwidth = DimTrace::unmanaged(proxy.bandwidth);
+    d.concurrent = DimTrace::unmanaged(proxy.concurrent);
 
     // 1. Guard.
     if let Some((verdict, code, detail)) = guard(policy, proxy, ladder) {
         d.verdict = verdict;
         d.reasons.push(Reason::new(code, None, detail));
-        return d;
+        return;
     }
     let ladder = ladder.expect("guard rejects a missing ladder");
 
@@ -123,7 +123,25 @@ pub fn decide_owned(
             "no stage asked for a change: keeping the current values",
         ));
     }
-    d
+}
+
+impl Decision {
+    /// An empty decision holding `state`, to start [`decide_into`] from.
+    pub fn with_state(state: ControllerState) -> Decision {
+        Decision {
+            time: Timestamp(0),
+            verdict: Verdict::Hold,
+            bandwidth_from: 0,
+            bandwidth_to: 0,
+            concurrent_from: 0,
+            concurrent_to: 0,
+            direction: None,
+            reasons: Vec::new(),
+            bandwidth: DimTrace::unmanaged(0),
+            concurrent: DimTrace::unmanaged(0),
+            next_state: state,
+        }
+    }
 }
 
 impl DimTrace {

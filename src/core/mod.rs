@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use decide::{decide, decide_owned};
+pub use decide::{decide, decide_into};
 pub use reason::{Detail, Reason, ReasonCode};
 
 use crate::time::Timestamp;

@@ -29,8 +29,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::core::{
-    ControllerState, Dim, Direction, Ladder, Observation, ProxyState, ProxyStatus, Reading,
-    ReasonCode, Verdict, decide_owned,
+    ControllerState, Decision, Dim, Direction, Ladder, Observation, ProxyState, ProxyStatus, Reading,
+    ReasonCode, Verdict, decide_into,
 };
 use crate::fleet::Fleet;
 use crate::policy::{Policy, Rule, Schedule};
@@ -297,7 +297,8 @@ struct Live<'a> {
     policy: &'a Policy,
     proxy: ProxyState,
     ladder: Option<&'a Ladder>,
-    state: ControllerState,
+    /// The last decision, reused for the next; its `next_state` is the controller state.
+    decision: Decision,
     obs: Observation,
     bw: Input<'a>,
     conn: Input<'a>,
@@ -426,7 +427,7 @@ pub fn replay(
                 ..proxy.clone()
             },
             ladder,
-            state: ControllerState::default(),
+            decision: Decision::with_state(ControllerState::default()),
             obs,
             bw,
             conn,
@@ -835,29 +836,20 @@ fn evaluate(live: &mut Live, now: i64, step: u32) -> Option<Direction> {
     {
         *slot = censor(true_conn, conn_cap);
     }
-    live.proxy.status = if live.pending.is_some() {
-        ProxyStatus::Adjusting
+    if live.pending.is_some() {
+        live.proxy.status = ProxyStatus::Adjusting;
     } else if live.proxy.status == ProxyStatus::Adjusting {
-        ProxyStatus::Running
-    } else {
-        live.proxy.status.clone()
-    };
-    let d = decide_owned(
-        live.policy,
-        &live.proxy,
-        live.ladder,
-        &live.obs,
-        std::mem::take(&mut live.state),
-        t,
-    );
+        live.proxy.status = ProxyStatus::Running;
+    }
+    // Wait and Skip leave the state as it was (the guard stops before any stage).
+    let d = &mut live.decision;
+    decide_into(live.policy, &live.proxy, live.ladder, &live.obs, t, d);
     for r in &d.reasons {
         match run.reasons.iter_mut().find(|(c, _)| *c == r.code) {
             Some((_, n)) => *n += 1,
             None => run.reasons.push((r.code, 1)),
         }
     }
-    // Wait and Skip leave the state as it was (the guard stops before any stage).
-    live.state = d.next_state;
     if d.verdict == Verdict::Wait || d.verdict == Verdict::Skip {
         return None;
     }
