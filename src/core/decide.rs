@@ -554,14 +554,21 @@ impl DimCtx<'_> {
         let down_w = self.down().stabilization;
         let (up_ms, down_ms) = (millis(up_w), millis(down_w));
         let keep = up_ms.max(down_ms);
-        st.recommendations
-            .retain(|&(t, _)| t.millis() <= now && now - t.millis() < keep);
-        st.recommendations.push((self.now, recommended));
-        // The lowest recommendation within the up window, the highest within the down
-        // window (those taken at `now` are within both, even for a zero window).
+        // One pass: drop what no window needs any more (and anything from the future),
+        // and take the lowest recommendation within the up window and the highest within
+        // the down window. The new one, taken at `now`, is within both even for a zero
+        // window (as is any other taken at `now`).
         let (mut up_rec, mut down_rec) = (recommended, recommended);
-        for &(t, v) in &st.recommendations {
-            let age = now - t.millis();
+        let recs = &mut st.recommendations;
+        let mut kept = 0;
+        for i in 0..recs.len() {
+            let (t, v) = recs[i];
+            let age = now.saturating_sub(t.millis());
+            if age < 0 || age >= keep {
+                continue;
+            }
+            recs[kept] = (t, v);
+            kept += 1;
             if age == 0 || age < up_ms {
                 up_rec = up_rec.min(v);
             }
@@ -569,9 +576,11 @@ impl DimCtx<'_> {
                 down_rec = down_rec.max(v);
             }
         }
+        recs.truncate(kept);
+        recs.push((self.now, recommended));
         // No history yet covers the scale-down window: do not go below the current value.
         let since = st.observed_since.get_or_insert(self.now).millis();
-        if (now - since).max(0) < down_ms {
+        if now.saturating_sub(since).max(0) < down_ms {
             down_rec = down_rec.max(self.current);
         }
         let mut out = self.current;
@@ -686,7 +695,7 @@ impl DimCtx<'_> {
         let Some(last) = last_change else {
             return target;
         };
-        let since = Duration::from_millis((self.now.millis() - last.millis()).max(0) as u64);
+        let since = Duration::from_millis(self.now.millis().saturating_sub(last.millis()).max(0) as u64);
         let (code, cd) = if target > current {
             (ReasonCode::CooldownUp, self.up().cooldown)
         } else if target < current {
