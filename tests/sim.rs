@@ -476,7 +476,10 @@ fn the_replay_gives_one_result_for_any_number_of_threads() {
         assert_eq!(n, 60);
         assert!(deferred > 50, "the budget defers calls: {deferred}");
         for threads in [2, 3, 5] {
-            assert!(run(threads).0 == one, "{threads} threads, adjusting {adjusting:?}");
+            assert!(
+                run(threads).0 == one,
+                "{threads} threads, adjusting {adjusting:?}"
+            );
         }
     }
 }

@@ -695,7 +695,8 @@ impl DimCtx<'_> {
         let Some(last) = last_change else {
             return target;
         };
-        let since = Duration::from_millis(self.now.millis().saturating_sub(last.millis()).max(0) as u64);
+        let since =
+            Duration::from_millis(self.now.millis().saturating_sub(last.millis()).max(0) as u64);
         let (code, cd) = if target > current {
             (ReasonCode::CooldownUp, self.up().cooldown)
         } else if target < current {

@@ -23,14 +23,14 @@ pub mod render;
 pub mod report;
 pub mod synthetic;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::core::{
-    ControllerState, Decision, Dim, Direction, Ladder, Observation, ProxyState, ProxyStatus, Reading,
-    ReasonCode, Verdict, decide_into,
+    ControllerState, Decision, Dim, Direction, Ladder, Observation, ProxyState, ProxyStatus,
+    Reading, ReasonCode, Verdict, decide_into,
 };
 use crate::fleet::Fleet;
 use crate::policy::{Policy, Rule, Schedule};
@@ -512,13 +512,14 @@ struct Placed {
 /// The replay loop over `lives`: every evaluation time in order; changes go through the
 /// API queue (`limit` calls per second fleet-wide, scale-ups first).
 ///
-/// Proxies only meet in the API budget, and a change's call time matters to its proxy no
-/// sooner than its next evaluation. So the proxies are split into contiguous parts, one
-/// thread each, in lock step: at each tick every part evaluates its proxies; when some
-/// asked for a change, the first thread places all of that tick's calls in the budget
-/// (the order is the serial one: scale-ups first, then proxy order) and hands each part
-/// its placements before anyone evaluates the next tick. The result is the same for any
-/// number of threads (a test checks it).
+/// Proxies only meet in the API budget, and the call time of a change matters to its
+/// proxy no sooner than the proxy's next evaluation. So the fleet is split into
+/// contiguous parts, one thread each, that run ahead independently: after each tick a
+/// part publishes its change requests; the calls of tick k are placed in the budget (all
+/// parts' requests of that tick, scale-ups first, then proxy order: the serial order) as
+/// soon as every part has finished tick k, by whichever thread gets there; and a part
+/// with a change in flight waits, before its next tick, until that change is placed.
+/// The result is the same for any number of threads (a test checks it).
 fn drive(
     lives: &mut [Live],
     members: &[Vec<usize>],
@@ -550,49 +551,115 @@ fn drive(
         })
         .collect();
     let shared = Shared {
-        rendezvous: Rendezvous::new(parts),
-        requests: (0..parts).map(|_| Mutex::new(Vec::new())).collect(),
-        placed: (0..parts).map(|_| Mutex::new(Vec::new())).collect(),
+        chunk,
+        done: (0..parts).map(|_| Padded(AtomicUsize::new(0))).collect(),
+        placed: AtomicUsize::new(0),
+        requests: (0..parts).map(|_| Mutex::new(VecDeque::new())).collect(),
+        inbox: (0..parts).map(|_| Mutex::new(Vec::new())).collect(),
+        budget: Mutex::new(Budget {
+            limit,
+            adjusting_ms: opts.adjusting.as_millis() as i64,
+            seconds: BTreeMap::new(),
+            api: ApiStats::default(),
+            all: Vec::new(),
+        }),
+        aborted: AtomicBool::new(false),
     };
-    let mut budget = Budget {
-        limit,
-        adjusting_ms: opts.adjusting.as_millis() as i64,
-        seconds: BTreeMap::new(),
-        api: ApiStats::default(),
-        all: Vec::new(),
-    };
+    let total: Vec<u64> = ticks
+        .iter()
+        .map(|t| t.due.iter().map(|&(pi, _)| members[pi].len() as u64).sum())
+        .collect();
     std::thread::scope(|scope| {
         let mut split = lives.chunks_mut(chunk).enumerate();
         let (_, first) = split.next().expect("at least one part");
         for (c, part) in split {
             let (ticks, local, shared) = (&ticks, &local[c], &shared);
-            scope.spawn(move || part_loop(c, c * chunk, part, ticks, local, shared, None));
+            scope.spawn(move || part_loop(c, part, ticks, local, shared, &mut |_| {}));
         }
-        let lead = Lead {
-            budget: &mut budget,
-            chunk,
-            members,
-            progress,
-        };
-        part_loop(0, 0, first, &ticks, &local[0], &shared, Some(lead));
+        // The first part reports progress (evaluations over the whole fleet).
+        let mut done_since_report = 0u64;
+        part_loop(0, first, &ticks, &local[0], &shared, &mut |k| {
+            done_since_report += total[k];
+            if done_since_report >= 4096 || k + 1 == ticks.len() {
+                progress(done_since_report);
+                done_since_report = 0;
+            }
+        });
     });
+    let budget = shared
+        .budget
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
     budget.api
 }
 
-/// What the parts share: the rendezvous, each part's requests of the tick, and each
-/// part's placements.
+/// A counter on a cache line of its own (each part writes its own every tick).
+#[repr(align(128))]
+struct Padded(AtomicUsize);
+
+/// What the parts share.
 struct Shared {
-    rendezvous: Rendezvous,
-    requests: Vec<Mutex<Vec<Request>>>,
-    placed: Vec<Mutex<Vec<Placed>>>,
+    chunk: usize,
+    /// Per part: how many ticks it has finished (its requests for them are published).
+    done: Vec<Padded>,
+    /// How many ticks have their calls placed (each part's placements in its inbox).
+    placed: AtomicUsize,
+    /// Per part: its change requests, by tick index, oldest first.
+    requests: Vec<Mutex<VecDeque<(usize, Request)>>>,
+    /// Per part: placed calls not yet applied to its proxies.
+    inbox: Vec<Mutex<Vec<Placed>>>,
+    budget: Mutex<Budget>,
+    /// Set when a part panics: the others stop waiting for it and panic too.
+    aborted: AtomicBool,
 }
 
-/// The first part also places the calls and reports progress.
-struct Lead<'a, 'p> {
-    budget: &'a mut Budget,
-    chunk: usize,
-    members: &'a [Vec<usize>],
-    progress: &'a mut (dyn FnMut(u64) + 'p),
+impl Shared {
+    /// Places the calls of every tick all parts have finished, unless another thread is
+    /// doing it right now.
+    fn place_ready(&self) {
+        let Ok(mut budget) = self.budget.try_lock() else {
+            return;
+        };
+        let ready = self
+            .done
+            .iter()
+            .map(|d| d.0.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(0);
+        let mut k = self.placed.load(Ordering::Relaxed);
+        while k < ready {
+            for q in &self.requests {
+                let mut q = lock(q);
+                while q.front().is_some_and(|(tick, _)| *tick == k) {
+                    let (_, r) = q.pop_front().expect("front exists");
+                    budget.all.push(r);
+                }
+            }
+            if !budget.all.is_empty() {
+                budget.place(&mut |p| lock(&self.inbox[p.live / self.chunk]).push(p));
+            }
+            k += 1;
+            self.placed.store(k, Ordering::Release);
+        }
+    }
+
+    /// Waits until the calls of the first `ticks` ticks are placed, helping to place them.
+    fn wait_placed(&self, ticks: usize) {
+        let mut spins = 0u32;
+        while self.placed.load(Ordering::Acquire) < ticks {
+            assert!(
+                !self.aborted.load(Ordering::Relaxed),
+                "another replay thread panicked"
+            );
+            self.place_ready();
+            if spins < 200 {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
 }
 
 /// The fleet-wide API budget: calls per second, scale-ups first.
@@ -601,14 +668,15 @@ struct Budget {
     adjusting_ms: i64,
     seconds: BTreeMap<i64, u32>,
     api: ApiStats,
-    /// The tick's requests from every part.
+    /// The requests of the tick being placed, from every part.
     all: Vec<Request>,
 }
 
 impl Budget {
     /// Places the calls of one tick (sorted: scale-ups first, then proxy order).
-    fn place(&mut self, now: i64, out: &mut impl FnMut(Placed)) {
+    fn place(&mut self, out: &mut impl FnMut(Placed)) {
         self.all.sort_by_key(|r| (r.direction, r.live));
+        let now = self.all[0].time;
         for r in &self.all {
             let mut sec = r.time.div_euclid(1000);
             while self.seconds.get(&sec).copied().unwrap_or(0) >= self.limit {
@@ -643,144 +711,87 @@ impl Budget {
     }
 }
 
-/// One part's replay: `part` holds lives `base..base + part.len()`.
+/// One part's replay: `part` holds lives `c * chunk ..`. `finished(k)` is called after
+/// each tick `k`.
 fn part_loop(
     c: usize,
-    base: usize,
     part: &mut [Live],
     ticks: &[Tick],
     local: &[Vec<usize>],
     shared: &Shared,
-    mut lead: Option<Lead>,
+    finished: &mut dyn FnMut(usize),
 ) {
-    let _abort = AbortOnUnwind(&shared.rendezvous);
+    let _abort = AbortOnUnwind(&shared.aborted);
+    let base = c * shared.chunk;
     let mut mine = Vec::new();
-    let mut done_since_report = 0u64;
-    for tick in ticks {
+    // Changes of this part whose call is not placed yet.
+    let mut in_flight = 0usize;
+    for (k, tick) in ticks.iter().enumerate() {
+        if in_flight > 0 {
+            // Every change asked for before tick k gets its call time before anyone
+            // evaluates tick k.
+            shared.wait_placed(k);
+            in_flight -= apply_placed(part, base, &shared.inbox[c]);
+        }
         for &(pi, step) in &tick.due {
             for &li in &local[pi] {
                 if let Some(direction) = evaluate(&mut part[li], tick.now, step) {
-                    mine.push(Request {
-                        live: base + li,
-                        time: tick.now,
-                        direction,
-                    });
+                    mine.push((
+                        k,
+                        Request {
+                            live: base + li,
+                            time: tick.now,
+                            direction,
+                        },
+                    ));
                 }
             }
         }
-        let asked = mine.len();
-        if asked > 0 {
-            lock(&shared.requests[c]).append(&mut mine);
+        if !mine.is_empty() {
+            in_flight += mine.len();
+            lock(&shared.requests[c]).extend(mine.drain(..));
         }
-        let total = shared.rendezvous.wait(asked);
-        if let Some(lead) = lead.as_mut() {
-            done_since_report += tick
-                .due
-                .iter()
-                .map(|&(pi, _)| lead.members[pi].len() as u64)
-                .sum::<u64>();
-            if done_since_report >= 4096 {
-                (lead.progress)(done_since_report);
-                done_since_report = 0;
-            }
-            if total > 0 {
-                for q in &shared.requests {
-                    lead.budget.all.append(&mut lock(q));
-                }
-                let chunk = lead.chunk;
-                lead.budget.place(tick.now, &mut |p| {
-                    lock(&shared.placed[p.live / chunk]).push(p);
-                });
-            }
-        }
-        if total > 0 {
-            shared.rendezvous.wait(0);
-            for p in lock(&shared.placed[c]).drain(..) {
-                let live = &mut part[p.live - base];
-                if p.deferred {
-                    live.run.api_deferred += 1;
-                }
-                if let Some(ch) = live.run.changes.last_mut() {
-                    ch.call_at = Timestamp(p.call_at);
-                    ch.effective_at = Timestamp(p.effective);
-                    live.pending = Some((p.effective, ch.bandwidth_to, ch.concurrent_to));
-                }
-            }
-        }
+        shared.done[c].0.store(k + 1, Ordering::Release);
+        finished(k);
     }
-    if let Some(lead) = lead
-        && done_since_report > 0
-    {
-        (lead.progress)(done_since_report);
-    }
+    // The last ticks' calls (their times and the budget's figures).
+    shared.wait_placed(ticks.len());
+    apply_placed(part, base, &shared.inbox[c]);
 }
 
-/// Marks the rendezvous aborted if its thread panics.
-struct AbortOnUnwind<'a>(&'a Rendezvous);
+/// Gives each change in `inbox` its call time: the proxy is ADJUSTING until the change
+/// takes effect. Returns how many there were.
+fn apply_placed(part: &mut [Live], base: usize, inbox: &Mutex<Vec<Placed>>) -> usize {
+    let mut inbox = lock(inbox);
+    for p in inbox.iter() {
+        let live = &mut part[p.live - base];
+        if p.deferred {
+            live.run.api_deferred += 1;
+        }
+        if let Some(ch) = live.run.changes.last_mut() {
+            ch.call_at = Timestamp(p.call_at);
+            ch.effective_at = Timestamp(p.effective);
+            live.pending = Some((p.effective, ch.bandwidth_to, ch.concurrent_to));
+        }
+    }
+    let n = inbox.len();
+    inbox.clear();
+    n
+}
+
+/// Marks the replay aborted if its thread panics.
+struct AbortOnUnwind<'a>(&'a AtomicBool);
 
 impl Drop for AbortOnUnwind<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.aborted.store(true, Ordering::Relaxed);
+            self.0.store(true, Ordering::Relaxed);
         }
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A reusable rendezvous of `n` threads that also sums a number over them. Threads spin
-/// briefly, then yield: a tick's work is microseconds, far below a sleep and wake-up.
-struct Rendezvous {
-    n: usize,
-    arrived: AtomicUsize,
-    sum: AtomicUsize,
-    result: AtomicUsize,
-    generation: AtomicUsize,
-    /// Set when a thread unwinds: the others stop waiting for it and panic too.
-    aborted: AtomicBool,
-}
-
-impl Rendezvous {
-    fn new(n: usize) -> Rendezvous {
-        Rendezvous {
-            n,
-            arrived: AtomicUsize::new(0),
-            sum: AtomicUsize::new(0),
-            result: AtomicUsize::new(0),
-            generation: AtomicUsize::new(0),
-            aborted: AtomicBool::new(false),
-        }
-    }
-
-    /// Waits until all `n` threads have arrived; returns the sum of their `add`s.
-    fn wait(&self, add: usize) -> usize {
-        let generation = self.generation.load(Ordering::Acquire);
-        self.sum.fetch_add(add, Ordering::Relaxed);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.n {
-            let total = self.sum.swap(0, Ordering::Relaxed);
-            self.result.store(total, Ordering::Relaxed);
-            self.arrived.store(0, Ordering::Relaxed);
-            self.generation
-                .store(generation.wrapping_add(1), Ordering::Release);
-            return total;
-        }
-        let mut spins = 0u32;
-        while self.generation.load(Ordering::Acquire) == generation {
-            assert!(
-                !self.aborted.load(Ordering::Relaxed),
-                "another replay thread panicked"
-            );
-            if spins < 200 {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
-        self.result.load(Ordering::Relaxed)
-    }
 }
 
 fn apply_pending(live: &mut Live) {
