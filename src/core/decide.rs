@@ -488,7 +488,8 @@ impl DimCtx<'_> {
     }
 
     /// Stages 3–5 for step rules: utilization = demand / current capacity; the matching
-    /// rule with the largest |change| moves the value by that many ladder steps.
+    /// rule with the largest |change| moves the value by that many ladder steps. A step
+    /// down that would land the same demand in an upward rule holds instead.
     fn step_rule(&mut self, demand: f64, rules: &[crate::policy::StepRule]) -> u32 {
         let cap = match self.dim {
             Dim::Bandwidth => f64::from(self.current),
@@ -507,6 +508,35 @@ impl DimCtx<'_> {
             return self.current;
         };
         let target = self.shift(self.current, rule.change);
+        if target < self.current {
+            // Anticipated flapping (AWS's check): if the same demand on the lower value
+            // would fall in an upward band, going down now only buys a scale-up next time.
+            let after = match self.dim {
+                Dim::Bandwidth => f64::from(target),
+                Dim::Concurrent => f64::from(target) * 10_000.0,
+            };
+            let util_after = if after > 0.0 {
+                demand / after
+            } else {
+                f64::INFINITY
+            };
+            let up_rule = rules.iter().find(|r| {
+                r.change > 0
+                    && r.above.is_none_or(|a| util_after >= a)
+                    && r.below.is_none_or(|b| util_after < b)
+            });
+            if let Some(up) = up_rule {
+                self.reason(
+                    ReasonCode::AnticipatedFlapping,
+                    format!(
+                        "utilization {util:.2}: {:+} ladder steps → {target} would make it \
+                         {util_after:.2}, inside the {:+} rule: holding {}",
+                        rule.change, up.change, self.current
+                    ),
+                );
+                return self.current;
+            }
+        }
         if target != self.current {
             let band = match (rule.above, rule.below) {
                 (Some(a), Some(b)) => format!("in [{a}, {b})"),

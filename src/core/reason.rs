@@ -22,6 +22,7 @@ pub enum ReasonCode {
     // 3/4. need and tolerance
     WithinTolerance,
     StepRule,
+    AnticipatedFlapping,
     // 5. ladder
     LadderTop,
     // 6. stabilization
@@ -54,6 +55,7 @@ impl ReasonCode {
             DataFallback => "data.fallback",
             WithinTolerance => "tolerance.within",
             StepRule => "step.rule",
+            AnticipatedFlapping => "step.anticipated_flapping",
             LadderTop => "ladder.top",
             Stabilized => "stabilization.held",
             MaxSteps => "rate.max_steps",
@@ -74,7 +76,7 @@ impl ReasonCode {
         match self {
             GuardAdjusting | GuardNotRunning | GuardNotScalarable | GuardNoLadder => 1,
             DataMissing | DataFallback => 2,
-            StepRule => 3,
+            StepRule | AnticipatedFlapping => 3,
             WithinTolerance => 4,
             LadderTop => 5,
             Stabilized => 6,

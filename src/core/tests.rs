@@ -406,6 +406,44 @@ fn step_rules_move_whole_ladder_steps() {
 }
 
 #[test]
+fn a_step_down_into_an_upward_band_holds() {
+    // Down below 40% busy, up from 75%: 50 → 20 multiplies the utilization by 2.5.
+    let mut p = policy();
+    p.bandwidth.as_mut().unwrap().rule = Rule::Steps(vec![
+        StepRule {
+            above: Some(0.75),
+            below: None,
+            change: 1,
+        },
+        StepRule {
+            above: None,
+            below: Some(0.4),
+            change: -1,
+        },
+    ]);
+    p.behavior.scale_down.stabilization = Duration::ZERO;
+    // (current, demand, target, the bandwidth reason)
+    let cases = [
+        (50, 19.0, 50, "bandwidth:step.anticipated_flapping"), // 0.38 busy; on 20: 0.95
+        (50, 14.0, 20, "bandwidth:step.rule"),                 // 0.28 busy; on 20: 0.70
+        (100, 36.0, 50, "bandwidth:step.rule"),                // 0.36 busy; on 50: 0.72
+        (100, 39.0, 100, "bandwidth:step.anticipated_flapping"), // 0.39 busy; on 50: 0.78
+    ];
+    for (cur, demand, want, reason) in cases {
+        let d = decide(
+            &p,
+            &proxy(cur, 2),
+            Some(&ladder()),
+            &observe(demand, 14_000.0, T0),
+            &ControllerState::default(),
+            T0,
+        );
+        assert_eq!(d.bandwidth_to, want, "current {cur}, demand {demand}");
+        assert!(codes(&d).contains(&reason.to_string()), "{:?}", codes(&d));
+    }
+}
+
+#[test]
 fn one_change_carries_both_dimensions() {
     let d = decide_simple(50, 10, 140.0, 14_000.0); // bw up to 200, concurrent down to 2? (stabilized)
     assert_eq!(d.verdict, Verdict::Change);

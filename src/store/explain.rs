@@ -324,6 +324,7 @@ fn dimension(o: &mut String, r: &DecisionRecord, dim: Dim) {
             "the cheapest allowed value covering the need is"
         }
         Some(_) => "the value kept is",
+        None if t.recommended == t.current => "the step rule kept",
         None => "the step rule moved to",
     };
     let extra = if rs.is_empty() {
