@@ -6,8 +6,8 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use gaap_autoscaler::core::{ControllerState, DimState, decide, fixtures};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use gaap_autoscaler::core::{ControllerState, Decision, DimState, decide, decide_into, fixtures};
 use gaap_autoscaler::time::Timestamp;
 
 fn full_state(now: Timestamp) -> ControllerState {
@@ -47,6 +47,24 @@ fn bench(c: &mut Criterion) {
                 black_box(now),
             )
         })
+    });
+    // The replay's way: into a reused Decision holding the state (the state copy for each
+    // run is made outside the timing).
+    g.bench_function("one proxy, full state, decide_into", |b| {
+        b.iter_batched_ref(
+            || Decision::with_state(state.clone()),
+            |d| {
+                decide_into(
+                    black_box(&policy),
+                    black_box(&proxy),
+                    Some(black_box(&ladder)),
+                    black_box(&obs),
+                    black_box(now),
+                    d,
+                )
+            },
+            BatchSize::SmallInput,
+        )
     });
     // The same with a business-hours window (cron evaluated per decision).
     let mut windowed = policy.clone();
