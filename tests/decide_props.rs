@@ -285,3 +285,61 @@ proptest! {
         prop_assert_eq!(d, decide(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, &c.state, later));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// The controller keeps only the recommendations a window can still need; the
+    /// stabilized value must be what HPA's rule gives over the *whole* history: the current
+    /// value raised to the lowest recommendation within the up window, then lowered to the
+    /// highest within the down window (not below the current value before a whole down
+    /// window has been observed).
+    #[test]
+    fn stabilization_equals_a_brute_force_over_the_whole_history(
+        demands in prop::collection::vec(0.0f64..900.0, 1..150),
+        interval_s in 5i64..120,
+        up_s in 0u64..900,
+        down_s in 0u64..3600,
+    ) {
+        let mut p = fixtures::policy();
+        p.behavior.scale_up.stabilization = Duration::from_secs(up_s);
+        p.behavior.scale_down.stabilization = Duration::from_secs(down_s);
+        let ladder = fixtures::ladder();
+        let mut proxy = fixtures::proxy(100, 5);
+        let mut state = ControllerState::default();
+        let mut history: Vec<(i64, u32)> = Vec::new();
+        let start = NOW.millis();
+        for (i, &demand) in demands.iter().enumerate() {
+            let now = Timestamp(start + i as i64 * interval_s * 1000);
+            let obs = fixtures::observe(demand, 20_000.0, now);
+            let d = decide(&p, &proxy, Some(&ladder), &obs, &state, now);
+            let t = &d.bandwidth;
+            history.push((now.millis(), t.recommended));
+            let within = |w_s: u64| {
+                history
+                    .iter()
+                    .filter(move |&&(at, _)| {
+                        let age = now.millis() - at;
+                        age == 0 || age < w_s as i64 * 1000
+                    })
+                    .map(|&(_, v)| v)
+            };
+            let up_rec = within(up_s).min().unwrap();
+            let mut down_rec = within(down_s).max().unwrap();
+            if now.millis() - start < down_s as i64 * 1000 {
+                down_rec = down_rec.max(t.current);
+            }
+            let want = t.current.max(up_rec).min(down_rec);
+            prop_assert_eq!(t.stabilized, want, "step {}", i);
+            prop_assert!(
+                d.next_state.bandwidth.recommendations.len() <= history.len(),
+                "kept more than was seen"
+            );
+            state = d.next_state.clone();
+            if d.verdict == Verdict::Change {
+                proxy.bandwidth = d.bandwidth_to;
+                proxy.concurrent = d.concurrent_to;
+            }
+        }
+    }
+}

@@ -591,12 +591,14 @@ impl DimCtx<'_> {
         let (mut up_rec, mut down_rec) = (recommended, recommended);
         let recs = &mut st.recommendations;
         let mut kept = 0;
+        let mut sorted = true;
         for i in 0..recs.len() {
             let (t, v) = recs[i];
             let age = now.saturating_sub(t.millis());
             if age < 0 || age >= keep {
                 continue;
             }
+            sorted &= kept == 0 || recs[kept - 1].0 <= t;
             recs[kept] = (t, v);
             kept += 1;
             if age == 0 || age < up_ms {
@@ -608,6 +610,9 @@ impl DimCtx<'_> {
         }
         recs.truncate(kept);
         recs.push((self.now, recommended));
+        if sorted {
+            drop_dominated(recs);
+        }
         // No history yet covers the scale-down window: do not go below the current value.
         let since = st.observed_since.get_or_insert(self.now).millis();
         if now.saturating_sub(since).max(0) < down_ms {
@@ -754,4 +759,31 @@ impl DimCtx<'_> {
 /// A policy duration in milliseconds (policies hold durations far below i64::MAX ms).
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Drops the recommendations no window can ever need again: one with a newer (or as new)
+/// recommendation at least as high *and* one at least as low. Whenever it is within a
+/// window, those newer ones are too, so neither the highest within the down window nor the
+/// lowest within the up window can be it. `recs` must be oldest first. What stays is short
+/// (the record highs and lows counted from the newest), so a 30-minute window at a 30 s
+/// interval does not scan 60 entries per evaluation; decisions are unchanged (property-
+/// tested against a brute-force stabilization over the whole history).
+fn drop_dominated(recs: &mut Vec<(Timestamp, u32)>) {
+    let n = recs.len();
+    if n < 3 {
+        return;
+    }
+    let (mut hi, mut lo) = (recs[n - 1].1, recs[n - 1].1);
+    // Compact towards the end, newest first; the kept ones end up in recs[w..n], in order.
+    let mut w = n - 1;
+    for i in (0..n - 1).rev() {
+        let v = recs[i].1;
+        if v > hi || v < lo {
+            hi = hi.max(v);
+            lo = lo.min(v);
+            w -= 1;
+            recs[w] = recs[i];
+        }
+    }
+    recs.drain(..w);
 }
