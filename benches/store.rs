@@ -54,6 +54,18 @@ fn at(t: &DecisionRecord, i: i64) -> DecisionRecord {
     r
 }
 
+/// Bytes of the files under `dir`.
+fn walk(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() { walk(&e.path()) } else { m.len() }
+        })
+        .sum()
+}
+
 fn bench(c: &mut Criterion) {
     let t = template();
     eprintln!(
@@ -62,6 +74,32 @@ fn bench(c: &mut Criterion) {
     );
     // On the project's disk (ext4 here), not a tmpfs: the flush is a real fsync.
     let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    // Disk per record: 20,000 holds in batches of 100 (one pass each), then the files' size.
+    {
+        let dir = tempfile::tempdir_in(&base).unwrap();
+        let n = 20_000;
+        {
+            let log = DecisionLog::open(dir.path()).unwrap();
+            let mut hold = t.clone();
+            hold.outcome = Outcome::Held;
+            for b in 0..n / 100 {
+                let batch: Vec<DecisionRecord> = (0..100)
+                    .map(|k| {
+                        let mut r = at(&hold, b * 100 + k);
+                        r.outcome = Outcome::Held;
+                        r
+                    })
+                    .collect();
+                log.append_batch(&batch).unwrap();
+            }
+        }
+        let bytes: u64 = walk(dir.path());
+        eprintln!(
+            "disk: {:.0} bytes per record ({n} records, {:.1} MiB)",
+            bytes as f64 / n as f64,
+            bytes as f64 / (1 << 20) as f64
+        );
+    }
     let dir = tempfile::tempdir_in(&base).unwrap();
     let log = DecisionLog::open(dir.path()).unwrap();
     let mut i = 0i64;

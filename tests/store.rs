@@ -62,6 +62,45 @@ fn ids(rs: &[DecisionRecord]) -> Vec<String> {
     rs.iter().map(|r| r.id.clone()).collect()
 }
 
+/// New logs are compressed (sled's zstd); a log created without compression (before it
+/// was on) opens as it was and keeps working, across restarts.
+#[test]
+fn logs_are_compressed_and_an_uncompressed_log_still_opens() {
+    let conf = |dir: &std::path::Path| {
+        String::from_utf8_lossy(&std::fs::read(dir.join("conf")).unwrap()).into_owned()
+    };
+    let fresh = tempfile::tempdir().unwrap();
+    DecisionLog::open(fresh.path())
+        .unwrap()
+        .append(&record(T0, "link-a", "web", Outcome::Held))
+        .unwrap();
+    assert!(
+        conf(fresh.path()).contains("use_compression: true"),
+        "{}",
+        conf(fresh.path())
+    );
+
+    let old = tempfile::tempdir().unwrap();
+    {
+        let db = sled::Config::new()
+            .path(old.path())
+            .use_compression(false)
+            .open()
+            .unwrap();
+        db.flush().unwrap();
+    }
+    for round in 0..2 {
+        let log = DecisionLog::open(old.path()).unwrap();
+        log.append(&record(T0 + round, "link-a", "web", Outcome::Held))
+            .unwrap();
+        assert_eq!(
+            log.list(&LogFilter::default()).unwrap().len(),
+            round as usize + 1
+        );
+    }
+    assert!(conf(old.path()).contains("use_compression: false"));
+}
+
 #[test]
 fn iteration_is_time_order_across_hundreds_of_keys_and_ms_boundaries() {
     let dir = tempfile::tempdir().unwrap();
