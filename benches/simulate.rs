@@ -64,15 +64,7 @@ fn spec() -> SyntheticSpec {
 }
 
 fn targets(fleet: &Fleet) -> Vec<Target> {
-    fleet
-        .proxies
-        .iter()
-        .map(|p| Target {
-            id: p.id.clone(),
-            bandwidth: p.bandwidth,
-            concurrent: p.concurrent,
-        })
-        .collect()
+    fleet.proxies.iter().map(Target::of).collect()
 }
 
 fn generate(fleet: &Fleet) -> Trace {

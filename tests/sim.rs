@@ -74,6 +74,23 @@ fn run_one(policy: Policy, proxies: Vec<ProxyState>, trace: &Trace, minutes: i64
     replay(&set(policy), &fleet(proxies), trace, &opts, &mut |_| {}).expect("replay")
 }
 
+/// The default synthetic trace for `proxies` over `days`, signals `bandwidth` and
+/// `connections`.
+fn synthetic_trace(proxies: &[ProxyState], days: u32) -> (SyntheticSpec, Trace) {
+    let spec = SyntheticSpec {
+        days,
+        ..SyntheticSpec::default()
+    };
+    let targets: Vec<Target> = proxies.iter().map(Target::of).collect();
+    let trace = synthetic::generate(
+        &spec,
+        &targets,
+        &["bandwidth".into()],
+        &["connections".into()],
+    );
+    (spec, trace)
+}
+
 fn dim(allowed: &[u32], u: f64) -> DimSetup {
     DimSetup {
         managed: true,
@@ -438,24 +455,7 @@ fn the_replay_gives_one_result_for_any_number_of_threads() {
     let proxies: Vec<ProxyState> = (0..60)
         .map(|i| proxy(&format!("link-{i:08}"), [20, 50, 100][i % 3], 5))
         .collect();
-    let targets: Vec<Target> = proxies
-        .iter()
-        .map(|p| Target {
-            id: p.id.clone(),
-            bandwidth: p.bandwidth,
-            concurrent: p.concurrent,
-        })
-        .collect();
-    let spec = SyntheticSpec {
-        days: 3,
-        ..SyntheticSpec::default()
-    };
-    let trace = synthetic::generate(
-        &spec,
-        &targets,
-        &["bandwidth".to_string()],
-        &["connections".to_string()],
-    );
+    let (spec, trace) = synthetic_trace(&proxies, 3);
     let mut policy = fixtures::policy();
     policy.selector = bandwidth_policy().selector;
     policy.schedule = gaap_autoscaler::policy::Schedule::Interval(Duration::from_secs(60));
@@ -618,24 +618,7 @@ fn html_report_is_a_valid_document_with_one_chart_per_proxy() {
         proxy("link-b", 100, 5),
         proxy("link-<c>", 50, 2),
     ];
-    let targets: Vec<Target> = proxies
-        .iter()
-        .map(|p| Target {
-            id: p.id.clone(),
-            bandwidth: p.bandwidth,
-            concurrent: p.concurrent,
-        })
-        .collect();
-    let spec = SyntheticSpec {
-        days: 2,
-        ..SyntheticSpec::default()
-    };
-    let trace = synthetic::generate(
-        &spec,
-        &targets,
-        &["bandwidth".into()],
-        &["connections".into()],
-    );
+    let (spec, trace) = synthetic_trace(&proxies, 2);
     let mut policy = fixtures::policy();
     policy.selector = bandwidth_policy().selector;
     let opts = SimOptions::new(spec.start, spec.end() - Duration::from_secs(60));

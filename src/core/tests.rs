@@ -362,25 +362,26 @@ fn cooldown_per_direction() {
     }
 }
 
+/// Step rules from (above, below, change) rows.
+fn steps(rows: &[(Option<f64>, Option<f64>, i32)]) -> Rule {
+    Rule::Steps(
+        rows.iter()
+            .map(|&(above, below, change)| StepRule {
+                above,
+                below,
+                change,
+            })
+            .collect(),
+    )
+}
+
 #[test]
 fn step_rules_move_whole_ladder_steps() {
     let mut p = policy();
-    p.bandwidth.as_mut().unwrap().rule = Rule::Steps(vec![
-        StepRule {
-            above: Some(0.9),
-            below: None,
-            change: 2,
-        },
-        StepRule {
-            above: Some(0.75),
-            below: None,
-            change: 1,
-        },
-        StepRule {
-            above: None,
-            below: Some(0.3),
-            change: -1,
-        },
+    p.bandwidth.as_mut().unwrap().rule = steps(&[
+        (Some(0.9), None, 2),
+        (Some(0.75), None, 1),
+        (None, Some(0.3), -1),
     ]);
     let l = ladder();
     // (current, demand, target)
@@ -409,18 +410,7 @@ fn step_rules_move_whole_ladder_steps() {
 fn a_step_down_into_an_upward_band_holds() {
     // Down below 40% busy, up from 75%: 50 → 20 multiplies the utilization by 2.5.
     let mut p = policy();
-    p.bandwidth.as_mut().unwrap().rule = Rule::Steps(vec![
-        StepRule {
-            above: Some(0.75),
-            below: None,
-            change: 1,
-        },
-        StepRule {
-            above: None,
-            below: Some(0.4),
-            change: -1,
-        },
-    ]);
+    p.bandwidth.as_mut().unwrap().rule = steps(&[(Some(0.75), None, 1), (None, Some(0.4), -1)]);
     p.behavior.scale_down.stabilization = Duration::ZERO;
     // (current, demand, target, the bandwidth reason)
     let cases = [

@@ -265,15 +265,7 @@ fn load_source(
         step: Duration::from_secs(60),
         seed: args.seed,
     };
-    let targets: Vec<Target> = fleet
-        .proxies
-        .iter()
-        .map(|p| Target {
-            id: p.id.clone(),
-            bandwidth: p.bandwidth,
-            concurrent: p.concurrent,
-        })
-        .collect();
+    let targets: Vec<Target> = fleet.proxies.iter().map(Target::of).collect();
     let (bw, conn) = signal_names(sets);
     let trace = synthetic::generate(&spec, &targets, &bw, &conn);
     let last = spec.end() - spec.step;

@@ -83,6 +83,17 @@ pub struct Target {
     pub concurrent: u32,
 }
 
+impl Target {
+    /// A proxy's id and its configured capacity (the demand is scaled to it).
+    pub fn of(proxy: &crate::core::ProxyState) -> Target {
+        Target {
+            id: proxy.id.clone(),
+            bandwidth: proxy.bandwidth,
+            concurrent: proxy.concurrent,
+        }
+    }
+}
+
 /// Generates the trace: every bandwidth signal name gets the Mbps series, every
 /// connection signal name the connection-count series. Proxies are generated in parallel
 /// (each from its own stream, so the result does not depend on the thread count).
