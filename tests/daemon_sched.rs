@@ -25,12 +25,15 @@ struct FakeCloud {
     /// Answer every modify with this (None = apply it).
     reject_with: Mutex<Option<String>>,
     delay: Duration,
+    /// How many times the proxy list was read.
+    lists: Mutex<usize>,
     journal: Mutex<Option<Arc<DecisionLog>>>,
     clock: Mutex<Option<Clock>>,
 }
 
 impl Cloud for FakeCloud {
     async fn list_proxies(&self) -> Result<Vec<ProxyState>, PortError> {
+        *self.lists.lock().unwrap() += 1;
         Ok(self.proxies.lock().unwrap().clone())
     }
     async fn ladder(&self, _a: &str, _d: &str) -> Result<Ladder, PortError> {
@@ -198,6 +201,35 @@ async fn passes_follow_the_interval_grid() {
     assert_eq!(q, want);
     // Two proxies, every pass logged each of them (held: no demand → no data).
     assert_eq!(w.records().len(), 20);
+}
+
+/// Two policies due at the same time read the proxy list once; the next time reads it again.
+#[tokio::test(start_paused = true)]
+async fn policies_due_together_share_one_read_of_the_proxy_list() {
+    let w = world(4, Duration::ZERO, quiet_options());
+    let mut a = fixtures::policy();
+    a.name = "a".into();
+    a.selector.proxies = vec!["link-00000000".into(), "link-00000001".into()];
+    let mut b = fixtures::policy();
+    b.name = "b".into();
+    b.selector.proxies = vec!["link-00000002".into(), "link-00000003".into()];
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let (mut calls_a, mut calls_b) = (Vec::new(), Vec::new());
+    for (i, t) in [START, START + Duration::from_secs(30)]
+        .into_iter()
+        .enumerate()
+    {
+        let (ra, rb) = tokio::join!(
+            w.engine.run_pass(&a, t, &mut calls_a),
+            w.engine.run_pass(&b, t, &mut calls_b)
+        );
+        assert_eq!((ra.evaluated, rb.evaluated), (2, 2), "{ra:?} {rb:?}");
+        assert_eq!(
+            *w.cloud.lists.lock().unwrap(),
+            i + 1,
+            "reads after pass {i}"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -54,6 +54,10 @@ impl Default for EngineOptions {
 #[derive(Default)]
 struct FleetCache {
     proxies: Vec<ProxyState>,
+    /// The evaluation time the proxy list was read for: passes of other policies at the
+    /// same time share it (policies select disjoint proxies, so none of them changes what
+    /// another one reads).
+    proxies_for: Option<Timestamp>,
     ladders: HashMap<(String, String), Ladder>,
     loaded_at: Option<Timestamp>,
 }
@@ -133,8 +137,16 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             .loaded_at
             .is_none_or(|t| now.since(t) >= self.options.fleet_refresh);
         // Current values and status must be fresh for every pass: re-read the proxy list
-        // each pass, and the ladders only when stale or for a new region pair.
-        let proxies = self.cloud.list_proxies().await?;
+        // for each evaluation time (once for all the policies due then), and the ladders
+        // only when stale or for a new region pair.
+        let read_now = cache.proxies_for != Some(now);
+        let proxies = if read_now {
+            let proxies = self.cloud.list_proxies().await?;
+            cache.proxies_for = Some(now);
+            proxies
+        } else {
+            std::mem::take(&mut cache.proxies)
+        };
         if stale {
             cache.ladders.clear();
             cache.loaded_at = Some(now);
@@ -159,13 +171,15 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             }
         }
         cache.proxies = proxies;
-        let mut by_status: HashMap<&str, i64> = HashMap::new();
-        for p in &cache.proxies {
-            *by_status.entry(p.status.as_str()).or_default() += 1;
-        }
-        self.stats.proxies.reset();
-        for (s, n) in by_status {
-            self.stats.proxies.with_label_values(&[s]).set(n);
+        if read_now {
+            let mut by_status: HashMap<&str, i64> = HashMap::new();
+            for p in &cache.proxies {
+                *by_status.entry(p.status.as_str()).or_default() += 1;
+            }
+            self.stats.proxies.reset();
+            for (s, n) in by_status {
+                self.stats.proxies.with_label_values(&[s]).set(n);
+            }
         }
         Ok((selected, cache.ladders.clone()))
     }
