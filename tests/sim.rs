@@ -452,13 +452,32 @@ fn api_calls_never_exceed_20_per_second_and_ups_go_first() {
 /// how many, even when the budget defers calls every day (2 calls per second here).
 #[test]
 fn the_replay_gives_one_result_for_any_number_of_threads() {
+    // Two policies: every minute for the `web` proxies, every 5 minutes by cron for the
+    // `batch` ones (interleaved, so every part has both, and most ticks only one is due).
     let proxies: Vec<ProxyState> = (0..60)
-        .map(|i| proxy(&format!("link-{i:08}"), [20, 50, 100][i % 3], 5))
+        .map(|i| {
+            let mut p = proxy(&format!("link-{i:08}"), [20, 50, 100][i % 3], 5);
+            if i % 2 == 1 {
+                p.tags.insert("autoscale".into(), "batch".into());
+            }
+            p
+        })
         .collect();
     let (spec, trace) = synthetic_trace(&proxies, 3);
-    let mut policy = fixtures::policy();
-    policy.selector = bandwidth_policy().selector;
-    policy.schedule = gaap_autoscaler::policy::Schedule::Interval(Duration::from_secs(60));
+    let mut web = fixtures::policy();
+    web.selector = bandwidth_policy().selector;
+    web.schedule = gaap_autoscaler::policy::Schedule::Interval(Duration::from_secs(60));
+    let mut batch = fixtures::policy();
+    batch.name = "batch".into();
+    batch.selector.tags = BTreeMap::from([("autoscale".to_string(), "batch".to_string())]);
+    batch.schedule = gaap_autoscaler::policy::Schedule::Cron(gaap_autoscaler::policy::CronSpec {
+        expr: "0 */5 * * * *".into(),
+        schedule: "0 */5 * * * *".parse().unwrap(),
+    });
+    let policies = PolicySet {
+        label: "two".into(),
+        policies: vec![web, batch],
+    };
     let fleet = fleet(proxies);
     for adjusting in [Duration::from_secs(60), Duration::ZERO] {
         let run = |threads: usize| {
@@ -468,12 +487,22 @@ fn the_replay_gives_one_result_for_any_number_of_threads() {
                 threads,
                 ..SimOptions::new(spec.start, spec.end() - spec.step)
             };
-            let run = replay(&set(policy.clone()), &fleet, &trace, &opts, &mut |_| {}).unwrap();
+            let run = replay(&policies, &fleet, &trace, &opts, &mut |_| {}).unwrap();
+            assert!(run.unmanaged_proxies.is_empty() && run.overlaps.is_empty());
+            let batch_changes: usize = run
+                .proxies
+                .iter()
+                .filter(|p| p.policy == "batch")
+                .map(|p| p.changes.len())
+                .sum();
             // Debug, not ==: missing demand is NaN in the columns.
-            (format!("{run:?}"), run.api.deferred, run.proxies.len())
+            (format!("{run:?}"), run.api.deferred, batch_changes)
         };
-        let (one, deferred, n) = run(1);
-        assert_eq!(n, 60);
+        let (one, deferred, batch_changes) = run(1);
+        assert!(
+            batch_changes > 10,
+            "the cron policy changes too: {batch_changes}"
+        );
         assert!(deferred > 50, "the budget defers calls: {deferred}");
         for threads in [2, 3, 5] {
             assert!(
