@@ -199,8 +199,54 @@ async fn passes_follow_the_interval_grid() {
         .map(|i| START + Duration::from_secs(30 * i))
         .collect();
     assert_eq!(q, want);
-    // Two proxies, every pass logged each of them (held: no demand → no data).
-    assert_eq!(w.records().len(), 20);
+    // Two proxies, every pass decided each of them (held: no demand → no data). The nine
+    // identical holds after the first are counted on the first record of each proxy.
+    let records = w.records();
+    assert_eq!(records.len(), 2, "{records:#?}");
+    for r in &records {
+        assert_eq!(r.time, START + Duration::from_secs(30));
+        assert_eq!(r.repeats, 9);
+        assert_eq!(r.last_time, Some(START + Duration::from_secs(300)));
+    }
+}
+
+/// A hold counts on the proxy's previous record only while nothing differs and for at
+/// most an hour; a different hold, or a change, starts a new record.
+#[tokio::test(start_paused = true)]
+async fn identical_holds_are_counted_on_one_record_per_hour() {
+    let w = world(1, Duration::ZERO, quiet_options());
+    let p = policy_for(1);
+    let pass = |i: u64| {
+        let (w, p) = (&w, &p);
+        async move {
+            w.engine
+                .run_pass(p, START + Duration::from_secs(30 * i), &mut Vec::new())
+                .await
+        }
+    };
+    // 0..130: no data, held (a run of 120 fits in the hour; the 121st starts a new record).
+    for i in 0..130 {
+        pass(i).await;
+    }
+    let r = w.records();
+    assert_eq!(r.len(), 2, "{r:#?}");
+    assert_eq!((r[0].repeats, r[1].repeats), (119, 9));
+    assert_eq!(r[1].time, START + Duration::from_secs(30 * 120));
+    // Demand arrives: the decision differs (a change, then other holds): new records.
+    w.metrics
+        .demand
+        .lock()
+        .unwrap()
+        .insert("link-00000000".into(), (12.0, 14_000.0));
+    pass(130).await;
+    pass(131).await;
+    let r = w.records();
+    assert!(r.len() >= 3, "{r:#?}");
+    assert_eq!(r[2].time, START + Duration::from_secs(30 * 130));
+    assert_ne!(r[2].reasons, r[1].reasons);
+    // Every decision is counted exactly once.
+    let counted: u32 = r.iter().map(|x| 1 + x.repeats).sum();
+    assert_eq!(counted, 132);
 }
 
 /// Two policies due at the same time read the proxy list once; the next time reads it again.

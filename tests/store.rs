@@ -62,6 +62,35 @@ fn ids(rs: &[DecisionRecord]) -> Vec<String> {
     rs.iter().map(|r| r.id.clone()).collect()
 }
 
+/// A hold's record is stored again with its count of identical holds; it survives a
+/// reopen. Only holds are rewritten; a record without repeats stores no such fields.
+#[test]
+fn held_records_are_rewritten_with_their_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut held = record(T0, "link-a", "web", Outcome::Held);
+    assert!(!serde_json::to_string(&held).unwrap().contains("repeats"));
+    {
+        let log = DecisionLog::open(dir.path()).unwrap();
+        held.id = log.append(&held).unwrap();
+        held.repeats = 3;
+        held.last_time = Some(Timestamp(T0 + 90_000));
+        log.rewrite_held(std::slice::from_ref(&held)).unwrap();
+        log.flush().unwrap();
+        let mut sent = record(T0 + 1, "link-b", "web", Outcome::Planned);
+        sent.id = log.append(&sent).unwrap();
+        sent.outcome = Outcome::Applied;
+        let err = log.rewrite_held(&[sent]).unwrap_err();
+        assert!(err.to_string().contains("not a hold"), "{err}");
+    }
+    let log = DecisionLog::open_waiting(dir.path(), Duration::from_secs(5)).unwrap();
+    let back = log.get(&held.id).unwrap().unwrap();
+    assert_eq!(
+        (back.repeats, back.last_time),
+        (3, Some(Timestamp(T0 + 90_000)))
+    );
+    assert_eq!(log.len(), 2);
+}
+
 /// New logs are compressed (sled's zstd); a log created without compression (before it
 /// was on) opens as it was and keeps working, across restarts.
 #[test]

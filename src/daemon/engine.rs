@@ -99,6 +99,9 @@ pub struct Engine<C: Cloud, M: Metrics> {
     /// Proxies with a change in flight (sent, or being watched): not evaluated meanwhile.
     busy: Mutex<HashSet<String>>,
     blocked: Mutex<HashMap<String, Blocked>>,
+    /// Per (policy, proxy): its last record, while it is a hold that later identical holds
+    /// are counted on (see `DecisionRecord::repeats_hold`).
+    last_holds: Mutex<HashMap<(String, String), DecisionRecord>>,
 }
 
 impl<C: Cloud, M: Metrics> Engine<C, M> {
@@ -123,6 +126,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             states: Mutex::new(states),
             busy: Mutex::new(HashSet::new()),
             blocked: Mutex::new(HashMap::new()),
+            last_holds: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -182,6 +186,54 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             }
         }
         Ok((selected, cache.ladders.clone()))
+    }
+
+    /// Logs a pass's records, flushed, and returns their ids in order. A hold that repeats
+    /// the proxy's previous record is counted on it (`repeats`, `last_time`) instead of
+    /// stored again: a steady fleet writes one record per proxy per hour, not per pass.
+    fn log_pass(&self, records: Vec<DecisionRecord>) -> Result<Vec<String>, StoreError> {
+        let mut last = self.last_holds.lock().expect("lock");
+        let mut ids: Vec<Option<String>> = vec![None; records.len()];
+        let (mut fresh, mut at, mut rewrites) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, rec) in records.into_iter().enumerate() {
+            let key = (rec.policy.clone(), rec.proxy_id.clone());
+            match last.get_mut(&key) {
+                Some(prev) if rec.repeats_hold(prev) => {
+                    prev.repeats += 1;
+                    prev.last_time = Some(rec.time);
+                    ids[i] = Some(prev.id.clone());
+                    rewrites.push(prev.clone());
+                }
+                _ => {
+                    last.remove(&key);
+                    at.push(i);
+                    fresh.push(rec);
+                }
+            }
+        }
+        let stored = self
+            .journal
+            .rewrite_held(&rewrites)
+            .and_then(|()| self.journal.append_batch(&fresh));
+        let stored = match stored {
+            Ok(s) => s,
+            Err(e) => {
+                // What was counted in memory may not be on disk: start afresh.
+                last.clear();
+                return Err(e);
+            }
+        };
+        for ((i, mut rec), id) in at.into_iter().zip(fresh).zip(stored) {
+            ids[i] = Some(id.clone());
+            if rec.outcome == Outcome::Held && rec.note.is_none() {
+                rec.id = id;
+                last.insert((rec.policy.clone(), rec.proxy_id.clone()), rec);
+            }
+        }
+        Ok(ids
+            .into_iter()
+            .map(|id| id.expect("every record has an id"))
+            .collect())
     }
 
     /// One pass of `policy` at `now`. Changes are sent on tasks whose handles are pushed
@@ -289,7 +341,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             ));
             decided.push((key, decision, state, proxy, outcome));
         }
-        let ids = match self.journal.append_batch(&records) {
+        let ids = match self.log_pass(records) {
             Ok(ids) => ids,
             Err(e) => {
                 // If the log cannot take the pass, nothing is sent and no state moves.

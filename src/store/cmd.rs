@@ -372,7 +372,11 @@ pub fn table(records: &[DecisionRecord]) -> String {
                 r.proxy_id.clone(),
                 arrow(r.bandwidth_from, r.bandwidth_to),
                 arrow(r.concurrent_from, r.concurrent_to),
-                r.outcome.as_str().to_string(),
+                if r.repeats > 0 {
+                    format!("{} ×{}", r.outcome.as_str(), r.repeats + 1)
+                } else {
+                    r.outcome.as_str().to_string()
+                },
                 reasons.join(", "),
             ]
         })
@@ -414,7 +418,7 @@ fn arrow(from: u32, to: u32) -> String {
 }
 
 /// Columns of `log export --format csv`.
-pub const CSV_HEADER: [&str; 16] = [
+pub const CSV_HEADER: [&str; 18] = [
     "id",
     "time",
     "policy",
@@ -431,6 +435,8 @@ pub const CSV_HEADER: [&str; 16] = [
     "error_message",
     "attempts",
     "completed_at",
+    "repeats",
+    "last_time",
 ];
 
 /// One CSV row (RFC 4180 quoting); reasons are joined with `;`.
@@ -452,6 +458,8 @@ pub fn csv_row(r: &DecisionRecord) -> String {
         r.error_message.clone().unwrap_or_default(),
         r.attempts.to_string(),
         r.completed_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        r.repeats.to_string(),
+        r.last_time.map(|t| t.to_rfc3339()).unwrap_or_default(),
     ];
     cells
         .iter()

@@ -119,6 +119,13 @@ fn header(o: &mut String, r: &DecisionRecord) {
         }
     );
     let _ = writeln!(o, "  outcome: {}", r.outcome);
+    if let (n @ 1.., Some(last)) = (r.repeats, r.last_time) {
+        let _ = writeln!(
+            o,
+            "  repeated: {n} more evaluation(s) held the same way, the last at {last} \
+             (their inputs are not kept; these are the first's)"
+        );
+    }
     if !r.reasons.is_empty() {
         let _ = writeln!(o, "  reasons: {}", r.reasons.join(", "));
     }

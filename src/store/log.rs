@@ -242,6 +242,21 @@ impl DecisionLog {
         Ok(ids)
     }
 
+    /// Stores held records again under their own ids (their `repeats` grew), without a
+    /// flush: the pass's [`DecisionLog::append_batch`] flushes them with its own records.
+    /// Only held records: nothing is pending on them.
+    pub fn rewrite_held(&self, records: &[DecisionRecord]) -> Result<(), StoreError> {
+        for r in records {
+            if r.outcome != Outcome::Held {
+                return Err(StoreError::NotHeld(r.id.clone()));
+            }
+            let key = key_for_id(&r.id).ok_or_else(|| StoreError::NotFound(r.id.clone()))?;
+            let value = serde_json::to_vec(r).map_err(StoreError::Encode)?;
+            self.decisions.insert(key.as_slice(), value)?;
+        }
+        Ok(())
+    }
+
     fn insert(&self, record: &DecisionRecord) -> Result<String, StoreError> {
         let ms = id_millis(record.time);
         let first = parse_decision_id(&record.id)

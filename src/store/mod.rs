@@ -47,6 +47,8 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("no decision with id `{0}`")]
     NotFound(String),
+    #[error("decision `{0}` is not a hold: only holds are rewritten in place")]
+    NotHeld(String),
     #[error("decision `{id}` is unreadable (corrupt or foreign record): {source}")]
     Corrupt {
         id: String,

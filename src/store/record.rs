@@ -351,7 +351,23 @@ pub struct DecisionRecord {
     /// Why the engine overrode the core's verdict (e.g. blocked by an earlier rejection).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Identical holds counted on this record after it: the proxy's next evaluations by the
+    /// same policy that held the same way (same values, same reason codes) within
+    /// [`FOLD_SPAN`] of `time`. Their inputs are not kept; this record's are the first's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeats: u32,
+    /// The time of the last hold counted in `repeats`.
+    #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    pub last_time: Option<Timestamp>,
     pub inputs: Inputs,
+}
+
+/// How long one record may keep counting identical holds before a new record starts (so
+/// a steady proxy still leaves a full record, inputs included, every hour).
+pub const FOLD_SPAN: std::time::Duration = std::time::Duration::from_secs(3600);
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What the engine knows beside a [`Decision`] when it logs it.
@@ -415,6 +431,8 @@ impl DecisionRecord {
             completed_at: None,
             billing_type: ctx.policy.billing_type,
             note: ctx.note.map(str::to_string),
+            repeats: 0,
+            last_time: None,
             inputs: Inputs {
                 signals: ctx.observation.signals.clone(),
                 proxy: ctx.proxy.clone(),
@@ -424,6 +442,38 @@ impl DecisionRecord {
                 policy: Some(PolicySnapshot::of(ctx.policy)),
             },
         }
+    }
+
+    /// Whether this new record repeats `prev`, the proxy's previous record, closely enough
+    /// to be counted on it instead of stored: both holds (or waits) with nothing sent and
+    /// no note, the same policy, mode, values and reason codes, and `prev` opened less than
+    /// [`FOLD_SPAN`] before this one.
+    pub fn repeats_hold(&self, prev: &DecisionRecord) -> bool {
+        let quiet = |r: &DecisionRecord| {
+            r.outcome == Outcome::Held
+                && matches!(r.verdict, Verdict::Hold | Verdict::Wait)
+                && r.note.is_none()
+        };
+        quiet(self)
+            && quiet(prev)
+            && self.verdict == prev.verdict
+            && self.policy == prev.policy
+            && self.proxy_id == prev.proxy_id
+            && self.mode == prev.mode
+            && (
+                self.bandwidth_from,
+                self.bandwidth_to,
+                self.concurrent_from,
+                self.concurrent_to,
+            ) == (
+                prev.bandwidth_from,
+                prev.bandwidth_to,
+                prev.concurrent_from,
+                prev.concurrent_to,
+            )
+            && self.reasons == prev.reasons
+            && self.time > prev.time.max(prev.last_time.unwrap_or(prev.time))
+            && self.time.since(prev.time) < FOLD_SPAN
     }
 
     /// Applies the answer to a sent decision.
@@ -592,29 +642,9 @@ mod tests {
     #[test]
     fn record_from_a_real_decision_round_trips() {
         let now = Timestamp::from_secs(1_795_939_200);
-        let policy = fixtures::policy();
-        let proxy = fixtures::proxy(10, 2);
-        let ladder = fixtures::ladder();
         let obs = fixtures::observe(100.0, 30_000.0, now - std::time::Duration::from_secs(15));
-        let d = crate::core::decide(
-            &policy,
-            &proxy,
-            Some(&ladder),
-            &obs,
-            &Default::default(),
-            now,
-        );
+        let (d, r) = decided(&obs, now, |v| Outcome::initial(v, Mode::Live));
         assert_eq!(d.verdict, Verdict::Change);
-        let ctx = RecordContext {
-            mode: Mode::Live,
-            outcome: Outcome::initial(d.verdict, Mode::Live),
-            proxy: &proxy,
-            ladder: Some(&ladder),
-            observation: &obs,
-            policy: &policy,
-            note: None,
-        };
-        let r = DecisionRecord::from_decision(&d, &ctx);
         assert_eq!(r.id, "d-1795939200000-link-test0001-0000");
         assert_eq!(r.outcome, Outcome::Planned);
         assert_eq!(r.reasons, d.reason_codes());
@@ -638,5 +668,78 @@ mod tests {
         let json = serde_json::to_string(&r).unwrap();
         let back: DecisionRecord = serde_json::from_str(&json).unwrap();
         assert_eq!(back, r);
+    }
+
+    /// The record of a hold (no data) of `link-test0001` at `secs` after T.
+    fn hold_at(secs: i64) -> DecisionRecord {
+        let now = Timestamp::from_secs(1_795_939_200 + secs);
+        let (d, r) = decided(&Observation::default(), now, |_| Outcome::Held);
+        assert_eq!(d.verdict, Verdict::Hold);
+        r
+    }
+
+    /// The fixture policy's decision for `link-test0001` (10 Mbps, 2 units) on `obs`, and
+    /// its live record with the outcome `outcome(verdict)`.
+    fn decided(
+        obs: &Observation,
+        now: Timestamp,
+        outcome: impl Fn(Verdict) -> Outcome,
+    ) -> (Decision, DecisionRecord) {
+        let (policy, proxy, ladder) = (
+            fixtures::policy(),
+            fixtures::proxy(10, 2),
+            fixtures::ladder(),
+        );
+        let d = crate::core::decide(
+            &policy,
+            &proxy,
+            Some(&ladder),
+            obs,
+            &Default::default(),
+            now,
+        );
+        let ctx = RecordContext {
+            mode: Mode::Live,
+            outcome: outcome(d.verdict),
+            proxy: &proxy,
+            ladder: Some(&ladder),
+            observation: obs,
+            policy: &policy,
+            note: None,
+        };
+        let r = DecisionRecord::from_decision(&d, &ctx);
+        (d, r)
+    }
+
+    #[test]
+    fn a_hold_repeats_its_predecessor_only_when_nothing_differs() {
+        let prev = hold_at(0);
+        let same = hold_at(30);
+        type Edit = fn(&mut DecisionRecord);
+        let cases: &[(&str, i64, Edit, bool)] = &[
+            ("the same hold 30 s later", 30, |_| {}, true),
+            ("59m59s after the run opened", 3599, |_| {}, true),
+            ("an hour after the run opened", 3600, |_| {}, false),
+            ("at the same time", 0, |_| {}, false),
+            ("other values", 30, |r| r.bandwidth_to += 1, false),
+            ("other reasons", 30, |r| r.reasons.push("x".into()), false),
+            ("another policy", 30, |r| r.policy = "other".into(), false),
+            ("another mode", 30, |r| r.mode = "dry-run".into(), false),
+            ("a note", 30, |r| r.note = Some("blocked".into()), false),
+            ("a change", 30, |r| r.verdict = Verdict::Change, false),
+            ("skipped", 30, |r| r.outcome = Outcome::Skipped, false),
+        ];
+        assert!(same.repeats_hold(&prev));
+        for (what, secs, edit, want) in cases {
+            let mut r = hold_at(*secs);
+            edit(&mut r);
+            assert_eq!(r.repeats_hold(&prev), *want, "{what}");
+        }
+        // A run is extended only forward in time.
+        let mut run = prev.clone();
+        run.repeats = 2;
+        run.last_time = Some(Timestamp::from_secs(1_795_939_200 + 60));
+        assert!(!hold_at(30).repeats_hold(&run));
+        assert!(hold_at(90).repeats_hold(&run));
     }
 }
