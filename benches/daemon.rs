@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gaap_autoscaler::core::{Ladder, Observation, ProxyState, ProxyStatus, Reading, fixtures};
+use gaap_autoscaler::core::{Ladder, Observation, ProxyState, ProxyStatus, fixtures};
 use gaap_autoscaler::daemon::engine::{Engine, EngineOptions};
 use gaap_autoscaler::daemon::ports::*;
 use gaap_autoscaler::daemon::schedule::Clock;
@@ -69,17 +69,7 @@ fn bench(c: &mut Criterion) {
         .enumerate()
         .map(|(i, p)| {
             let bw = if i % 10 == 0 { 120.0 } else { 70.0 };
-            let mut o = Observation::default();
-            o.signals
-                .insert("bandwidth".into(), Reading::Value { value: bw, at: now });
-            o.signals.insert(
-                "connections".into(),
-                Reading::Value {
-                    value: 35_000.0,
-                    at: now,
-                },
-            );
-            (p.id.clone(), o)
+            (p.id.clone(), fixtures::observe(bw, 35_000.0, now))
         })
         .collect();
     let mut policy = fixtures::policy();

@@ -124,6 +124,13 @@ fn bench(c: &mut Criterion) {
         let run = replay(&set, &fleet, &trace, &opts, &mut |_| {}).expect("replay");
         let t_replay = t.elapsed();
         let t = std::time::Instant::now();
+        let one = SimOptions {
+            threads: 1,
+            ..opts.clone()
+        };
+        drop(replay(&set, &fleet, &trace, &one, &mut |_| {}).expect("replay"));
+        let t_replay_one = t.elapsed();
+        let t = std::time::Instant::now();
         let r = report::set_report(&run, None);
         let t_report = t.elapsed();
         let t = std::time::Instant::now();
@@ -132,7 +139,7 @@ fn bench(c: &mut Criterion) {
         drop(from_csv);
         let evaluations: usize = run.proxies.iter().map(|p| p.steps()).sum();
         eprintln!(
-            "breakdown: generate {t_gen:?} ({} samples), replay {t_replay:?} ({evaluations} evaluations, {} changes, API {:?}), report {t_report:?}, CSV read {t_csv:?}",
+            "breakdown: generate {t_gen:?} ({} samples), replay {t_replay:?} ({evaluations} evaluations, {} changes, API {:?}; on one thread {t_replay_one:?}), report {t_report:?}, CSV read {t_csv:?}",
             trace.sample_count(),
             r.summary.changes,
             run.api

@@ -1,5 +1,12 @@
-//! Data parallelism without a dependency: one contiguous part of the work per core, on
+//! Data parallelism without a dependency (and the poison-tolerant `lock` the threaded
+//! parts share): one contiguous part of the work per core, on
 //! scoped threads, results in input order (so a parallel run equals a sequential one).
+
+/// Locks `m`, taking the data even if a thread panicked while holding it (every user
+/// of a lock here leaves its data consistent between statements).
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Threads worth starting: the cores, at most 8.
 pub fn threads() -> usize {

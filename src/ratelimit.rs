@@ -16,6 +16,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::par::lock;
+
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -158,7 +160,7 @@ impl RateLimiter {
     }
 
     fn slot(&self, action: &str) -> Arc<Slot> {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slots = lock(&self.slots);
         slots
             .entry(action.to_string())
             .or_insert_with(|| {
@@ -178,11 +180,11 @@ impl RateLimiter {
     /// Requests each action seen so far may still send without waiting, by action name.
     pub fn available(&self) -> Vec<(String, u32)> {
         let now = self.origin.elapsed();
-        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let slots = lock(&self.slots);
         let mut out: Vec<(String, u32)> = slots
             .iter()
             .map(|(action, slot)| {
-                let st = slot.state.lock().unwrap_or_else(|e| e.into_inner());
+                let st = lock(&slot.state);
                 (action.clone(), st.window.available(now))
             })
             .collect();
@@ -195,7 +197,7 @@ impl RateLimiter {
     pub async fn acquire(&self, action: &str, priority: Priority) {
         let slot = self.slot(action);
         let key = {
-            let mut st = slot.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut st = lock(&slot.state);
             st.seq += 1;
             let key = (priority, st.seq);
             st.queue.insert(key);
@@ -211,7 +213,7 @@ impl RateLimiter {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let retry_at = {
-                let mut st = slot.state.lock().unwrap_or_else(|e| e.into_inner());
+                let mut st = lock(&slot.state);
                 if st.queue.first() == Some(&key) {
                     match st.window.try_acquire(self.origin.elapsed()) {
                         Ok(()) => {
@@ -249,7 +251,7 @@ struct QueueGuard<'a> {
 impl Drop for QueueGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
-            let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut st = lock(&self.slot.state);
             st.queue.remove(&self.key);
             drop(st);
             self.slot.notify.notify_waiters();

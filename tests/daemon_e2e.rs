@@ -214,12 +214,18 @@ impl Setup {
         c
     }
 
+    /// `run --config <this setup's config>` followed by `extra`.
+    fn daemon(&self, extra: &[&str]) -> Command {
+        let mut args = vec!["run", "--config", self.config.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.command(&args)
+    }
+
     fn run_once(&self, at: i64, extra: &[&str]) -> Output {
         let at = at.to_string();
-        let cfg = self.config.to_str().unwrap().to_string();
-        let mut args = vec!["run", "--config", &cfg, "--once", "--at", &at];
+        let mut args = vec!["--once", "--at", &at];
         args.extend_from_slice(extra);
-        let out = self.command(&args).output().unwrap();
+        let out = self.daemon(&args).output().unwrap();
         assert!(
             out.status.success(),
             "run --once failed: {}\n{}",
@@ -383,12 +389,7 @@ fn the_daemon_serves_metrics_and_the_log_and_stops_cleanly_on_sigterm() {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let (setup, _sandbox, _prom) = Setup::start(&[("link-e2e00001", 50, 2)], &data, &listen, &[]);
-    let cfg = setup.config.to_str().unwrap().to_string();
-    let mut daemon = setup
-        .command(&["run", "--config", &cfg])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = setup.daemon(&[]).stderr(Stdio::null()).spawn().unwrap();
     let base = format!("http://{listen}");
     wait_for("readiness", Duration::from_secs(30), || {
         http_get(&format!("{base}/readyz")).filter(|(s, _)| *s == 200)
@@ -422,7 +423,7 @@ fn the_daemon_serves_metrics_and_the_log_and_stops_cleanly_on_sigterm() {
         .command(&[
             "log",
             "--config",
-            &cfg,
+            setup.config.to_str().unwrap(),
             "list",
             "--json",
             "--outcome",
@@ -466,10 +467,9 @@ fn sigkill_between_log_and_answer_is_reconciled_without_a_second_change() {
         &listen,
         &["--faults", "ModifyProxyConfiguration:delay=5s@1"],
     );
-    let cfg = setup.config.to_str().unwrap().to_string();
     let at = end.to_string();
     let mut first = setup
-        .command(&["run", "--config", &cfg, "--once", "--at", &at])
+        .daemon(&["--once", "--at", &at])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -580,12 +580,7 @@ fn policy_reload_keeps_the_running_set_when_the_new_one_is_invalid() {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let (setup, _sandbox, _prom) = Setup::start(&[("link-e2e00001", 50, 2)], &data, &listen, &[]);
-    let cfg = setup.config.to_str().unwrap().to_string();
-    let mut daemon = setup
-        .command(&["run", "--config", &cfg])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = setup.daemon(&[]).stderr(Stdio::null()).spawn().unwrap();
     let base = format!("http://{listen}");
     let metric = |needle: &str| {
         http_get(&format!("{base}/metrics"))

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gaap_autoscaler::core::{Ladder, Observation, ProxyState, ProxyStatus, Reading, fixtures};
+use gaap_autoscaler::core::{Ladder, Observation, ProxyState, ProxyStatus, fixtures};
 use gaap_autoscaler::daemon::engine::{Engine, EngineOptions};
 use gaap_autoscaler::daemon::ports::*;
 use gaap_autoscaler::daemon::schedule::Clock;
@@ -98,17 +98,8 @@ impl Metrics for FakeMetrics {
         let mut r = PolicyReadings::default();
         for id in proxies {
             if let Some(&(bw, conns)) = d.get(id) {
-                let mut o = Observation::default();
-                o.signals
-                    .insert("bandwidth".into(), Reading::Value { value: bw, at: now });
-                o.signals.insert(
-                    "connections".into(),
-                    Reading::Value {
-                        value: conns,
-                        at: now,
-                    },
-                );
-                r.per_proxy.insert(id.clone(), o);
+                r.per_proxy
+                    .insert(id.clone(), fixtures::observe(bw, conns, now));
             }
         }
         r

@@ -12,13 +12,7 @@ use gaap_autoscaler::policy::{
     fleet_checks, load_policies,
 };
 
-fn render(diags: &[Diagnostic]) -> String {
-    diags
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+use gaap_autoscaler::policy::diagnostic::render;
 
 fn toml_files(dir: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)

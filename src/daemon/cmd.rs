@@ -23,6 +23,7 @@ use crate::cloud::request::Endpoint;
 use crate::config::Config;
 use crate::exit::env_error;
 use crate::metrics::{ClientOptions, Prometheus};
+use crate::policy::diagnostic::render;
 use crate::policy::{Diagnostic, Policy, load_policies};
 use crate::ratelimit::RateLimiter;
 use crate::store::DecisionLog;
@@ -55,14 +56,6 @@ pub struct RunArgs {
     /// Overrides `[engine] listen` (e.g. 127.0.0.1:0 for a free port).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-}
-
-fn render(diags: &[Diagnostic]) -> String {
-    diags
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 fn load(dir: &Path) -> Result<Vec<Arc<Policy>>, Vec<Diagnostic>> {

@@ -194,7 +194,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
     fn log_pass(&self, records: Vec<DecisionRecord>) -> Result<Vec<String>, StoreError> {
         let mut last = self.last_holds.lock().expect("lock");
         let mut ids: Vec<Option<String>> = vec![None; records.len()];
-        let (mut fresh, mut at, mut rewrites) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut fresh, mut at, mut folded) = (Vec::new(), Vec::new(), Vec::new());
         for (i, rec) in records.into_iter().enumerate() {
             let key = (rec.policy.clone(), rec.proxy_id.clone());
             match last.get_mut(&key) {
@@ -202,7 +202,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                     prev.repeats += 1;
                     prev.last_time = Some(rec.time);
                     ids[i] = Some(prev.id.clone());
-                    rewrites.push(prev.clone());
+                    folded.push(key);
                 }
                 _ => {
                     last.remove(&key);
@@ -213,7 +213,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
         }
         let stored = self
             .journal
-            .rewrite_held(&rewrites)
+            .rewrite_held(folded.iter().map(|k| &last[k]))
             .and_then(|()| self.journal.append_batch(&fresh));
         let stored = match stored {
             Ok(s) => s,

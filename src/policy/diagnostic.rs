@@ -69,6 +69,15 @@ impl Diagnostic {
     }
 }
 
+/// Every diagnostic on its own line (`file:line:col: message`), as the commands print them.
+pub fn render(diags: &[Diagnostic]) -> String {
+    diags
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Counts (errors, warnings).
 pub fn count(diags: &[Diagnostic]) -> (usize, usize) {
     let errors = diags.iter().filter(|d| d.is_error()).count();

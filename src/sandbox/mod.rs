@@ -112,7 +112,7 @@ struct App {
 
 impl App {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::par::lock(&self.inner)
     }
 }
 

@@ -70,11 +70,10 @@ pub struct SimulateArgs {
 }
 
 fn diagnostics(what: &str, diags: &[Diagnostic]) -> anyhow::Error {
-    let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
-    if lines.is_empty() {
+    if diags.is_empty() {
         anyhow::anyhow!("{what}: invalid")
     } else {
-        anyhow::anyhow!("{what}:\n{}", lines.join("\n"))
+        anyhow::anyhow!("{what}:\n{}", crate::policy::diagnostic::render(diags))
     }
 }
 
@@ -319,17 +318,7 @@ fn prometheus_source(
     for set in sets {
         let mut trace = Trace::default();
         for (pi, policy) in set.policies.iter().enumerate() {
-            let ids: Vec<String> = fleet
-                .proxies
-                .iter()
-                .filter(|px| {
-                    set.policies
-                        .iter()
-                        .position(|q| q.selector.matches(&px.id, &px.tags))
-                        == Some(pi)
-                })
-                .map(|px| px.id.clone())
-                .collect();
+            let ids: Vec<String> = set.managed_by(pi, fleet).map(str::to_string).collect();
             if ids.is_empty() {
                 continue;
             }

@@ -24,8 +24,10 @@ pub mod report;
 pub mod synthetic;
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+
+use crate::par::lock;
 use std::time::Duration;
 
 use crate::core::{
@@ -77,6 +79,24 @@ impl SimOptions {
 pub struct PolicySet {
     pub label: String,
     pub policies: Vec<Policy>,
+}
+
+impl PolicySet {
+    /// The index of the policy that manages `proxy`: the first that selects it.
+    pub fn owner(&self, proxy: &ProxyState) -> Option<usize> {
+        self.policies
+            .iter()
+            .position(|p| p.selector.matches(&proxy.id, &proxy.tags))
+    }
+
+    /// The ids of the fleet's proxies that policy `pi` manages.
+    pub fn managed_by<'f>(&self, pi: usize, fleet: &'f Fleet) -> impl Iterator<Item = &'f str> {
+        fleet
+            .proxies
+            .iter()
+            .filter(move |px| self.owner(px) == Some(pi))
+            .map(|px| px.id.as_str())
+    }
 }
 
 /// What a dimension is managed by, for the baselines and the figures.
@@ -790,10 +810,6 @@ impl Drop for AbortOnUnwind<'_> {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn apply_pending(live: &mut Live) {
     if let Some((_, bw, conc)) = live.pending.take() {
         live.proxy.bandwidth = bw;
@@ -902,16 +918,7 @@ pub fn evaluation_count(set: &PolicySet, fleet: &Fleet, opts: &SimOptions) -> u6
         .iter()
         .enumerate()
         .map(|(pi, p)| {
-            let proxies = fleet
-                .proxies
-                .iter()
-                .filter(|px| {
-                    set.policies
-                        .iter()
-                        .position(|q| q.selector.matches(&px.id, &px.tags))
-                        == Some(pi)
-                })
-                .count() as u64;
+            let proxies = set.managed_by(pi, fleet).count() as u64;
             proxies * schedule_times(&p.schedule, opts.start, opts.end).0.len() as u64
         })
         .sum()

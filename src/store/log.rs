@@ -245,7 +245,10 @@ impl DecisionLog {
     /// Stores held records again under their own ids (their `repeats` grew), without a
     /// flush: the pass's [`DecisionLog::append_batch`] flushes them with its own records.
     /// Only held records: nothing is pending on them.
-    pub fn rewrite_held(&self, records: &[DecisionRecord]) -> Result<(), StoreError> {
+    pub fn rewrite_held<'r>(
+        &self,
+        records: impl IntoIterator<Item = &'r DecisionRecord>,
+    ) -> Result<(), StoreError> {
         for r in records {
             if r.outcome != Outcome::Held {
                 return Err(StoreError::NotHeld(r.id.clone()));
