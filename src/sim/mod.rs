@@ -1,6 +1,7 @@
 //! The dry-run simulation: replay policies over a metric history with a virtual clock.
 //!
-//! [`replay`] drives the same [`crate::core::decide`] as the daemon, for every proxy a
+//! [`replay`] drives the same decision as the daemon ([`crate::core::decide_into`], the
+//! reused-buffer form of [`crate::core::decide`]), for every proxy a
 //! policy selects, at each evaluation time of the policy (its interval, or its cron fire
 //! times), carrying the controller state. It models the world the daemon lives in:
 //!
@@ -518,7 +519,7 @@ fn tick_plan(members: &[Vec<usize>], schedules: &[(Vec<i64>, Vec<u32>)]) -> Vec<
     }
 }
 
-/// Fewest proxies per thread for a parallel replay to gain over its two rendezvous per tick.
+/// Fewest proxies per thread for a parallel replay to gain over its per-tick coordination.
 const MIN_PROXIES_PER_THREAD: usize = 32;
 
 /// The API call of a change, as the budget placed it.
