@@ -319,6 +319,11 @@ fn scales_up_on_a_demand_step_and_down_after_the_stabilization_window() {
     // The log holds every decision; the applied ones carry the sandbox's RequestId, and
     // each ClientToken is the decision id.
     let log = setup.log_json();
+    // `--once` waits for its changes to complete (ADJUSTING → RUNNING) and logs it.
+    // (Failed before the fix: changes made by --once never got `completed_at`.)
+    for r in log.iter().filter(|r| r["outcome"] == "applied") {
+        assert!(r["completed_at"].is_string(), "{r:#?}");
+    }
     assert_eq!(log.len(), 4, "two proxies, two passes: {log:#?}");
     let applied_records: Vec<&Value> = log.iter().filter(|r| r["outcome"] == "applied").collect();
     assert_eq!(applied_records.len(), 3);
@@ -362,12 +367,18 @@ fn dry_run_sends_no_modify_call() {
     let data = demand(&[("link-e2e00001".into(), Box::new(|_| 300.0))], end);
     let (setup, sandbox, _prom) =
         Setup::start(&[("link-e2e00001", 50, 2)], &data, "127.0.0.1:0", &[]);
-    setup.run_once(end, &["--dry-run"]);
+    let out = setup.run_once(end, &["--dry-run"]);
     assert!(sandbox.modify_calls().is_empty());
     let log = setup.log_json();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0]["outcome"], "dry-run");
     assert_eq!(log[0]["bandwidth_to"], 200);
+    // The summary counts the logged dry-run change (it said "0 changes" before the fix).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 proxies evaluated, 0 changes sent, 1 dry-run changes (none sent)"),
+        "{stderr}"
+    );
 }
 
 fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -483,6 +494,26 @@ fn sigkill_between_log_and_answer_is_reconciled_without_a_second_change() {
     let id = planned[0]["id"].as_str().unwrap().to_string();
     unsafe_kill(first.id(), "KILL");
     first.wait().unwrap();
+
+    // (The hung call died with the process: the sandbox dropped it unanswered.)
+    let before = sandbox.modify_calls().len();
+    // A dry-run restart re-sends nothing: the decision stays pending, and says so.
+    // (Failed before the fix: reconciliation re-sent it as a real call under --dry-run.)
+    let out = setup.run_once(end, &["--dry-run"]);
+    assert_eq!(
+        sandbox.modify_calls().len(),
+        before,
+        "no call under --dry-run"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("1 decisions logged without an answer stay pending (dry run: none re-sent)"),
+        "{stderr}"
+    );
+    let log = setup.log_json();
+    let rec = log.iter().find(|r| r["id"] == id.as_str()).unwrap();
+    assert_eq!(rec["outcome"], "planned");
 
     // Restart: the planned decision is re-sent with the same ClientToken.
     setup.run_once(end, &[]);

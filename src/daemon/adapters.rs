@@ -40,6 +40,15 @@ impl Cloud for GaapCloud {
         Ok(list.iter().map(|p| p.to_state()).collect())
     }
 
+    async fn proxies(&self, ids: &[String]) -> Result<Vec<ProxyState>, PortError> {
+        let list = self
+            .api
+            .describe_proxies(&ProxyQuery::Ids(ids.to_vec()))
+            .await
+            .map_err(|e| port_error("DescribeProxies", &e))?;
+        Ok(list.iter().map(|p| p.to_state()).collect())
+    }
+
     async fn ladder(&self, access_region: &str, dest_region: &str) -> Result<Ladder, PortError> {
         let regions = self
             .api

@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// e.g. to replay an incident in dry-run mode. Queries run at that time too.
     #[arg(long, requires = "once", value_parser = crate::time::parse_time)]
     pub at: Option<crate::time::Timestamp>,
+    /// With --once: how long to watch applied changes until their proxies are RUNNING
+    /// again, so their completion is logged (0s: do not wait).
+    #[arg(long, requires = "once", default_value = "2m", value_parser = parse_duration)]
+    pub wait: Duration,
     /// Overrides `[engine] listen` (e.g. 127.0.0.1:0 for a free port).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
@@ -106,7 +110,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let options = EngineOptions {
             dry_run: args.dry_run,
             fleet_refresh: config.engine.fleet_refresh,
+            // `--once` watches its changes together at the end (see --wait).
             watch_completion: !args.once,
+            watch_interval: if args.once { Duration::from_secs(1) } else { EngineOptions::default().watch_interval },
             ..EngineOptions::default()
         };
         let cloud = Arc::new(GaapCloud { api: client });
@@ -142,16 +148,35 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         info!(address = %local, "serving /metrics, /healthz, /readyz and /log/decisions");
         eprintln!("gaap-autoscaler: listening on http://{local} (policies: {})", policies.len());
 
+        engine.set_policies(&policies);
         match engine.reconcile(clock.now()).await {
-            Ok(0) => {}
-            Ok(n) => info!(count = n, "reconciled decisions left without an outcome"),
-            Err(e) => warn!(error = %e, "reconciliation failed; those decisions stay pending until the next start"),
+            Ok(s) if s.kept > 0 && engine.options.dry_run => eprintln!(
+                "gaap-autoscaler: {} decisions logged without an answer stay pending (dry run: none re-sent)",
+                s.kept
+            ),
+            Ok(s) => {
+                if s.settled() + s.kept > 0 {
+                    info!(applied = s.applied, failed = s.failed, abandoned = s.abandoned, superseded = s.superseded, kept = s.kept, "reconciled decisions left without an outcome");
+                }
+            }
+            Err(e) => warn!(error = %e, waiting = engine.unreconciled(), "reconciliation failed; it is retried before each pass, and the proxies with decisions logged without an answer are not evaluated until it succeeds"),
         }
         ready.store(true, Ordering::SeqCst);
 
         let code = if args.once {
             let at = args.at.unwrap_or_else(|| clock.now());
             let reports = run_once(&engine, &policies, at).await;
+            let (complete, adjusting) = engine.await_completion(args.wait).await;
+            if complete + adjusting > 0 {
+                eprintln!(
+                    "gaap-autoscaler: {complete} changes complete{}",
+                    if adjusting > 0 {
+                        format!(", {adjusting} still adjusting after {:?} (their completion is not logged; see --wait)", args.wait)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
             let mut failed = false;
             for r in &reports {
                 match &r.error {
@@ -159,18 +184,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                         failed = true;
                         eprintln!("{}: {e}", r.policy);
                     }
-                    None => eprintln!(
-                        "{}: {} proxies evaluated, {} changes{}{}",
-                        r.policy,
-                        r.evaluated,
-                        r.changes,
-                        if engine.options.dry_run { " (dry run: none sent)" } else { "" },
-                        if r.query_errors > 0 {
-                            format!("; {} metric queries failed (proxies held)", r.query_errors)
-                        } else {
-                            String::new()
-                        }
-                    ),
+                    None => eprintln!("{}", once_summary(r)),
                 }
                 failed |= r.query_errors > 0;
             }
@@ -278,4 +292,31 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
         .collect();
     out.sort();
     out
+}
+
+/// One line per policy for `run --once`.
+fn once_summary(r: &super::engine::PassReport) -> String {
+    let mut line = format!(
+        "{}: {} proxies evaluated, {} changes sent",
+        r.policy, r.evaluated, r.changes
+    );
+    if r.dry_run_changes > 0 {
+        line += &format!(", {} dry-run changes (none sent)", r.dry_run_changes);
+    }
+    if r.unreconciled > 0 {
+        line += &format!(
+            "; {} proxies not evaluated: a decision of theirs awaits reconciliation",
+            r.unreconciled
+        );
+    }
+    if r.stale > 0 {
+        line += &format!(
+            "; {} changes not sent: the proxy moved while the view grew old",
+            r.stale
+        );
+    }
+    if r.query_errors > 0 {
+        line += &format!("; {} metric queries failed (proxies held)", r.query_errors);
+    }
+    line
 }

@@ -244,13 +244,13 @@ impl DecisionLog {
 
     /// Stores held records again under their own ids (their `repeats` grew), without a
     /// flush: the pass's [`DecisionLog::append_batch`] flushes them with its own records.
-    /// Only held records: nothing is pending on them.
+    /// Only held or skipped records: nothing is pending on them.
     pub fn rewrite_held<'r>(
         &self,
         records: impl IntoIterator<Item = &'r DecisionRecord>,
     ) -> Result<(), StoreError> {
         for r in records {
-            if r.outcome != Outcome::Held {
+            if !matches!(r.outcome, Outcome::Held | Outcome::Skipped) {
                 return Err(StoreError::NotHeld(r.id.clone()));
             }
             let key = key_for_id(&r.id).ok_or_else(|| StoreError::NotFound(r.id.clone()))?;
