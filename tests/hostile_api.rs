@@ -349,3 +349,92 @@ async fn an_unreadable_200_not_applied_is_sent_again_with_the_same_token() {
         other => panic!("want Failed with {OUTCOME_UNKNOWN}, got {other:?}"),
     }
 }
+
+// ---------------------------------------------------------------- item 7: bounded bodies
+
+/// A 200 answer that streams `total` bytes of spaces (JSON whitespace: never a complete
+/// value), without a Content-Length: "endless" as far as the client can tell.
+fn streaming(total: usize) -> Response<Body> {
+    let chunk = Bytes::from(vec![b' '; 64 * 1024]);
+    let chunks = total / chunk.len();
+    let stream = futures_util::stream::iter(
+        (0..chunks).map(move |_| Ok::<_, std::convert::Infallible>(chunk.clone())),
+    );
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_endless_or_huge_body_is_refused_at_the_limit() {
+    // 256 MiB streamed (bounded here so that a client without a limit fails the test by
+    // a decode error instead of exhausting memory).
+    let srv = Server::start(|_, _, _| streaming(256 * 1024 * 1024)).await;
+    let err = bounded(
+        "endless body",
+        srv.client(None).describe_proxies(&ProxyQuery::All),
+    )
+    .await
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, CallError::TooLarge { .. }), "{msg}");
+    assert!(
+        msg.contains("DescribeProxies") && msg.contains(&srv.addr.to_string()),
+        "names the action and the endpoint: {msg}"
+    );
+    assert!(msg.contains("8 MiB"), "names the limit: {msg}");
+
+    // Announced by Content-Length: refused before reading.
+    let srv = Server::start(|_, _, _| {
+        json_answer(json!({"Response": {"RequestId": "r", "Pad": " ".repeat(9 * 1024 * 1024)}}))
+    })
+    .await;
+    let err = bounded(
+        "huge body",
+        srv.client(None).describe_proxies(&ProxyQuery::All),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, CallError::TooLarge { .. }), "{err}");
+}
+
+// ---------------------------------------------------------------- item 8: no redirects
+
+#[tokio::test]
+async fn redirects_are_refused_and_credentials_go_nowhere_else() {
+    // The other origin records whatever reaches it.
+    let elsewhere = Server::start(|_, _, _| page(0, &[])).await;
+    let target = format!("http://{}/", elsewhere.addr);
+    for status in [301u16, 302, 303, 307, 308] {
+        let to = target.clone();
+        let srv = Server::start(move |_, _, _| {
+            Response::builder()
+                .status(status)
+                .header("location", to.as_str())
+                .body(Body::empty())
+                .unwrap()
+        })
+        .await;
+        let c = srv.client(Some("secret-session-token"));
+        let err = bounded("redirect", c.describe_proxies(&ProxyQuery::All))
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, CallError::Redirect { .. }), "{status}: {msg}");
+        assert!(
+            msg.contains(&status.to_string()) && msg.contains(&target),
+            "{status}: says where it pointed: {msg}"
+        );
+        assert!(!msg.contains("secret-session-token"), "{msg}");
+        // The signed call reached the endpoint, with its token, and nothing else did.
+        let calls = srv.calls.lock().unwrap();
+        assert_eq!(calls.len(), 1, "{status}: not retried");
+        assert_eq!(calls[0].2["X-TC-Token"], "secret-session-token");
+    }
+    assert!(
+        elsewhere.calls.lock().unwrap().is_empty(),
+        "a redirect was followed to another origin"
+    );
+}
