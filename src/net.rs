@@ -59,9 +59,9 @@ pub async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<V
 /// A byte count for messages: `8 MiB`, `512 KiB`, `100 bytes`.
 pub fn format_bytes(n: usize) -> String {
     const MIB: usize = 1024 * 1024;
-    if n >= MIB && n % MIB == 0 {
+    if n >= MIB && n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
-    } else if n >= 1024 && n % 1024 == 0 {
+    } else if n >= 1024 && n.is_multiple_of(1024) {
         format!("{} KiB", n / 1024)
     } else {
         format!("{n} bytes")

@@ -155,11 +155,60 @@ fn created_compressed(dir: &Path) -> Option<bool> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Creates `dir` (and missing parents) with mode 0700.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Makes what sled wrote in `dir` owner-only: 0700 for the dir and its subdirs (blobs),
+/// 0600 for files. Best effort: a log owned by someone else (a reader) is left as it is.
+fn restrict_permissions(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let set = |p: &Path, mode: u32| {
+            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+        };
+        set(dir, 0o700);
+        let mut stack = vec![dir.to_path_buf()];
+        // sled's layout is two levels deep (the dir, blobs/); stop at 3 to stay bounded.
+        let mut depth = 0;
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                match e.file_type() {
+                    Ok(t) if t.is_dir() && depth < 3 => {
+                        set(&p, 0o700);
+                        stack.push(p);
+                    }
+                    Ok(t) if t.is_file() => set(&p, 0o600),
+                    _ => {}
+                }
+            }
+            depth += 1;
+        }
+    }
+}
+
 impl DecisionLog {
     /// Opens (or creates) the log in `dir`. A dir held by another process is
     /// [`StoreError::Locked`].
     pub fn open(dir: impl AsRef<Path>) -> Result<DecisionLog, StoreError> {
         let dir = dir.as_ref().to_path_buf();
+        // The log holds the fleet's decisions: owner only (0700 dir, 0600 files).
+        if !dir.exists() {
+            private_dir(&dir).map_err(|e| StoreError::Open {
+                dir: dir.clone(),
+                source: sled::Error::Io(e),
+            })?;
+        }
         let db = sled::Config::new()
             .path(&dir)
             .cache_capacity(CACHE_BYTES)
@@ -178,6 +227,7 @@ impl DecisionLog {
                     }
                 }
             })?;
+        restrict_permissions(&dir);
         let decisions = db.open_tree(DECISIONS)?;
         let pending = db.open_tree(PENDING)?;
         let state = db.open_tree(STATE)?;
