@@ -12,6 +12,7 @@
 //! - [`store`]: the sled decision log and the `log` command.
 //! - [`daemon`]: the scheduler and `run`.
 //! - [`sim`]: the dry-run simulation and its report.
+//! - [`net`]: HTTP rules shared by the clients (no redirects, bounded bodies).
 //! - [`time`]: timestamps and durations as values.
 
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod daemon;
 pub mod exit;
 pub mod fleet;
 pub mod metrics;
+pub mod net;
 pub mod par;
 pub mod policy;
 pub mod ratelimit;

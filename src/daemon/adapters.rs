@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::ports::{Cloud, Metrics, ModifyCall, ModifyResult, PolicyReadings, PortError};
 use crate::cloud::client::{GaapApi, ModifyRequest, ProxyQuery};
-use crate::cloud::error::{CallError, RetryClass};
+use crate::cloud::error::{CallError, OUTCOME_UNKNOWN, RetryClass};
 use crate::core::{Ladder, ProxyState, ProxyStatus};
 use crate::metrics::Prometheus;
 use crate::policy::Policy;
@@ -18,16 +18,23 @@ pub struct GaapCloud {
     pub api: Arc<dyn GaapApi>,
 }
 
+/// The port's error: the API's code, or the client's own (`ClientError.NetworkError`,
+/// `ClientError.InconsistentListing`, ...) when the API did not answer with one.
 fn port_error(context: &str, e: &CallError) -> PortError {
-    let code = match e {
-        CallError::Api(a) => Some(a.code.clone()),
-        _ => None,
-    };
     PortError {
         context: context.to_string(),
-        code,
+        code: Some(e.code().to_string()),
         message: e.to_string(),
     }
+}
+
+/// True when a sent decision may or may not have been applied: the client could not read
+/// the API's answer and DescribeProxies could not settle it
+/// ([`crate::cloud::error::OUTCOME_UNKNOWN`], reported as [`ModifyResult::Failed`]). Such
+/// a decision is not a failure: keep it pending and confirm or re-send it with the same
+/// ClientToken (as start-up reconciliation does) before deciding that proxy again.
+pub fn outcome_unknown(result: &ModifyResult) -> bool {
+    matches!(result, ModifyResult::Failed { code: Some(c), .. } if c == OUTCOME_UNKNOWN)
 }
 
 impl Cloud for GaapCloud {
@@ -109,10 +116,16 @@ impl Cloud for GaapCloud {
                         Some(a.request_id.clone()),
                         a.message.clone(),
                     ),
+                    // May have been applied: the code tells the engine so (see
+                    // `outcome_unknown`).
+                    e @ CallError::OutcomeUnknown { .. } => {
+                        (Some(OUTCOME_UNKNOWN.to_string()), None, e.to_string())
+                    }
                     other => (None, None, other.to_string()),
                 };
+                let api_said_no = f.error.api().is_some();
                 match (f.error.retry_class(), code) {
-                    (RetryClass::NoRetry, Some(code)) => ModifyResult::Rejected {
+                    (RetryClass::NoRetry, Some(code)) if api_said_no => ModifyResult::Rejected {
                         code,
                         message,
                         request_id,

@@ -66,7 +66,31 @@ fn load(dir: &Path) -> Result<Vec<Arc<Policy>>, Vec<Diagnostic>> {
     load_policies(&[dir.to_path_buf()]).map(|ps| ps.into_iter().map(Arc::new).collect())
 }
 
+/// Makes the daemon's memory (which holds the secret key and any session token) hard to
+/// leak through a crash: no core file (RLIMIT_CORE 0, soft and hard), not dumpable
+/// (PR_SET_DUMPABLE 0: no core, no ptrace attach by other processes of the same user),
+/// and files it creates readable by its owner only (umask 077). Called first in `run`.
+pub fn harden_process() -> std::io::Result<()> {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls with valid arguments; no memory is shared.
+    unsafe {
+        if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        #[cfg(target_os = "linux")]
+        if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::umask(0o077);
+    }
+    Ok(())
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    harden_process().map_err(|e| env_error(format!("cannot disable core dumps: {e}")))?;
     let config = Config::load(&args.config).map_err(|d| anyhow::anyhow!("{}", render(&d)))?;
     let policies = load(&config.engine.policies)
         .map_err(|d| anyhow::anyhow!("invalid policies:\n{}", render(&d)))?;
@@ -125,6 +149,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .await
             .map_err(|e| env_error(format!("cannot listen on {listen}: {e} (set [engine] listen or --listen)")))?;
         let local = listener.local_addr()?;
+        if let Some(w) = http::listen_warning(local) {
+            warn!(listen = %local, "{w}");
+            eprintln!("gaap-autoscaler: warning: {w}");
+        }
         let ready = Arc::new(AtomicBool::new(false));
         let reader_log = Arc::clone(&log);
         let sampler_stats = Arc::clone(&stats);

@@ -248,7 +248,7 @@ fn open_source(dir: &Path, url: &str, daemon_given: bool) -> anyhow::Result<Sour
     }
     // A short wait covers a process that is just letting go (see `open_waiting`); the
     // daemon holds the dir for good, and then its endpoint answers.
-    match DecisionLog::open_waiting(dir, Duration::from_millis(300)) {
+    match DecisionLog::open_for_reading(dir, Duration::from_millis(300)) {
         Ok(log) => Ok(Source::Local(log)),
         Err(StoreError::Locked { .. }) => {
             tracing::info!(dir = %dir.display(), url = %url, "data dir held by another process; reading through the daemon");
