@@ -22,9 +22,13 @@ pub struct Cli {
         default_value = "warn"
     )]
     pub log: String,
-    /// Log as JSON lines instead of text.
+    /// Log as JSON lines instead of text (every line on stderr, including the final error).
     #[arg(long, global = true)]
     pub log_json: bool,
+    /// Draw tables with ASCII only (`->`, `-`, `x`); automatic when LC_ALL/LC_CTYPE/LANG
+    /// names a locale that is not UTF-8 (such as C or POSIX).
+    #[arg(long, global = true)]
+    pub ascii: bool,
     #[command(subcommand)]
     pub command: Command,
 }

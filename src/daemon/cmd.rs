@@ -140,7 +140,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             let _ = http_stopped.await;
         }));
         info!(address = %local, "serving /metrics, /healthz, /readyz and /log/decisions");
-        eprintln!("gaap-autoscaler: listening on http://{local} (policies: {})", policies.len());
+        crate::telemetry::notice(&format!(
+            "gaap-autoscaler: listening on http://{local} (policies: {})",
+            policies.len()
+        ));
 
         match engine.reconcile(clock.now()).await {
             Ok(0) => {}
@@ -157,9 +160,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 match &r.error {
                     Some(e) => {
                         failed = true;
-                        eprintln!("{}: {e}", r.policy);
+                        crate::telemetry::notice(&format!("{}: {e}", r.policy));
                     }
-                    None => eprintln!(
+                    None => crate::telemetry::notice(&format!(
                         "{}: {} proxies evaluated, {} changes{}{}",
                         r.policy,
                         r.evaluated,
@@ -170,7 +173,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                         } else {
                             String::new()
                         }
-                    ),
+                    )),
                 }
                 failed |= r.query_errors > 0;
             }
@@ -251,10 +254,10 @@ async fn daemon(
             Err(diags) => {
                 stats.reloads.with_label_values(&["invalid"]).inc();
                 error!(why = reason, problems = %render(&diags), "invalid policies; keeping the running ones");
-                eprintln!(
+                crate::telemetry::notice(&format!(
                     "policy reload rejected, the running policies stay:\n{}",
                     render(&diags)
-                );
+                ));
             }
         }
     }

@@ -412,7 +412,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         serde_json::to_writer(&mut out, &doc)?;
         writeln!(out)?;
     } else {
-        out.write_all(render::render(&reports, &source.notes).as_bytes())?;
+        out.write_all(crate::term::fit(render::render(&reports, &source.notes)).as_bytes())?;
         if let Some(path) = &args.report {
             writeln!(out, "HTML report: {}", path.display())?;
         }
