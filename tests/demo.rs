@@ -36,11 +36,16 @@ fn the_demo_applies_changes_at_the_sandbox() {
         })
         .unwrap_or_else(|| panic!("no summary line\n{stdout}"));
     assert!(applied >= 1, "{stdout}");
-    let listed = stderr.lines().filter(|l| l.trim_start().starts_with("applied ")).count();
+    let listed = stderr
+        .lines()
+        .filter(|l| l.trim_start().starts_with("applied "))
+        .count();
     assert_eq!(listed, applied, "{stderr}");
     // The decisions were shown live: log list printed an applied change.
     assert!(
-        stdout.lines().any(|l| l.contains(" applied ") && l.contains("scale.up")),
+        stdout
+            .lines()
+            .any(|l| l.contains(" applied ") && l.contains("scale.up")),
         "{stdout}"
     );
 }

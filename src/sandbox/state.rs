@@ -422,12 +422,15 @@ impl Model {
     }
 }
 
+/// Reads one parameter (`opt_str`, `opt_str_list`).
+type Getter<T> = fn(&Map<String, Value>, &str) -> Result<Option<T>, Rejection>;
+
 /// A parameter with a new and an old (deprecated) name: either, never both.
 fn new_or_old<T>(
     params: &Map<String, Value>,
     new: &str,
     old: &str,
-    get: fn(&Map<String, Value>, &str) -> Result<Option<T>, Rejection>,
+    get: Getter<T>,
 ) -> Result<Option<T>, Rejection> {
     match (get(params, new)?, get(params, old)?) {
         (Some(_), Some(_)) => Err(reject(
