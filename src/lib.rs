@@ -31,5 +31,6 @@ pub mod sandbox;
 pub mod sim;
 pub mod store;
 pub mod telemetry;
+pub mod term;
 pub mod time;
 pub mod trace;

@@ -151,7 +151,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let local = listener.local_addr()?;
         if let Some(w) = http::listen_warning(local) {
             warn!(listen = %local, "{w}");
-            eprintln!("gaap-autoscaler: warning: {w}");
+            crate::telemetry::notice(&format!("gaap-autoscaler: warning: {w}"));
         }
         let ready = Arc::new(AtomicBool::new(false));
         let reader_log = Arc::clone(&log);
@@ -174,14 +174,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             let _ = http_stopped.await;
         }));
         info!(address = %local, "serving /metrics, /healthz, /readyz and /log/decisions");
-        eprintln!("gaap-autoscaler: listening on http://{local} (policies: {})", policies.len());
+        crate::telemetry::notice(&format!(
+            "gaap-autoscaler: listening on http://{local} (policies: {})",
+            policies.len()
+        ));
 
         engine.set_policies(&policies);
         match engine.reconcile(clock.now()).await {
-            Ok(s) if s.kept > 0 && engine.options.dry_run => eprintln!(
+            Ok(s) if s.kept > 0 && engine.options.dry_run => crate::telemetry::notice(&format!(
                 "gaap-autoscaler: {} decisions logged without an answer stay pending (dry run: none re-sent)",
                 s.kept
-            ),
+            )),
             Ok(s) => {
                 if s.settled() + s.kept > 0 {
                     info!(applied = s.applied, failed = s.failed, abandoned = s.abandoned, superseded = s.superseded, kept = s.kept, "reconciled decisions left without an outcome");
@@ -196,23 +199,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             let reports = run_once(&engine, &policies, at).await;
             let (complete, adjusting) = engine.await_completion(args.wait).await;
             if complete + adjusting > 0 {
-                eprintln!(
+                crate::telemetry::notice(&format!(
                     "gaap-autoscaler: {complete} changes complete{}",
                     if adjusting > 0 {
                         format!(", {adjusting} still adjusting after {:?} (their completion is not logged; see --wait)", args.wait)
                     } else {
                         String::new()
                     }
-                );
+                ));
             }
             let mut failed = false;
             for r in &reports {
                 match &r.error {
                     Some(e) => {
                         failed = true;
-                        eprintln!("{}: {e}", r.policy);
+                        crate::telemetry::notice(&format!("{}: {e}", r.policy));
                     }
-                    None => eprintln!("{}", once_summary(r)),
+                    None => crate::telemetry::notice(&once_summary(r)),
                 }
                 failed |= r.query_errors > 0;
             }
@@ -293,10 +296,10 @@ async fn daemon(
             Err(diags) => {
                 stats.reloads.with_label_values(&["invalid"]).inc();
                 error!(why = reason, problems = %render(&diags), "invalid policies; keeping the running ones");
-                eprintln!(
+                crate::telemetry::notice(&format!(
                     "policy reload rejected, the running policies stay:\n{}",
                     render(&diags)
-                );
+                ));
             }
         }
     }

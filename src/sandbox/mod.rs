@@ -291,14 +291,20 @@ fn verify(
             "The SecretId is not found.",
         ));
     }
+    let host = header_str(headers, "host").unwrap_or("");
+    let canonical_host = signed_host(&parsed.service, host)?;
     let mut signed: Vec<(&str, &str)> = Vec::new();
     for name in &parsed.signed_headers {
-        let value = header_str(headers, name).ok_or_else(|| {
-            reject(
-                "AuthFailure.SignatureFailure",
-                format!("The signed header `{name}` is not in the request."),
-            )
-        })?;
+        let value = if name == "host" {
+            canonical_host
+        } else {
+            header_str(headers, name).ok_or_else(|| {
+                reject(
+                    "AuthFailure.SignatureFailure",
+                    format!("The signed header `{name}` is not in the request."),
+                )
+            })?
+        };
         signed.push((name.as_str(), value));
     }
     let payload_hash = if header_str(headers, "x-tc-content-sha256") == Some(UNSIGNED_PAYLOAD) {
@@ -316,8 +322,7 @@ fn verify(
     };
     let expected =
         signer::sign_with_payload_hash(&app.secret_id, &app.secret_key, &input, &payload_hash);
-    let ok = parsed.service == "gaap"
-        && parsed.date == expected.date
+    let ok = parsed.date == expected.date
         && constant_time_eq(parsed.signature.as_bytes(), expected.signature.as_bytes());
     if ok {
         Ok(())
@@ -327,6 +332,60 @@ fn verify(
             "The provided credentials could not be validated. Please check your signature is correct.",
         ))
     }
+}
+
+/// The `host` value of the one canonical request a signature is checked against, chosen by
+/// the credential scope's service (part of the signed string, so a client cannot pick the
+/// rule without the key):
+///
+/// - service `gaap`: the `Host` header exactly as received, port included. What the Python
+///   and Go SDKs, tccli and this project's client sign (the endpoint string is both the Host
+///   header and the signed host), and what the TC3 documentation describes.
+/// - service equal to the `Host` header up to its first `.` (`127` for `127.0.0.1:9099`):
+///   the Node.js SDK's rule for a custom endpoint (`service = endpoint.split(".")[0]`, signed
+///   host = the URL's hostname, without the port, while the header carries it). The signed
+///   host is then the `Host` header without its port.
+/// - anything else: `AuthFailure.SignatureFailure`.
+///
+/// For the real endpoint (`gaap.tencentcloudapi.com`, no port) both rules give the same
+/// canonical request, so the second accepts nothing the first would refuse there.
+pub fn signed_host<'a>(service: &str, host: &'a str) -> Result<&'a str, Rejection> {
+    if service == "gaap" {
+        return Ok(host);
+    }
+    let first_label = host.split('.').next().unwrap_or("");
+    if !service.is_empty() && service == first_label {
+        return Ok(strip_port(host));
+    }
+    Err(reject(
+        "AuthFailure.SignatureFailure",
+        format!(
+            "The credential scope's service `{service}` is neither `gaap` nor the endpoint's first label; sign with service `gaap`."
+        ),
+    ))
+}
+
+/// `127.0.0.1:9099` → `127.0.0.1`, `[::1]:9099` → `[::1]`, `localhost` unchanged.
+fn strip_port(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((h, port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!h.contains(':') || h.ends_with(']')) =>
+        {
+            h
+        }
+        _ => host,
+    }
+}
+
+/// The value of `key` in an `application/x-www-form-urlencoded` string, undecoded (enough
+/// for action names and for telling a v1-signed request).
+fn form_value<'a>(form: &'a str, key: &str) -> Option<&'a str> {
+    form.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -341,10 +400,36 @@ async fn api(
     body: Bytes,
 ) -> Response {
     let arrival = now_ms();
+    // Signature v1 and GET carry the action and the signature as form parameters (the query
+    // string, or a form-urlencoded POST body).
+    let form: &str = if method == Method::GET {
+        uri.query().unwrap_or("")
+    } else if header_str(&headers, "content-type")
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
+    {
+        std::str::from_utf8(&body).unwrap_or("")
+    } else {
+        ""
+    };
+    let v1_method = form_value(form, "SignatureMethod")
+        .map(str::to_string)
+        .or_else(|| form_value(form, "Signature").map(|_| "HmacSHA1".to_string()));
     let action = header_str(&headers, "x-tc-action")
+        .or_else(|| form_value(form, "Action"))
         .unwrap_or("")
         .to_string();
-    let params: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let params: Value = if form.is_empty() {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    } else {
+        // Recorded without the signature and the key id.
+        Value::Object(
+            form.split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .filter(|(k, _)| !matches!(*k, "Signature" | "SecretId" | "Token"))
+                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+                .collect(),
+        )
+    };
     let (seq, injection) = {
         let mut inner = app.lock();
         inner.seq += 1;
@@ -365,10 +450,24 @@ async fn api(
         if let Some(code) = &injection.error {
             return Err(reject(code, "Injected by the sandbox fault plan."));
         }
+        if let Some(sm) = &v1_method {
+            return Err(reject(
+                "UnsupportedOperation",
+                format!(
+                    "The sandbox verifies signature v3 (TC3-HMAC-SHA256) only, not v1 ({sm}); the real API serves both. Set the SDK's sign method to TC3-HMAC-SHA256 (the SDKs' default)."
+                ),
+            ));
+        }
+        if method == Method::GET {
+            return Err(reject(
+                "UnsupportedOperation",
+                "The sandbox serves POST with a JSON body only, not GET; the real API serves both. Set the SDK's request method to POST (the SDKs' default).",
+            ));
+        }
         if method != Method::POST {
             return Err(reject(
                 "UnsupportedProtocol",
-                "The sandbox serves POST with a JSON body only.",
+                "Only GET and POST are supported (the sandbox serves POST with a JSON body).",
             ));
         }
         if action.is_empty() {
@@ -464,6 +563,112 @@ mod tests {
         let parts: Vec<usize> = a.split('-').map(str::len).collect();
         assert_eq!(parts, [8, 4, 4, 4, 12], "{a}");
         assert!(a.bytes().all(|c| c == b'-' || c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn the_signed_host_is_chosen_by_the_scope_service() {
+        let cases: &[(&str, &str, Result<&str, &str>)] = &[
+            // Python, Go, tccli, this client: the Host header as received.
+            ("gaap", "127.0.0.1:9099", Ok("127.0.0.1:9099")),
+            (
+                "gaap",
+                "gaap.tencentcloudapi.com",
+                Ok("gaap.tencentcloudapi.com"),
+            ),
+            // Node.js: service = the endpoint up to its first dot, host without the port.
+            ("127", "127.0.0.1:9099", Ok("127.0.0.1")),
+            ("localhost:9099", "localhost:9099", Ok("localhost")),
+            ("[::1]:9099", "[::1]:9099", Ok("[::1]")),
+            // Anything else is refused, whatever the signature.
+            ("cvm", "127.0.0.1:9099", Err("AuthFailure.SignatureFailure")),
+            ("127", "10.0.0.1:9099", Err("AuthFailure.SignatureFailure")),
+            ("", "", Err("AuthFailure.SignatureFailure")),
+        ];
+        for (service, host, want) in cases {
+            let got = signed_host(service, host).map_err(|r| r.code);
+            assert_eq!(got, want.map_err(String::from), "{service} {host}");
+        }
+    }
+
+    fn test_app() -> App {
+        App {
+            secret_id: "AKIDtest".into(),
+            secret_key: "testkey".into(),
+            rate: 20,
+            inner: Mutex::new(Inner {
+                model: Model::new(state::tests::fleet(), Duration::from_secs(1), 0),
+                calls: Vec::new(),
+                faults: FaultPlan::default(),
+                counters: HashMap::new(),
+                windows: HashMap::new(),
+                seq: 0,
+            }),
+        }
+    }
+
+    /// A request signed over `signed_host` with `service`, sent with `Host: sent_host`.
+    fn signed_request(service: &str, signed_host: &str, sent_host: &str, ts: i64) -> HeaderMap {
+        let body = br#"{"ProxyIds":["link-a"]}"#;
+        let sig = signer::sign_with_payload_hash(
+            "AKIDtest",
+            "testkey",
+            &SignInput {
+                service,
+                method: "POST",
+                query: "",
+                headers: &[("content-type", "application/json"), ("host", signed_host)],
+                payload: body,
+                timestamp: ts,
+            },
+            &signer::sha256_hex(body),
+        );
+        let mut h = HeaderMap::new();
+        h.insert("authorization", sig.authorization.parse().unwrap());
+        h.insert("content-type", "application/json".parse().unwrap());
+        h.insert("host", sent_host.parse().unwrap());
+        h.insert("x-tc-timestamp", ts.to_string().parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn verify_accepts_each_sdk_convention_and_nothing_mixed() {
+        let app = test_app();
+        let ts = 1_795_925_378;
+        let body = br#"{"ProxyIds":["link-a"]}"#;
+        let uri: Uri = "/".parse().unwrap();
+        let check = |service: &str, signed: &str, sent: &str| {
+            let h = signed_request(service, signed, sent, ts);
+            verify(&app, &Method::POST, &uri, &h, body, ts * 1000).map_err(|r| r.code)
+        };
+        let fail = Err("AuthFailure.SignatureFailure".to_string());
+        // Python/Go: service gaap, the port signed.
+        assert_eq!(check("gaap", "127.0.0.1:9099", "127.0.0.1:9099"), Ok(()));
+        // Node.js: service 127, the port not signed.
+        assert_eq!(check("127", "127.0.0.1", "127.0.0.1:9099"), Ok(()));
+        // Mixed: each convention's service with the other's host is refused.
+        assert_eq!(check("gaap", "127.0.0.1", "127.0.0.1:9099"), fail);
+        assert_eq!(check("127", "127.0.0.1:9099", "127.0.0.1:9099"), fail);
+        // Another host than the one sent, and another service.
+        assert_eq!(check("gaap", "127.0.0.1:9098", "127.0.0.1:9099"), fail);
+        assert_eq!(check("cvm", "127.0.0.1:9099", "127.0.0.1:9099"), fail);
+    }
+
+    #[test]
+    fn form_values_and_ports() {
+        let f = "Action=DescribeProxies&SignatureMethod=HmacSHA256&Signature=abc%3D";
+        assert_eq!(form_value(f, "Action"), Some("DescribeProxies"));
+        assert_eq!(form_value(f, "Signature"), Some("abc%3D"));
+        assert_eq!(form_value(f, "Nonce"), None);
+        assert_eq!(form_value("", "Action"), None);
+        for (h, want) in [
+            ("127.0.0.1:9099", "127.0.0.1"),
+            ("localhost", "localhost"),
+            ("[::1]:80", "[::1]"),
+            ("::1", "::1"),
+            ("host:", "host:"),
+        ] {
+            assert_eq!(strip_port(h), want, "{h}");
+        }
     }
 
     #[test]

@@ -64,6 +64,11 @@ pub struct SimulateArgs {
     /// Also write a self-contained HTML report with a chart per proxy.
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
+    /// Also write the trace's signals as OpenMetrics under the metric names and proxy
+    /// labels the policies query, for `promtool tsdb create-blocks-from openmetrics FILE
+    /// DIR` (a Prometheus to run the daemon against: scripts/demo.sh).
+    #[arg(long, value_name = "FILE")]
+    pub export_openmetrics: Option<PathBuf>,
     /// A price table (TOML: `mbps_hour`, `concurrent_hour`, optional `currency`).
     #[arg(long, value_name = "FILE")]
     pub prices: Option<PathBuf>,
@@ -434,6 +439,13 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     // Before anything is sized by the range (a sample dated 2100 would otherwise make the
     // replay list 74 years of evaluation times).
     check_sets_range(&sets, &fleet, source.start, source.end)?;
+    if let Some(path) = &args.export_openmetrics {
+        let names = super::openmetrics::names(sets.iter().flat_map(|s| &s.policies))
+            .map_err(|e| anyhow::anyhow!("--export-openmetrics: {e}"))?;
+        let text = super::openmetrics::render(&source.traces[0], &names);
+        std::fs::write(path, text)
+            .with_context(|| format!("cannot write OpenMetrics to {}", path.display()))?;
+    }
     let mut opts = SimOptions::new(source.start, source.end);
     opts.adjusting = args.adjusting;
 
@@ -479,7 +491,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         serde_json::to_writer(&mut out, &doc)?;
         writeln!(out)?;
     } else {
-        out.write_all(render::render(&reports, &source.notes).as_bytes())?;
+        out.write_all(crate::term::fit(render::render(&reports, &source.notes)).as_bytes())?;
         if let Some(path) = &args.report {
             writeln!(out, "HTML report: {}", path.display())?;
         }
