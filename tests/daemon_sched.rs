@@ -86,6 +86,13 @@ impl Cloud for FakeCloud {
         self.calls.lock().unwrap().push((call.clone(), now));
         tokio::time::sleep(self.delay).await;
         if let Some(code) = self.reject_with.lock().unwrap().clone() {
+            if code == "unknown" {
+                return ModifyResult::Failed {
+                    code: Some(gaap_autoscaler::cloud::error::OUTCOME_UNKNOWN.into()),
+                    message: "the answer could not be read".into(),
+                    attempts: 3,
+                };
+            }
             return ModifyResult::Rejected {
                 code,
                 message: "no".into(),
@@ -863,4 +870,32 @@ async fn identical_skips_are_counted_like_holds() {
     let r = w.records();
     assert_eq!(r.len(), 1, "{r:#?}");
     assert_eq!((r[0].outcome, r[0].repeats), (Outcome::Skipped, 4));
+}
+
+/// A change whose answer could not be read (ClientError.OutcomeUnknown) stays pending: the
+/// proxy is not decided again until reconciliation confirms or re-sends it under the same
+/// token, so an unknown outcome never leads to a second change.
+/// (Failed before the fix: it was logged failed and the next pass sent a new decision.)
+#[tokio::test(start_paused = true)]
+async fn an_unknown_outcome_stays_pending_and_is_reconciled_with_the_same_token() {
+    let w = world(1, Duration::ZERO, quiet_options());
+    demand_all(&w, 1, 100.0);
+    *w.cloud.reject_with.lock().unwrap() = Some("unknown".into());
+    run_once(&w.engine, &[policy_for(1)], START).await;
+    let first = w.cloud.calls.lock().unwrap()[0].0.client_token.clone();
+    assert_eq!(record(&w, &first).outcome, Outcome::Planned);
+    assert_eq!(w.engine.unreconciled(), 1);
+    // The next pass reconciles first: the same token, now answered.
+    *w.cloud.reject_with.lock().unwrap() = None;
+    run_once(&w.engine, &[policy_for(1)], START + Duration::from_secs(30)).await;
+    let tokens: Vec<String> = w
+        .cloud
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(c, _)| c.client_token.clone())
+        .collect();
+    assert_eq!(tokens[1], first, "re-sent under its own token: {tokens:?}");
+    assert_eq!(record(&w, &first).outcome, Outcome::Applied);
 }

@@ -712,6 +712,25 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                 warn!(proxy = %proxy.id, id, code = ?code, message = %message, attempts, "change failed after retries");
             }
         }
+        if super::adapters::outcome_unknown(&result) {
+            // Neither applied nor refused as far as anyone can tell: the decision stays
+            // pending, the proxy waits, and reconciliation (retried before the next pass)
+            // confirms it or re-sends it under the same ClientToken.
+            warn!(proxy = %proxy.id, id, "the outcome is unknown; the decision stays pending until reconciliation settles it");
+            self.stats
+                .modify_calls
+                .with_label_values(&["unknown"])
+                .inc();
+            self.unreconciled
+                .lock()
+                .expect("lock")
+                .insert(proxy.id.clone());
+            self.needs_reconcile
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            self.keep_state(key, prev_state, Mode::Live);
+            self.busy.lock().expect("lock").remove(&proxy.id);
+            return;
+        }
         let (outcome, update) = outcome_update(&result);
         let label = match &result {
             ModifyResult::Applied { .. } => "applied".to_string(),
