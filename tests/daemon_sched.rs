@@ -155,6 +155,18 @@ impl World {
 }
 
 fn world(n: usize, delay: Duration, options: EngineOptions) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(DecisionLog::open(dir.path()).unwrap());
+    world_with(n, delay, options, journal, dir)
+}
+
+fn world_with(
+    n: usize,
+    delay: Duration,
+    options: EngineOptions,
+    journal: Arc<DecisionLog>,
+    dir: tempfile::TempDir,
+) -> World {
     let proxies: Vec<ProxyState> = (0..n)
         .map(|i| {
             let mut p = fixtures::proxy(20, 2);
@@ -162,8 +174,6 @@ fn world(n: usize, delay: Duration, options: EngineOptions) -> World {
             p
         })
         .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let journal = Arc::new(DecisionLog::open(dir.path()).unwrap());
     let clock = Clock::starting_at(START);
     let cloud = Arc::new(FakeCloud {
         delay,
@@ -898,4 +908,58 @@ async fn an_unknown_outcome_stays_pending_and_is_reconciled_with_the_same_token(
         .collect();
     assert_eq!(tokens[1], first, "re-sent under its own token: {tokens:?}");
     assert_eq!(record(&w, &first).outcome, Outcome::Applied);
+}
+
+/// Unmounts on drop.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// "Logged before acted on": when the log cannot take a pass (its disk is full), nothing
+/// is sent and the pass reports the error. Needs root for the tmpfs (CI runs as root); it
+/// fails, not skips, without it.
+#[tokio::test(start_paused = true)]
+async fn a_failed_append_means_no_call() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(tmp.path())
+        .status()
+        .unwrap();
+    assert!(
+        ok.success(),
+        "this test mounts a 2 MiB tmpfs: run it as root"
+    );
+    let _mount = Mount(tmp.path().to_path_buf());
+    let journal = Arc::new(DecisionLog::open(&tmp.path().join("data")).unwrap());
+    // Fill the disk to the last byte.
+    let mut f = std::fs::File::create(tmp.path().join("filler")).unwrap();
+    let block = vec![7u8; 64 * 1024];
+    let mut written = 0usize;
+    while written <= 4 << 20 {
+        match f.write(&block) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => written += n,
+        }
+    }
+    let _ = f.sync_all();
+    let n = 400;
+    let w = world_with(
+        n,
+        Duration::ZERO,
+        quiet_options(),
+        journal,
+        tempfile::tempdir().unwrap(),
+    );
+    demand_all(&w, n, 100.0);
+    let r = run_once(&w.engine, &[policy_for(n)], START).await;
+    let err = r[0].error.clone().unwrap_or_default();
+    assert!(err.starts_with("decision log:"), "{r:?}");
+    assert_eq!(r[0].changes, 0);
+    assert!(w.cloud.calls.lock().unwrap().is_empty(), "nothing sent");
 }
