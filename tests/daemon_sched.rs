@@ -936,7 +936,7 @@ async fn a_failed_append_means_no_call() {
         "this test mounts a 2 MiB tmpfs: run it as root"
     );
     let _mount = Mount(tmp.path().to_path_buf());
-    let journal = Arc::new(DecisionLog::open(&tmp.path().join("data")).unwrap());
+    let journal = Arc::new(DecisionLog::open(tmp.path().join("data")).unwrap());
     // Fill the disk to the last byte.
     let mut f = std::fs::File::create(tmp.path().join("filler")).unwrap();
     let block = vec![7u8; 64 * 1024];
