@@ -188,12 +188,7 @@ mod tests {
     /// failures (nothing learned: the next pass may try again), and which code each keeps.
     #[test]
     fn modify_answers_map_to_rejected_failed_or_applied() {
-        let cases: Vec<(
-            &str,
-            Result<ModifyOutcome, ModifyFailure>,
-            &str,
-            Option<&str>,
-        )> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "accepted",
                 Ok(ModifyOutcome {
@@ -273,6 +268,13 @@ mod tests {
             assert_eq!(outcome_unknown(&r), code == Some(OUTCOME_UNKNOWN), "{what}");
         }
     }
+
+    type Case = (
+        &'static str,
+        Result<ModifyOutcome, ModifyFailure>,
+        &'static str,
+        Option<&'static str>,
+    );
 
     fn fail(error: CallError) -> ModifyFailure {
         ModifyFailure { error, attempts: 3 }
