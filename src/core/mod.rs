@@ -7,6 +7,7 @@
 
 pub(crate) mod decide;
 pub mod fixtures;
+pub mod pause;
 pub mod reason;
 #[cfg(test)]
 mod tests;
@@ -16,6 +17,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use decide::{decide, decide_into};
+pub use pause::{Paused, apply_pause};
 pub use reason::{Detail, Reason, ReasonCode};
 
 use crate::time::Timestamp;

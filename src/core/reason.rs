@@ -16,6 +16,8 @@ pub enum ReasonCode {
     GuardNotRunning,
     GuardNotScalarable,
     GuardNoLadder,
+    /// An operator paused this direction (run time or the policy's `paused` key).
+    GuardPaused,
     // 2. data
     DataMissing,
     DataFallback,
@@ -51,6 +53,7 @@ impl ReasonCode {
             GuardNotRunning => "guard.not_running",
             GuardNotScalarable => "guard.not_scalarable",
             GuardNoLadder => "guard.no_ladder",
+            GuardPaused => "guard.paused",
             DataMissing => "data.missing",
             DataFallback => "data.fallback",
             WithinTolerance => "tolerance.within",
@@ -74,7 +77,9 @@ impl ReasonCode {
     pub fn stage(self) -> u8 {
         use ReasonCode::*;
         match self {
-            GuardAdjusting | GuardNotRunning | GuardNotScalarable | GuardNoLadder => 1,
+            GuardAdjusting | GuardNotRunning | GuardNotScalarable | GuardNoLadder | GuardPaused => {
+                1
+            }
             DataMissing | DataFallback => 2,
             StepRule | AnticipatedFlapping => 3,
             WithinTolerance => 4,
