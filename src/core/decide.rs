@@ -60,6 +60,10 @@ pub fn decide_into(
     }
     let ladder = ladder.expect("guard rejects a missing ladder");
 
+    let stamps_before = [Dim::Bandwidth, Dim::Concurrent].map(|dim| {
+        let st = d.next_state.dim(dim);
+        (st.last_up, st.last_down)
+    });
     let windows = active_windows(&policy.windows, now);
     for dim in Dim::ALL {
         let Some(cfg) = dimension(policy, dim) else {
@@ -122,6 +126,23 @@ pub fn decide_into(
             None,
             "no stage asked for a change: keeping the current values",
         ));
+    }
+    // The policy file's own pause (issue 12); run-time pauses are applied by the caller.
+    if policy.paused.any() {
+        let mut before = ControllerState::default();
+        for (dim, (up, down)) in [Dim::Bandwidth, Dim::Concurrent]
+            .into_iter()
+            .zip(stamps_before)
+        {
+            before.dim_mut(dim).last_up = up;
+            before.dim_mut(dim).last_down = down;
+        }
+        super::pause::apply_pause(
+            d,
+            &before,
+            policy.paused,
+            "paused by the policy file".to_string(),
+        );
     }
 }
 

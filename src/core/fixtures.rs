@@ -61,6 +61,7 @@ pub fn policy() -> Policy {
         on_missing_data: MissingData::default(),
         windows: Vec::new(),
         billing_type: None,
+        paused: crate::core::Paused::NONE,
     }
 }
 

@@ -150,6 +150,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_policy_files_pause_holds_inside_decide() {
+        let mut pol = policy();
+        pol.paused = Paused {
+            up: true,
+            down: false,
+        };
+        let st = seasoned();
+        let d = decide(
+            &pol,
+            &proxy(10, 2),
+            Some(&ladder()),
+            &observe(200.0, 0.0, T0),
+            &st,
+            T0,
+        );
+        assert_eq!(d.verdict, Verdict::Hold);
+        assert!(d.reason_codes().contains(&"guard.paused".to_string()));
+        assert_eq!(d.next_state.bandwidth.last_up, None);
+    }
+
     proptest! {
         #[test]
         fn a_paused_direction_never_produces_a_change_in_it(

@@ -396,6 +396,8 @@ pub struct Policy {
     pub windows: Vec<Window>,
     /// Sent as `BillingType` with every modify call when set (0 bandwidth, 1 traffic).
     pub billing_type: Option<i64>,
+    /// Directions paused by the policy file (`paused = true`, `[pause] directions`).
+    pub paused: crate::core::Paused,
 }
 
 /// Which proxies a policy manages: listed ids and/or every proxy whose tags all match.

@@ -37,6 +37,16 @@ pub struct RawPolicy {
     pub behavior: Option<Spanned<RawBehavior>>,
     pub on_missing_data: Option<Spanned<RawMissingData>>,
     pub window: Option<Vec<Spanned<RawWindow>>>,
+    /// `paused = true`: both directions paused (issue 12).
+    pub paused: Option<Spanned<bool>>,
+    /// `[pause] directions = ["scale_up" | "scale_down"]`.
+    pub pause: Option<Spanned<RawPause>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPause {
+    pub directions: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -262,6 +262,28 @@ fn validate_policy(ctx: &mut Ctx<'_>, raw: RawPolicy) -> Option<CheckedPolicy> {
         }
     });
 
+    let mut paused = crate::core::Paused::NONE;
+    if raw.paused.as_ref().is_some_and(|p| *p.get_ref()) {
+        paused = crate::core::Paused::BOTH;
+    }
+    if let Some(dirs) = raw
+        .pause
+        .as_ref()
+        .and_then(|p| p.get_ref().directions.as_ref())
+    {
+        for d in dirs {
+            match d.get_ref().as_str() {
+                "scale_up" => paused.up = true,
+                "scale_down" => paused.down = true,
+                other => ctx.err(
+                    d.span().start,
+                    format!("`{other}` is not a direction to pause"),
+                    "use \"scale_up\" or \"scale_down\" (or `paused = true` for both)",
+                ),
+            }
+        }
+    }
+
     let signals = signals(ctx, &raw);
     let behavior = behavior(ctx, raw.behavior.as_ref());
 
@@ -365,6 +387,7 @@ fn validate_policy(ctx: &mut Ctx<'_>, raw: RawPolicy) -> Option<CheckedPolicy> {
         on_missing_data,
         windows,
         billing_type,
+        paused,
     };
     Some(CheckedPolicy { policy, spans })
 }
@@ -1455,6 +1478,11 @@ max = 500
             ),
             (&[("^", "mode = \"dryrun\"")], "unknown mode `dryrun`", 2),
             (&[("^", "billing_type = 3")], "not a GAAP billing type", 2),
+            (
+                &[("^", "pause = { directions = [\"sideways\"] }")],
+                "`sideways` is not a direction to pause",
+                2,
+            ),
             (&[("query", "query = 'max(rate(x[5m])'")], "unclosed `(`", 6),
             (&[("query", "query = ''")], "query` is empty", 6),
             (
