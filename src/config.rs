@@ -25,9 +25,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::policy::Diagnostic;
-use crate::policy::raw::{Stage1, deserialize_all};
-use crate::policy::validate::Ctx;
+use crate::diagnostic::Diagnostic;
+use crate::diagnostic::collect::{Ctx, Stage1, deserialize_all};
 
 pub const DEFAULT_ENDPOINT: &str = "https://gaap.tencentcloudapi.com";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";

@@ -9,9 +9,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::core::{Ladder, ProxyState, ProxyStatus};
-use crate::policy::Diagnostic;
-use crate::policy::raw::{Stage1, deserialize_all};
-use crate::policy::validate::Ctx;
+use crate::diagnostic::Diagnostic;
+use crate::diagnostic::collect::{Ctx, Stage1, deserialize_all};
 
 /// A ladder row: the allowed values for proxies in `access_region` whose origin is
 /// `dest_region` (None = any destination).

@@ -5,7 +5,6 @@
 //! [`Diagnostic`] with file, line and column. The decision core only ever sees [`Policy`].
 
 pub mod cmd;
-pub mod diagnostic;
 pub mod raw;
 pub mod validate;
 
@@ -14,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering, fence};
 use std::time::Duration;
 
-pub use diagnostic::{Diagnostic, Severity};
+pub use crate::diagnostic::{self, Diagnostic, Severity};
 pub use validate::{CheckedPolicy, PolicySpans, check_policy, parse_cron};
 
 use crate::fleet::Fleet;

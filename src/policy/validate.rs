@@ -19,7 +19,6 @@ use super::{
     Behavior, CronSpec, Diagnostic, Dimension, DirectionBehavior, MissingAction, MissingData, Mode,
     Policy, Rule, Schedule, Selector, Signal, StepRule, Window,
 };
-use crate::time::parse_duration;
 
 /// A (line, col) place in a file, 1-based.
 pub type Loc = (usize, usize);
@@ -57,124 +56,7 @@ pub struct CheckedPolicy {
     pub spans: PolicySpans,
 }
 
-/// Collects diagnostics for one file.
-pub(crate) struct Ctx<'a> {
-    pub text: &'a str,
-    pub path: &'a Path,
-    pub diags: Vec<Diagnostic>,
-    /// Dotted key paths dropped by stage 1 (already reported).
-    pub dropped: BTreeSet<String>,
-}
-
-impl<'a> Ctx<'a> {
-    pub fn new<T>(text: &'a str, path: &'a Path, stage1: Stage1<T>) -> (Ctx<'a>, Option<T>) {
-        let ctx = Ctx {
-            text,
-            path,
-            diags: stage1.diags,
-            dropped: stage1.dropped,
-        };
-        (ctx, stage1.value)
-    }
-    pub fn loc(&self, at: usize) -> Loc {
-        Diagnostic::line_col(self.text, at)
-    }
-    pub fn err(&mut self, at: usize, message: impl Into<String>, help: impl Into<String>) {
-        let d = Diagnostic::at(self.text, self.path, at, message).with_help(help);
-        self.diags.push(d);
-    }
-    pub fn warn(&mut self, at: usize, message: impl Into<String>, help: impl Into<String>) {
-        let d = Diagnostic::at(self.text, self.path, at, message)
-            .with_help(help)
-            .as_warning();
-        self.diags.push(d);
-    }
-    /// Reports a missing required key, unless stage 1 dropped it (already reported).
-    pub fn missing(
-        &mut self,
-        dotted: &str,
-        at: usize,
-        message: impl Into<String>,
-        help: impl Into<String>,
-    ) {
-        if !self.dropped.contains(dotted) {
-            self.err(at, message, help);
-        }
-    }
-    /// The diagnostics in the order of the file (stable for the same place).
-    pub fn finish(mut self) -> Vec<Diagnostic> {
-        self.diags.sort_by_key(|d| (d.line, d.col));
-        self.diags
-    }
-    pub fn has_errors(&self) -> bool {
-        self.diags.iter().any(Diagnostic::is_error)
-    }
-    /// A duration key; zero is an error unless `allow_zero`.
-    pub fn duration(
-        &mut self,
-        v: &Spanned<String>,
-        key: &str,
-        allow_zero: bool,
-    ) -> Option<Duration> {
-        if v.get_ref().trim().starts_with('-') {
-            self.err(
-                v.span().start,
-                format!("`{key}` = `{}` is negative", v.get_ref()),
-                if allow_zero {
-                    "use `0s` or a positive duration"
-                } else {
-                    "use a positive duration, e.g. `30s`"
-                },
-            );
-            return None;
-        }
-        match parse_duration(v.get_ref()) {
-            Ok(d) if d.is_zero() && !allow_zero => {
-                self.err(
-                    v.span().start,
-                    format!("`{key}` must be longer than 0s"),
-                    "write e.g. `30s`, `5m` or `1h`",
-                );
-                None
-            }
-            Ok(d) => Some(d),
-            Err(e) => {
-                self.err(
-                    v.span().start,
-                    format!("`{key}`: {e}"),
-                    "durations are a number with a unit: ms, s, m, h, d or w (e.g. `90s`, `1h30m`)",
-                );
-                None
-            }
-        }
-    }
-    /// An integer key that must be at least `min` and fit in u32.
-    pub fn uint(&mut self, v: &Spanned<i64>, key: &str, min: i64) -> Option<u32> {
-        let n = *v.get_ref();
-        if n < min {
-            let what = if min <= 0 {
-                "must not be negative".to_string()
-            } else {
-                format!("must be at least {min}")
-            };
-            self.err(
-                v.span().start,
-                format!("`{key}` = {n} {what}"),
-                format!("use a whole number >= {min}"),
-            );
-            None
-        } else if n > i64::from(u32::MAX) {
-            self.err(
-                v.span().start,
-                format!("`{key}` = {n} is too large"),
-                format!("use a whole number <= {}", u32::MAX),
-            );
-            None
-        } else {
-            Some(n as u32)
-        }
-    }
-}
+pub(crate) use crate::diagnostic::collect::Ctx;
 
 /// Validates one policy file's text. Returns the policy when there are no errors, and
 /// every diagnostic (errors and warnings) in any case.

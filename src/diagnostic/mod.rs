@@ -1,4 +1,8 @@
-//! Diagnostics: a problem with its place, rendered as `file:line:col: message`.
+//! Diagnostics: a problem with its place, rendered as `file:line:col: message`. Shared by
+//! the TOML input files (policies, the fleet, the config): [`collect`] holds the TOML
+//! reading that collects every problem of a file.
+
+pub mod collect;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
