@@ -331,12 +331,15 @@ const SCHEDULE_HELP: &str = "add `interval = \"30s\"` (evaluate every 30 seconds
 
 fn schedule(ctx: &mut Ctx<'_>, raw: &RawPolicy) -> Option<Schedule> {
     match (&raw.interval, &raw.cron) {
-        (Some(_), Some(c)) => {
+        (Some(i), Some(c)) => {
             ctx.err(
                 c.span().start,
                 "both `interval` and `cron` are set",
                 "keep one: `interval` evaluates at a fixed period, `cron` at the times it lists",
             );
+            // Each is still checked: the one kept must be right too.
+            let _ = ctx.duration(i, "interval", false);
+            let _ = cron_key(ctx, c, "cron");
             None
         }
         (Some(i), None) => ctx.duration(i, "interval", false).map(Schedule::Interval),
@@ -772,29 +775,18 @@ fn dimension(
         );
     }
     let rule = match (&r.target_utilization, &r.steps) {
-        (Some(_), Some(s)) => {
+        (Some(t), Some(s)) => {
             ctx.err(
                 s.span().start,
                 format!("[{dim}] has both `target_utilization` and `steps`"),
                 "keep one: target tracking (`target_utilization`) or step rules (`steps`)",
             );
+            // Each is still checked: the one kept must be right too.
+            let _ = target_tracking(ctx, dim, t);
+            let _ = steps(ctx, dim, s, behavior);
             None
         }
-        (Some(t), None) => {
-            let v = *t.get_ref();
-            if v > 0.0 && v <= 1.0 {
-                Some(Rule::TargetTracking {
-                    target_utilization: v,
-                })
-            } else {
-                ctx.err(
-                    t.span().start,
-                    format!("`{dim}.target_utilization` = {v} is outside (0, 1]"),
-                    "the share of capacity demand should use, e.g. 0.7 keeps 30% headroom",
-                );
-                None
-            }
-        }
+        (Some(t), None) => target_tracking(ctx, dim, t),
         (None, Some(s)) => steps(ctx, dim, s, behavior).map(Rule::Steps),
         (None, None) => {
             if !ctx.dropped.contains(&format!("{dim}.target_utilization"))
@@ -811,6 +803,22 @@ fn dimension(
         max: max?,
         rule: rule?,
     })
+}
+
+fn target_tracking(ctx: &mut Ctx<'_>, dim: &str, t: &Spanned<f64>) -> Option<Rule> {
+    let v = *t.get_ref();
+    if v > 0.0 && v <= 1.0 {
+        Some(Rule::TargetTracking {
+            target_utilization: v,
+        })
+    } else {
+        ctx.err(
+            t.span().start,
+            format!("`{dim}.target_utilization` = {v} is outside (0, 1]"),
+            "the share of capacity demand should use, e.g. 0.7 keeps 30% headroom",
+        );
+        None
+    }
 }
 
 const STEP_HELP: &str = "a step rule is `{ above = 0.9, change = 2 }` (utilization >= 0.9: up 2 ladder steps) or `{ below = 0.3, change = -1 }` (utilization < 0.3: down 1 step)";
@@ -855,6 +863,8 @@ fn step_rules(
         let at = st.span().start;
         let r = st.get_ref();
         let threshold_ok = |v: &Spanned<f64>| v.get_ref().is_finite() && *v.get_ref() > 0.0;
+        // Every problem of a rule is reported: its thresholds, then its change.
+        let mut rule_ok = true;
         let (above, below) = match (&r.above, &r.below) {
             (Some(_), Some(_)) => {
                 ctx.err(
@@ -862,8 +872,8 @@ fn step_rules(
                     "a step rule has both `above` and `below`",
                     "split it into two rules, one per direction",
                 );
-                ok = false;
-                continue;
+                rule_ok = false;
+                (None, None)
             }
             (None, None) => {
                 if !ctx.dropped.contains(&format!("{dim}.steps.above"))
@@ -871,8 +881,8 @@ fn step_rules(
                 {
                     ctx.err(at, "a step rule has neither `above` nor `below`", STEP_HELP);
                 }
-                ok = false;
-                continue;
+                rule_ok = false;
+                (None, None)
             }
             (Some(a), None) => {
                 if !threshold_ok(a) {
@@ -881,18 +891,18 @@ fn step_rules(
                         format!("`above` = {} must be a positive utilization", a.get_ref()),
                         "utilization = demand / current capacity, e.g. 0.9",
                     );
-                    ok = false;
-                    continue;
+                    rule_ok = false;
+                } else {
+                    if seen_above.contains(a.get_ref()) {
+                        ctx.err(
+                            a.span().start,
+                            format!("two step rules have `above = {}`", a.get_ref()),
+                            "each threshold may appear once",
+                        );
+                        rule_ok = false;
+                    }
+                    seen_above.push(*a.get_ref());
                 }
-                if seen_above.contains(a.get_ref()) {
-                    ctx.err(
-                        a.span().start,
-                        format!("two step rules have `above = {}`", a.get_ref()),
-                        "each threshold may appear once",
-                    );
-                    ok = false;
-                }
-                seen_above.push(*a.get_ref());
                 (Some(*a.get_ref()), None)
             }
             (None, Some(b)) => {
@@ -902,20 +912,26 @@ fn step_rules(
                         format!("`below` = {} must be a positive utilization", b.get_ref()),
                         "utilization = demand / current capacity, e.g. 0.3",
                     );
-                    ok = false;
-                    continue;
+                    rule_ok = false;
+                } else {
+                    if seen_below.contains(b.get_ref()) {
+                        ctx.err(
+                            b.span().start,
+                            format!("two step rules have `below = {}`", b.get_ref()),
+                            "each threshold may appear once",
+                        );
+                        rule_ok = false;
+                    }
+                    seen_below.push(*b.get_ref());
                 }
-                if seen_below.contains(b.get_ref()) {
-                    ctx.err(
-                        b.span().start,
-                        format!("two step rules have `below = {}`", b.get_ref()),
-                        "each threshold may appear once",
-                    );
-                    ok = false;
-                }
-                seen_below.push(*b.get_ref());
                 (None, Some(*b.get_ref()))
             }
+        };
+        // None: the direction is unknown (reported above).
+        let up = match (above, below) {
+            (Some(_), None) => Some(true),
+            (None, Some(_)) => Some(false),
+            _ => None,
         };
         let Some(c) = &r.change else {
             if !ctx.dropped.contains(&format!("{dim}.steps.change")) {
@@ -925,16 +941,16 @@ fn step_rules(
             continue;
         };
         let change = *c.get_ref();
-        let up = above.is_some();
-        if change == 0 || (up && change < 0) || (!up && change > 0) {
-            let want = if up {
-                "positive (an `above` rule scales up)"
-            } else {
-                "negative (a `below` rule scales down)"
-            };
+        let wrong = match up {
+            Some(true) if change <= 0 => Some("must be positive (an `above` rule scales up)"),
+            Some(false) if change >= 0 => Some("must be negative (a `below` rule scales down)"),
+            None if change == 0 => Some("must not be 0: a rule moves at least one step"),
+            _ => None,
+        };
+        if let Some(want) = wrong {
             ctx.err(
                 c.span().start,
-                format!("`change` = {change} must be {want}"),
+                format!("`change` = {change} {want}"),
                 STEP_HELP,
             );
             ok = false;
@@ -949,6 +965,10 @@ fn step_rules(
             ok = false;
             continue;
         }
+        let (true, Some(up)) = (rule_ok, up) else {
+            ok = false;
+            continue;
+        };
         let (dir, cap) = if up {
             ("scale_up", behavior.scale_up.max_steps)
         } else {
@@ -1014,9 +1034,7 @@ fn missing_data(
         ("concurrent", &r.concurrent, managed.1, bounds.1),
     ] {
         let Some(v) = v else { continue };
-        let Some(n) = ctx.uint(v, &format!("on_missing_data.{dim}"), 1) else {
-            continue;
-        };
+        let n = ctx.uint(v, &format!("on_missing_data.{dim}"), 1);
         if !is_managed {
             ctx.err(
                 v.span().start,
@@ -1025,6 +1043,7 @@ fn missing_data(
             );
             continue;
         }
+        let Some(n) = n else { continue };
         if out.action == MissingAction::Hold && r.action.is_some() {
             ctx.warn(
                 v.span().start,
@@ -1439,6 +1458,68 @@ max = 500
                 hit.unwrap_or_else(|| panic!("{edits:?}: no error containing {want:?} in {d:#?}"));
             assert_eq!(hit.line, *line, "{edits:?}: {hit}");
             assert!(hit.help.is_some(), "{edits:?}: every error has a help line");
+        }
+    }
+
+    /// Validation is total: a problem does not hide another problem of the same key or
+    /// section (each row's edits hold two or more independent problems, all reported).
+    #[test]
+    fn one_problem_does_not_hide_another() {
+        type Edits<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(Edits, &[&str])] = &[
+            (
+                &[("interval", "interval = \"0s\"\ncron = \"0 0 25 * * *\"")],
+                &[
+                    "both `interval` and `cron` are set",
+                    "`interval` must be longer than 0s",
+                    "invalid cron expression",
+                ],
+            ),
+            (
+                &[(
+                    "target_utilization",
+                    "target_utilization = 1.5\nsteps = [{ below = 0.3, change = 1 }]",
+                )],
+                &[
+                    "both `target_utilization` and `steps`",
+                    "outside (0, 1]",
+                    "`change` = 1 must be negative",
+                ],
+            ),
+            (
+                &[(
+                    "target_utilization",
+                    "steps = [{ above = 0.9, below = 0.2, change = 0 }]",
+                )],
+                &["both `above` and `below`", "`change` = 0 must not be 0"],
+            ),
+            (
+                &[(
+                    "target_utilization",
+                    "steps = [{ above = -1.0, change = 500 }]",
+                )],
+                &["positive utilization", "more than 100 ladder steps"],
+            ),
+            (
+                &[("target_utilization", "steps = [{ change = 0 }]")],
+                &["neither `above` nor `below`", "`change` = 0 must not be 0"],
+            ),
+            (
+                &[(
+                    "",
+                    "[on_missing_data]\naction = \"fallback\"\nconcurrent = 0",
+                )],
+                &["must be at least 1", "no [concurrent] section"],
+            ),
+        ];
+        for (edits, wants) in cases {
+            let d = diags(&policy(edits));
+            for want in *wants {
+                assert!(
+                    d.iter().any(|d| d.is_error() && d.message.contains(want)),
+                    "{edits:?}: no error containing {want:?} in {d:#?}"
+                );
+            }
         }
     }
 
