@@ -342,7 +342,19 @@ fn schedule(ctx: &mut Ctx<'_>, raw: &RawPolicy) -> Option<Schedule> {
             let _ = cron_key(ctx, c, "cron");
             None
         }
-        (Some(i), None) => ctx.duration(i, "interval", false).map(Schedule::Interval),
+        (Some(i), None) => {
+            let d = ctx.duration(i, "interval", false);
+            if let Some(d) = d
+                && d < Duration::from_secs(1)
+            {
+                ctx.warn(
+                    i.span().start,
+                    format!("`interval` = `{}` is shorter than 1s", i.get_ref()),
+                    "passes this close query Prometheus and read the fleet back to back; use `1s` or more (GAAP changes take minutes to apply)",
+                );
+            }
+            d.map(Schedule::Interval)
+        }
         (None, Some(c)) => cron_key(ctx, c, "cron").map(Schedule::Cron),
         (None, None) => {
             if !ctx.dropped.contains("interval") && !ctx.dropped.contains("cron") {
@@ -1326,6 +1338,11 @@ max = 500
                 "invalid duration",
                 4,
             ),
+            (
+                &[("interval", "interval = \"18446744073709551615ms\"")],
+                "too large",
+                4,
+            ),
             (&[("interval", "")], "neither `interval` nor `cron`", 1),
             (
                 &[("^", "cron = \"*/5 * * * *\"")],
@@ -1558,6 +1575,24 @@ max = 500
         let d = diags(&text);
         let errors: Vec<_> = d.iter().filter(|d| d.is_error()).collect();
         assert_eq!(errors.len(), 4, "{d:#?}");
+    }
+
+    #[test]
+    fn intervals_under_a_second_are_a_warning() {
+        for (interval, warned) in [
+            ("500ms", true),
+            ("999ms", true),
+            ("1s", false),
+            ("30s", false),
+        ] {
+            let text = policy(&[("interval", &format!("interval = \"{interval}\""))]);
+            let (p, d) = check_policy(&text, Path::new("t.toml"));
+            assert!(p.is_some(), "{interval}: a warning, not an error: {d:#?}");
+            let hit = d
+                .iter()
+                .any(|d| !d.is_error() && d.line == 4 && d.message.contains("shorter than 1s"));
+            assert_eq!(hit, warned, "{interval}: {d:#?}");
+        }
     }
 
     #[test]
