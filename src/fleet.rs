@@ -57,10 +57,9 @@ impl Fleet {
     }
 
     pub fn load(path: &Path) -> Result<Fleet, Vec<Diagnostic>> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Fleet::parse(&text, path),
-            Err(e) => Err(vec![Diagnostic::io(path, &e)]),
-        }
+        crate::diagnostic::read_text(path)
+            .map_err(|d| vec![d])
+            .and_then(|text| Fleet::parse(&text, path))
     }
 
     pub fn bundled() -> Fleet {

@@ -7,6 +7,31 @@ pub mod collect;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_utf8_is_placed_at_its_first_bad_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: &[(&[u8], (usize, usize))] = &[
+            (b"\xff", (1, 1)),
+            (b"name = \"a\"\nmode = \"\xc3\x28\"\n", (2, 9)),
+            (b"\xc3\xa9 = 1\n\xc3\xa9\xfe", (2, 2)),
+        ];
+        for (i, (bytes, want)) in cases.iter().enumerate() {
+            let path = dir.path().join(format!("{i}.toml"));
+            std::fs::write(&path, bytes).unwrap();
+            let d = read_text(&path).unwrap_err();
+            assert_eq!((d.line, d.col), *want, "{d}");
+            assert!(d.message.contains("not UTF-8"), "{d}");
+        }
+        let ok = dir.path().join("ok.toml");
+        std::fs::write(&ok, "é = 1\n").unwrap();
+        assert_eq!(read_text(&ok).unwrap(), "é = 1\n");
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {
     Error,
@@ -71,6 +96,25 @@ impl Diagnostic {
         let col = text[line_start..offset].chars().count() + 1;
         (line, col)
     }
+}
+
+/// Reads a text file. Not UTF-8: an error at the line and column of the first bad byte.
+pub fn read_text(path: &Path) -> Result<String, Diagnostic> {
+    let bytes = std::fs::read(path).map_err(|e| Diagnostic::io(path, &e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let bad = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        // The valid prefix is UTF-8: count its lines and the chars of the last one.
+        let valid = std::str::from_utf8(&bytes[..bad]).unwrap_or_default();
+        let (line, col) = Diagnostic::line_col(valid, bad);
+        Diagnostic::error(
+            path,
+            line,
+            col,
+            format!("the file is not UTF-8: invalid byte 0x{:02X}", bytes[bad]),
+        )
+        .with_help("save the file as UTF-8 (TOML files must be UTF-8)")
+    })
 }
 
 /// Every diagnostic on its own line (`file:line:col: message`), as the commands print them.

@@ -144,9 +144,9 @@ pub fn check(args: &ValidateArgs, online: &[OnlineCheck]) -> Report {
 type Checker<T> = fn(&str, &Path) -> (Option<T>, Vec<Diagnostic>);
 
 fn read_and<T>(path: &Path, f: Checker<T>) -> (Option<T>, Vec<Diagnostic>) {
-    match std::fs::read_to_string(path) {
+    match diagnostic::read_text(path) {
         Ok(text) => f(&text, path),
-        Err(e) => (None, vec![Diagnostic::io(path, &e)]),
+        Err(d) => (None, vec![d]),
     }
 }
 

@@ -163,13 +163,13 @@ pub fn check_policy_files(files: &[PathBuf]) -> (Vec<CheckedPolicy>, Vec<Diagnos
     let mut checked = Vec::new();
     let mut diags = Vec::new();
     for f in files {
-        match std::fs::read_to_string(f) {
+        match diagnostic::read_text(f) {
             Ok(text) => {
                 let (p, d) = check_policy(&text, f);
                 diags.extend(d);
                 checked.extend(p);
             }
-            Err(e) => diags.push(Diagnostic::io(f, &e)),
+            Err(d) => diags.push(d),
         }
     }
     diags.extend(cross_checks(&checked));
