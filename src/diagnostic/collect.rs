@@ -11,8 +11,9 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::Diagnostic;
+use super::{Diagnostic, LineIndex};
 use crate::time::parse_duration;
+use std::borrow::Cow;
 
 /// A (line, col) place in a file, 1-based.
 pub type Loc = (usize, usize);
@@ -37,21 +38,29 @@ pub fn top_level_keys(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Parses `text` and deserializes it into `T`, collecting every problem (see module docs).
-/// `secret_keys` names keys that must never appear (credentials): they get a dedicated
-/// message pointing to the environment variables instead of a generic "unknown key".
+/// Parses `text` and deserializes it into `T`, collecting every problem: all syntax
+/// errors (recoverable parsing), then every serde error (unknown key, wrong type).
+///
+/// In one pass over the tree: when the whole file does not deserialize, each entry is
+/// deserialized alone (in a root that holds only the path to it: every field of the raw
+/// types is optional, so an entry's errors do not depend on its siblings). An entry that
+/// fails at its key, or whose value holds no failing part, is reported and removed; a
+/// failing table (or array of tables) is looked into, entry by entry. Then the cleaned
+/// tree is deserialized once. The cost is the file's size times its depth, not the number
+/// of errors times the file's size.
 pub fn deserialize_all<T: DeserializeOwned>(
     text: &str,
     path: &Path,
     secret_keys: &[&str],
 ) -> Stage1<T> {
-    let (mut root, errors) = DeTable::parse_recoverable(text);
+    let lines = LineIndex::new(text);
+    let (root, errors) = DeTable::parse_recoverable(text);
     let mut diags: Vec<Diagnostic> = Vec::new();
     if !errors.is_empty() {
         for e in errors {
             let start = e.span().map_or(0, |s| s.start);
             diags.push(
-                Diagnostic::at(text, path, start, format!("TOML syntax error: {}", first_line(e.message())))
+                lines.diag(path, start, format!("TOML syntax error: {}", first_line(e.message())))
                     .with_help("fix the TOML syntax (strings need quotes, tables are written `[name]`, one `key = value` per line)"),
             );
         }
@@ -61,70 +70,200 @@ pub fn deserialize_all<T: DeserializeOwned>(
             dropped: BTreeSet::new(),
         };
     }
-    let mut dropped = BTreeSet::new();
-    // Each round removes one entry, so this ends; the bound is a guard against a serde
-    // error whose place cannot be found in the tree.
-    for _ in 0..500 {
-        match T::deserialize(toml::de::Deserializer::from(root.clone())) {
-            Ok(v) => {
-                return Stage1 {
-                    value: Some(v),
-                    diags,
-                    dropped,
-                };
-            }
-            Err(e) => {
-                let pos = e.span().map(|s| s.start);
-                let found = pos.and_then(|p| {
-                    let mut keys = Vec::new();
-                    remove_at(root.get_mut(), p, &mut keys).then_some(keys)
-                });
-                match found {
-                    Some(keys) => {
-                        let dotted = keys.join(".");
-                        let (diag, suggested) = serde_diag(
-                            text,
-                            path,
-                            pos.unwrap_or(0),
-                            &dotted,
-                            e.message(),
-                            secret_keys,
-                        );
-                        diags.push(diag);
-                        dropped.insert(strip_indices(&dotted));
-                        // A misspelt key stands for the key it resembles: do not report
-                        // that one as missing too.
-                        if let Some(s) = suggested {
-                            let parent = dotted
-                                .rsplit_once('.')
-                                .map_or(String::new(), |(p, _)| format!("{p}."));
-                            dropped.insert(strip_indices(&format!("{parent}{s}")));
-                        }
-                    }
-                    None => {
-                        diags.push(
-                            Diagnostic::at(
-                                text,
-                                path,
-                                pos.unwrap_or(0),
-                                humanize(first_line(e.message())),
-                            )
-                            .with_help("see the format reference in the README"),
-                        );
-                        return Stage1 {
-                            value: None,
-                            diags,
-                            dropped,
-                        };
-                    }
-                }
+    if let Ok(v) = T::deserialize(toml::de::Deserializer::from(root.clone())) {
+        return Stage1 {
+            value: Some(v),
+            diags,
+            dropped: BTreeSet::new(),
+        };
+    }
+    let root_span = root.span();
+    let mut table = root.into_inner();
+    let mut c = Collector::<T> {
+        path,
+        lines: &lines,
+        secret_keys,
+        root_span: root_span.clone(),
+        diags,
+        dropped: BTreeSet::new(),
+        _t: std::marker::PhantomData,
+    };
+    c.table(&mut Vec::new(), &mut table, &mut Vec::new());
+    let Collector {
+        mut diags, dropped, ..
+    } = c;
+    match T::deserialize(toml::de::Deserializer::from(Spanned::new(root_span, table))) {
+        Ok(v) => Stage1 {
+            value: Some(v),
+            diags,
+            dropped,
+        },
+        // Not expected (every failing entry was removed): reported as it is.
+        Err(e) => {
+            let pos = e.span().map_or(0, |s| s.start);
+            diags.push(
+                lines
+                    .diag(path, pos, humanize(first_line(e.message())))
+                    .with_help("see the format reference in the README"),
+            );
+            Stage1 {
+                value: None,
+                diags,
+                dropped,
             }
         }
     }
-    Stage1 {
-        value: None,
-        diags,
-        dropped,
+}
+
+/// One step of the path from the root to a table being checked: the key, the span of its
+/// value, and (for an array of tables) the span of the element.
+struct Level<'i> {
+    key: Spanned<Cow<'i, str>>,
+    value_span: Range<usize>,
+    element: Option<Range<usize>>,
+}
+
+struct Collector<'a, T> {
+    path: &'a Path,
+    lines: &'a LineIndex<'a>,
+    secret_keys: &'a [&'a str],
+    root_span: Range<usize>,
+    diags: Vec<Diagnostic>,
+    dropped: BTreeSet<String>,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T: DeserializeOwned> Collector<'_, T> {
+    /// Deserializes `T` from a root holding only `levels` down to the entry `key = value`.
+    fn try_entry<'i>(
+        &self,
+        levels: &[Level<'i>],
+        key: &Spanned<Cow<'i, str>>,
+        value: Spanned<DeValue<'i>>,
+    ) -> Option<toml::de::Error> {
+        let mut cur = DeTable::new();
+        cur.insert(key.clone(), value);
+        for l in levels.iter().rev() {
+            let inner = match &l.element {
+                Some(es) => {
+                    let mut a = toml::de::DeArray::new();
+                    a.push(Spanned::new(es.clone(), DeValue::Table(cur)));
+                    DeValue::Array(a)
+                }
+                None => DeValue::Table(cur),
+            };
+            let mut t = DeTable::new();
+            t.insert(l.key.clone(), Spanned::new(l.value_span.clone(), inner));
+            cur = t;
+        }
+        let root = Spanned::new(self.root_span.clone(), cur);
+        T::deserialize(toml::de::Deserializer::from(root)).err()
+    }
+
+    /// Checks every entry of `table` (at `levels`) alone, reporting and removing the
+    /// failing ones; looks into failing tables and arrays of tables.
+    fn table<'i>(
+        &mut self,
+        levels: &mut Vec<Level<'i>>,
+        table: &mut DeTable<'i>,
+        keys: &mut Vec<String>,
+    ) {
+        let names: Vec<Spanned<Cow<'i, str>>> = table.keys().cloned().collect();
+        for name in names {
+            let Some((k, mut v)) = table.remove_entry(&name) else {
+                continue;
+            };
+            let Some(e) = self.try_entry(levels, &k, v.clone()) else {
+                table.insert(k, v);
+                continue;
+            };
+            let pos = e.span().map(|s| s.start);
+            keys.push(k.get_ref().to_string());
+            let at_key = pos.is_some_and(|p| span_contains(&k.span(), p));
+            let mut err = Some(e);
+            // A table or array that fails even when empty has the wrong type itself:
+            // reported whole. Otherwise the problems are inside: look there.
+            let empty = match v.get_ref() {
+                DeValue::Table(_) => Some(DeValue::Table(DeTable::new())),
+                DeValue::Array(_) => Some(DeValue::Array(toml::de::DeArray::new())),
+                _ => None,
+            };
+            let wrong_type = empty.is_some_and(|empty| {
+                self.try_entry(levels, &k, Spanned::new(v.span(), empty))
+                    .is_some()
+            });
+            if !at_key && !wrong_type {
+                let value_span = v.span();
+                let before = self.diags.len();
+                match v.get_mut() {
+                    DeValue::Table(t) => {
+                        levels.push(Level {
+                            key: k.clone(),
+                            value_span,
+                            element: None,
+                        });
+                        self.table(levels, t, keys);
+                        levels.pop();
+                    }
+                    DeValue::Array(items) => {
+                        for (i, item) in items.iter_mut().enumerate() {
+                            let element = item.span();
+                            if let DeValue::Table(t) = item.get_mut() {
+                                levels.push(Level {
+                                    key: k.clone(),
+                                    value_span: value_span.clone(),
+                                    element: Some(element),
+                                });
+                                let saved = keys.len();
+                                let last = keys.pop().unwrap_or_default();
+                                keys.push(format!("{last}[{i}]"));
+                                self.table(levels, t, keys);
+                                keys.truncate(saved - 1);
+                                keys.push(last);
+                                levels.pop();
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                if self.diags.len() > before {
+                    // Its failing parts are out: the rest may stand (or fail otherwise).
+                    err = self.try_entry(levels, &k, v.clone());
+                }
+            }
+            match err {
+                None => {
+                    table.insert(k, v);
+                }
+                Some(e) => {
+                    let at = e.span().map_or(k.span().start, |s| s.start);
+                    self.record(at, keys, e.message());
+                }
+            }
+            keys.pop();
+        }
+    }
+
+    fn record(&mut self, pos: usize, keys: &[String], message: &str) {
+        let dotted = keys.join(".");
+        let (diag, suggested) = serde_diag(
+            self.lines,
+            self.path,
+            pos,
+            &dotted,
+            message,
+            self.secret_keys,
+        );
+        self.diags.push(diag);
+        self.dropped.insert(strip_indices(&dotted));
+        // A misspelt key stands for the key it resembles: do not report that one as
+        // missing too.
+        if let Some(s) = suggested {
+            let parent = dotted
+                .rsplit_once('.')
+                .map_or(String::new(), |(p, _)| format!("{p}."));
+            self.dropped.insert(strip_indices(&format!("{parent}{s}")));
+        }
     }
 }
 
@@ -152,76 +291,10 @@ fn span_contains(span: &Range<usize>, pos: usize) -> bool {
     span.start <= pos && pos < span.end.max(span.start + 1)
 }
 
-/// Removes the innermost entry of `table` whose key or value contains byte `pos`,
-/// recording the key path. Returns false if no entry contains it.
-fn remove_at(table: &mut DeTable<'_>, pos: usize, keys: &mut Vec<String>) -> bool {
-    // An error at a key (e.g. an unknown key) is about that entry: remove it whole. An
-    // error inside a value may be about something nested in it: look deeper first.
-    if let Some(name) = table
-        .keys()
-        .find(|k| span_contains(&k.span(), pos))
-        .map(|k| k.get_ref().to_string())
-    {
-        keys.push(name.clone());
-        table.remove(name.as_str());
-        return true;
-    }
-    let hit = table
-        .iter()
-        .find(|(_, v)| span_contains(&v.span(), pos))
-        .map(|(k, _)| k.get_ref().to_string());
-    let Some(name) = hit else {
-        // Tables written as `[header]` sections can have a value span that does not cover
-        // their entries; look inside every table as a fallback.
-        let names: Vec<String> = table.keys().map(|k| k.get_ref().to_string()).collect();
-        for name in names {
-            let Some(v) = table.get_mut(name.as_str()) else {
-                continue;
-            };
-            keys.push(name.clone());
-            if descend(v.get_mut(), pos, keys) {
-                return true;
-            }
-            keys.pop();
-        }
-        return false;
-    };
-    keys.push(name.clone());
-    if let Some(v) = table.get_mut(name.as_str())
-        && descend(v.get_mut(), pos, keys)
-    {
-        return true;
-    }
-    table.remove(name.as_str());
-    true
-}
-
-fn descend(value: &mut DeValue<'_>, pos: usize, keys: &mut Vec<String>) -> bool {
-    match value {
-        DeValue::Table(t) => remove_at(t, pos, keys),
-        DeValue::Array(items) => {
-            for (i, item) in items.iter_mut().enumerate() {
-                if let DeValue::Table(t) = item.get_mut() {
-                    let saved = keys.clone();
-                    if let Some(last) = keys.last_mut() {
-                        last.push_str(&format!("[{i}]"));
-                    }
-                    if remove_at(t, pos, keys) {
-                        return true;
-                    }
-                    *keys = saved;
-                }
-            }
-            false
-        }
-        _ => false,
-    }
-}
-
 /// Turns a serde error into a diagnostic, rewriting the usual messages into plain words.
 /// For an unknown key, also returns the known key it most resembles.
 fn serde_diag(
-    text: &str,
+    lines: &LineIndex<'_>,
     path: &Path,
     pos: usize,
     dotted: &str,
@@ -244,7 +317,7 @@ fn serde_diag(
             format!("in `{within}`")
         };
         if secret_keys.iter().any(|s| field.eq_ignore_ascii_case(s)) {
-            let d = Diagnostic::at(text, path, pos, format!("credentials do not belong in this file: found `{field}`"))
+            let d = lines.diag(path, pos, format!("credentials do not belong in this file: found `{field}`"))
                 .with_help(
                     "remove it; set TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY (and optionally TENCENTCLOUD_TOKEN) in the environment, or use ~/.tencentcloud/credentials",
                 );
@@ -256,7 +329,8 @@ fn serde_diag(
             None if expected.is_empty() => format!("no keys are allowed {place}"),
             None => format!("known keys {place}: {}", join_ticks(&expected)),
         };
-        let d = Diagnostic::at(text, path, pos, format!("unknown key `{field}` {place}"))
+        let d = lines
+            .diag(path, pos, format!("unknown key `{field}` {place}"))
             .with_help(help);
         return (d, suggested.map(str::to_string));
     }
@@ -265,7 +339,8 @@ fn serde_diag(
     } else {
         format!("`{dotted}`: ")
     };
-    let d = Diagnostic::at(text, path, pos, format!("{key}{}", humanize(message)))
+    let d = lines
+        .diag(path, pos, format!("{key}{}", humanize(message)))
         .with_help("see the format reference in the README for the type of each key");
     (d, None)
 }
@@ -338,8 +413,9 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Collects diagnostics for one file.
 pub(crate) struct Ctx<'a> {
-    pub text: &'a str,
     pub path: &'a Path,
+    /// Line starts of `text`: a place costs a binary search, not a scan from the start.
+    pub lines: LineIndex<'a>,
     pub diags: Vec<Diagnostic>,
     /// Dotted key paths dropped by stage 1 (already reported).
     pub dropped: BTreeSet<String>,
@@ -348,22 +424,24 @@ pub(crate) struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     pub fn new<T>(text: &'a str, path: &'a Path, stage1: Stage1<T>) -> (Ctx<'a>, Option<T>) {
         let ctx = Ctx {
-            text,
             path,
+            lines: LineIndex::new(text),
             diags: stage1.diags,
             dropped: stage1.dropped,
         };
         (ctx, stage1.value)
     }
     pub fn loc(&self, at: usize) -> Loc {
-        Diagnostic::line_col(self.text, at)
+        self.lines.line_col(at)
     }
     pub fn err(&mut self, at: usize, message: impl Into<String>, help: impl Into<String>) {
-        let d = Diagnostic::at(self.text, self.path, at, message).with_help(help);
+        let d = self.lines.diag(self.path, at, message).with_help(help);
         self.diags.push(d);
     }
     pub fn warn(&mut self, at: usize, message: impl Into<String>, help: impl Into<String>) {
-        let d = Diagnostic::at(self.text, self.path, at, message)
+        let d = self
+            .lines
+            .diag(self.path, at, message)
             .with_help(help)
             .as_warning();
         self.diags.push(d);

@@ -11,6 +11,42 @@ use std::path::{Path, PathBuf};
 mod tests {
     use super::*;
 
+    /// The index agrees with the scan from the start at every offset (ASCII, multi-byte
+    /// chars, chunk boundaries, empty lines, past the end).
+    #[test]
+    fn the_line_index_agrees_with_a_scan() {
+        let long = "é".repeat(LineIndex::CHUNK) + "x\n";
+        let texts = ["", "a", "ab\ncd\n\nef", "é\nàb\n", long.as_str()];
+        for text in texts {
+            let index = LineIndex::new(text);
+            for offset in
+                (0..=text.len() + 1).filter(|o| text.is_char_boundary(*o.min(&text.len())))
+            {
+                assert_eq!(
+                    index.line_col(offset),
+                    Diagnostic::line_col(text, offset),
+                    "{text:?} at {offset}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rendering_caps_the_count_and_says_how_many_are_left_out() {
+        let p = Path::new("p.toml");
+        let diags: Vec<Diagnostic> = (1..=5)
+            .map(|i| {
+                let d = Diagnostic::error(p, i, 1, format!("e{i}"));
+                if i == 5 { d.as_warning() } else { d }
+            })
+            .collect();
+        assert_eq!(render_capped(&diags, 10), render(&diags));
+        assert_eq!(
+            render_capped(&diags, 2),
+            "p.toml:1:1: e1\np.toml:2:1: e2\n... and 3 more not shown (2 errors, 1 warnings)"
+        );
+    }
+
     #[test]
     fn invalid_utf8_is_placed_at_its_first_bad_byte() {
         let dir = tempfile::tempdir().unwrap();
@@ -96,6 +132,90 @@ impl Diagnostic {
         let col = text[line_start..offset].chars().count() + 1;
         (line, col)
     }
+}
+
+/// Byte offsets → (line, col) in time independent of the file's size: line starts are
+/// found by binary search, and columns (in chars) from a count of chars kept every
+/// [`LineIndex::CHUNK`] bytes, so a 10 MB one-line file costs no more per place.
+#[derive(Clone, Debug)]
+pub struct LineIndex<'a> {
+    text: &'a [u8],
+    starts: Vec<usize>,
+    chars_before_chunk: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub const CHUNK: usize = 4096;
+
+    pub fn new(text: &'a str) -> LineIndex<'a> {
+        let bytes = text.as_bytes();
+        let mut starts = vec![0];
+        starts.extend(
+            bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        let mut chars_before_chunk = Vec::with_capacity(bytes.len() / Self::CHUNK + 1);
+        let mut n = 0;
+        for chunk in bytes.chunks(Self::CHUNK) {
+            chars_before_chunk.push(n);
+            n += chunk.iter().filter(|b| !is_continuation(**b)).count();
+        }
+        chars_before_chunk.push(n);
+        LineIndex {
+            text: bytes,
+            starts,
+            chars_before_chunk,
+        }
+    }
+
+    /// Chars in `text[..offset]`.
+    fn chars_before(&self, offset: usize) -> usize {
+        let c = offset / Self::CHUNK;
+        let from = c * Self::CHUNK;
+        self.chars_before_chunk[c]
+            + self.text[from..offset]
+                .iter()
+                .filter(|b| !is_continuation(**b))
+                .count()
+    }
+
+    /// 1-based (line, col) of a byte offset (col counts chars), as [`Diagnostic::line_col`].
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.starts.partition_point(|s| *s <= offset);
+        let start = self.starts[line - 1];
+        (
+            line,
+            self.chars_before(offset) - self.chars_before(start) + 1,
+        )
+    }
+
+    /// An error at byte `offset`.
+    pub fn diag(&self, file: &Path, offset: usize, message: impl Into<String>) -> Diagnostic {
+        let (line, col) = self.line_col(offset);
+        Diagnostic::error(file, line, col, message)
+    }
+}
+
+fn is_continuation(b: u8) -> bool {
+    b & 0xC0 == 0x80
+}
+
+/// The first `limit` diagnostics, one per line (as [`render`]), then a line counting the
+/// ones left out: what `validate` prints for a file with thousands of problems.
+pub fn render_capped(diags: &[Diagnostic], limit: usize) -> String {
+    let mut out = render(&diags[..diags.len().min(limit)]);
+    if diags.len() > limit {
+        let (e, w) = count(&diags[limit..]);
+        out.push_str(&format!(
+            "\n... and {} more not shown ({e} errors, {w} warnings)",
+            diags.len() - limit
+        ));
+    }
+    out
 }
 
 /// Reads a text file. Not UTF-8: an error at the line and column of the first bad byte.

@@ -155,6 +155,43 @@ mod tests {
         assert!(s.dropped.contains("bandwidth.max") && s.dropped.contains("name"));
     }
 
+    /// Every error is collected, however many (the old loop stopped after 500), and
+    /// the rest still deserializes.
+    #[test]
+    fn thousands_of_errors_are_all_collected() {
+        let mut text = String::from("name = \"big\"\n");
+        for i in 0..700 {
+            text.push_str(&format!("unknown_{i} = 1\n"));
+        }
+        for i in 0..700 {
+            text.push_str(&format!("[[window]]\ncron = {i}\nduration = \"1h\"\n"));
+        }
+        let s: Stage1<RawPolicy> = deserialize_all(&text, Path::new("p.toml"), &[]);
+        assert_eq!(s.diags.len(), 1400);
+        let unknown = s
+            .diags
+            .iter()
+            .filter(|d| d.message.starts_with("unknown key `unknown_"))
+            .count();
+        let cron = s
+            .diags
+            .iter()
+            .filter(|d| {
+                d.message.contains("`window[") && d.message.contains("].cron`: invalid type")
+            })
+            .count();
+        assert_eq!((unknown, cron), (700, 700));
+        // Placed where they are written: line 2 is the first unknown key.
+        assert!(
+            s.diags
+                .iter()
+                .any(|d| d.line == 2 && d.message.contains("unknown_0"))
+        );
+        let v = s.value.expect("the rest deserializes");
+        assert_eq!(v.name.unwrap().into_inner(), "big");
+        assert_eq!(v.window.unwrap().len(), 700);
+    }
+
     #[test]
     fn errors_inside_arrays_of_tables_are_found() {
         let text = "[[window]]\ncron = \"0 0 9 * * *\"\n[[window]]\ncron = 5\nbandwith_min = 3\n";

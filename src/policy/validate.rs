@@ -256,6 +256,8 @@ const SELECT_HELP: &str =
 
 fn selector(ctx: &mut Ctx<'_>, raw: &RawPolicy, spans: &mut PolicySpans) -> Selector {
     let mut sel = Selector::default();
+    // Ids seen so far: the duplicate check is one lookup, not a scan of the list.
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     if let Some(list) = &raw.proxies {
         for id in list.get_ref() {
             let at = id.span().start;
@@ -268,7 +270,7 @@ fn selector(ctx: &mut Ctx<'_>, raw: &RawPolicy, spans: &mut PolicySpans) -> Sele
                 );
                 continue;
             }
-            if sel.proxies.iter().any(|p| p == v) {
+            if !seen.insert(v) {
                 ctx.warn(
                     at,
                     format!("proxy `{v}` is listed twice"),
@@ -869,8 +871,9 @@ fn step_rules(
     }
     let mut rules = Vec::new();
     let mut ok = true;
-    let mut seen_above: Vec<f64> = Vec::new();
-    let mut seen_below: Vec<f64> = Vec::new();
+    // Thresholds seen so far (by their bits: they are finite and positive here).
+    let mut seen_above: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    let mut seen_below: std::collections::HashSet<u64> = std::collections::HashSet::new();
     for st in raw.get_ref() {
         let at = st.span().start;
         let r = st.get_ref();
@@ -905,7 +908,7 @@ fn step_rules(
                     );
                     rule_ok = false;
                 } else {
-                    if seen_above.contains(a.get_ref()) {
+                    if !seen_above.insert(a.get_ref().to_bits()) {
                         ctx.err(
                             a.span().start,
                             format!("two step rules have `above = {}`", a.get_ref()),
@@ -913,7 +916,6 @@ fn step_rules(
                         );
                         rule_ok = false;
                     }
-                    seen_above.push(*a.get_ref());
                 }
                 (Some(*a.get_ref()), None)
             }
@@ -926,7 +928,7 @@ fn step_rules(
                     );
                     rule_ok = false;
                 } else {
-                    if seen_below.contains(b.get_ref()) {
+                    if !seen_below.insert(b.get_ref().to_bits()) {
                         ctx.err(
                             b.span().start,
                             format!("two step rules have `below = {}`", b.get_ref()),
@@ -934,7 +936,6 @@ fn step_rules(
                         );
                         rule_ok = false;
                     }
-                    seen_below.push(*b.get_ref());
                 }
                 (None, Some(*b.get_ref()))
             }
