@@ -31,15 +31,17 @@ fn achieved_rate() {
         for i in 0..100 {
             let l = limiter.clone();
             tasks.push(tokio::spawn(async move {
-                l.acquire(
-                    "ModifyProxyConfiguration",
-                    if i % 2 == 0 {
-                        Priority::High
-                    } else {
-                        Priority::Low
-                    },
-                )
-                .await;
+                drop(
+                    l.acquire(
+                        "ModifyProxyConfiguration",
+                        if i % 2 == 0 {
+                            Priority::High
+                        } else {
+                            Priority::Low
+                        },
+                    )
+                    .await,
+                );
                 start.elapsed()
             }));
         }
