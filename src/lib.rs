@@ -12,6 +12,7 @@
 //! - [`store`]: the sled decision log and the `log` command.
 //! - [`daemon`]: the scheduler and `run`.
 //! - [`sim`]: the dry-run simulation and its report.
+//! - [`net`]: HTTP rules shared by the clients (no redirects, bounded bodies).
 //! - [`time`]: timestamps and durations as values.
 
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod diagnostic;
 pub mod exit;
 pub mod fleet;
 pub mod metrics;
+pub mod net;
 pub mod par;
 pub mod policy;
 pub mod ratelimit;
@@ -30,5 +32,6 @@ pub mod sandbox;
 pub mod sim;
 pub mod store;
 pub mod telemetry;
+pub mod term;
 pub mod time;
 pub mod trace;

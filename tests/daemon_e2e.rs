@@ -319,6 +319,11 @@ fn scales_up_on_a_demand_step_and_down_after_the_stabilization_window() {
     // The log holds every decision; the applied ones carry the sandbox's RequestId, and
     // each ClientToken is the decision id.
     let log = setup.log_json();
+    // `--once` waits for its changes to complete (ADJUSTING → RUNNING) and logs it.
+    // (Failed before the fix: changes made by --once never got `completed_at`.)
+    for r in log.iter().filter(|r| r["outcome"] == "applied") {
+        assert!(r["completed_at"].is_string(), "{r:#?}");
+    }
     assert_eq!(log.len(), 4, "two proxies, two passes: {log:#?}");
     let applied_records: Vec<&Value> = log.iter().filter(|r| r["outcome"] == "applied").collect();
     assert_eq!(applied_records.len(), 3);
@@ -362,12 +367,18 @@ fn dry_run_sends_no_modify_call() {
     let data = demand(&[("link-e2e00001".into(), Box::new(|_| 300.0))], end);
     let (setup, sandbox, _prom) =
         Setup::start(&[("link-e2e00001", 50, 2)], &data, "127.0.0.1:0", &[]);
-    setup.run_once(end, &["--dry-run"]);
+    let out = setup.run_once(end, &["--dry-run"]);
     assert!(sandbox.modify_calls().is_empty());
     let log = setup.log_json();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0]["outcome"], "dry-run");
     assert_eq!(log[0]["bandwidth_to"], 200);
+    // The summary counts the logged dry-run change (it said "0 changes" before the fix).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 proxies evaluated, 0 changes sent, 1 dry-run changes (none sent)"),
+        "{stderr}"
+    );
 }
 
 fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -484,6 +495,26 @@ fn sigkill_between_log_and_answer_is_reconciled_without_a_second_change() {
     unsafe_kill(first.id(), "KILL");
     first.wait().unwrap();
 
+    // (The hung call died with the process: the sandbox dropped it unanswered.)
+    let before = sandbox.modify_calls().len();
+    // A dry-run restart re-sends nothing: the decision stays pending, and says so.
+    // (Failed before the fix: reconciliation re-sent it as a real call under --dry-run.)
+    let out = setup.run_once(end, &["--dry-run"]);
+    assert_eq!(
+        sandbox.modify_calls().len(),
+        before,
+        "no call under --dry-run"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("1 decisions logged without an answer stay pending (dry run: none re-sent)"),
+        "{stderr}"
+    );
+    let log = setup.log_json();
+    let rec = log.iter().find(|r| r["id"] == id.as_str()).unwrap();
+    assert_eq!(rec["outcome"], "planned");
+
     // Restart: the planned decision is re-sent with the same ClientToken.
     setup.run_once(end, &[]);
     let calls = sandbox.modify_calls();
@@ -502,7 +533,7 @@ fn sigkill_between_log_and_answer_is_reconciled_without_a_second_change() {
 }
 
 #[test]
-fn a_burst_of_300_changes_respects_20_per_second_and_finishes_near_the_minimum() {
+fn a_burst_of_300_changes_respects_20_per_second_with_no_rejection() {
     let end = now_secs() / 60 * 60;
     let ids: Vec<String> = (0..300).map(|i| format!("link-b{i:07}")).collect();
     let proxies: Vec<Demand> = ids
@@ -514,29 +545,12 @@ fn a_burst_of_300_changes_respects_20_per_second_and_finishes_near_the_minimum()
         Setup::start(&fleet_rows, &demand(&proxies, end), "127.0.0.1:0", &[]);
     setup.run_once(end, &[]);
     let calls = sandbox.modify_calls();
-    // The sandbox counts arrivals, the budget counts sends: on a loaded two-core machine a
-    // request can reach the sandbox more than the budget's 50 ms margin late and the next
-    // one lands inside the same second. The sandbox then answers RequestLimitExceeded and
-    // the client must retry safely. A budget that did not hold 20/s would be rejected
-    // dozens of times here (300 calls); rare jitter costs at most a few.
+    // The sandbox counts arrivals, the budget counts sends: the budget counts a request
+    // from its grant until its call has ended and one window after, so however late a
+    // request reaches the sandbox, no second holds more than 20 and none is rejected.
     let rejected: Vec<&Value> = calls.iter().filter(|c| c["applied"] != true).collect();
-    assert!(
-        rejected
-            .iter()
-            .all(|c| c["error_code"] == "RequestLimitExceeded"),
-        "only the rate limit may reject: {rejected:#?}"
-    );
-    assert!(
-        rejected.len() <= 3,
-        "{} of {} calls rejected for the rate: the budget does not hold 20/s",
-        rejected.len(),
-        calls.len()
-    );
-    assert_eq!(
-        calls.len(),
-        300 + rejected.len(),
-        "a retry only after a rejection"
-    );
+    assert!(rejected.is_empty(), "rejected: {rejected:#?}");
+    assert_eq!(calls.len(), 300);
     // Every proxy changed exactly once, each under one ClientToken, retries included.
     let mut per_proxy: std::collections::BTreeMap<&str, (usize, std::collections::BTreeSet<&str>)> =
         Default::default();
@@ -564,13 +578,13 @@ fn a_burst_of_300_changes_respects_20_per_second_and_finishes_near_the_minimum()
         })
         .collect();
     t.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    // 300 calls at 20/s: the last can start no earlier than 14 s after the first.
+    // 300 calls at 20/s: the last can start no earlier than 14 s after the first, and
+    // the sandbox's own count finds no second with more than 20. (How near the 15 s
+    // minimum the burst finishes is a speed, measured in benches/ratelimit.rs.)
     let span = t[t.len() - 1] - t[0];
     assert!(span >= 14.0, "span {span}");
-    assert!(
-        span <= 15.0 * 1.1,
-        "the burst took {span:.2} s, more than 10% over the 15 s minimum"
-    );
+    let ms: Vec<i64> = t.iter().map(|s| (s * 1000.0).round() as i64).collect();
+    assert!(gaap_autoscaler::sandbox::arrivals::most_in_one_second(&ms) <= 20);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! `FailedOperation.DuplicatedRequest` means an earlier attempt took effect and is confirmed
 //! with `DescribeProxies` instead of being reported as a failure.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -123,6 +124,8 @@ pub struct ClientConfig {
     pub region: Option<String>,
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    /// The most read of one answer ([`crate::net::MAX_API_BODY`]).
+    pub max_body: usize,
 }
 
 impl ClientConfig {
@@ -132,6 +135,7 @@ impl ClientConfig {
             region: None,
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
+            max_body: crate::net::MAX_API_BODY,
         }
     }
 }
@@ -164,6 +168,7 @@ impl GaapClient {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(Duration::from_secs(10))
+            .redirect(crate::net::redirect_policy())
             .build()
             .map_err(|e| CallError::Request(format!("cannot build the HTTP client: {e}")))?;
         let seed = SystemTime::now()
@@ -202,7 +207,8 @@ impl GaapClient {
         priority: Priority,
     ) -> Result<serde_json::Value, CallError> {
         let body = serde_json::to_vec(params).map_err(|e| CallError::Request(e.to_string()))?;
-        self.limiter.acquire(action, priority).await;
+        // The permit is held until the call has ended: the budget counts it until then.
+        let _sent = self.limiter.acquire(action, priority).await;
         self.send(action, body).await
     }
 
@@ -228,13 +234,31 @@ impl GaapClient {
         };
         let resp = req.send().await.map_err(network)?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(network)?;
+        if crate::net::is_redirect(status) {
+            return Err(CallError::Redirect {
+                action: action.to_string(),
+                status,
+                location: crate::net::location(&resp),
+            });
+        }
         if status != 200 {
+            // The body of an error status is not read: the status says it all.
             return Err(CallError::HttpStatus {
                 action: action.to_string(),
                 status,
             });
         }
+        let bytes = match crate::net::read_limited(resp, self.config.max_body).await {
+            Ok(b) => b,
+            Err(crate::net::BodyError::Network(e)) => return Err(network(e)),
+            Err(crate::net::BodyError::TooLarge { limit }) => {
+                return Err(CallError::TooLarge {
+                    action: action.to_string(),
+                    endpoint: self.config.endpoint.url.clone(),
+                    limit,
+                });
+            }
+        };
         parse_envelope(action, &bytes)
     }
 
@@ -245,13 +269,27 @@ impl GaapClient {
         params: &impl Serialize,
         priority: Priority,
     ) -> Result<(T, u32), (CallError, u32)> {
+        self.call_retrying_at_most(action, params, priority, self.config.retry.max_attempts)
+            .await
+    }
+
+    /// [`Self::call_retrying`] with at most `max_attempts` attempts.
+    async fn call_retrying_at_most<T: DeserializeOwned>(
+        &self,
+        action: &str,
+        params: &impl Serialize,
+        priority: Priority,
+        max_attempts: u32,
+    ) -> Result<(T, u32), (CallError, u32)> {
         let body =
             serde_json::to_vec(params).map_err(|e| (CallError::Request(e.to_string()), 0))?;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.limiter.acquire(action, priority).await;
+            // Held until the call has ended: the budget counts the request until then.
+            let sent = self.limiter.acquire(action, priority).await;
             let result = self.send(action, body.clone()).await;
+            drop(sent);
             let err = match result {
                 Ok(v) => {
                     return serde_json::from_value::<T>(v)
@@ -276,7 +314,7 @@ impl GaapClient {
                 error = %err,
                 "GAAP call failed"
             );
-            if err.retry_class() != RetryClass::Retry || attempt >= self.config.retry.max_attempts {
+            if err.retry_class() != RetryClass::Retry || attempt >= max_attempts {
                 return Err((err, attempt));
             }
             tokio::time::sleep(backoff(&self.config.retry, attempt, self.next_jitter())).await;
@@ -284,20 +322,20 @@ impl GaapClient {
     }
 
     async fn describe_proxies_impl(&self, query: &ProxyQuery) -> Result<Vec<ProxyInfo>, CallError> {
-        let mut out = Vec::new();
+        let mut listing = Listing::default();
         match query {
             ProxyQuery::Ids(ids) => {
-                for chunk in ids.chunks(100) {
+                for chunk in ids.chunks(PAGE as usize) {
                     let req = DescribeProxiesRequest {
                         proxy_ids: Some(chunk.to_vec()),
-                        limit: Some(100),
+                        limit: Some(PAGE),
                         ..Default::default()
                     };
                     let (page, _): (DescribeProxiesResponse, _) = self
                         .call_retrying("DescribeProxies", &req, Priority::Normal)
                         .await
                         .map_err(|(e, _)| e)?;
-                    out.extend(page.proxy_set);
+                    listing.add_requested(chunk, page.proxy_set)?;
                 }
             }
             ProxyQuery::Tags(_) | ProxyQuery::All => {
@@ -305,11 +343,10 @@ impl GaapClient {
                     ProxyQuery::Tags(t) => Some(t.clone()),
                     _ => None,
                 };
-                let mut offset = 0u64;
                 loop {
                     let req = DescribeProxiesRequest {
-                        offset: Some(offset),
-                        limit: Some(100),
+                        offset: Some(listing.len() as u64),
+                        limit: Some(PAGE),
                         tag_set: tag_set.clone(),
                         ..Default::default()
                     };
@@ -317,16 +354,13 @@ impl GaapClient {
                         .call_retrying("DescribeProxies", &req, Priority::Normal)
                         .await
                         .map_err(|(e, _)| e)?;
-                    let n = page.proxy_set.len() as u64;
-                    out.extend(page.proxy_set);
-                    offset += n;
-                    if n == 0 || offset >= page.total_count {
+                    if listing.add_page(page)? == PageEnd::Last {
                         break;
                     }
                 }
             }
         }
-        Ok(out)
+        Ok(listing.proxies)
     }
 
     async fn modify_impl(
@@ -350,24 +384,102 @@ impl GaapClient {
                 attempts: 0,
             });
         }
-        match self
-            .call_retrying::<ModifyProxyConfigurationResponse>(
-                "ModifyProxyConfiguration",
-                &wire,
-                priority,
-            )
-            .await
-        {
-            Ok((resp, attempts)) => Ok(ModifyOutcome {
-                request_id: resp.request_id,
-                attempts,
-                confirmed_duplicate: false,
-            }),
-            Err((CallError::Api(dup), attempts)) if dup.retry_class() == RetryClass::Duplicate => {
-                self.confirm_duplicate(request, dup, attempts).await
+        let max_attempts = self.config.retry.max_attempts.max(1);
+        let mut attempts = 0;
+        loop {
+            let result = self
+                .call_retrying_at_most::<ModifyProxyConfigurationResponse>(
+                    "ModifyProxyConfiguration",
+                    &wire,
+                    priority,
+                    max_attempts - attempts,
+                )
+                .await;
+            match result {
+                Ok((resp, n)) => {
+                    return Ok(ModifyOutcome {
+                        request_id: resp.request_id,
+                        attempts: attempts + n,
+                        confirmed_duplicate: false,
+                    });
+                }
+                Err((CallError::Api(dup), n)) if dup.retry_class() == RetryClass::Duplicate => {
+                    return self.confirm_duplicate(request, dup, attempts + n).await;
+                }
+                // A 200 whose body cannot be read: the change may have been applied. Ask
+                // DescribeProxies; if it was not, send again under the same ClientToken
+                // (which the API applies at most once).
+                Err((error, n)) if error.is_unreadable_answer() => {
+                    attempts += n;
+                    let unknown = |message: String| ModifyFailure {
+                        error: CallError::OutcomeUnknown {
+                            action: "ModifyProxyConfiguration".into(),
+                            message,
+                        },
+                        attempts,
+                    };
+                    match self.shows_requested_values(request).await {
+                        Ok(true) => {
+                            tracing::info!(
+                                action = "ModifyProxyConfiguration",
+                                proxy_id = %request.proxy_id,
+                                attempts,
+                                "unreadable answer, but DescribeProxies shows the change applied"
+                            );
+                            return Ok(ModifyOutcome {
+                                request_id: String::new(),
+                                attempts,
+                                confirmed_duplicate: false,
+                            });
+                        }
+                        Ok(false) if attempts < max_attempts => {
+                            tracing::warn!(
+                                action = "ModifyProxyConfiguration",
+                                proxy_id = %request.proxy_id,
+                                attempts,
+                                error = %error,
+                                "unreadable answer and the change is not visible; sending again with the same ClientToken"
+                            );
+                            tokio::time::sleep(backoff(
+                                &self.config.retry,
+                                attempts,
+                                self.next_jitter(),
+                            ))
+                            .await;
+                        }
+                        Ok(false) => {
+                            return Err(unknown(format!(
+                                "{error}; DescribeProxies does not show the change"
+                            )));
+                        }
+                        Err(e) => {
+                            return Err(unknown(format!(
+                                "{error}; DescribeProxies could not confirm it: {e}"
+                            )));
+                        }
+                    }
+                }
+                Err((error, n)) => {
+                    return Err(ModifyFailure {
+                        error,
+                        attempts: attempts + n,
+                    });
+                }
             }
-            Err((error, attempts)) => Err(ModifyFailure { error, attempts }),
         }
+    }
+
+    /// Whether DescribeProxies shows the proxy at the requested values.
+    async fn shows_requested_values(&self, request: &ModifyRequest) -> Result<bool, CallError> {
+        let query = ProxyQuery::Ids(vec![request.proxy_id.clone()]);
+        let proxies = self.describe_proxies_impl(&query).await?;
+        Ok(proxies
+            .iter()
+            .find(|p| p.id() == request.proxy_id)
+            .is_some_and(|p| {
+                request.bandwidth.is_none_or(|b| b == p.bandwidth)
+                    && request.concurrent.is_none_or(|c| c == p.concurrent)
+            }))
     }
 
     /// After DuplicatedRequest: the change is confirmed when DescribeProxies shows the
@@ -378,18 +490,10 @@ impl GaapClient {
         dup: ApiError,
         attempts: u32,
     ) -> Result<ModifyOutcome, ModifyFailure> {
-        let query = ProxyQuery::Ids(vec![request.proxy_id.clone()]);
-        let proxies = match self.describe_proxies_impl(&query).await {
-            Ok(p) => p,
+        let matches = match self.shows_requested_values(request).await {
+            Ok(m) => m,
             Err(error) => return Err(ModifyFailure { error, attempts }),
         };
-        let matches = proxies
-            .iter()
-            .find(|p| p.id() == request.proxy_id)
-            .is_some_and(|p| {
-                request.bandwidth.is_none_or(|b| b == p.bandwidth)
-                    && request.concurrent.is_none_or(|c| c == p.concurrent)
-            });
         if matches {
             tracing::info!(
                 action = "ModifyProxyConfiguration",
@@ -409,6 +513,122 @@ impl GaapClient {
                 attempts,
             })
         }
+    }
+}
+
+/// Proxies asked for per DescribeProxies request (the API's maximum).
+const PAGE: u64 = 100;
+
+/// The most pages one listing reads (100,000 proxies). A listing that would need more is
+/// taken as an answer that cannot be trusted, not paged forever.
+pub const MAX_PAGES: usize = 1_000;
+
+/// A DescribeProxies listing being read, page by page, checked as it grows: every proxy
+/// once, by ProxyId, and the pages adding up to the TotalCount they announce.
+#[derive(Default)]
+struct Listing {
+    proxies: Vec<ProxyInfo>,
+    seen: HashSet<String>,
+    pages: usize,
+    total: Option<u64>,
+}
+
+/// Whether a listing needs another page.
+#[derive(Debug, PartialEq, Eq)]
+enum PageEnd {
+    More,
+    Last,
+}
+
+fn inconsistent(message: String) -> CallError {
+    CallError::Inconsistent {
+        action: "DescribeProxies".into(),
+        message,
+    }
+}
+
+impl Listing {
+    fn len(&self) -> usize {
+        self.proxies.len()
+    }
+
+    fn add(&mut self, p: ProxyInfo) -> Result<(), CallError> {
+        let id = p.id();
+        if id.is_empty() {
+            return Err(inconsistent("a proxy without ProxyId".into()));
+        }
+        if !self.seen.insert(id.to_string()) {
+            return Err(inconsistent(format!(
+                "proxy {id} is listed twice (a repeated page: was Offset ignored?)"
+            )));
+        }
+        self.proxies.push(p);
+        Ok(())
+    }
+
+    /// The answer to a request by ids: only proxies asked for, each once.
+    fn add_requested(&mut self, asked: &[String], set: Vec<ProxyInfo>) -> Result<(), CallError> {
+        for p in set {
+            if !asked.iter().any(|a| a == p.id()) {
+                return Err(inconsistent(format!(
+                    "proxy {} was not asked for (ProxyIds ignored?)",
+                    p.id()
+                )));
+            }
+            self.add(p)?;
+        }
+        Ok(())
+    }
+
+    /// One page of a paged listing, asked at offset `self.len()`.
+    fn add_page(&mut self, page: DescribeProxiesResponse) -> Result<PageEnd, CallError> {
+        self.pages += 1;
+        let total = page.total_count;
+        let max = MAX_PAGES as u64 * PAGE;
+        if total > max {
+            return Err(inconsistent(format!(
+                "TotalCount {total} is more than the {max} proxies one listing reads"
+            )));
+        }
+        if self.pages > MAX_PAGES {
+            return Err(inconsistent(format!(
+                "more than {MAX_PAGES} pages (TotalCount {total})"
+            )));
+        }
+        if let Some(before) = self.total.replace(total)
+            && before != total
+        {
+            return Err(inconsistent(format!(
+                "TotalCount changed from {before} to {total} while paging; the next pass reads again"
+            )));
+        }
+        if page.proxy_set.len() as u64 > PAGE {
+            return Err(inconsistent(format!(
+                "a page of {} proxies for Limit {PAGE}",
+                page.proxy_set.len()
+            )));
+        }
+        let offset = self.len();
+        let added = page.proxy_set.len();
+        for p in page.proxy_set {
+            self.add(p)?;
+        }
+        let have = self.len() as u64;
+        if added == 0 && have < total {
+            return Err(inconsistent(format!(
+                "TotalCount {total} never reached: the page at Offset {offset} added no proxy"
+            )));
+        }
+        if have > total {
+            return Err(inconsistent(format!(
+                "{have} proxies listed for TotalCount {total}"
+            )));
+        }
+        Ok(if have == total {
+            PageEnd::Last
+        } else {
+            PageEnd::More
+        })
     }
 }
 
@@ -437,15 +657,9 @@ pub fn parse_envelope(action: &str, bytes: &[u8]) -> Result<serde_json::Value, C
         .filter(serde_json::Value::is_object)
         .ok_or_else(|| decode("no Response object".into()))?;
     if let Some(err) = resp.get("Error") {
-        let s = |k: &str| {
-            err.get(k)
-                .and_then(|x| x.as_str())
-                .unwrap_or("")
-                .to_string()
-        };
         return Err(CallError::Api(ApiError {
-            code: s("Code"),
-            message: s("Message"),
+            code: error_field(err, "Code"),
+            message: error_field(err, "Message"),
             request_id: resp
                 .get("RequestId")
                 .and_then(|x| x.as_str())
@@ -454,6 +668,22 @@ pub fn parse_envelope(action: &str, bytes: &[u8]) -> Result<serde_json::Value, C
         }));
     }
     Ok(resp)
+}
+
+/// A field of `Response.Error` as text: a string as it is, any other JSON value written
+/// out (at most 200 characters), a missing one as `(no Code)` / `(no Message)` — never
+/// an empty string, so a malformed error still says what it was.
+fn error_field(err: &serde_json::Value, key: &str) -> String {
+    if !err.is_object() && key == "Message" {
+        // `"Error": "boom"`: the whole value is the message.
+        return error_field(&serde_json::json!({ "Message": err }), key);
+    }
+    match err.get(key) {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+        None | Some(serde_json::Value::Null) => format!("(no {key})"),
+        Some(serde_json::Value::String(_)) => format!("(empty {key})"),
+        Some(other) => other.to_string().chars().take(200).collect(),
+    }
 }
 
 impl GaapApi for GaapClient {
@@ -553,6 +783,131 @@ mod tests {
                 "attempt {attempt} jitter {jitter}"
             );
         }
+    }
+
+    #[test]
+    fn error_codes_that_are_not_strings_are_written_out() {
+        let cases = [
+            (
+                r#"{"Code":"InternalError","Message":"m"}"#,
+                "InternalError: m",
+            ),
+            (r#"{"Code":1234,"Message":"m"}"#, "1234: m"),
+            (r#"{"Code":{"a":[1]},"Message":7}"#, r#"{"a":[1]}: 7"#),
+            (r#"{"Code":null}"#, "(no Code): (no Message)"),
+            (
+                r#"{"Code":"","Message":""}"#,
+                "(empty Code): (empty Message)",
+            ),
+            (r#""boom""#, "(no Code): boom"),
+            (r#"[1,2]"#, "(no Code): [1,2]"),
+        ];
+        for (error, want) in cases {
+            let body = format!(r#"{{"Response":{{"Error":{error},"RequestId":"r"}}}}"#);
+            let err = parse_envelope("A", body.as_bytes()).unwrap_err();
+            assert_eq!(err.to_string(), format!("{want} (RequestId r)"), "{error}");
+        }
+    }
+
+    fn info(id: &str) -> ProxyInfo {
+        ProxyInfo {
+            proxy_id: id.into(),
+            ..ProxyInfo::default()
+        }
+    }
+
+    fn page(total: u64, ids: &[&str]) -> DescribeProxiesResponse {
+        DescribeProxiesResponse {
+            total_count: total,
+            proxy_set: ids.iter().map(|i| info(i)).collect(),
+            request_id: "r".into(),
+        }
+    }
+
+    /// Pages in order: Ok(count of proxies) at the last page, or the error's text.
+    fn read(pages: Vec<DescribeProxiesResponse>) -> Result<usize, String> {
+        let mut l = Listing::default();
+        for p in pages {
+            if l.add_page(p).map_err(|e| e.to_string())? == PageEnd::Last {
+                return Ok(l.len());
+            }
+        }
+        Err(format!("wants more after {} proxies", l.len()))
+    }
+
+    #[test]
+    fn listings_that_contradict_themselves_are_refused() {
+        let hundred: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+        let hundred: Vec<&str> = hundred.iter().map(String::as_str).collect();
+        let cases: Vec<(&str, Vec<DescribeProxiesResponse>, Result<usize, &str>)> = vec![
+            ("empty fleet", vec![page(0, &[])], Ok(0)),
+            ("one page", vec![page(3, &["a", "b", "c"])], Ok(3)),
+            (
+                "two pages",
+                vec![page(101, &hundred), page(101, &["x"])],
+                Ok(101),
+            ),
+            (
+                "Offset ignored",
+                vec![page(1000, &["a", "b", "c"]), page(1000, &["a", "b", "c"])],
+                Err("proxy a is listed twice"),
+            ),
+            (
+                "a proxy twice in a page",
+                vec![page(2, &["a", "a"])],
+                Err("proxy a is listed twice"),
+            ),
+            (
+                "TotalCount never reached",
+                vec![page(5, &["a", "b"]), page(5, &[])],
+                Err("TotalCount 5 never reached"),
+            ),
+            (
+                "TotalCount beyond the cap",
+                vec![page(u64::MAX, &["a"])],
+                Err("TotalCount 18446744073709551615 is more than the 100000 proxies"),
+            ),
+            (
+                "TotalCount changes",
+                vec![page(150, &hundred), page(151, &["x"])],
+                Err("TotalCount changed from 150 to 151"),
+            ),
+            (
+                "more than TotalCount",
+                vec![page(2, &["a", "b", "c"])],
+                Err("3 proxies listed for TotalCount 2"),
+            ),
+            ("no ProxyId", vec![page(1, &[""])], Err("without ProxyId")),
+        ];
+        for (name, pages, want) in cases {
+            let got = read(pages);
+            match (&got, want) {
+                (Ok(n), Ok(w)) => assert_eq!(*n, w, "{name}"),
+                (Err(e), Err(w)) => assert!(e.contains(w), "{name}: {e}"),
+                _ => panic!("{name}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_listing_stops_after_max_pages() {
+        let mut l = Listing::default();
+        let mut last = Ok(PageEnd::More);
+        let mut pages = 0;
+        // Pages of one new proxy each never reach a TotalCount of 100,000 in time.
+        while pages <= MAX_PAGES + 1 {
+            pages += 1;
+            last = l.add_page(page(100_000, &[&format!("p{pages}")]));
+            if last.is_err() {
+                break;
+            }
+        }
+        assert_eq!(pages, MAX_PAGES + 1);
+        assert!(
+            last.unwrap_err()
+                .to_string()
+                .contains("more than 1000 pages")
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Credentials: the chain the official SDKs use. Environment `TENCENTCLOUD_SECRET_ID` /
 //! `TENCENTCLOUD_SECRET_KEY` (+ optional `TENCENTCLOUD_TOKEN`), else the profile file
 //! (`TENCENTCLOUD_CREDENTIALS_FILE`, else `~/.tencentcloud/credentials`, section `[default]`,
-//! keys `secret_id`, `secret_key`, optional `token`). The key and token never appear in
+//! keys `secret_id`, `secret_key`, optional `token`), else tccli's credential file
+//! (`~/.tccli/<TCCLI_PROFILE or default>.credential`, JSON `secretId`, `secretKey`, optional
+//! `token`). When none has credentials the error lists every place tried. The key and token never appear in
 //! `Debug`/`Display` output or in error messages.
 
 use std::fmt;
@@ -81,10 +83,13 @@ impl fmt::Display for Credentials {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CredentialsError {
+    /// Every place of the chain was tried and none had credentials; each entry names one
+    /// place and why it gave nothing.
     #[error(
-        "no credentials: set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY, or write [default] secret_id/secret_key in {0}"
+        "no credentials found; tried: {}. Set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY, write [default] secret_id/secret_key in ~/.tencentcloud/credentials, or run `tccli configure`",
+        .0.join("; ")
     )]
-    NotFound(String),
+    NotFound(Vec<String>),
     #[error("credentials: {0}")]
     Invalid(String),
     #[error("{path}:{line}: {message}")]
@@ -95,7 +100,12 @@ pub enum CredentialsError {
     },
 }
 
-/// The chain as a pure function of an environment lookup and a home directory.
+pub const ENV_TCCLI_PROFILE: &str = "TCCLI_PROFILE";
+
+/// The chain as a pure function of an environment lookup and a home directory: the
+/// environment, then the SDKs' profile file, then tccli's credential file
+/// (`~/.tccli/<TCCLI_PROFILE or default>.credential`, JSON `secretId`, `secretKey`,
+/// optional `token`).
 pub fn resolve(
     env: impl Fn(&str) -> Option<String>,
     home: Option<&Path>,
@@ -117,25 +127,83 @@ pub fn resolve(
         }
         (None, None) => {}
     }
-    let path = match env(ENV_CREDENTIALS_FILE).filter(|s| !s.is_empty()) {
-        Some(p) => PathBuf::from(p),
-        None => match home {
-            Some(h) => h.join(".tencentcloud").join("credentials"),
-            None => {
-                return Err(CredentialsError::NotFound(
-                    "~/.tencentcloud/credentials".into(),
-                ));
-            }
-        },
+    let mut tried = vec!["TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY (not set)".to_string()];
+    let profile_path = match env(ENV_CREDENTIALS_FILE).filter(|s| !s.is_empty()) {
+        Some(p) => Some(PathBuf::from(p)),
+        None => home.map(|h| h.join(".tencentcloud").join("credentials")),
     };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => parse_profile(&text, &path.display().to_string()),
-        Err(_) => Err(CredentialsError::NotFound(path.display().to_string())),
+    match &profile_path {
+        None => tried.push("~/.tencentcloud/credentials (HOME is not set)".into()),
+        Some(path) => {
+            let shown = path.display().to_string();
+            match std::fs::read_to_string(path) {
+                Ok(text) => match parse_profile(&text, &shown)? {
+                    Some(c) => return Ok(c),
+                    None => tried.push(format!("{shown} (no [default] secret_id and secret_key)")),
+                },
+                Err(e) => tried.push(format!("{shown} ({})", io_reason(&e))),
+            }
+        }
+    }
+    let profile = env(ENV_TCCLI_PROFILE)
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".into());
+    match home {
+        None => tried.push(format!("~/.tccli/{profile}.credential (HOME is not set)")),
+        Some(h) => {
+            let path = h.join(".tccli").join(format!("{profile}.credential"));
+            let shown = path.display().to_string();
+            match std::fs::read_to_string(&path) {
+                Ok(text) => match parse_tccli(&text, &shown)? {
+                    Some(c) => return Ok(c),
+                    None => tried.push(format!("{shown} (no secretId and secretKey)")),
+                },
+                Err(e) => tried.push(format!("{shown} ({})", io_reason(&e))),
+            }
+        }
+    }
+    Err(CredentialsError::NotFound(tried))
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
     }
 }
 
-/// Parses the INI profile file's `[default]` section.
-pub fn parse_profile(text: &str, path: &str) -> Result<Credentials, CredentialsError> {
+/// Parses a tccli credential file: JSON `{"secretId": ..., "secretKey": ..., "token": ...}`
+/// (what `tccli configure` writes). `None` when it holds no key pair (an `oauth`/`sso`
+/// profile, or empty values).
+pub fn parse_tccli(text: &str, path: &str) -> Result<Option<Credentials>, CredentialsError> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| CredentialsError::Profile {
+            path: path.to_string(),
+            line: e.line(),
+            message: format!(
+                "not valid JSON ({e}); tccli writes {{\"secretId\": ..., \"secretKey\": ...}}"
+            ),
+        })?;
+    let field = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    match (field("secretId"), field("secretKey")) {
+        (Some(id), Some(key)) => Credentials::new(id, key, field("token"))
+            .map(Some)
+            .map_err(|e| match e {
+                CredentialsError::Invalid(m) => CredentialsError::Invalid(format!("{path}: {m}")),
+                other => other,
+            }),
+        _ => Ok(None),
+    }
+}
+
+/// Parses the INI profile file's `[default]` section; `None` when it has no key pair.
+pub fn parse_profile(text: &str, path: &str) -> Result<Option<Credentials>, CredentialsError> {
     let mut section = String::new();
     let (mut id, mut key, mut token) = (None, None, None);
     for (i, raw) in text.lines().enumerate() {
@@ -166,13 +234,13 @@ pub fn parse_profile(text: &str, path: &str) -> Result<Credentials, CredentialsE
         }
     }
     match (id, key) {
-        (Some(id), Some(key)) => Credentials::new(id, key, token).map_err(|e| match e {
-            CredentialsError::Invalid(m) => CredentialsError::Invalid(format!("{path}: {m}")),
-            other => other,
-        }),
-        _ => Err(CredentialsError::NotFound(format!(
-            "{path} (no [default] secret_id and secret_key)"
-        ))),
+        (Some(id), Some(key)) => Credentials::new(id, key, token)
+            .map(Some)
+            .map_err(|e| match e {
+                CredentialsError::Invalid(m) => CredentialsError::Invalid(format!("{path}: {m}")),
+                other => other,
+            }),
+        _ => Ok(None),
     }
 }
 
@@ -241,6 +309,133 @@ mod tests {
         let e = parse_profile("[default]\nsecret_id\n", "f").unwrap_err();
         assert_eq!(e.to_string(), "f:2: expected `key = value` or `[section]`");
         assert!(Credentials::new("id", " key", None).is_err());
+    }
+
+    /// One temporary HOME per row: which files exist, which env vars are set, and what the
+    /// chain answers (the SecretId found, or the places the error lists).
+    #[test]
+    fn chain_with_tccli_table() {
+        const INI: &str = "[default]\nsecret_id = INIID\nsecret_key = INIKEY\n";
+        const TCCLI: &str = r#"{"secretId": "TCID", "secretKey": "TCKEY", "token": "TCTOK"}"#;
+        const PROD: &str = r#"{"secretId": "PRODID", "secretKey": "PRODKEY"}"#;
+        type Row = (
+            &'static str,
+            &'static [(&'static str, &'static str)], // files under HOME
+            &'static [(&'static str, &'static str)], // env
+            Result<&'static str, &'static [&'static str]>,
+        );
+        let rows: &[Row] = &[
+            (
+                "env wins",
+                &[(".tccli/default.credential", TCCLI)],
+                &[(ENV_SECRET_ID, "E"), (ENV_SECRET_KEY, "K")],
+                Ok("E"),
+            ),
+            (
+                "profile file before tccli",
+                &[
+                    (".tencentcloud/credentials", INI),
+                    (".tccli/default.credential", TCCLI),
+                ],
+                &[],
+                Ok("INIID"),
+            ),
+            (
+                "tccli default",
+                &[(".tccli/default.credential", TCCLI)],
+                &[],
+                Ok("TCID"),
+            ),
+            (
+                "TCCLI_PROFILE picks the file",
+                &[
+                    (".tccli/default.credential", TCCLI),
+                    (".tccli/prod.credential", PROD),
+                ],
+                &[(ENV_TCCLI_PROFILE, "prod")],
+                Ok("PRODID"),
+            ),
+            (
+                "profile file without [default] falls through",
+                &[
+                    (
+                        ".tencentcloud/credentials",
+                        "[other]\nsecret_id=A\nsecret_key=B\n",
+                    ),
+                    (".tccli/default.credential", TCCLI),
+                ],
+                &[],
+                Ok("TCID"),
+            ),
+            (
+                "nothing anywhere",
+                &[],
+                &[],
+                Err(&[
+                    "TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY (not set)",
+                    ".tencentcloud/credentials (no such file)",
+                    ".tccli/default.credential (no such file)",
+                ]),
+            ),
+            (
+                "missing profile named",
+                &[(".tccli/default.credential", TCCLI)],
+                &[(ENV_TCCLI_PROFILE, "prod")],
+                Err(&[".tccli/prod.credential (no such file)"]),
+            ),
+            (
+                "oauth profile has no key pair",
+                &[(
+                    ".tccli/default.credential",
+                    r#"{"type": "oauth", "oauth": {}}"#,
+                )],
+                &[],
+                Err(&[".tccli/default.credential (no secretId and secretKey)"]),
+            ),
+        ];
+        for (what, files, vars, want) in rows {
+            let home = tempfile::tempdir().unwrap();
+            for (rel, text) in *files {
+                let p = home.path().join(rel);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, text).unwrap();
+            }
+            let got = resolve(env(vars), Some(home.path()));
+            match (want, got) {
+                (Ok(id), Ok(c)) => assert_eq!(c.secret_id(), *id, "{what}"),
+                (Err(places), Err(CredentialsError::NotFound(tried))) => {
+                    for place in *places {
+                        assert!(
+                            tried.iter().any(|t| t.ends_with(place)),
+                            "{what}: {place} not in {tried:?}"
+                        );
+                    }
+                    let msg = CredentialsError::NotFound(tried).to_string();
+                    assert!(msg.contains("tccli configure"), "{what}: {msg}");
+                }
+                (want, got) => panic!("{what}: want {want:?}, got {got:?}"),
+            }
+        }
+        // The token comes along; a broken file is an error with its place, not a fall-through.
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".tccli")).unwrap();
+        std::fs::write(home.path().join(".tccli/default.credential"), TCCLI).unwrap();
+        assert_eq!(
+            resolve(env(&[]), Some(home.path())).unwrap().token(),
+            Some("TCTOK")
+        );
+        std::fs::write(
+            home.path().join(".tccli/default.credential"),
+            "{\n  \"secretId\": \n",
+        )
+        .unwrap();
+        match resolve(env(&[]), Some(home.path())) {
+            Err(CredentialsError::Profile { path, line, .. }) => {
+                assert!(path.ends_with(".tccli/default.credential"));
+                assert_eq!(line, 3);
+            }
+            other => panic!("want a Profile error, got {other:?}"),
+        }
     }
 
     #[test]

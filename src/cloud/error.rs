@@ -48,6 +48,11 @@ pub fn retry_class_for_code(code: &str) -> RetryClass {
     }
 }
 
+/// The code of [`CallError::OutcomeUnknown`]: a ModifyProxyConfiguration that may or may
+/// not have been applied (its answer was unreadable and DescribeProxies could not settle
+/// it). The decision must stay pending, to be confirmed or re-sent with its ClientToken.
+pub const OUTCOME_UNKNOWN: &str = "ClientError.OutcomeUnknown";
+
 /// One failed call.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -66,6 +71,35 @@ pub enum CallError {
     /// The request could not be built (bad endpoint, bad parameters).
     #[error("{0}")]
     Request(String),
+    /// A 3xx answer: not followed (a signed call goes only to the configured endpoint, and
+    /// credentials never go anywhere else).
+    #[error(
+        "{action}: the endpoint answered HTTP {status} redirecting to {location}; redirects are not followed: set `endpoint` to the API's own address"
+    )]
+    Redirect {
+        action: String,
+        status: u16,
+        location: String,
+    },
+    /// The answer is longer than the client reads.
+    #[error(
+        "the answer to {action} from {endpoint} is larger than {}; refused (is `endpoint` the GAAP API?)",
+        crate::net::format_bytes(*limit)
+    )]
+    TooLarge {
+        action: String,
+        endpoint: String,
+        limit: usize,
+    },
+    /// A listing that contradicts itself (a proxy twice, an ignored Offset, a TotalCount
+    /// never reached, too many pages): treated as a failed read, so the proxies hold.
+    #[error("inconsistent {action} answer: {message}; treated as a failed read")]
+    Inconsistent { action: String, message: String },
+    /// A modifying call whose effect could not be established: the API may or may not have
+    /// applied it. Not a failure: the change must be confirmed (DescribeProxies) or
+    /// re-sent with the same ClientToken, never decided again under a new token.
+    #[error("the outcome of {action} is unknown: {message}")]
+    OutcomeUnknown { action: String, message: String },
 }
 
 impl CallError {
@@ -74,9 +108,13 @@ impl CallError {
             CallError::Api(e) => e.retry_class(),
             CallError::Network { .. } => RetryClass::Retry,
             CallError::HttpStatus { status, .. } if *status >= 500 => RetryClass::Retry,
-            CallError::HttpStatus { .. } | CallError::Decode { .. } | CallError::Request(_) => {
-                RetryClass::NoRetry
-            }
+            CallError::HttpStatus { .. }
+            | CallError::Decode { .. }
+            | CallError::Request(_)
+            | CallError::Redirect { .. }
+            | CallError::TooLarge { .. }
+            | CallError::Inconsistent { .. }
+            | CallError::OutcomeUnknown { .. } => RetryClass::NoRetry,
         }
     }
     /// The Tencent error code, or a client-side pseudo code (`ClientError.NetworkError`, …).
@@ -87,6 +125,10 @@ impl CallError {
             CallError::HttpStatus { .. } => "ClientError.HttpStatusCodeError",
             CallError::Decode { .. } => "ClientError.DecodeError",
             CallError::Request(_) => "ClientError.InvalidRequest",
+            CallError::Redirect { .. } => "ClientError.Redirect",
+            CallError::TooLarge { .. } => "ClientError.ResponseTooLarge",
+            CallError::Inconsistent { .. } => "ClientError.InconsistentListing",
+            CallError::OutcomeUnknown { .. } => OUTCOME_UNKNOWN,
         }
     }
     pub fn request_id(&self) -> Option<&str> {
@@ -94,6 +136,11 @@ impl CallError {
             CallError::Api(e) => Some(&e.request_id),
             _ => None,
         }
+    }
+    /// True for an answer that arrived (HTTP 200) but could not be read: for a modifying
+    /// call, the change may have been applied.
+    pub fn is_unreadable_answer(&self) -> bool {
+        matches!(self, CallError::Decode { .. } | CallError::TooLarge { .. })
     }
     pub fn api(&self) -> Option<&ApiError> {
         match self {

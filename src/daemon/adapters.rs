@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::ports::{Cloud, Metrics, ModifyCall, ModifyResult, PolicyReadings, PortError};
-use crate::cloud::client::{GaapApi, ModifyRequest, ProxyQuery};
-use crate::cloud::error::{CallError, RetryClass};
+use crate::cloud::client::{GaapApi, ModifyFailure, ModifyOutcome, ModifyRequest, ProxyQuery};
+use crate::cloud::error::{CallError, OUTCOME_UNKNOWN, RetryClass};
 use crate::core::{Ladder, ProxyState, ProxyStatus};
 use crate::metrics::Prometheus;
 use crate::policy::Policy;
@@ -18,15 +18,64 @@ pub struct GaapCloud {
     pub api: Arc<dyn GaapApi>,
 }
 
+/// The port's error: the API's code, or the client's own (`ClientError.NetworkError`,
+/// `ClientError.InconsistentListing`, ...) when the API did not answer with one.
 fn port_error(context: &str, e: &CallError) -> PortError {
-    let code = match e {
-        CallError::Api(a) => Some(a.code.clone()),
-        _ => None,
-    };
     PortError {
         context: context.to_string(),
-        code,
+        code: Some(e.code().to_string()),
         message: e.to_string(),
+    }
+}
+
+/// True when a sent decision may or may not have been applied: the client could not read
+/// the API's answer and DescribeProxies could not settle it
+/// ([`crate::cloud::error::OUTCOME_UNKNOWN`], reported as [`ModifyResult::Failed`]). Such
+/// a decision is not a failure: keep it pending and confirm or re-send it with the same
+/// ClientToken (as start-up reconciliation does) before deciding that proxy again.
+pub fn outcome_unknown(result: &ModifyResult) -> bool {
+    matches!(result, ModifyResult::Failed { code: Some(c), .. } if c == OUTCOME_UNKNOWN)
+}
+
+/// The client's answer to a modify call, as the engine sees it: applied; rejected (the API
+/// said no and retrying would not help); or failed (transient errors exhausted, no answer,
+/// or an outcome unknown). Pure: table-tested below.
+pub fn modify_result(answer: Result<ModifyOutcome, ModifyFailure>) -> ModifyResult {
+    match answer {
+        Ok(o) => ModifyResult::Applied {
+            request_id: o.request_id,
+            attempts: o.attempts,
+            confirmed_duplicate: o.confirmed_duplicate,
+        },
+        Err(f) => {
+            let (code, request_id, message) = match &f.error {
+                CallError::Api(a) => (
+                    Some(a.code.clone()),
+                    Some(a.request_id.clone()),
+                    a.message.clone(),
+                ),
+                // May have been applied: the code tells the engine so (see
+                // `outcome_unknown`).
+                e @ CallError::OutcomeUnknown { .. } => {
+                    (Some(OUTCOME_UNKNOWN.to_string()), None, e.to_string())
+                }
+                other => (None, None, other.to_string()),
+            };
+            let api_said_no = f.error.api().is_some();
+            match (f.error.retry_class(), code) {
+                (RetryClass::NoRetry, Some(code)) if api_said_no => ModifyResult::Rejected {
+                    code,
+                    message,
+                    request_id,
+                    attempts: f.attempts,
+                },
+                (_, code) => ModifyResult::Failed {
+                    code,
+                    message,
+                    attempts: f.attempts,
+                },
+            }
+        }
     }
 }
 
@@ -35,6 +84,15 @@ impl Cloud for GaapCloud {
         let list = self
             .api
             .describe_proxies(&ProxyQuery::All)
+            .await
+            .map_err(|e| port_error("DescribeProxies", &e))?;
+        Ok(list.iter().map(|p| p.to_state()).collect())
+    }
+
+    async fn proxies(&self, ids: &[String]) -> Result<Vec<ProxyState>, PortError> {
+        let list = self
+            .api
+            .describe_proxies(&ProxyQuery::Ids(ids.to_vec()))
             .await
             .map_err(|e| port_error("DescribeProxies", &e))?;
         Ok(list.iter().map(|p| p.to_state()).collect())
@@ -87,36 +145,7 @@ impl Cloud for GaapCloud {
         } else {
             Priority::Low
         };
-        match self.api.modify_proxy_configuration(&req, priority).await {
-            Ok(o) => ModifyResult::Applied {
-                request_id: o.request_id,
-                attempts: o.attempts,
-                confirmed_duplicate: o.confirmed_duplicate,
-            },
-            Err(f) => {
-                let (code, request_id, message) = match &f.error {
-                    CallError::Api(a) => (
-                        Some(a.code.clone()),
-                        Some(a.request_id.clone()),
-                        a.message.clone(),
-                    ),
-                    other => (None, None, other.to_string()),
-                };
-                match (f.error.retry_class(), code) {
-                    (RetryClass::NoRetry, Some(code)) => ModifyResult::Rejected {
-                        code,
-                        message,
-                        request_id,
-                        attempts: f.attempts,
-                    },
-                    (_, code) => ModifyResult::Failed {
-                        code,
-                        message,
-                        attempts: f.attempts,
-                    },
-                }
-            }
-        }
+        modify_result(self.api.modify_proxy_configuration(&req, priority).await)
     }
 }
 
@@ -139,5 +168,115 @@ impl Metrics for Prometheus {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::error::ApiError;
+
+    fn api(code: &str) -> CallError {
+        CallError::Api(ApiError {
+            code: code.into(),
+            message: "m".into(),
+            request_id: "r-1".into(),
+        })
+    }
+
+    /// Which answers are rejections (the proxy is skipped until it changes) and which are
+    /// failures (nothing learned: the next pass may try again), and which code each keeps.
+    #[test]
+    fn modify_answers_map_to_rejected_failed_or_applied() {
+        let cases: Vec<Case> = vec![
+            (
+                "accepted",
+                Ok(ModifyOutcome {
+                    request_id: "r-0".into(),
+                    attempts: 2,
+                    confirmed_duplicate: true,
+                }),
+                "applied",
+                None,
+            ),
+            (
+                "NotSupportScalar",
+                Err(fail(api("FailedOperation.NotSupportScalar"))),
+                "rejected",
+                Some("FailedOperation.NotSupportScalar"),
+            ),
+            (
+                "AuthFailure",
+                Err(fail(api("AuthFailure.SignatureFailure"))),
+                "rejected",
+                Some("AuthFailure.SignatureFailure"),
+            ),
+            (
+                "InvalidParameterValue",
+                Err(fail(api("InvalidParameterValue"))),
+                "rejected",
+                Some("InvalidParameterValue"),
+            ),
+            (
+                "throttled after retries",
+                Err(fail(api("RequestLimitExceeded"))),
+                "failed",
+                Some("RequestLimitExceeded"),
+            ),
+            (
+                "InternalError after retries",
+                Err(fail(api("InternalError"))),
+                "failed",
+                Some("InternalError"),
+            ),
+            (
+                "network",
+                Err(fail(CallError::Network {
+                    action: "ModifyProxyConfiguration".into(),
+                    message: "reset".into(),
+                })),
+                "failed",
+                None,
+            ),
+            (
+                "HTTP 502",
+                Err(fail(CallError::HttpStatus {
+                    action: "ModifyProxyConfiguration".into(),
+                    status: 502,
+                })),
+                "failed",
+                None,
+            ),
+            (
+                "outcome unknown",
+                Err(fail(CallError::OutcomeUnknown {
+                    action: "ModifyProxyConfiguration".into(),
+                    message: "unreadable".into(),
+                })),
+                "failed",
+                Some(OUTCOME_UNKNOWN),
+            ),
+        ];
+        for (what, answer, kind, code) in cases {
+            let r = modify_result(answer);
+            let (got_kind, got_code) = match &r {
+                ModifyResult::Applied { .. } => ("applied", None),
+                ModifyResult::Rejected { code, .. } => ("rejected", Some(code.as_str())),
+                ModifyResult::Failed { code, .. } => ("failed", code.as_deref()),
+            };
+            assert_eq!((got_kind, got_code), (kind, code), "{what}: {r:?}");
+            assert_eq!(outcome_unknown(&r), code == Some(OUTCOME_UNKNOWN), "{what}");
+        }
+    }
+
+    type Case = (
+        &'static str,
+        Result<ModifyOutcome, ModifyFailure>,
+        &'static str,
+        Option<&'static str>,
+    );
+
+    fn fail(error: CallError) -> ModifyFailure {
+        ModifyFailure { error, attempts: 3 }
     }
 }

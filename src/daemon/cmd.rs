@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// e.g. to replay an incident in dry-run mode. Queries run at that time too.
     #[arg(long, requires = "once", value_parser = crate::time::parse_time)]
     pub at: Option<crate::time::Timestamp>,
+    /// With --once: how long to watch applied changes until their proxies are RUNNING
+    /// again, so their completion is logged (0s: do not wait).
+    #[arg(long, requires = "once", default_value = "2m", value_parser = parse_duration)]
+    pub wait: Duration,
     /// Overrides `[engine] listen` (e.g. 127.0.0.1:0 for a free port).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
@@ -62,7 +66,31 @@ fn load(dir: &Path) -> Result<Vec<Arc<Policy>>, Vec<Diagnostic>> {
     load_policies(&[dir.to_path_buf()]).map(|ps| ps.into_iter().map(Arc::new).collect())
 }
 
+/// Makes the daemon's memory (which holds the secret key and any session token) hard to
+/// leak through a crash: no core file (RLIMIT_CORE 0, soft and hard), not dumpable
+/// (PR_SET_DUMPABLE 0: no core, no ptrace attach by other processes of the same user),
+/// and files it creates readable by its owner only (umask 077). Called first in `run`.
+pub fn harden_process() -> std::io::Result<()> {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls with valid arguments; no memory is shared.
+    unsafe {
+        if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        #[cfg(target_os = "linux")]
+        if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::umask(0o077);
+    }
+    Ok(())
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    harden_process().map_err(|e| env_error(format!("cannot disable core dumps: {e}")))?;
     let config = Config::load(&args.config).map_err(|d| anyhow::anyhow!("{}", render(&d)))?;
     let policies = load(&config.engine.policies)
         .map_err(|d| anyhow::anyhow!("invalid policies:\n{}", render(&d)))?;
@@ -95,6 +123,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // Locked (another process holds it) or unreadable: the environment, exit 2.
     let log = DecisionLog::open(&config.engine.data_dir).map_err(|e| env_error(e.to_string()))?;
     let log = Arc::new(log);
+    // A restart must not start with an empty budget: count what the previous process sent.
+    let sent = crate::store::budget::recent_sends(
+        &log,
+        crate::time::Timestamp::from_datetime(&chrono::Utc::now()),
+        limiter.window(),
+        // The daemon's client retries with the default policy.
+        crate::cloud::client::RetryPolicy::default().max_attempts,
+    )
+    .map_err(|e| env_error(e.to_string()))?;
+    limiter.seed("ModifyProxyConfiguration", &sent);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -106,7 +144,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let options = EngineOptions {
             dry_run: args.dry_run,
             fleet_refresh: config.engine.fleet_refresh,
+            // `--once` watches its changes together at the end (see --wait).
             watch_completion: !args.once,
+            watch_interval: if args.once { Duration::from_secs(1) } else { EngineOptions::default().watch_interval },
             ..EngineOptions::default()
         };
         let cloud = Arc::new(GaapCloud { api: client });
@@ -119,6 +159,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .await
             .map_err(|e| env_error(format!("cannot listen on {listen}: {e} (set [engine] listen or --listen)")))?;
         let local = listener.local_addr()?;
+        if let Some(w) = http::listen_warning(local) {
+            warn!(listen = %local, "{w}");
+            crate::telemetry::notice(&format!("gaap-autoscaler: warning: {w}"));
+        }
         let ready = Arc::new(AtomicBool::new(false));
         let reader_log = Arc::clone(&log);
         let sampler_stats = Arc::clone(&stats);
@@ -140,37 +184,48 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             let _ = http_stopped.await;
         }));
         info!(address = %local, "serving /metrics, /healthz, /readyz and /log/decisions");
-        eprintln!("gaap-autoscaler: listening on http://{local} (policies: {})", policies.len());
+        crate::telemetry::notice(&format!(
+            "gaap-autoscaler: listening on http://{local} (policies: {})",
+            policies.len()
+        ));
 
+        engine.set_policies(&policies);
         match engine.reconcile(clock.now()).await {
-            Ok(0) => {}
-            Ok(n) => info!(count = n, "reconciled decisions left without an outcome"),
-            Err(e) => warn!(error = %e, "reconciliation failed; those decisions stay pending until the next start"),
+            Ok(s) if s.kept > 0 && engine.options.dry_run => crate::telemetry::notice(&format!(
+                "gaap-autoscaler: {} decisions logged without an answer stay pending (dry run: none re-sent)",
+                s.kept
+            )),
+            Ok(s) => {
+                if s.settled() + s.kept > 0 {
+                    info!(applied = s.applied, failed = s.failed, abandoned = s.abandoned, superseded = s.superseded, kept = s.kept, "reconciled decisions left without an outcome");
+                }
+            }
+            Err(e) => warn!(error = %e, waiting = engine.unreconciled(), "reconciliation failed; it is retried before each pass, and the proxies with decisions logged without an answer are not evaluated until it succeeds"),
         }
         ready.store(true, Ordering::SeqCst);
 
         let code = if args.once {
             let at = args.at.unwrap_or_else(|| clock.now());
             let reports = run_once(&engine, &policies, at).await;
+            let (complete, adjusting) = engine.await_completion(args.wait).await;
+            if complete + adjusting > 0 {
+                crate::telemetry::notice(&format!(
+                    "gaap-autoscaler: {complete} changes complete{}",
+                    if adjusting > 0 {
+                        format!(", {adjusting} still adjusting after {:?} (their completion is not logged; see --wait)", args.wait)
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
             let mut failed = false;
             for r in &reports {
                 match &r.error {
                     Some(e) => {
                         failed = true;
-                        eprintln!("{}: {e}", r.policy);
+                        crate::telemetry::notice(&format!("{}: {e}", r.policy));
                     }
-                    None => eprintln!(
-                        "{}: {} proxies evaluated, {} changes{}{}",
-                        r.policy,
-                        r.evaluated,
-                        r.changes,
-                        if engine.options.dry_run { " (dry run: none sent)" } else { "" },
-                        if r.query_errors > 0 {
-                            format!("; {} metric queries failed (proxies held)", r.query_errors)
-                        } else {
-                            String::new()
-                        }
-                    ),
+                    None => crate::telemetry::notice(&once_summary(r)),
                 }
                 failed |= r.query_errors > 0;
             }
@@ -251,10 +306,10 @@ async fn daemon(
             Err(diags) => {
                 stats.reloads.with_label_values(&["invalid"]).inc();
                 error!(why = reason, problems = %render(&diags), "invalid policies; keeping the running ones");
-                eprintln!(
+                crate::telemetry::notice(&format!(
                     "policy reload rejected, the running policies stay:\n{}",
                     render(&diags)
-                );
+                ));
             }
         }
     }
@@ -278,4 +333,31 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
         .collect();
     out.sort();
     out
+}
+
+/// One line per policy for `run --once`.
+fn once_summary(r: &super::engine::PassReport) -> String {
+    let mut line = format!(
+        "{}: {} proxies evaluated, {} changes sent",
+        r.policy, r.evaluated, r.changes
+    );
+    if r.dry_run_changes > 0 {
+        line += &format!(", {} dry-run changes (none sent)", r.dry_run_changes);
+    }
+    if r.unreconciled > 0 {
+        line += &format!(
+            "; {} proxies not evaluated: a decision of theirs awaits reconciliation",
+            r.unreconciled
+        );
+    }
+    if r.stale > 0 {
+        line += &format!(
+            "; {} changes not sent: the proxy moved while the view grew old",
+            r.stale
+        );
+    }
+    if r.query_errors > 0 {
+        line += &format!("; {} metric queries failed (proxies held)", r.query_errors);
+    }
+    line
 }

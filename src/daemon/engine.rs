@@ -13,13 +13,13 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use super::ports::{Cloud, Metrics, ModifyCall, ModifyResult, PortError};
+use super::ports::{Cloud, Metrics, ModifyCall, ModifyResult, PolicyReadings, PortError};
 use super::schedule::Clock;
 use super::stats::Stats;
 use crate::core::{self, ControllerState, Direction, Ladder, ProxyState, ProxyStatus, Verdict};
 use crate::policy::{Mode, Policy};
 use crate::store::{
-    DecisionLog, DecisionRecord, Outcome, OutcomeUpdate, RecordContext, StoreError,
+    DecisionLog, DecisionRecord, LogFilter, Outcome, OutcomeUpdate, RecordContext, StoreError,
 };
 use crate::time::Timestamp;
 
@@ -36,6 +36,9 @@ pub struct EngineOptions {
     pub watch_timeout: Duration,
     /// A logged change older than this is not re-sent at start-up.
     pub reconcile_max_age: Duration,
+    /// A proxy listing older than this when changes are about to be sent is re-checked
+    /// (each changing proxy's current values read again); a proxy that moved is not sent.
+    pub max_view_age: Duration,
 }
 
 impl Default for EngineOptions {
@@ -47,6 +50,7 @@ impl Default for EngineOptions {
             watch_interval: Duration::from_secs(5),
             watch_timeout: Duration::from_secs(1800),
             reconcile_max_age: Duration::from_secs(900),
+            max_view_age: Duration::from_secs(10),
         }
     }
 }
@@ -58,6 +62,8 @@ struct FleetCache {
     /// same time share it (policies select disjoint proxies, so none of them changes what
     /// another one reads).
     proxies_for: Option<Timestamp>,
+    /// When (engine clock) the reading of `proxies` started: the age of the view.
+    proxies_read_at: Timestamp,
     ladders: HashMap<(String, String), Ladder>,
     loaded_at: Option<Timestamp>,
 }
@@ -79,12 +85,51 @@ pub struct PassReport {
     pub policy: String,
     pub time: Timestamp,
     pub evaluated: usize,
+    /// Changes sent (live mode).
     pub changes: usize,
+    /// Changes decided and logged as dry-run (nothing sent).
+    pub dry_run_changes: usize,
     /// Proxies left out because a change of theirs is still in flight.
     pub busy: usize,
+    /// Proxies left out because a decision of theirs is logged without an answer and
+    /// reconciliation has not settled it yet (nothing new is decided for them meanwhile).
+    pub unreconciled: usize,
+    /// Changes not sent because the proxy had moved when the stale view was re-checked.
+    pub stale: usize,
     /// Signal queries that failed (their proxies held).
     pub query_errors: usize,
     pub error: Option<String>,
+}
+
+/// What one pass reads of the fleet.
+struct View {
+    /// The proxies the policy selects, as listed.
+    proxies: Vec<ProxyState>,
+    ladders: HashMap<(String, String), Ladder>,
+    /// When (engine clock) the listing was read: its age decides whether changes are
+    /// re-checked before they are sent.
+    read_at: Timestamp,
+}
+
+/// One proxy's decision in a pass, before the log took it.
+struct Decided<'v> {
+    key: (String, String),
+    decision: core::Decision,
+    /// The state the decision started from.
+    state: ControllerState,
+    proxy: &'v ProxyState,
+    outcome: Outcome,
+    mode: Mode,
+}
+
+/// A logged change about to be sent.
+struct Change {
+    id: String,
+    key: (String, String),
+    decision: core::Decision,
+    prev_state: ControllerState,
+    proxy: ProxyState,
+    billing_type: Option<i64>,
 }
 
 pub struct Engine<C: Cloud, M: Metrics> {
@@ -102,6 +147,19 @@ pub struct Engine<C: Cloud, M: Metrics> {
     /// Per (policy, proxy): its last record, while it is a hold that later identical holds
     /// are counted on (see `DecisionRecord::repeats_hold`).
     last_holds: Mutex<HashMap<(String, String), DecisionRecord>>,
+    /// Proxies with a decision logged as planned and never answered (from the log at
+    /// start-up): their live passes wait until reconciliation settles the decision.
+    unreconciled: Mutex<HashSet<String>>,
+    /// One reconciliation at a time (start-up, or retried before a pass).
+    reconciling: tokio::sync::Mutex<()>,
+    /// The running policies (for reconciliation: which policy manages a proxy now, and
+    /// in which mode). Set by the driver at start and on every reload.
+    policies: Mutex<Vec<Arc<Policy>>>,
+    /// Applied changes not watched to completion (`watch_completion` off): for
+    /// [`Engine::await_completion`] (`run --once`), as (decision id, proxy id).
+    unwatched: Mutex<Vec<(String, String)>>,
+    /// Reconciliation has not succeeded yet (or failed): retried before each pass.
+    needs_reconcile: std::sync::atomic::AtomicBool,
 }
 
 impl<C: Cloud, M: Metrics> Engine<C, M> {
@@ -115,6 +173,9 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
         clock: Clock,
     ) -> Result<Arc<Self>, StoreError> {
         let states = journal.load_all_states()?.into_iter().collect();
+        let unreconciled: HashSet<String> =
+            journal.pending()?.into_iter().map(|r| r.proxy_id).collect();
+        let needs_reconcile = std::sync::atomic::AtomicBool::new(!unreconciled.is_empty());
         Ok(Arc::new(Engine {
             cloud,
             metrics,
@@ -127,15 +188,31 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             busy: Mutex::new(HashSet::new()),
             blocked: Mutex::new(HashMap::new()),
             last_holds: Mutex::new(HashMap::new()),
+            unreconciled: Mutex::new(unreconciled),
+            reconciling: tokio::sync::Mutex::new(()),
+            policies: Mutex::new(Vec::new()),
+            needs_reconcile,
+            unwatched: Mutex::new(Vec::new()),
         }))
     }
 
+    /// The policies now running (call at start and on every reload).
+    pub fn set_policies(&self, policies: &[Arc<Policy>]) {
+        *self.policies.lock().expect("lock") = policies.to_vec();
+        // Decisions left pending for a dry-run policy may be settled by the new set.
+        if !self.unreconciled.lock().expect("lock").is_empty() {
+            self.needs_reconcile
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// How many proxies wait for reconciliation.
+    pub fn unreconciled(&self) -> usize {
+        self.unreconciled.lock().expect("lock").len()
+    }
+
     /// The proxies a policy selects, with fresh state, and the ladders they need.
-    async fn fleet_for(
-        &self,
-        policy: &Policy,
-        now: Timestamp,
-    ) -> Result<(Vec<ProxyState>, HashMap<(String, String), Ladder>), PortError> {
+    async fn fleet_for(&self, policy: &Policy, now: Timestamp) -> Result<View, PortError> {
         let mut cache = self.fleet.lock().await;
         let stale = cache
             .loaded_at
@@ -145,8 +222,10 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
         // only when stale or for a new region pair.
         let read_now = cache.proxies_for != Some(now);
         let proxies = if read_now {
+            let read_at = self.clock.now();
             let proxies = self.cloud.list_proxies().await?;
             cache.proxies_for = Some(now);
+            cache.proxies_read_at = read_at;
             proxies
         } else {
             std::mem::take(&mut cache.proxies)
@@ -185,7 +264,11 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                 self.stats.proxies.with_label_values(&[s]).set(n);
             }
         }
-        Ok((selected, cache.ladders.clone()))
+        Ok(View {
+            proxies: selected,
+            ladders: cache.ladders.clone(),
+            read_at: cache.proxies_read_at,
+        })
     }
 
     /// Logs a pass's records, flushed, and returns their ids in order. A hold that repeats
@@ -225,7 +308,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
         };
         for ((i, mut rec), id) in at.into_iter().zip(fresh).zip(stored) {
             ids[i] = Some(id.clone());
-            if rec.outcome == Outcome::Held && rec.note.is_none() {
+            if matches!(rec.outcome, Outcome::Held | Outcome::Skipped) && rec.note.is_none() {
                 rec.id = id;
                 last.insert((rec.policy.clone(), rec.proxy_id.clone()), rec);
             }
@@ -236,9 +319,10 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             .collect())
     }
 
-    /// One pass of `policy` at `now`. Changes are sent on tasks whose handles are pushed
-    /// to `calls`, so the caller decides whether to wait for them (dropping a handle does
-    /// not cancel the call).
+    /// One pass of `policy` at `now`: read → decide → log → act, each a step that returns
+    /// what the next one needs. Changes are sent on tasks whose handles are pushed to
+    /// `calls`, so the caller decides whether to wait for them (dropping a handle does not
+    /// cancel the call).
     pub async fn run_pass(
         self: &Arc<Self>,
         policy: &Arc<Policy>,
@@ -251,15 +335,47 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             time: now,
             ..PassReport::default()
         };
-        let (proxies, ladders) = match self.fleet_for(policy, now).await {
-            Ok(f) => f,
+        self.retry_reconciliation(now).await;
+        let (view, readings) = match self.read(policy, now, &mut report).await {
+            Ok(r) => r,
             Err(e) => {
                 error!(policy = %policy.name, error = %e, "cannot read the fleet; nothing decided this pass");
                 report.error = Some(e.to_string());
                 return report;
             }
         };
-        let ids: Vec<String> = proxies.iter().map(|p| p.id.clone()).collect();
+        let (decided, records) = self.decide_all(policy, &view, &readings, now, &mut report);
+        // The whole pass is logged in one batch (one flush) before anything is sent:
+        // durable before acting, without a disk sync per proxy.
+        let ids = match self.log_pass(records) {
+            Ok(ids) => ids,
+            Err(e) => {
+                // If the log cannot take the pass, nothing is sent and no state moves.
+                error!(policy = %policy.name, error = %e, "cannot log the pass's decisions; not acting on them");
+                report.error = Some(format!("decision log: {e}"));
+                return report;
+            }
+        };
+        let changes = self.carry_on(policy, ids, decided, &mut report);
+        let changes = self.recheck_if_stale(changes, &view, &mut report).await;
+        report.changes = changes.len();
+        self.send(policy, changes, calls);
+        self.stats
+            .pass_duration
+            .with_label_values(&[policy.name.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+        report
+    }
+
+    /// The proxies the policy selects (fresh values), their ladders, and their signals.
+    async fn read(
+        &self,
+        policy: &Policy,
+        now: Timestamp,
+        report: &mut PassReport,
+    ) -> Result<(View, PolicyReadings), PortError> {
+        let view = self.fleet_for(policy, now).await?;
+        let ids: Vec<String> = view.proxies.iter().map(|p| p.id.clone()).collect();
         let readings = self.metrics.observe(policy, &ids, now).await;
         // (The metrics adapter logs each failure with its details.)
         report.query_errors = readings.query_errors.len();
@@ -269,16 +385,39 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                 .with_label_values(&[policy.name.as_str(), kind.as_str()])
                 .inc();
         }
+        Ok((view, readings))
+    }
 
-        // Decide every proxy, then log the whole pass in one batch (one flush) before
-        // sending anything: durable before acting, without a disk sync per proxy.
+    /// Decides every proxy of the view that may be decided now; returns the decisions and
+    /// their records, in the same order. No IO but the in-memory maps.
+    fn decide_all<'v>(
+        &self,
+        policy: &Policy,
+        view: &'v View,
+        readings: &PolicyReadings,
+        now: Timestamp,
+        report: &mut PassReport,
+    ) -> (Vec<Decided<'v>>, Vec<DecisionRecord>) {
+        let mode = if self.options.dry_run {
+            Mode::DryRun
+        } else {
+            policy.mode
+        };
         let empty = core::Observation::default();
-        let mut decided = Vec::with_capacity(proxies.len());
-        let mut records = Vec::with_capacity(proxies.len());
-        for proxy in &proxies {
+        let mut decided = Vec::with_capacity(view.proxies.len());
+        let mut records = Vec::with_capacity(view.proxies.len());
+        for proxy in &view.proxies {
             if self.busy.lock().expect("lock").contains(&proxy.id) {
                 report.busy += 1;
                 debug!(policy = %policy.name, proxy = %proxy.id, "change in flight; not evaluated");
+                continue;
+            }
+            // A live decision for a proxy whose earlier decision may still be in flight
+            // could change it twice for one need: wait for reconciliation. (A dry run
+            // sends nothing, so it may decide.)
+            if mode == Mode::Live && self.unreconciled.lock().expect("lock").contains(&proxy.id) {
+                report.unreconciled += 1;
+                debug!(policy = %policy.name, proxy = %proxy.id, "a logged decision awaits reconciliation; not evaluated");
                 continue;
             }
             let key = (policy.name.clone(), proxy.id.clone());
@@ -289,44 +428,14 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                 .get(&key)
                 .cloned()
                 .unwrap_or_default();
-            let ladder = ladders.get(&(
+            let ladder = view.ladders.get(&(
                 proxy.access_region.clone(),
                 proxy.real_server_region.clone(),
             ));
             let obs = readings.per_proxy.get(&proxy.id).unwrap_or(&empty);
             let decision = core::decide(policy, proxy, ladder, obs, &state, now);
             report.evaluated += 1;
-
-            let mode = if self.options.dry_run {
-                Mode::DryRun
-            } else {
-                policy.mode
-            };
-            let mut note = None;
-            let outcome = match decision.verdict {
-                Verdict::Change => {
-                    let blocked = self.blocked.lock().expect("lock").get(&proxy.id).cloned();
-                    match blocked {
-                        Some(b) if b.snapshot == snapshot(proxy) => {
-                            note = Some(format!(
-                                "not sent: an earlier change was rejected with {} and the proxy has not changed since",
-                                b.code
-                            ));
-                            Outcome::Skipped
-                        }
-                        _ => {
-                            self.blocked.lock().expect("lock").remove(&proxy.id);
-                            if mode == Mode::DryRun {
-                                Outcome::DryRun
-                            } else {
-                                Outcome::Planned
-                            }
-                        }
-                    }
-                }
-                Verdict::Hold | Verdict::Wait => Outcome::Held,
-                Verdict::Skip => Outcome::Skipped,
-            };
+            let (outcome, note) = self.outcome_of(&decision, proxy, mode);
             records.push(DecisionRecord::from_decision(
                 &decision,
                 &RecordContext {
@@ -339,80 +448,228 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                     note: note.as_deref(),
                 },
             ));
-            decided.push((key, decision, state, proxy, outcome));
+            decided.push(Decided {
+                key,
+                decision,
+                state,
+                proxy,
+                outcome,
+                mode,
+            });
         }
-        let ids = match self.log_pass(records) {
-            Ok(ids) => ids,
-            Err(e) => {
-                // If the log cannot take the pass, nothing is sent and no state moves.
-                error!(policy = %policy.name, error = %e, "cannot log the pass's decisions; not acting on them");
-                report.error = Some(format!("decision log: {e}"));
-                return report;
-            }
-        };
+        (decided, records)
+    }
 
+    /// What becomes of a decision: sent (planned), logged only (dry run), held, or
+    /// skipped (with a note when an earlier rejection blocks it).
+    fn outcome_of(
+        &self,
+        decision: &core::Decision,
+        proxy: &ProxyState,
+        mode: Mode,
+    ) -> (Outcome, Option<String>) {
+        match decision.verdict {
+            Verdict::Change => {
+                let blocked = self.blocked.lock().expect("lock").get(&proxy.id).cloned();
+                match blocked {
+                    Some(b) if b.snapshot == snapshot(proxy) => (
+                        Outcome::Skipped,
+                        Some(format!(
+                            "not sent: an earlier change was rejected with {} and the proxy has not changed since",
+                            b.code
+                        )),
+                    ),
+                    _ => {
+                        self.blocked.lock().expect("lock").remove(&proxy.id);
+                        let outcome = if mode == Mode::DryRun {
+                            Outcome::DryRun
+                        } else {
+                            Outcome::Planned
+                        };
+                        (outcome, None)
+                    }
+                }
+            }
+            Verdict::Hold | Verdict::Wait => (Outcome::Held, None),
+            Verdict::Skip => (Outcome::Skipped, None),
+        }
+    }
+
+    /// After the log took the pass: counts and logs each decision, carries the state of
+    /// everything not sent, and returns the changes to send.
+    fn carry_on(
+        &self,
+        policy: &Policy,
+        ids: Vec<String>,
+        decided: Vec<Decided<'_>>,
+        report: &mut PassReport,
+    ) -> Vec<Change> {
         let mut changes = Vec::new();
-        for (id, (key, decision, state, proxy, outcome)) in ids.into_iter().zip(decided) {
-            for r in &decision.reasons {
+        for (id, d) in ids.into_iter().zip(decided) {
+            for r in &d.decision.reasons {
                 self.stats
                     .decisions
-                    .with_label_values(&[policy.name.as_str(), outcome.as_str(), r.code.as_str()])
+                    .with_label_values(&[policy.name.as_str(), d.outcome.as_str(), r.code.as_str()])
                     .inc();
             }
-            if decision.verdict == Verdict::Change || tracing::enabled!(tracing::Level::DEBUG) {
+            if d.decision.verdict == Verdict::Change || tracing::enabled!(tracing::Level::DEBUG) {
                 info!(
-                    policy = %policy.name, proxy = %proxy.id, id = %id, outcome = outcome.as_str(),
-                    bandwidth = %format!("{}->{}", decision.bandwidth_from, decision.bandwidth_to),
-                    concurrent = %format!("{}->{}", decision.concurrent_from, decision.concurrent_to),
-                    reasons = %decision.reason_codes().join(","),
+                    policy = %policy.name, proxy = %d.proxy.id, id = %id, outcome = d.outcome.as_str(),
+                    bandwidth = %format!("{}->{}", d.decision.bandwidth_from, d.decision.bandwidth_to),
+                    concurrent = %format!("{}->{}", d.decision.concurrent_from, d.decision.concurrent_to),
+                    reasons = %d.decision.reason_codes().join(","),
                     "decision"
                 );
             }
-            if outcome == Outcome::Planned {
-                changes.push((id, decision, state, proxy.clone(), policy.billing_type));
-            } else {
-                // Held, dry-run and skipped decisions carry their state on (a dry-run
-                // change counts as made, so its cooldowns show what live mode would do).
-                let next = if outcome == Outcome::Skipped && decision.verdict == Verdict::Change {
-                    state
-                } else {
-                    decision.next_state.clone()
-                };
-                self.keep_state(&key, next);
+            match d.outcome {
+                Outcome::Planned => changes.push(Change {
+                    id,
+                    key: d.key,
+                    decision: d.decision,
+                    prev_state: d.state,
+                    proxy: d.proxy.clone(),
+                    billing_type: policy.billing_type,
+                }),
+                outcome => {
+                    if outcome == Outcome::DryRun {
+                        report.dry_run_changes += 1;
+                    }
+                    // Held, dry-run and skipped decisions carry their state on (a dry-run
+                    // change counts as made, so its cooldowns show what live mode would
+                    // do); a change skipped for an earlier rejection did not happen.
+                    let next =
+                        if outcome == Outcome::Skipped && d.decision.verdict == Verdict::Change {
+                            d.state
+                        } else {
+                            d.decision.next_state
+                        };
+                    self.keep_state(&d.key, next, d.mode);
+                }
             }
         }
+        changes
+    }
 
-        // Urgent first: scale-ups reach the budget before scale-downs.
-        changes.sort_by_key(|c| c.1.direction != Some(Direction::Up));
-        report.changes = changes.len();
-        for (id, decision, prev_state, proxy, billing_type) in changes {
-            self.busy.lock().expect("lock").insert(proxy.id.clone());
+    /// When the proxy listing is older than `max_view_age`, reads the changing proxies'
+    /// current values again and drops (closes in the log, state unchanged) every change
+    /// whose proxy is no longer at the values it was decided from: a decision made on a
+    /// stale view could exceed `max_steps` against the real current value.
+    async fn recheck_if_stale(
+        &self,
+        changes: Vec<Change>,
+        view: &View,
+        report: &mut PassReport,
+    ) -> Vec<Change> {
+        let age = self.clock.now().since(view.read_at);
+        if changes.is_empty() || age <= self.options.max_view_age {
+            return changes;
+        }
+        let ids: Vec<String> = changes.iter().map(|c| c.proxy.id.clone()).collect();
+        let current: Result<HashMap<String, ProxyState>, PortError> = self
+            .cloud
+            .proxies(&ids)
+            .await
+            .map(|ps| ps.into_iter().map(|p| (p.id.clone(), p)).collect());
+        let mut keep = Vec::with_capacity(changes.len());
+        for c in changes {
+            let why = match &current {
+                Err(e) => Some((
+                    "Stale.RecheckFailed",
+                    format!(
+                        "the proxy list was {:.0} s old and re-reading the proxy failed ({e}); not sent, a new decision will be made",
+                        age.as_secs_f64()
+                    ),
+                )),
+                Ok(now) => match now.get(&c.proxy.id) {
+                    Some(p)
+                        if p.status == ProxyStatus::Running
+                            && (p.bandwidth, p.concurrent)
+                                == (c.decision.bandwidth_from, c.decision.concurrent_from) =>
+                    {
+                        None
+                    }
+                    Some(p) => Some((
+                        "Stale.ProxyMoved",
+                        format!(
+                            "decided from {}/{} on a proxy list {:.0} s old; the proxy is now {}/{} ({}): not sent, a new decision will be made",
+                            c.decision.bandwidth_from,
+                            c.decision.concurrent_from,
+                            age.as_secs_f64(),
+                            p.bandwidth,
+                            p.concurrent,
+                            p.status.as_str()
+                        ),
+                    )),
+                    None => Some((
+                        "Stale.ProxyMoved",
+                        "the proxy was not found when its stale view was re-checked; not sent"
+                            .to_string(),
+                    )),
+                },
+            };
+            match why {
+                None => keep.push(c),
+                Some((code, message)) => {
+                    warn!(proxy = %c.proxy.id, id = %c.id, code, "not sent: {message}");
+                    report.stale += 1;
+                    let update = OutcomeUpdate {
+                        error_code: Some(code.into()),
+                        error_message: Some(message),
+                        ..OutcomeUpdate::default()
+                    };
+                    if let Err(e) = self.journal.record_outcome(&c.id, Outcome::Failed, &update) {
+                        error!(id = %c.id, error = %e, "cannot record the outcome");
+                    }
+                    self.keep_state(&c.key, c.prev_state, Mode::Live);
+                }
+            }
+        }
+        keep
+    }
+
+    /// Sends the changes, scale-ups first (they reach the budget before scale-downs).
+    fn send(
+        self: &Arc<Self>,
+        policy: &Policy,
+        mut changes: Vec<Change>,
+        calls: &mut Vec<JoinHandle<()>>,
+    ) {
+        changes.sort_by_key(|c| c.decision.direction != Some(Direction::Up));
+        for c in changes {
+            self.busy.lock().expect("lock").insert(c.proxy.id.clone());
             let call = ModifyCall {
-                proxy_id: proxy.id.clone(),
-                bandwidth: Some(decision.bandwidth_to),
-                concurrent: Some(decision.concurrent_to),
-                client_token: id.clone(),
-                billing_type,
-                urgent: decision.direction == Some(Direction::Up),
+                proxy_id: c.proxy.id.clone(),
+                bandwidth: Some(c.decision.bandwidth_to),
+                concurrent: Some(c.decision.concurrent_to),
+                client_token: c.id.clone(),
+                billing_type: c.billing_type,
+                urgent: c.decision.direction == Some(Direction::Up),
             };
             let engine = Arc::clone(self);
-            let key = (policy.name.clone(), proxy.id.clone());
+            debug!(policy = %policy.name, proxy = %c.proxy.id, id = %c.id, "sending");
             calls.push(tokio::spawn(async move {
                 let result = engine.cloud.modify(call).await;
                 engine
-                    .settle(&key, &id, &proxy, result, decision.next_state, prev_state)
+                    .settle(
+                        &c.key,
+                        &c.id,
+                        &c.proxy,
+                        result,
+                        c.decision.next_state,
+                        c.prev_state,
+                    )
                     .await;
             }));
         }
-        self.stats
-            .pass_duration
-            .with_label_values(&[policy.name.as_str()])
-            .observe(started.elapsed().as_secs_f64());
-        report
     }
 
-    fn keep_state(&self, key: &(String, String), state: ControllerState) {
-        if let Err(e) = self.journal.save_state(&key.0, &key.1, &state) {
+    /// Keeps a proxy's next controller state: in memory always, in the store only for
+    /// live decisions (a `--dry-run` engine decides in dry-run mode), so a dry run never
+    /// changes what the live daemon does next.
+    fn keep_state(&self, key: &(String, String), state: ControllerState, mode: Mode) {
+        if mode == Mode::Live
+            && let Err(e) = self.journal.save_state(&key.0, &key.1, &state)
+        {
             error!(policy = %key.0, proxy = %key.1, error = %e, "cannot persist controller state");
         }
         self.states.lock().expect("lock").insert(key.clone(), state);
@@ -429,28 +686,15 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
         next_state: ControllerState,
         prev_state: ControllerState,
     ) {
-        let (outcome, update) = match &result {
+        match &result {
             ModifyResult::Applied {
                 request_id,
                 attempts,
                 confirmed_duplicate,
             } => {
                 info!(proxy = %proxy.id, id, request_id = %request_id, attempts, confirmed_duplicate, "change applied");
-                (
-                    Outcome::Applied,
-                    OutcomeUpdate {
-                        request_id: Some(request_id.clone()),
-                        attempts: *attempts,
-                        ..OutcomeUpdate::default()
-                    },
-                )
             }
-            ModifyResult::Rejected {
-                code,
-                message,
-                request_id,
-                attempts,
-            } => {
+            ModifyResult::Rejected { code, message, .. } => {
                 warn!(proxy = %proxy.id, id, code = %code, message = %message, "change rejected; proxy skipped until it changes");
                 self.blocked.lock().expect("lock").insert(
                     proxy.id.clone(),
@@ -459,15 +703,6 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                         snapshot: snapshot(proxy),
                     },
                 );
-                (
-                    Outcome::Failed,
-                    OutcomeUpdate {
-                        request_id: request_id.clone(),
-                        error_code: Some(code.clone()),
-                        error_message: Some(message.clone()),
-                        attempts: *attempts,
-                    },
-                )
             }
             ModifyResult::Failed {
                 code,
@@ -475,17 +710,28 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                 attempts,
             } => {
                 warn!(proxy = %proxy.id, id, code = ?code, message = %message, attempts, "change failed after retries");
-                (
-                    Outcome::Failed,
-                    OutcomeUpdate {
-                        request_id: None,
-                        error_code: code.clone(),
-                        error_message: Some(message.clone()),
-                        attempts: *attempts,
-                    },
-                )
             }
-        };
+        }
+        if super::adapters::outcome_unknown(&result) {
+            // Neither applied nor refused as far as anyone can tell: the decision stays
+            // pending, the proxy waits, and reconciliation (retried before the next pass)
+            // confirms it or re-sends it under the same ClientToken.
+            warn!(proxy = %proxy.id, id, "the outcome is unknown; the decision stays pending until reconciliation settles it");
+            self.stats
+                .modify_calls
+                .with_label_values(&["unknown"])
+                .inc();
+            self.unreconciled
+                .lock()
+                .expect("lock")
+                .insert(proxy.id.clone());
+            self.needs_reconcile
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            self.keep_state(key, prev_state, Mode::Live);
+            self.busy.lock().expect("lock").remove(&proxy.id);
+            return;
+        }
+        let (outcome, update) = outcome_update(&result);
         let label = match &result {
             ModifyResult::Applied { .. } => "applied".to_string(),
             ModifyResult::Rejected { code, .. } => format!("rejected:{code}"),
@@ -509,11 +755,55 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             s.concurrent.last_down = prev_state.concurrent.last_down;
             s
         };
-        self.keep_state(key, state);
-        if outcome == Outcome::Applied && self.options.watch_completion {
-            self.watch(id, &proxy.id).await;
+        self.keep_state(key, state, Mode::Live);
+        if outcome == Outcome::Applied {
+            if self.options.watch_completion {
+                self.watch(id, &proxy.id).await;
+            } else {
+                self.unwatched
+                    .lock()
+                    .expect("lock")
+                    .push((id.to_string(), proxy.id.clone()));
+            }
         }
         self.busy.lock().expect("lock").remove(&proxy.id);
+    }
+
+    /// Polls the proxies of the applied changes that were not watched (one status read per
+    /// 100 proxies each `watch_interval`) until they are RUNNING again or `timeout`
+    /// passes; logs each completion. Returns (complete, still adjusting).
+    pub async fn await_completion(&self, timeout: Duration) -> (usize, usize) {
+        let mut left = std::mem::take(&mut *self.unwatched.lock().expect("lock"));
+        let started = tokio::time::Instant::now();
+        let mut done = 0;
+        while !left.is_empty() && started.elapsed() < timeout {
+            tokio::time::sleep(self.options.watch_interval).await;
+            let mut running = HashSet::new();
+            for chunk in left.chunks(100) {
+                let ids: Vec<String> = chunk.iter().map(|(_, p)| p.clone()).collect();
+                match self.cloud.statuses(&ids).await {
+                    Ok(s) => running.extend(
+                        s.into_iter()
+                            .filter(|(_, st)| *st == ProxyStatus::Running)
+                            .map(|(p, _)| p),
+                    ),
+                    Err(e) => debug!(error = %e, "status poll failed"),
+                }
+            }
+            let at = self.clock.now();
+            left.retain(|(id, proxy)| {
+                if !running.contains(proxy) {
+                    return true;
+                }
+                if let Err(e) = self.journal.record_completion(id, at) {
+                    error!(id, error = %e, "cannot record completion");
+                }
+                info!(proxy = %proxy, id, "change complete: proxy RUNNING");
+                done += 1;
+                false
+            });
+        }
+        (done, left.len())
     }
 
     /// Polls the proxy until it is RUNNING again (bounded), then logs completion.
@@ -541,13 +831,72 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
         );
     }
 
-    /// At start-up: decisions logged as planned but never answered (the process died in
-    /// between) are re-sent with the same ClientToken — a duplicate means the first
-    /// attempt took effect — unless they are too old or the proxy moved on.
-    pub async fn reconcile(self: &Arc<Self>, now: Timestamp) -> Result<usize, ReconcileError> {
+    /// Start-up reconciliation of the decisions logged as planned but never answered (the
+    /// process died in between). For each proxy only its newest such decision may be
+    /// re-sent, with its own ClientToken (a duplicate means the first attempt took
+    /// effect), and only when it is fresh, no newer decision of the proxy was logged, the
+    /// same policy still manages the proxy in live mode, and the proxy is at the
+    /// decision's target (to confirm) or RUNNING at its from-values. Everything else is
+    /// closed without a call (`Reconcile.Superseded`, `Reconcile.Abandoned`). Under
+    /// `--dry-run` nothing is sent and nothing closed: the decisions stay pending. Until
+    /// this succeeds, live passes leave those proxies alone (see `retry_reconciliation`).
+    pub async fn reconcile(
+        self: &Arc<Self>,
+        now: Timestamp,
+    ) -> Result<ReconcileSummary, ReconcileError> {
+        let _one = self.reconciling.lock().await;
+        let result = self.reconcile_locked(now).await;
+        self.needs_reconcile
+            .store(result.is_err(), std::sync::atomic::Ordering::SeqCst);
+        result
+    }
+
+    /// Before a pass: retries a reconciliation that failed (or that new policies may now
+    /// settle). Proxies it cannot settle keep waiting.
+    async fn retry_reconciliation(self: &Arc<Self>, now: Timestamp) {
+        use std::sync::atomic::Ordering;
+        if !self.needs_reconcile.load(Ordering::SeqCst) {
+            return;
+        }
+        let _one = self.reconciling.lock().await;
+        if !self.needs_reconcile.load(Ordering::SeqCst) {
+            return;
+        }
+        match self.reconcile_locked(now).await {
+            Ok(s) => {
+                self.needs_reconcile.store(false, Ordering::SeqCst);
+                info!(
+                    applied = s.applied,
+                    failed = s.failed,
+                    abandoned = s.abandoned,
+                    superseded = s.superseded,
+                    kept = s.kept,
+                    "reconciliation retried: done"
+                );
+            }
+            Err(e) => {
+                warn!(error = %e, waiting = self.unreconciled(), "reconciliation failed again; proxies with decisions logged without an answer are not evaluated until it succeeds");
+            }
+        }
+    }
+
+    async fn reconcile_locked(
+        self: &Arc<Self>,
+        now: Timestamp,
+    ) -> Result<ReconcileSummary, ReconcileError> {
         let pending = self.journal.pending()?;
+        let mut summary = ReconcileSummary::default();
         if pending.is_empty() {
-            return Ok(0);
+            self.unreconciled.lock().expect("lock").clear();
+            return Ok(summary);
+        }
+        if self.options.dry_run {
+            summary.kept = pending.len();
+            info!(
+                count = pending.len(),
+                "dry run: decisions logged without an answer stay pending; none is sent"
+            );
+            return Ok(summary);
         }
         info!(
             count = pending.len(),
@@ -556,91 +905,260 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
         let proxies = self.cloud.list_proxies().await?;
         let by_id: HashMap<&str, &ProxyState> =
             proxies.iter().map(|p| (p.id.as_str(), p)).collect();
-        let mut done = 0;
-        for p in pending {
-            let current = by_id.get(p.proxy_id.as_str()).copied();
-            let at_target = current
-                .is_some_and(|c| c.bandwidth == p.bandwidth_to && c.concurrent == p.concurrent_to);
-            let at_origin = current.is_some_and(|c| {
-                c.bandwidth == p.bandwidth_from && c.concurrent == p.concurrent_from
-            });
-            let fresh = now.since(p.time) <= self.options.reconcile_max_age;
-            let (outcome, update) = if at_target || (fresh && at_origin) {
-                // Same ClientToken: the API either applies it now or answers that it
-                // already did (DuplicatedRequest, confirmed by the client).
-                let call = ModifyCall {
-                    proxy_id: p.proxy_id.clone(),
-                    bandwidth: Some(p.bandwidth_to),
-                    concurrent: Some(p.concurrent_to),
-                    client_token: p.id.clone(),
-                    billing_type: p.billing_type,
-                    urgent: p.bandwidth_to > p.bandwidth_from
-                        || p.concurrent_to > p.concurrent_from,
-                };
-                match self.cloud.modify(call).await {
-                    ModifyResult::Applied {
-                        request_id,
-                        attempts,
-                        ..
-                    } => (
-                        Outcome::Applied,
-                        OutcomeUpdate {
-                            request_id: Some(request_id),
-                            attempts,
-                            ..Default::default()
-                        },
-                    ),
-                    ModifyResult::Rejected {
-                        code,
-                        message,
-                        request_id,
-                        attempts,
-                    } => (
-                        Outcome::Failed,
-                        OutcomeUpdate {
-                            request_id,
-                            error_code: Some(code),
-                            error_message: Some(message),
-                            attempts,
-                        },
-                    ),
-                    ModifyResult::Failed {
-                        code,
-                        message,
-                        attempts,
-                    } => (
-                        Outcome::Failed,
-                        OutcomeUpdate {
-                            request_id: None,
-                            error_code: code,
-                            error_message: Some(message),
-                            attempts,
-                        },
-                    ),
-                }
-            } else {
-                (
-                    Outcome::Failed,
-                    OutcomeUpdate {
-                        error_code: Some("Reconcile.Abandoned".into()),
-                        error_message: Some(if current.is_none() {
-                            "the proxy no longer exists".into()
-                        } else if !fresh {
-                            "logged too long ago to re-send safely; a new decision will be made"
-                                .into()
-                        } else {
-                            "the proxy changed since the decision; a new decision will be made"
-                                .into()
-                        }),
-                        ..Default::default()
-                    },
+        let policies = self.policies.lock().expect("lock").clone();
+        // Oldest first: the last one of a proxy is its newest.
+        let newest: HashMap<&str, &str> = pending
+            .iter()
+            .map(|p| (p.proxy_id.as_str(), p.id.as_str()))
+            .collect();
+        let mut still_pending = HashSet::new();
+        for p in &pending {
+            let plan = if newest[p.proxy_id.as_str()] != p.id {
+                Plan::Close(
+                    "Reconcile.Superseded",
+                    "a newer decision for this proxy was logged; this one is never sent".into(),
                 )
+            } else {
+                self.plan(p, by_id.get(p.proxy_id.as_str()).copied(), &policies, now)?
             };
-            info!(id = %p.id, proxy = %p.proxy_id, outcome = outcome.as_str(), "reconciled");
+            let (outcome, update) = match plan {
+                Plan::Keep(why) => {
+                    info!(id = %p.id, proxy = %p.proxy_id, "left pending: {why}");
+                    summary.kept += 1;
+                    still_pending.insert(p.proxy_id.clone());
+                    continue;
+                }
+                Plan::Close(code, message) => {
+                    if code == "Reconcile.Superseded" {
+                        summary.superseded += 1;
+                    } else {
+                        summary.abandoned += 1;
+                    }
+                    let update = OutcomeUpdate {
+                        error_code: Some(code.into()),
+                        error_message: Some(message),
+                        ..OutcomeUpdate::default()
+                    };
+                    (Outcome::Failed, update)
+                }
+                Plan::Resend => self.resend(p, now, &mut summary).await,
+            };
+            info!(id = %p.id, proxy = %p.proxy_id, outcome = outcome.as_str(), code = update.error_code.as_deref().unwrap_or(""), "reconciled");
             self.journal.record_outcome(&p.id, outcome, &update)?;
-            done += 1;
         }
-        Ok(done)
+        *self.unreconciled.lock().expect("lock") = still_pending;
+        Ok(summary)
+    }
+
+    /// What to do with a proxy's newest pending decision.
+    fn plan(
+        &self,
+        p: &DecisionRecord,
+        current: Option<&ProxyState>,
+        policies: &[Arc<Policy>],
+        now: Timestamp,
+    ) -> Result<Plan, StoreError> {
+        let Some(current) = current else {
+            return Ok(Plan::abandon("the proxy no longer exists"));
+        };
+        if now.since(p.time) > self.options.reconcile_max_age {
+            return Ok(Plan::abandon(
+                "logged too long ago to re-send safely; a new decision will be made",
+            ));
+        }
+        let later = self.journal.list(&LogFilter {
+            proxy: Some(p.proxy_id.clone()),
+            since: Some(p.time),
+            ..LogFilter::default()
+        })?;
+        // A dry-run decision sent nothing and so supersedes nothing.
+        if let Some(newer) = later
+            .iter()
+            .find(|r| r.id != p.id && r.mode == Mode::Live.as_str())
+        {
+            return Ok(Plan::Close(
+                "Reconcile.Superseded",
+                format!(
+                    "a newer decision for this proxy was logged ({}, {}); this one is never sent",
+                    newer.id,
+                    newer.outcome.as_str()
+                ),
+            ));
+        }
+        match policies
+            .iter()
+            .find(|pol| pol.selector.matches(&current.id, &current.tags))
+        {
+            None => return Ok(Plan::abandon("no running policy manages the proxy now")),
+            Some(pol) if pol.name != p.policy => {
+                return Ok(Plan::Close(
+                    "Reconcile.Abandoned",
+                    format!("the proxy is managed by policy {} now", pol.name),
+                ));
+            }
+            Some(pol) if pol.mode == Mode::DryRun => {
+                return Ok(Plan::Keep(format!(
+                    "policy {} is in dry-run mode, so nothing is sent",
+                    pol.name
+                )));
+            }
+            Some(_) => {}
+        }
+        let values = (current.bandwidth, current.concurrent);
+        if values == (p.bandwidth_to, p.concurrent_to) {
+            // At the target: the same ClientToken confirms it (DuplicatedRequest) or
+            // applies a change that is already in effect.
+            return Ok(Plan::Resend);
+        }
+        if values != (p.bandwidth_from, p.concurrent_from) {
+            return Ok(Plan::abandon(
+                "the proxy changed since the decision; a new decision will be made",
+            ));
+        }
+        if current.status != ProxyStatus::Running {
+            return Ok(Plan::Close(
+                "Reconcile.Abandoned",
+                format!(
+                    "the proxy is {} (not RUNNING); a new decision will be made",
+                    current.status.as_str()
+                ),
+            ));
+        }
+        Ok(Plan::Resend)
+    }
+
+    /// Re-sends a pending decision with its own ClientToken; an applied one stamps the
+    /// cooldown it would have stamped had the first attempt been answered.
+    async fn resend(
+        &self,
+        p: &DecisionRecord,
+        now: Timestamp,
+        summary: &mut ReconcileSummary,
+    ) -> (Outcome, OutcomeUpdate) {
+        let call = ModifyCall {
+            proxy_id: p.proxy_id.clone(),
+            bandwidth: Some(p.bandwidth_to),
+            concurrent: Some(p.concurrent_to),
+            client_token: p.id.clone(),
+            billing_type: p.billing_type,
+            urgent: p.bandwidth_to > p.bandwidth_from || p.concurrent_to > p.concurrent_from,
+        };
+        let result = self.cloud.modify(call).await;
+        let (outcome, update) = outcome_update(&result);
+        if let ModifyResult::Applied {
+            confirmed_duplicate,
+            ..
+        } = result
+        {
+            summary.applied += 1;
+            // A duplicate took effect when first sent; a fresh apply takes effect now.
+            let at = if confirmed_duplicate { p.time } else { now };
+            self.stamp_cooldown(p, at);
+        } else {
+            summary.failed += 1;
+        }
+        (outcome, update)
+    }
+
+    fn stamp_cooldown(&self, p: &DecisionRecord, at: Timestamp) {
+        let key = (p.policy.clone(), p.proxy_id.clone());
+        let mut state = self
+            .states
+            .lock()
+            .expect("lock")
+            .get(&key)
+            .cloned()
+            .unwrap_or_default();
+        for (dim, from, to) in [
+            (&mut state.bandwidth, p.bandwidth_from, p.bandwidth_to),
+            (&mut state.concurrent, p.concurrent_from, p.concurrent_to),
+        ] {
+            if to > from {
+                dim.last_up = Some(at);
+            } else if to < from {
+                dim.last_down = Some(at);
+            }
+        }
+        self.keep_state(&key, state, Mode::Live);
+    }
+}
+
+/// What start-up reconciliation did with the decisions logged without an answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReconcileSummary {
+    /// Re-sent with their own ClientToken and applied (or confirmed as applied).
+    pub applied: usize,
+    /// Re-sent and rejected, or failed after retries.
+    pub failed: usize,
+    /// Closed without a call: too old, the proxy moved or is gone, not managed now.
+    pub abandoned: usize,
+    /// Closed without a call: a newer decision for the same proxy was logged.
+    pub superseded: usize,
+    /// Left pending, nothing sent: a dry run, or the managing policy is in dry-run mode.
+    pub kept: usize,
+}
+
+impl ReconcileSummary {
+    /// Decisions that got an outcome.
+    pub fn settled(&self) -> usize {
+        self.applied + self.failed + self.abandoned + self.superseded
+    }
+}
+
+enum Plan {
+    Resend,
+    Close(&'static str, String),
+    Keep(String),
+}
+
+impl Plan {
+    fn abandon(why: &str) -> Plan {
+        Plan::Close("Reconcile.Abandoned", why.to_string())
+    }
+}
+
+/// The log's view of a call's answer.
+fn outcome_update(result: &ModifyResult) -> (Outcome, OutcomeUpdate) {
+    match result.clone() {
+        ModifyResult::Applied {
+            request_id,
+            attempts,
+            ..
+        } => (
+            Outcome::Applied,
+            OutcomeUpdate {
+                request_id: Some(request_id),
+                attempts,
+                ..OutcomeUpdate::default()
+            },
+        ),
+        ModifyResult::Rejected {
+            code,
+            message,
+            request_id,
+            attempts,
+        } => (
+            Outcome::Failed,
+            OutcomeUpdate {
+                request_id,
+                error_code: Some(code),
+                error_message: Some(message),
+                attempts,
+            },
+        ),
+        ModifyResult::Failed {
+            code,
+            message,
+            attempts,
+        } => (
+            Outcome::Failed,
+            OutcomeUpdate {
+                request_id: None,
+                error_code: code,
+                error_message: Some(message),
+                attempts,
+            },
+        ),
     }
 }
 

@@ -15,6 +15,16 @@ use super::stats::Stats;
 /// Answers a decision-log read: (path, query string) → (HTTP status, JSON body).
 pub type LogReader = Arc<dyn Fn(&str, &str) -> (u16, String) + Send + Sync>;
 
+/// The warning for a listen address that is not loopback: the endpoint has no
+/// authentication, and it serves the decision log (proxy ids, values, reasons).
+pub fn listen_warning(addr: std::net::SocketAddr) -> Option<String> {
+    (!addr.ip().is_loopback()).then(|| {
+        format!(
+            "listening on {addr}, which is not loopback: /metrics and the decision log (/log/decisions) have no authentication and are readable by anyone who can reach this address; listen on 127.0.0.1 and put an authenticating proxy in front if they must be reached from elsewhere"
+        )
+    })
+}
+
 #[derive(Clone)]
 pub struct HttpState {
     pub stats: Arc<Stats>,
@@ -79,4 +89,29 @@ pub async fn serve(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warns_when_listen_is_not_loopback() {
+        let cases = [
+            ("127.0.0.1:9464", false),
+            ("127.8.9.10:9464", false),
+            ("[::1]:9464", false),
+            ("0.0.0.0:9464", true),
+            ("[::]:9464", true),
+            ("10.1.2.3:9464", true),
+            ("192.168.0.5:80", true),
+        ];
+        for (addr, warns) in cases {
+            let w = listen_warning(addr.parse().unwrap());
+            assert_eq!(w.is_some(), warns, "{addr}");
+            if let Some(w) = w {
+                assert!(w.contains(addr) && w.contains("no authentication"), "{w}");
+            }
+        }
+    }
 }

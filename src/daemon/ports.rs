@@ -62,6 +62,17 @@ pub enum ModifyResult {
 pub trait Cloud: Send + Sync + 'static {
     /// Every proxy (DescribeProxies, paged).
     fn list_proxies(&self) -> impl Future<Output = Result<Vec<ProxyState>, PortError>> + Send;
+    /// The current state of these proxies (DescribeProxies by id): to re-check a view
+    /// that grew old before its changes were sent. The default reads the whole list.
+    fn proxies(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<ProxyState>, PortError>> + Send {
+        async move {
+            let all = self.list_proxies().await?;
+            Ok(all.into_iter().filter(|p| ids.contains(&p.id)).collect())
+        }
+    }
     /// The allowed values for a region pair (DescribeAccessRegionsByDestRegion).
     fn ladder(
         &self,

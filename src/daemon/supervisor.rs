@@ -80,6 +80,7 @@ pub async fn supervise<C: Cloud, M: Metrics>(
     mut control: mpsc::Receiver<Control>,
     grace: Duration,
 ) {
+    engine.set_policies(&policies);
     let mut tasks: Vec<PolicyTask> = policies
         .into_iter()
         .map(|p| spawn_policy(Arc::clone(&engine), p))
@@ -88,6 +89,7 @@ pub async fn supervise<C: Cloud, M: Metrics>(
     // Until Control::Shutdown, or the control channel closes.
     while let Some(Control::Reload(new)) = control.recv().await {
         info!(policies = new.len(), "reloading policies");
+        engine.set_policies(&new);
         outstanding.extend(stop_all(std::mem::take(&mut tasks)).await);
         tasks = new
             .into_iter()
@@ -127,6 +129,7 @@ pub async fn run_once<C: Cloud, M: Metrics>(
     policies: &[Arc<Policy>],
     now: crate::time::Timestamp,
 ) -> Vec<super::engine::PassReport> {
+    engine.set_policies(policies);
     let mut calls = Vec::new();
     let mut reports = Vec::new();
     for p in policies {

@@ -110,6 +110,25 @@ pub enum MetricsError {
     Prometheus { error_type: String, message: String },
     #[error("unexpected answer from Prometheus: {message}")]
     Decode { message: String },
+    /// A 3xx answer: not followed (credentials in the URL never go elsewhere).
+    #[error(
+        "Prometheus at {url} answered HTTP {status} redirecting to {location}; redirects are not followed: give the server's own URL"
+    )]
+    Redirect {
+        url: String,
+        status: u16,
+        location: String,
+    },
+    /// An answer longer than the client reads.
+    #[error(
+        "the answer of Prometheus at {url} to {endpoint} is larger than {}; refused (narrow the query or its range)",
+        crate::net::format_bytes(*limit)
+    )]
+    TooLarge {
+        url: String,
+        endpoint: String,
+        limit: usize,
+    },
     /// Two policies give one signal name two different queries; a trace keyed by signal
     /// name cannot hold both.
     #[error(
@@ -124,7 +143,7 @@ pub enum MetricsError {
 
 impl MetricsError {
     /// Short, stable code: `invalid_url`, `connect`, `timeout`, `http`, `bad_query`,
-    /// `prometheus`, `decode`, `signal_conflict`.
+    /// `prometheus`, `decode`, `redirect`, `too_large`, `signal_conflict`.
     pub fn kind(&self) -> &'static str {
         match self {
             MetricsError::InvalidUrl { .. } => "invalid_url",
@@ -134,6 +153,8 @@ impl MetricsError {
             MetricsError::BadQuery { .. } => "bad_query",
             MetricsError::Prometheus { .. } => "prometheus",
             MetricsError::Decode { .. } => "decode",
+            MetricsError::Redirect { .. } => "redirect",
+            MetricsError::TooLarge { .. } => "too_large",
             MetricsError::SignalConflict { .. } => "signal_conflict",
         }
     }

@@ -29,6 +29,8 @@ pub struct Prometheus {
     /// The URL without credentials (for messages and logs).
     url: String,
     opts: ClientOptions,
+    /// The most read of one answer ([`crate::net::MAX_PROMETHEUS_BODY`]).
+    max_body: usize,
 }
 
 impl std::fmt::Debug for Prometheus {
@@ -139,6 +141,7 @@ impl Prometheus {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(opts.timeout)
+            .redirect(crate::net::redirect_policy())
             .build()
             .map_err(|e| invalid(format!("cannot build the HTTP client: {e}")))?;
         let client =
@@ -152,7 +155,14 @@ impl Prometheus {
             base: url.trim_end_matches('/').to_string(),
             url: shown.as_str().trim_end_matches('/').to_string(),
             opts,
+            max_body: crate::net::MAX_PROMETHEUS_BODY,
         })
+    }
+
+    /// The same client reading at most `bytes` of one answer.
+    pub fn with_max_body(mut self, bytes: usize) -> Prometheus {
+        self.max_body = bytes;
+        self
     }
 
     /// The server's URL, without credentials.
@@ -599,19 +609,33 @@ impl Prometheus {
         let work = async {
             let resp = send.await?;
             let status = resp.status().as_u16();
+            if crate::net::is_redirect(status) {
+                return Err(MetricsError::Redirect {
+                    url: self.url.clone(),
+                    status,
+                    location: crate::net::location(&resp),
+                });
+            }
             let json = resp
                 .headers()
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.starts_with("application/json"));
-            let bytes = resp
-                .bytes()
+            let endpoint = resp.url().path().to_string();
+            let bytes = crate::net::read_limited(resp, self.max_body)
                 .await
-                .map_err(|e| self.map_reqwest_error(&e, timeout))?;
+                .map_err(|e| match e {
+                    crate::net::BodyError::Network(e) => self.map_reqwest_error(&e, timeout),
+                    crate::net::BodyError::TooLarge { limit } => MetricsError::TooLarge {
+                        url: self.url.clone(),
+                        endpoint,
+                        limit,
+                    },
+                })?;
             Ok::<_, MetricsError>(Answer {
                 status,
                 json,
-                bytes: bytes.to_vec(),
+                bytes,
             })
         };
         let answer = tokio::time::timeout(timeout, work)

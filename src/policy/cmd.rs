@@ -25,7 +25,7 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "FILE")]
     pub fleet: Option<PathBuf>,
     /// A daemon config file (gaap-autoscaler.toml) to check.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, short, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
 

@@ -9,14 +9,19 @@
 //!   `error_code`, `request_id`, `fault`, `applied`); `DELETE` clears the record.
 //! - `GET /__sandbox/faults`: the current fault spec; `POST` replaces it with the body (a
 //!   spec, see [`faults`]) and restarts the per-action call numbering.
+//! - `GET /__sandbox/clock`: the sandbox's time (Unix ms); `POST` with a duration (`250ms`)
+//!   moves a manual clock ([`arrivals::ManualClock`], `sandbox --manual-clock`) forward.
+//!
+//! The 20/s check is the sandbox's own ([`arrivals`]), by arrival time on its clock.
 
+pub mod arrivals;
 pub mod cmd;
 pub mod faults;
 pub mod state;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -29,7 +34,7 @@ use serde_json::{Map, Value, json};
 
 use crate::cloud::signer::{self, SignInput, UNSIGNED_PAYLOAD};
 use crate::fleet::Fleet;
-use crate::ratelimit::Window;
+use arrivals::{Arrivals, Clock, SystemClock};
 use faults::FaultPlan;
 use state::{Model, Rejection, reject};
 
@@ -47,6 +52,8 @@ pub struct SandboxConfig {
     pub faults: FaultPlan,
     /// Requests per second per action (the GAAP default is 20).
     pub rate_per_second: u32,
+    /// Where the sandbox reads the time: the system clock, or a manual one in tests.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for SandboxConfig {
@@ -75,6 +82,7 @@ impl SandboxConfig {
             adjusting: Duration::from_secs(10),
             faults: FaultPlan::default(),
             rate_per_second: 20,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -99,7 +107,7 @@ struct Inner {
     calls: Vec<CallRecord>,
     faults: FaultPlan,
     counters: HashMap<String, u64>,
-    windows: HashMap<String, Window>,
+    arrivals: Arrivals,
     seq: u64,
 }
 
@@ -107,6 +115,7 @@ struct App {
     secret_id: String,
     secret_key: String,
     rate: u32,
+    clock: Arc<dyn Clock>,
     inner: Mutex<Inner>,
 }
 
@@ -114,12 +123,6 @@ impl App {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         crate::par::lock(&self.inner)
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Serves the sandbox on `listener` until the task is dropped or aborted.
@@ -143,18 +146,21 @@ pub async fn serve_with_shutdown(
 
 /// The sandbox as an axum router (API at `POST /`, admin under `/__sandbox/`).
 pub fn router(config: SandboxConfig) -> Router {
+    let rate = config
+        .rate_per_second
+        .clamp(1, crate::ratelimit::MAX_PER_SECOND);
+    let start = config.clock.now_ms();
     let app = Arc::new(App {
         secret_id: config.secret_id,
         secret_key: config.secret_key,
-        rate: config
-            .rate_per_second
-            .clamp(1, crate::ratelimit::MAX_PER_SECOND),
+        rate,
+        clock: config.clock,
         inner: Mutex::new(Inner {
-            model: Model::new(config.fleet, config.adjusting, now_ms()),
+            model: Model::new(config.fleet, config.adjusting, start),
             calls: Vec::new(),
             faults: config.faults,
             counters: HashMap::new(),
-            windows: HashMap::new(),
+            arrivals: Arrivals::new(rate),
             seq: 0,
         }),
     });
@@ -162,6 +168,7 @@ pub fn router(config: SandboxConfig) -> Router {
         .route("/", any(api))
         .route("/__sandbox/calls", get(get_calls).delete(clear_calls))
         .route("/__sandbox/faults", get(get_faults).post(set_faults))
+        .route("/__sandbox/clock", get(get_clock).post(advance_clock))
         .with_state(app)
 }
 
@@ -173,6 +180,27 @@ async fn get_calls(State(app): State<Arc<App>>) -> Response {
 async fn clear_calls(State(app): State<Arc<App>>) -> StatusCode {
     app.lock().calls.clear();
     StatusCode::NO_CONTENT
+}
+
+async fn get_clock(State(app): State<Arc<App>>) -> String {
+    app.clock.now_ms().to_string()
+}
+
+async fn advance_clock(State(app): State<Arc<App>>, body: String) -> Response {
+    let by = match crate::time::parse_duration(body.trim()) {
+        Ok(d) => d,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("{e}; send a duration such as 250ms"),
+            )
+                .into_response();
+        }
+    };
+    match app.clock.advance(by) {
+        Ok(now) => (StatusCode::OK, now.to_string()).into_response(),
+        Err(e) => (StatusCode::CONFLICT, e).into_response(),
+    }
 }
 
 async fn get_faults(State(app): State<Arc<App>>) -> String {
@@ -291,14 +319,20 @@ fn verify(
             "The SecretId is not found.",
         ));
     }
+    let host = header_str(headers, "host").unwrap_or("");
+    let canonical_host = signed_host(&parsed.service, host)?;
     let mut signed: Vec<(&str, &str)> = Vec::new();
     for name in &parsed.signed_headers {
-        let value = header_str(headers, name).ok_or_else(|| {
-            reject(
-                "AuthFailure.SignatureFailure",
-                format!("The signed header `{name}` is not in the request."),
-            )
-        })?;
+        let value = if name == "host" {
+            canonical_host
+        } else {
+            header_str(headers, name).ok_or_else(|| {
+                reject(
+                    "AuthFailure.SignatureFailure",
+                    format!("The signed header `{name}` is not in the request."),
+                )
+            })?
+        };
         signed.push((name.as_str(), value));
     }
     let payload_hash = if header_str(headers, "x-tc-content-sha256") == Some(UNSIGNED_PAYLOAD) {
@@ -316,8 +350,7 @@ fn verify(
     };
     let expected =
         signer::sign_with_payload_hash(&app.secret_id, &app.secret_key, &input, &payload_hash);
-    let ok = parsed.service == "gaap"
-        && parsed.date == expected.date
+    let ok = parsed.date == expected.date
         && constant_time_eq(parsed.signature.as_bytes(), expected.signature.as_bytes());
     if ok {
         Ok(())
@@ -327,6 +360,60 @@ fn verify(
             "The provided credentials could not be validated. Please check your signature is correct.",
         ))
     }
+}
+
+/// The `host` value of the one canonical request a signature is checked against, chosen by
+/// the credential scope's service (part of the signed string, so a client cannot pick the
+/// rule without the key):
+///
+/// - service `gaap`: the `Host` header exactly as received, port included. What the Python
+///   and Go SDKs, tccli and this project's client sign (the endpoint string is both the Host
+///   header and the signed host), and what the TC3 documentation describes.
+/// - service equal to the `Host` header up to its first `.` (`127` for `127.0.0.1:9099`):
+///   the Node.js SDK's rule for a custom endpoint (`service = endpoint.split(".")[0]`, signed
+///   host = the URL's hostname, without the port, while the header carries it). The signed
+///   host is then the `Host` header without its port.
+/// - anything else: `AuthFailure.SignatureFailure`.
+///
+/// For the real endpoint (`gaap.tencentcloudapi.com`, no port) both rules give the same
+/// canonical request, so the second accepts nothing the first would refuse there.
+pub fn signed_host<'a>(service: &str, host: &'a str) -> Result<&'a str, Rejection> {
+    if service == "gaap" {
+        return Ok(host);
+    }
+    let first_label = host.split('.').next().unwrap_or("");
+    if !service.is_empty() && service == first_label {
+        return Ok(strip_port(host));
+    }
+    Err(reject(
+        "AuthFailure.SignatureFailure",
+        format!(
+            "The credential scope's service `{service}` is neither `gaap` nor the endpoint's first label; sign with service `gaap`."
+        ),
+    ))
+}
+
+/// `127.0.0.1:9099` → `127.0.0.1`, `[::1]:9099` → `[::1]`, `localhost` unchanged.
+fn strip_port(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((h, port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!h.contains(':') || h.ends_with(']')) =>
+        {
+            h
+        }
+        _ => host,
+    }
+}
+
+/// The value of `key` in an `application/x-www-form-urlencoded` string, undecoded (enough
+/// for action names and for telling a v1-signed request).
+fn form_value<'a>(form: &'a str, key: &str) -> Option<&'a str> {
+    form.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -340,11 +427,37 @@ async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let arrival = now_ms();
+    let arrival = app.clock.now_ms();
+    // Signature v1 and GET carry the action and the signature as form parameters (the query
+    // string, or a form-urlencoded POST body).
+    let form: &str = if method == Method::GET {
+        uri.query().unwrap_or("")
+    } else if header_str(&headers, "content-type")
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
+    {
+        std::str::from_utf8(&body).unwrap_or("")
+    } else {
+        ""
+    };
+    let v1_method = form_value(form, "SignatureMethod")
+        .map(str::to_string)
+        .or_else(|| form_value(form, "Signature").map(|_| "HmacSHA1".to_string()));
     let action = header_str(&headers, "x-tc-action")
+        .or_else(|| form_value(form, "Action"))
         .unwrap_or("")
         .to_string();
-    let params: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let params: Value = if form.is_empty() {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    } else {
+        // Recorded without the signature and the key id.
+        Value::Object(
+            form.split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .filter(|(k, _)| !matches!(*k, "Signature" | "SecretId" | "Token"))
+                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+                .collect(),
+        )
+    };
     let (seq, injection) = {
         let mut inner = app.lock();
         inner.seq += 1;
@@ -358,17 +471,31 @@ async fn api(
     if !injection.delay.is_zero() {
         tokio::time::sleep(injection.delay).await;
     }
-    let now = now_ms();
+    let now = app.clock.now_ms();
     let rid = request_id(seq, now);
     let mut applied = false;
     let result: Result<Map<String, Value>, Rejection> = (|| {
         if let Some(code) = &injection.error {
             return Err(reject(code, "Injected by the sandbox fault plan."));
         }
+        if let Some(sm) = &v1_method {
+            return Err(reject(
+                "UnsupportedOperation",
+                format!(
+                    "The sandbox verifies signature v3 (TC3-HMAC-SHA256) only, not v1 ({sm}); the real API serves both. Set the SDK's sign method to TC3-HMAC-SHA256 (the SDKs' default)."
+                ),
+            ));
+        }
+        if method == Method::GET {
+            return Err(reject(
+                "UnsupportedOperation",
+                "The sandbox serves POST with a JSON body only, not GET; the real API serves both. Set the SDK's request method to POST (the SDKs' default).",
+            ));
+        }
         if method != Method::POST {
             return Err(reject(
                 "UnsupportedProtocol",
-                "The sandbox serves POST with a JSON body only.",
+                "Only GET and POST are supported (the sandbox serves POST with a JSON body).",
             ));
         }
         if action.is_empty() {
@@ -402,13 +529,7 @@ async fn api(
             .ok_or_else(|| reject("InvalidParameter", "The body must be a JSON object."))?;
         let mut inner = app.lock();
         let rate = app.rate;
-        let window = inner.windows.entry(action.clone()).or_insert_with(|| {
-            Window::new(rate, Duration::from_secs(1)).expect("rate clamped to 1..=20")
-        });
-        if window
-            .try_acquire(Duration::from_millis(now.max(0) as u64))
-            .is_err()
-        {
+        if !inner.arrivals.admit(&action, arrival) {
             return Err(reject(
                 "RequestLimitExceeded",
                 format!("Your current request frequency for {action} exceeds {rate} per second."),
@@ -464,6 +585,113 @@ mod tests {
         let parts: Vec<usize> = a.split('-').map(str::len).collect();
         assert_eq!(parts, [8, 4, 4, 4, 12], "{a}");
         assert!(a.bytes().all(|c| c == b'-' || c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn the_signed_host_is_chosen_by_the_scope_service() {
+        let cases: &[(&str, &str, Result<&str, &str>)] = &[
+            // Python, Go, tccli, this client: the Host header as received.
+            ("gaap", "127.0.0.1:9099", Ok("127.0.0.1:9099")),
+            (
+                "gaap",
+                "gaap.tencentcloudapi.com",
+                Ok("gaap.tencentcloudapi.com"),
+            ),
+            // Node.js: service = the endpoint up to its first dot, host without the port.
+            ("127", "127.0.0.1:9099", Ok("127.0.0.1")),
+            ("localhost:9099", "localhost:9099", Ok("localhost")),
+            ("[::1]:9099", "[::1]:9099", Ok("[::1]")),
+            // Anything else is refused, whatever the signature.
+            ("cvm", "127.0.0.1:9099", Err("AuthFailure.SignatureFailure")),
+            ("127", "10.0.0.1:9099", Err("AuthFailure.SignatureFailure")),
+            ("", "", Err("AuthFailure.SignatureFailure")),
+        ];
+        for (service, host, want) in cases {
+            let got = signed_host(service, host).map_err(|r| r.code);
+            assert_eq!(got, want.map_err(String::from), "{service} {host}");
+        }
+    }
+
+    fn test_app() -> App {
+        App {
+            secret_id: "AKIDtest".into(),
+            secret_key: "testkey".into(),
+            rate: 20,
+            clock: Arc::new(SystemClock),
+            inner: Mutex::new(Inner {
+                model: Model::new(state::tests::fleet(), Duration::from_secs(1), 0),
+                calls: Vec::new(),
+                faults: FaultPlan::default(),
+                counters: HashMap::new(),
+                arrivals: Arrivals::new(20),
+                seq: 0,
+            }),
+        }
+    }
+
+    /// A request signed over `signed_host` with `service`, sent with `Host: sent_host`.
+    fn signed_request(service: &str, signed_host: &str, sent_host: &str, ts: i64) -> HeaderMap {
+        let body = br#"{"ProxyIds":["link-a"]}"#;
+        let sig = signer::sign_with_payload_hash(
+            "AKIDtest",
+            "testkey",
+            &SignInput {
+                service,
+                method: "POST",
+                query: "",
+                headers: &[("content-type", "application/json"), ("host", signed_host)],
+                payload: body,
+                timestamp: ts,
+            },
+            &signer::sha256_hex(body),
+        );
+        let mut h = HeaderMap::new();
+        h.insert("authorization", sig.authorization.parse().unwrap());
+        h.insert("content-type", "application/json".parse().unwrap());
+        h.insert("host", sent_host.parse().unwrap());
+        h.insert("x-tc-timestamp", ts.to_string().parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn verify_accepts_each_sdk_convention_and_nothing_mixed() {
+        let app = test_app();
+        let ts = 1_795_925_378;
+        let body = br#"{"ProxyIds":["link-a"]}"#;
+        let uri: Uri = "/".parse().unwrap();
+        let check = |service: &str, signed: &str, sent: &str| {
+            let h = signed_request(service, signed, sent, ts);
+            verify(&app, &Method::POST, &uri, &h, body, ts * 1000).map_err(|r| r.code)
+        };
+        let fail = Err("AuthFailure.SignatureFailure".to_string());
+        // Python/Go: service gaap, the port signed.
+        assert_eq!(check("gaap", "127.0.0.1:9099", "127.0.0.1:9099"), Ok(()));
+        // Node.js: service 127, the port not signed.
+        assert_eq!(check("127", "127.0.0.1", "127.0.0.1:9099"), Ok(()));
+        // Mixed: each convention's service with the other's host is refused.
+        assert_eq!(check("gaap", "127.0.0.1", "127.0.0.1:9099"), fail);
+        assert_eq!(check("127", "127.0.0.1:9099", "127.0.0.1:9099"), fail);
+        // Another host than the one sent, and another service.
+        assert_eq!(check("gaap", "127.0.0.1:9098", "127.0.0.1:9099"), fail);
+        assert_eq!(check("cvm", "127.0.0.1:9099", "127.0.0.1:9099"), fail);
+    }
+
+    #[test]
+    fn form_values_and_ports() {
+        let f = "Action=DescribeProxies&SignatureMethod=HmacSHA256&Signature=abc%3D";
+        assert_eq!(form_value(f, "Action"), Some("DescribeProxies"));
+        assert_eq!(form_value(f, "Signature"), Some("abc%3D"));
+        assert_eq!(form_value(f, "Nonce"), None);
+        assert_eq!(form_value("", "Action"), None);
+        for (h, want) in [
+            ("127.0.0.1:9099", "127.0.0.1"),
+            ("localhost", "localhost"),
+            ("[::1]:80", "[::1]"),
+            ("::1", "::1"),
+            ("host:", "host:"),
+        ] {
+            assert_eq!(strip_port(h), want, "{h}");
+        }
     }
 
     #[test]

@@ -175,7 +175,7 @@ impl Model {
                 "ProjectId",
             ],
         )?;
-        let ids = opt_str_list(params, "ProxyIds")?.or(opt_str_list(params, "InstanceIds")?);
+        let ids = new_or_old(params, "ProxyIds", "InstanceIds", opt_str_list)?;
         if ids.as_ref().is_some_and(|i| i.len() > 100) {
             return Err(reject(
                 "InvalidParameterValue",
@@ -233,8 +233,7 @@ impl Model {
         now_ms: i64,
     ) -> Result<Map<String, Value>, Rejection> {
         allow_only(params, &["ProxyIds", "InstanceIds"])?;
-        let ids = opt_str_list(params, "ProxyIds")?
-            .or(opt_str_list(params, "InstanceIds")?)
+        let ids = new_or_old(params, "ProxyIds", "InstanceIds", opt_str_list)?
             .filter(|i| !i.is_empty())
             .ok_or_else(|| reject("MissingParameter", "ProxyIds is required."))?;
         let mut set = Vec::new();
@@ -269,6 +268,25 @@ impl Model {
         let dest = opt_str(params, "DestRegion")?
             .filter(|d| !d.is_empty())
             .ok_or_else(|| reject("MissingParameter", "DestRegion is required."))?;
+        let known = self
+            .fleet
+            .ladders
+            .iter()
+            .filter_map(|l| l.dest_region.as_deref())
+            .chain(
+                self.proxies
+                    .iter()
+                    .map(|p| p.state.real_server_region.as_str()),
+            )
+            .any(|d| d == dest);
+        if !known {
+            return Err(reject(
+                "InvalidParameterValue.UnknownDestRegion",
+                format!(
+                    "DestRegion `{dest}` is not a known destination region (the fleet names the regions: a ladder's dest_region or a proxy's real_server_region)."
+                ),
+            ));
+        }
         let mut seen: Vec<&str> = Vec::new();
         let mut set = Vec::new();
         for entry in &self.fleet.ladders {
@@ -307,8 +325,7 @@ impl Model {
                 "BillingType",
             ],
         )?;
-        let id = opt_str(params, "ProxyId")?
-            .or(opt_str(params, "InstanceId")?)
+        let id = new_or_old(params, "ProxyId", "InstanceId", opt_str)?
             .ok_or_else(|| reject("MissingParameter", "ProxyId is required."))?;
         let bandwidth = opt_u64(params, "Bandwidth")?;
         let concurrent = opt_u64(params, "Concurrent")?;
@@ -402,6 +419,25 @@ impl Model {
             self.tokens.insert(t);
         }
         Ok(Map::new())
+    }
+}
+
+/// Reads one parameter (`opt_str`, `opt_str_list`).
+type Getter<T> = fn(&Map<String, Value>, &str) -> Result<Option<T>, Rejection>;
+
+/// A parameter with a new and an old (deprecated) name: either, never both.
+fn new_or_old<T>(
+    params: &Map<String, Value>,
+    new: &str,
+    old: &str,
+    get: Getter<T>,
+) -> Result<Option<T>, Rejection> {
+    match (get(params, new)?, get(params, old)?) {
+        (Some(_), Some(_)) => Err(reject(
+            "InvalidParameter.ConflictParameters",
+            format!("{new} and {old} cannot be used together ({old} is the old name of {new})."),
+        )),
+        (a, b) => Ok(a.or(b)),
     }
 }
 
@@ -660,6 +696,68 @@ pub(crate) mod tests {
         };
         assert_eq!(status(&mut m, 1499), ("ADJUSTING".into(), 20, 5));
         assert_eq!(status(&mut m, 1500), ("RUNNING".into(), 20, 5));
+    }
+
+    #[test]
+    fn old_and_new_id_parameters_together_are_rejected() {
+        let mut m = Model::new(fleet(), Duration::from_secs(1), 0);
+        let cases: &[(&str, Value, &str)] = &[
+            (
+                "DescribeProxies",
+                json!({"ProxyIds": ["link-a"], "InstanceIds": ["link-b"]}),
+                "InvalidParameter.ConflictParameters",
+            ),
+            (
+                "DescribeProxies",
+                json!({"InstanceIds": ["link-a"], "Filters": [{"Name": "AccessRegion", "Values": ["HongKong"]}]}),
+                "InvalidParameter.ConflictParameters",
+            ),
+            ("DescribeProxies", json!({"InstanceIds": ["link-a"]}), "ok"),
+            (
+                "DescribeProxiesStatus",
+                json!({"ProxyIds": ["link-a"], "InstanceIds": ["link-a"]}),
+                "InvalidParameter.ConflictParameters",
+            ),
+            (
+                "DescribeProxiesStatus",
+                json!({"InstanceIds": ["link-a"]}),
+                "ok",
+            ),
+            (
+                "ModifyProxyConfiguration",
+                json!({"ProxyId": "link-a", "InstanceId": "link-a", "Bandwidth": 20}),
+                "InvalidParameter.ConflictParameters",
+            ),
+        ];
+        for (action, params, want) in cases {
+            assert_eq!(
+                code(m.handle(action, &p(params.clone()), 0)),
+                *want,
+                "{action} {params}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_dest_region_is_rejected_not_answered_with_a_default_ladder() {
+        let mut m = Model::new(fleet(), Duration::from_secs(1), 0);
+        // Known: a ladder's dest_region (Shanghai) or a proxy's real_server_region (Beijing).
+        for (dest, want) in [
+            ("Shanghai", "ok"),
+            ("Beijing", "ok"),
+            ("Atlantis", "InvalidParameterValue.UnknownDestRegion"),
+            ("shanghai", "InvalidParameterValue.UnknownDestRegion"),
+        ] {
+            assert_eq!(
+                code(m.handle(
+                    "DescribeAccessRegionsByDestRegion",
+                    &p(json!({ "DestRegion": dest })),
+                    0
+                )),
+                want,
+                "{dest}"
+            );
+        }
     }
 
     #[test]

@@ -64,6 +64,11 @@ pub struct SimulateArgs {
     /// Also write a self-contained HTML report with a chart per proxy.
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
+    /// Also write the trace's signals as OpenMetrics under the metric names and proxy
+    /// labels the policies query, for `promtool tsdb create-blocks-from openmetrics FILE
+    /// DIR` (a Prometheus to run the daemon against: scripts/demo.sh).
+    #[arg(long, value_name = "FILE")]
+    pub export_openmetrics: Option<PathBuf>,
     /// A price table (TOML: `mbps_hour`, `concurrent_hour`, optional `currency`).
     #[arg(long, value_name = "FILE")]
     pub prices: Option<PathBuf>,
@@ -178,6 +183,72 @@ fn signal_names(sets: &[PolicySet]) -> (Vec<String>, Vec<String>) {
 
 /// `--prometheus` without `--start`: this many days back from `--end` (default now).
 const DEFAULT_PROMETHEUS_DAYS: u64 = 7;
+
+/// The longest time range one simulation replays (about 13 months).
+pub const MAX_SPAN_DAYS: i64 = 400;
+
+/// The most evaluations (proxy × evaluation time) one simulation replays: each keeps
+/// about 50 bytes of results, so this bounds the replay near 2.5 GB.
+pub const MAX_EVALUATIONS: u64 = 50_000_000;
+
+/// Checks a simulation's range before anything is sized by it (pure). `evaluations`
+/// estimates, without listing them, the evaluation times of each policy over the range
+/// times the proxies it manages. The message says what to change.
+pub fn check_range(
+    start: Timestamp,
+    end: Timestamp,
+    evaluations: impl Fn(Timestamp, Timestamp) -> u64,
+) -> Result<(), String> {
+    if start > end {
+        return Err(format!("--start {start} is after --end {end}"));
+    }
+    let span_ms = end.millis().saturating_sub(start.millis());
+    if span_ms > MAX_SPAN_DAYS * 86_400_000 {
+        return Err(format!(
+            "the simulation would run from {start} to {end}, {} days; at most {MAX_SPAN_DAYS} days are replayed: pass --start and --end (is a sample dated far from the others?)",
+            span_ms / 86_400_000
+        ));
+    }
+    let n = evaluations(start, end);
+    if n > MAX_EVALUATIONS {
+        return Err(format!(
+            "the simulation from {start} to {end} is {n} evaluations (proxies × evaluation times), more than {MAX_EVALUATIONS}: pass a shorter --start/--end, or fewer proxies"
+        ));
+    }
+    Ok(())
+}
+
+/// An upper estimate of `set`'s evaluations over [start, end], computed without listing
+/// the times: a cron fires at most once a minute.
+fn estimated_evaluations(set: &PolicySet, fleet: &Fleet, start: Timestamp, end: Timestamp) -> u64 {
+    let span = end.millis().saturating_sub(start.millis()).max(0) as u64;
+    set.policies
+        .iter()
+        .enumerate()
+        .map(|(pi, p)| {
+            let step = match &p.schedule {
+                crate::policy::Schedule::Interval(d) => d.as_millis().max(1) as u64,
+                crate::policy::Schedule::Cron(_) => 60_000,
+            };
+            let proxies = set.managed_by(pi, fleet).count() as u64;
+            proxies.saturating_mul(span / step + 1)
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
+fn check_sets_range(
+    sets: &[PolicySet],
+    fleet: &Fleet,
+    start: Timestamp,
+    end: Timestamp,
+) -> anyhow::Result<()> {
+    check_range(start, end, |s, e| {
+        sets.iter()
+            .map(|set| estimated_evaluations(set, fleet, s, e))
+            .fold(0u64, u64::saturating_add)
+    })
+    .map_err(|m| anyhow::anyhow!(m))
+}
 
 /// The largest synthetic trace generated (16 bytes a sample in memory).
 const MAX_SYNTHETIC_SAMPLES: u64 = 60_000_000;
@@ -296,9 +367,7 @@ fn prometheus_source(
     let start = args
         .start
         .unwrap_or(end - Duration::from_secs(DEFAULT_PROMETHEUS_DAYS * 86_400));
-    if start > end {
-        bail!("--start {start} is after --end {end}");
-    }
+    check_sets_range(sets, fleet, start, end)?;
     let prom = Prometheus::new(url, ClientOptions::default())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -367,6 +436,16 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let mut fleet = load_fleet(args.fleet.as_deref())?;
     let sets = load_sets(&args.policies)?;
     let source = load_source(&args, &sets, &mut fleet)?;
+    // Before anything is sized by the range (a sample dated 2100 would otherwise make the
+    // replay list 74 years of evaluation times).
+    check_sets_range(&sets, &fleet, source.start, source.end)?;
+    if let Some(path) = &args.export_openmetrics {
+        let names = super::openmetrics::names(sets.iter().flat_map(|s| &s.policies))
+            .map_err(|e| anyhow::anyhow!("--export-openmetrics: {e}"))?;
+        let text = super::openmetrics::render(&source.traces[0], &names);
+        std::fs::write(path, text)
+            .with_context(|| format!("cannot write OpenMetrics to {}", path.display()))?;
+    }
     let mut opts = SimOptions::new(source.start, source.end);
     opts.adjusting = args.adjusting;
 
@@ -412,7 +491,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         serde_json::to_writer(&mut out, &doc)?;
         writeln!(out)?;
     } else {
-        out.write_all(render::render(&reports, &source.notes).as_bytes())?;
+        out.write_all(crate::term::fit(render::render(&reports, &source.notes)).as_bytes())?;
         if let Some(path) = &args.report {
             writeln!(out, "HTML report: {}", path.display())?;
         }
@@ -423,6 +502,29 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_are_checked_before_they_size_anything() {
+        let t0 = Timestamp::from_secs(1_795_939_200);
+        let day = Duration::from_secs(86_400);
+        // (days, evaluations the estimate reports, Ok or a part of the message)
+        let cases: [(u64, u64, Result<(), &str>); 5] = [
+            (0, 1, Ok(())),
+            (400, MAX_EVALUATIONS, Ok(())),
+            (401, 1, Err("401 days; at most 400 days")),
+            (27_000, 1, Err("at most 400 days")),
+            (30, MAX_EVALUATIONS + 1, Err("more than 50000000")),
+        ];
+        for (days, n, want) in cases {
+            let got = check_range(t0, t0 + day * days as u32, |_, _| n);
+            match (&got, want) {
+                (Ok(()), Ok(())) => {}
+                (Err(e), Err(w)) => assert!(e.contains(w), "{days} days: {e}"),
+                _ => panic!("{days} days, {n}: got {got:?}, want {want:?}"),
+            }
+        }
+        assert!(check_range(t0 + day, t0, |_, _| 0).is_err());
+    }
 
     #[test]
     fn resize_fleet_truncates_or_clones_with_tags() {

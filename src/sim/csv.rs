@@ -73,6 +73,9 @@ pub struct Filter {
 /// Files larger than this are parsed by several threads, each a byte range.
 const PARALLEL_BYTES: u64 = 8 << 20;
 
+/// The most samples one metrics file may hold (16 bytes each in memory: about 1.6 GB).
+pub const MAX_SAMPLES: u64 = 100_000_000;
+
 /// Reads a metrics CSV file (large files in parallel byte ranges; the result and every
 /// error are the same as a sequential read).
 pub fn read_file(path: &Path, filter: &Filter) -> Result<(Trace, CsvStats), CsvError> {
@@ -115,6 +118,8 @@ pub fn read_file(path: &Path, filter: &Filter) -> Result<(Trace, CsvStats), CsvE
                         filter,
                         i == 0,
                         to.saturating_sub(start),
+                        // Each reader its share, so the file stays under the cap.
+                        MAX_SAMPLES / threads,
                     ))
                 })
             })
@@ -133,8 +138,25 @@ pub fn read_file(path: &Path, filter: &Filter) -> Result<(Trace, CsvStats), CsvE
 
 /// Reads metrics CSV text from any reader; `name` is used in messages.
 pub fn read<R: Read>(input: R, name: &str, filter: &Filter) -> Result<(Trace, CsvStats), CsvError> {
+    read_capped(input, name, filter, MAX_SAMPLES)
+}
+
+/// [`read`] keeping at most `max_samples` samples: one more is an error at its line.
+pub fn read_capped<R: Read>(
+    input: R,
+    name: &str,
+    filter: &Filter,
+    max_samples: u64,
+) -> Result<(Trace, CsvStats), CsvError> {
     let mut reader = BufReader::with_capacity(1 << 20, input);
-    merge(vec![parse_chunk(&mut reader, name, filter, true, u64::MAX)])
+    merge(vec![parse_chunk(
+        &mut reader,
+        name,
+        filter,
+        true,
+        u64::MAX,
+        max_samples,
+    )])
 }
 
 /// The result of parsing a run of lines (line numbers local to the run).
@@ -235,6 +257,7 @@ fn parse_chunk<R: BufRead>(
     filter: &Filter,
     expect_header: bool,
     byte_limit: u64,
+    max_samples: u64,
 ) -> Chunk {
     let mut buf: Vec<u8> = Vec::with_capacity(256);
     let mut stats = CsvStats {
@@ -290,6 +313,16 @@ fn parse_chunk<R: BufRead>(
             &mut stats,
         ) {
             error = Some(err(lineno, e));
+            break;
+        }
+        if stats.samples > max_samples {
+            error = Some(err(
+                lineno,
+                format!(
+                    "more than {max_samples} samples (about {} MB in memory): simulate a shorter period, or keep only the fleet's proxies and the policies' signals in the file",
+                    max_samples * 16 / 1_000_000
+                ),
+            ));
             break;
         }
     }
@@ -575,6 +608,15 @@ mod tests {
         ] {
             assert_eq!(parse_timestamp(bad.as_bytes()), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_sample_count_is_capped_at_its_line() {
+        let text = "timestamp,proxy_id,signal,value\n1,a,b,1\n2,a,b,2\n# c\n3,a,b,3\n4,a,b,4\n";
+        let read = |cap| read_capped(text.as_bytes(), "m.csv", &Filter::default(), cap);
+        assert_eq!(read(4).unwrap().1.samples, 4);
+        let e = read(3).unwrap_err().to_string();
+        assert!(e.starts_with("m.csv:6: more than 3 samples"), "{e}");
     }
 
     #[test]

@@ -20,6 +20,7 @@
 pub mod cmd;
 pub mod csv;
 pub mod html;
+pub mod openmetrics;
 pub mod render;
 pub mod report;
 pub mod synthetic;

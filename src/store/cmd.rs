@@ -37,8 +37,9 @@ pub struct LogArgs {
         value_name = "DIR"
     )]
     pub data_dir: Option<PathBuf>,
-    /// The daemon's config file: its `[engine] data_dir` and `listen` become the defaults.
-    #[arg(long, global = true, value_name = "FILE")]
+    /// The daemon's config file: its `[engine] data_dir` and `listen` become the defaults
+    /// (default: ./gaap-autoscaler.toml when it exists, as for `run`).
+    #[arg(long, short, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The daemon's HTTP endpoint, read when the daemon holds the data dir (default: the
     /// config's `listen`, else http://127.0.0.1:9464).
@@ -52,13 +53,22 @@ pub struct LogArgs {
 #[derive(Debug, Subcommand)]
 pub enum LogCommand {
     /// List decisions, oldest first (the newest `--limit` when given).
+    #[command(
+        after_help = "Examples:\n  gaap-autoscaler log list -c gaap-autoscaler.toml --since 1h      the last hour (data dir and daemon from the config)\n  gaap-autoscaler log list --data-dir data --proxy link-kicu7m5b --limit 20\n  gaap-autoscaler log list --outcome failed --json                    failed changes, as JSON\n  gaap-autoscaler log list --daemon http://127.0.0.1:9464 --since 10m   through a running daemon"
+    )]
     List(FilterArgs),
     /// Explain one decision stage by stage (`--json`: the full record).
+    #[command(
+        after_help = "Examples:\n  gaap-autoscaler log show d-1795939200000-link-kicu7m5b-0000 -c gaap-autoscaler.toml\n  gaap-autoscaler log show d-1795939200000-link-kicu7m5b-0000 --data-dir data --json\n\nThe id is the first column of `log list` (and the change's ClientToken)."
+    )]
     Show {
         /// The decision id (also its ClientToken), e.g. d-1795939200000-link-kicu7m5b-0000.
         id: String,
     },
     /// Print every matching record as JSON lines (or CSV).
+    #[command(
+        after_help = "Examples:\n  gaap-autoscaler log export -c gaap-autoscaler.toml > decisions.jsonl\n  gaap-autoscaler log export --data-dir data --since 2026-11-01T00:00:00Z --format csv > decisions.csv\n  gaap-autoscaler log export --policy web --outcome applied --since 7d"
+    )]
     Export {
         #[command(flatten)]
         filter: FilterArgs,
@@ -163,7 +173,7 @@ pub fn run(args: LogArgs) -> anyhow::Result<ExitCode> {
                 serde_json::to_writer_pretty(&mut out, &record)?;
                 writeln!(out)?;
             } else {
-                out.write_all(explain(&record).as_bytes())?;
+                out.write_all(crate::term::fit(explain(&record)).as_bytes())?;
             }
             ExitCode::SUCCESS
         }
@@ -205,7 +215,12 @@ pub fn run(args: LogArgs) -> anyhow::Result<ExitCode> {
 /// config's `[engine] data_dir`, else `./data`; `--daemon`, else `http://` + the config's
 /// `[engine] listen`, else [`DEFAULT_DAEMON_URL`].
 fn locations(args: &LogArgs) -> anyhow::Result<(PathBuf, String)> {
-    let config = match &args.config {
+    let implicit = PathBuf::from(DEFAULT_CONFIG);
+    let config_path = args
+        .config
+        .clone()
+        .or_else(|| implicit.is_file().then_some(implicit));
+    let config = match &config_path {
         Some(path) => Some(crate::config::Config::load(path).map_err(|diags| {
             let text: Vec<String> = diags
                 .iter()
@@ -227,10 +242,25 @@ fn locations(args: &LogArgs) -> anyhow::Result<(PathBuf, String)> {
         .or_else(|| {
             config
                 .as_ref()
-                .map(|c| format!("http://{}", c.engine.listen))
+                .map(|c| daemon_url_for_listen(&c.engine.listen.to_string()))
         })
         .unwrap_or_else(|| DEFAULT_DAEMON_URL.to_string());
     Ok((dir, url))
+}
+
+/// The config file `log` reads when `--config` is not given and it exists (the one `run`
+/// reads by default).
+pub const DEFAULT_CONFIG: &str = "gaap-autoscaler.toml";
+
+/// The URL that reaches a daemon listening on `listen`: a wildcard address (`0.0.0.0`,
+/// `[::]`) is reached on loopback.
+pub fn daemon_url_for_listen(listen: &str) -> String {
+    let host_port = match listen.rsplit_once(':') {
+        Some(("0.0.0.0", port)) => format!("127.0.0.1:{port}"),
+        Some(("[::]", port)) => format!("[::1]:{port}"),
+        _ => listen.to_string(),
+    };
+    format!("http://{host_port}")
 }
 
 /// The log itself when it is free; the daemon's endpoint when the daemon holds it (or
@@ -248,7 +278,7 @@ fn open_source(dir: &Path, url: &str, daemon_given: bool) -> anyhow::Result<Sour
     }
     // A short wait covers a process that is just letting go (see `open_waiting`); the
     // daemon holds the dir for good, and then its endpoint answers.
-    match DecisionLog::open_waiting(dir, Duration::from_millis(300)) {
+    match DecisionLog::open_for_reading(dir, Duration::from_millis(300)) {
         Ok(log) => Ok(Source::Local(log)),
         Err(StoreError::Locked { .. }) => {
             tracing::info!(dir = %dir.display(), url = %url, "data dir held by another process; reading through the daemon");
@@ -373,7 +403,7 @@ pub fn table(records: &[DecisionRecord]) -> String {
                 arrow(r.bandwidth_from, r.bandwidth_to),
                 arrow(r.concurrent_from, r.concurrent_to),
                 if r.repeats > 0 {
-                    format!("{} ×{}", r.outcome.as_str(), r.repeats + 1)
+                    crate::term::fit(format!("{} ×{}", r.outcome.as_str(), r.repeats + 1))
                 } else {
                     r.outcome.as_str().to_string()
                 },
@@ -413,7 +443,7 @@ fn arrow(from: u32, to: u32) -> String {
     if from == to {
         from.to_string()
     } else {
-        format!("{from}→{to}")
+        crate::term::fit(format!("{from}→{to}"))
     }
 }
 

@@ -155,11 +155,60 @@ fn created_compressed(dir: &Path) -> Option<bool> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Creates `dir` (and missing parents) with mode 0700.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Makes what sled wrote in `dir` owner-only: 0700 for the dir and its subdirs (blobs),
+/// 0600 for files. Best effort: a log owned by someone else (a reader) is left as it is.
+fn restrict_permissions(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let set = |p: &Path, mode: u32| {
+            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+        };
+        set(dir, 0o700);
+        let mut stack = vec![dir.to_path_buf()];
+        // sled's layout is two levels deep (the dir, blobs/); stop at 3 to stay bounded.
+        let mut depth = 0;
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                match e.file_type() {
+                    Ok(t) if t.is_dir() && depth < 3 => {
+                        set(&p, 0o700);
+                        stack.push(p);
+                    }
+                    Ok(t) if t.is_file() => set(&p, 0o600),
+                    _ => {}
+                }
+            }
+            depth += 1;
+        }
+    }
+}
+
 impl DecisionLog {
     /// Opens (or creates) the log in `dir`. A dir held by another process is
     /// [`StoreError::Locked`].
     pub fn open(dir: impl AsRef<Path>) -> Result<DecisionLog, StoreError> {
         let dir = dir.as_ref().to_path_buf();
+        // The log holds the fleet's decisions: owner only (0700 dir, 0600 files).
+        if !dir.exists() {
+            private_dir(&dir).map_err(|e| StoreError::Open {
+                dir: dir.clone(),
+                source: sled::Error::Io(e),
+            })?;
+        }
         let db = sled::Config::new()
             .path(&dir)
             .cache_capacity(CACHE_BYTES)
@@ -178,6 +227,7 @@ impl DecisionLog {
                     }
                 }
             })?;
+        restrict_permissions(&dir);
         let decisions = db.open_tree(DECISIONS)?;
         let pending = db.open_tree(PENDING)?;
         let state = db.open_tree(STATE)?;
@@ -209,6 +259,54 @@ impl DecisionLog {
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// Opens the log in `dir` to read it (`log list`, `log show`), waiting up to
+    /// `max_wait` for a lock as [`DecisionLog::open_waiting`] does. Reading needs no free
+    /// space: when sled cannot open the dir itself because it cannot write there (disk
+    /// full, read-only file system or dir, quota), the log's files are copied to a
+    /// temporary dir in memory (`/dev/shm` when there is one, else the temp dir) and read
+    /// from there; the copy is deleted when the log is dropped. Nothing is written to
+    /// `dir`. Writes through a log opened this way are lost: use it only to read.
+    pub fn open_for_reading(
+        dir: impl AsRef<Path>,
+        max_wait: std::time::Duration,
+    ) -> Result<DecisionLog, StoreError> {
+        let dir = dir.as_ref();
+        match DecisionLog::open_waiting(dir, max_wait) {
+            Err(StoreError::Open {
+                source: sled::Error::Io(io),
+                ..
+            }) if cannot_write(&io) => {
+                tracing::info!(dir = %dir.display(), error = %io, "cannot open the log in place; reading a copy");
+                let copy = scratch_copy(dir).map_err(|e| StoreError::Open {
+                    dir: dir.to_path_buf(),
+                    source: sled::Error::Io(std::io::Error::new(
+                        e.kind(),
+                        format!("{io}; reading a copy failed too: {e}"),
+                    )),
+                })?;
+                let db = sled::Config::new()
+                    .path(&copy)
+                    .temporary(true)
+                    .cache_capacity(CACHE_BYTES)
+                    .use_compression(created_compressed(&copy).unwrap_or(true))
+                    .compression_factor(1)
+                    .open()
+                    .map_err(|source| StoreError::Open {
+                        dir: dir.to_path_buf(),
+                        source,
+                    })?;
+                Ok(DecisionLog {
+                    dir: dir.to_path_buf(),
+                    decisions: db.open_tree(DECISIONS)?,
+                    pending: db.open_tree(PENDING)?,
+                    state: db.open_tree(STATE)?,
+                    db,
+                })
+            }
+            other => other,
         }
     }
 
@@ -244,13 +342,13 @@ impl DecisionLog {
 
     /// Stores held records again under their own ids (their `repeats` grew), without a
     /// flush: the pass's [`DecisionLog::append_batch`] flushes them with its own records.
-    /// Only held records: nothing is pending on them.
+    /// Only held or skipped records: nothing is pending on them.
     pub fn rewrite_held<'r>(
         &self,
         records: impl IntoIterator<Item = &'r DecisionRecord>,
     ) -> Result<(), StoreError> {
         for r in records {
-            if r.outcome != Outcome::Held {
+            if !matches!(r.outcome, Outcome::Held | Outcome::Skipped) {
                 return Err(StoreError::NotHeld(r.id.clone()));
             }
             let key = key_for_id(&r.id).ok_or_else(|| StoreError::NotFound(r.id.clone()))?;
@@ -309,7 +407,12 @@ impl DecisionLog {
         outcome: Outcome,
         update: &OutcomeUpdate,
     ) -> Result<(), StoreError> {
-        self.update(id, |r| r.apply_outcome(outcome, update))?;
+        // The wall clock, not the engine's: the API budget is about real time.
+        let answered = Timestamp::from_datetime(&chrono::Utc::now());
+        self.update(id, |r| {
+            r.apply_outcome(outcome, update);
+            r.answered_at = Some(answered);
+        })?;
         self.flush()
     }
 
@@ -540,6 +643,56 @@ fn decode_state(policy: &str, proxy: &str, v: &[u8]) -> Result<ControllerState, 
 
 /// sled 0.34.7 reports a held lock as an `Io` error of kind Other whose message starts
 /// with "could not acquire lock".
+/// An open that failed because the dir cannot be written: no space, read-only, no
+/// permission, quota.
+fn cannot_write(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        StorageFull | ReadOnlyFilesystem | PermissionDenied | QuotaExceeded
+    ) || matches!(e.raw_os_error(), Some(28 | 30 | 13 | 122))
+}
+
+/// Copies the files of the log in `dir` (and its `blobs/`) to a new private dir in
+/// memory, for [`DecisionLog::open_for_reading`].
+fn scratch_copy(dir: &Path) -> std::io::Result<PathBuf> {
+    let base = Path::new("/dev/shm");
+    let base = if base.is_dir() {
+        base.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let copy = base.join(format!(
+        "gaap-autoscaler-log-{}-{nanos}",
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut stack = vec![(dir.to_path_buf(), copy.clone())];
+        while let Some((from, to)) = stack.pop() {
+            private_dir(&to)?;
+            for e in std::fs::read_dir(&from)? {
+                let e = e?;
+                let t = e.file_type()?;
+                let target = to.join(e.file_name());
+                if t.is_dir() && stack.len() < 8 {
+                    stack.push((e.path(), target));
+                } else if t.is_file() {
+                    std::fs::copy(e.path(), &target)?;
+                }
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&copy);
+        return Err(e);
+    }
+    Ok(copy)
+}
+
 fn is_lock_error(e: &sled::Error) -> bool {
     matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }

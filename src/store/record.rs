@@ -345,6 +345,11 @@ pub struct DecisionRecord {
     /// When the proxy was seen RUNNING again after an applied change.
     #[serde(default, with = "rfc3339_opt")]
     pub completed_at: Option<Timestamp>,
+    /// Wall-clock time the modify call's outcome was recorded: every send of this decision
+    /// reached the server before it. A restarted daemon counts these sends against its
+    /// 20/s budget ([`crate::store::budget`]). Absent in records written before it existed.
+    #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<Timestamp>,
     /// `BillingType` sent with the modify call, if the policy sets one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billing_type: Option<i64>,
@@ -429,6 +434,7 @@ impl DecisionRecord {
             error_message: None,
             attempts: 0,
             completed_at: None,
+            answered_at: None,
             billing_type: ctx.policy.billing_type,
             note: ctx.note.map(str::to_string),
             repeats: 0,
@@ -450,9 +456,14 @@ impl DecisionRecord {
     /// [`FOLD_SPAN`] before this one.
     pub fn repeats_hold(&self, prev: &DecisionRecord) -> bool {
         let quiet = |r: &DecisionRecord| {
-            r.outcome == Outcome::Held
-                && matches!(r.verdict, Verdict::Hold | Verdict::Wait)
-                && r.note.is_none()
+            r.note.is_none()
+                && match r.outcome {
+                    Outcome::Held => matches!(r.verdict, Verdict::Hold | Verdict::Wait),
+                    // A proxy that cannot be scaled (Scalarable 0, a status the guard
+                    // skips) says the same thing every pass.
+                    Outcome::Skipped => r.verdict == Verdict::Skip,
+                    _ => false,
+                }
         };
         quiet(self)
             && quiet(prev)
@@ -735,6 +746,20 @@ mod tests {
             edit(&mut r);
             assert_eq!(r.repeats_hold(&prev), *want, "{what}");
         }
+        // A skip (a proxy that cannot be scaled) repeats a skip the same way; a skip
+        // never repeats a hold, nor a hold a skip.
+        let skip = |r: &mut DecisionRecord| {
+            r.outcome = Outcome::Skipped;
+            r.verdict = Verdict::Skip;
+        };
+        let (mut skip_prev, mut skip_next) = (hold_at(0), hold_at(30));
+        skip(&mut skip_prev);
+        skip(&mut skip_next);
+        assert!(skip_next.repeats_hold(&skip_prev));
+        assert!(!skip_next.repeats_hold(&prev));
+        assert!(!same.repeats_hold(&skip_prev));
+        skip_next.note = Some("not sent: an earlier change was rejected".into());
+        assert!(!skip_next.repeats_hold(&skip_prev), "a skip with a note");
         // A run is extended only forward in time.
         let mut run = prev.clone();
         run.repeats = 2;
