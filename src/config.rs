@@ -25,9 +25,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::policy::Diagnostic;
-use crate::policy::raw::{Stage1, deserialize_all};
-use crate::policy::validate::Ctx;
+use crate::diagnostic::Diagnostic;
+use crate::diagnostic::collect::{Ctx, Stage1, deserialize_all};
 
 pub const DEFAULT_ENDPOINT: &str = "https://gaap.tencentcloudapi.com";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
@@ -86,7 +85,7 @@ pub struct EngineConfig {
 impl Config {
     /// Reads and validates a config file; every problem with its place.
     pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
-        let text = std::fs::read_to_string(path).map_err(|e| vec![Diagnostic::io(path, &e)])?;
+        let text = crate::diagnostic::read_text(path).map_err(|d| vec![d])?;
         match check_config(&text, path) {
             (Some(c), _) => Ok(c),
             (None, diags) => Err(diags),
@@ -183,7 +182,15 @@ fn validate_config(ctx: &mut Ctx<'_>, raw: RawConfig) -> Option<Config> {
     if let Some(tc) = &raw.tencentcloud {
         let r = tc.get_ref();
         if let Some(e) = &r.endpoint {
-            tencentcloud.endpoint = http_url(ctx, e, "tencentcloud.endpoint").unwrap_or_default();
+            // The very check `run` makes, so `validate --config` refuses what `run` refuses.
+            match crate::cloud::request::Endpoint::parse(e.get_ref()) {
+                Ok(_) => tencentcloud.endpoint = e.get_ref().trim().to_string(),
+                Err(err) => ctx.err(
+                    e.span().start,
+                    format!("`tencentcloud.endpoint`: {err}"),
+                    "use https://gaap.tencentcloudapi.com, or http://127.0.0.1:PORT for a local sandbox",
+                ),
+            }
         }
         if let Some(region) = &r.region {
             let v = region.get_ref().trim();
@@ -362,7 +369,18 @@ mod tests {
             ),
             (
                 format!("{p}[tencentcloud]\nendpoint = \"ftp://x\"\n"),
-                "http:// or https://",
+                "is not a URL",
+                4,
+            ),
+            // What `run` refuses (Endpoint::parse), validate refuses, at its place.
+            (
+                format!("{p}[tencentcloud]\nendpoint = \"http://10.1.2.3\"\n"),
+                "plain http is only allowed for loopback",
+                4,
+            ),
+            (
+                format!("{p}[tencentcloud]\nendpoint = \"https://h/path\"\n"),
+                "without a path",
                 4,
             ),
             (

@@ -9,9 +9,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::core::{Ladder, ProxyState, ProxyStatus};
-use crate::policy::Diagnostic;
-use crate::policy::raw::{Stage1, deserialize_all};
-use crate::policy::validate::Ctx;
+use crate::diagnostic::Diagnostic;
+use crate::diagnostic::collect::{Ctx, Stage1, deserialize_all};
 
 /// A ladder row: the allowed values for proxies in `access_region` whose origin is
 /// `dest_region` (None = any destination).
@@ -58,10 +57,9 @@ impl Fleet {
     }
 
     pub fn load(path: &Path) -> Result<Fleet, Vec<Diagnostic>> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Fleet::parse(&text, path),
-            Err(e) => Err(vec![Diagnostic::io(path, &e)]),
-        }
+        crate::diagnostic::read_text(path)
+            .map_err(|d| vec![d])
+            .and_then(|text| Fleet::parse(&text, path))
     }
 
     pub fn bundled() -> Fleet {
@@ -268,6 +266,8 @@ fn validate_fleet(ctx: &mut Ctx<'_>, raw: RawFleet) -> Fleet {
             at,
             "add `id = \"link-xxxxxxxx\"`",
         );
+        // A duplicate is reported, and its other problems too (it is not kept).
+        let mut duplicate = false;
         if let (Some(id), Some(idv)) = (&id, &r.id)
             && let Some(first) = proxy_at.get(id)
         {
@@ -277,7 +277,7 @@ fn validate_fleet(ctx: &mut Ctx<'_>, raw: RawFleet) -> Fleet {
                 format!("duplicate proxy id `{id}` (first at line {line}, column {col})"),
                 "each [[proxy]] needs its own id",
             );
-            continue;
+            duplicate = true;
         }
         let access = required_str(
             ctx,
@@ -387,6 +387,9 @@ fn validate_fleet(ctx: &mut Ctx<'_>, raw: RawFleet) -> Fleet {
                 }
             }
         }
+        if duplicate {
+            continue;
+        }
         proxy_at.insert(id.clone(), r.id.as_ref().map_or(at, |v| v.span().start));
         fleet.proxies.push(ProxyState {
             id,
@@ -420,6 +423,24 @@ mod tests {
 
     fn check(text: &str) -> (Option<Fleet>, Vec<Diagnostic>) {
         check_fleet(text, Path::new("fleet.toml"))
+    }
+
+    /// A duplicate id does not hide the other problems of that [[proxy]].
+    #[test]
+    fn a_duplicate_proxy_is_still_checked() {
+        let text = format!(
+            "{LADDER}[[proxy]]\nid = \"link-a\"\naccess_region = \"GZ\"\nreal_server_region = \"SH\"\nbandwidth = 10\nconcurrent = 2\n\
+             [[proxy]]\nid = \"link-a\"\naccess_region = \"GZ\"\nreal_server_region = \"SH\"\nbandwidth = 0\nconcurrent = 2\nscalarable = 3\n"
+        );
+        let (f, d) = check(&text);
+        assert!(f.is_none());
+        for want in [
+            "duplicate proxy id `link-a`",
+            "`bandwidth` = 0 must be at least 1",
+            "`scalarable` = 3 must be 0 or 1",
+        ] {
+            assert!(d.iter().any(|d| d.message.contains(want)), "{want}: {d:#?}");
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod cloud;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod diagnostic;
 pub mod exit;
 pub mod fleet;
 pub mod metrics;

@@ -36,12 +36,27 @@ pub enum RateError {
     WindowTooShort,
 }
 
-/// A sliding-window log: at most `limit` grants in any interval of length `window`.
+/// A sliding-window log: at most `limit` requests in any interval of length `window`, as
+/// the server sees them.
+///
+/// The budget counts sends, the server counts arrivals, and a request reaches the server
+/// somewhere between its grant and the end of its call (its answer, its error, or its
+/// timeout). So a request counts from its grant ([`Window::begin`]) for as long as it is in
+/// flight, and then for `window` after its end ([`Window::finish`]). Whatever the delays
+/// between grant and arrival, no interval of length `window` can then hold more than
+/// `limit` arrivals: if it held `limit + 1`, the last of them to be granted was granted
+/// while the other `limit` were in flight or had ended less than `window` before.
+/// [`Window::try_acquire`] is a request that ends at its grant (the simulation's model).
 #[derive(Clone, Debug)]
 pub struct Window {
     limit: usize,
     window: Duration,
-    grants: VecDeque<Duration>,
+    /// End times of finished requests, ascending; only the last `limit` matter.
+    ends: VecDeque<Duration>,
+    /// Granted and not finished.
+    in_flight: usize,
+    /// The latest time seen: time never runs backwards here.
+    latest: Duration,
 }
 
 impl Window {
@@ -59,48 +74,90 @@ impl Window {
         Ok(Window {
             limit: limit as usize,
             window,
-            grants: VecDeque::with_capacity(limit as usize),
+            ends: VecDeque::with_capacity(limit as usize),
+            in_flight: 0,
+            latest: Duration::ZERO,
         })
     }
 
-    /// The earliest time at or after `now` when a grant is possible.
-    pub fn next_free(&self, now: Duration) -> Duration {
+    /// The earliest time at or after `now` when a grant is possible; None while `limit`
+    /// requests are in flight (one must finish first).
+    pub fn next_free(&self, now: Duration) -> Option<Duration> {
         let now = self.clamp(now);
-        if self.grants.len() < self.limit {
-            return now;
+        if self.in_flight >= self.limit {
+            return None;
         }
-        now.max(self.grants[self.grants.len() - self.limit] + self.window)
+        let room = self.limit - self.in_flight;
+        if self.ends.len() < room {
+            return Some(now);
+        }
+        Some(now.max(self.ends[self.ends.len() - room] + self.window))
     }
 
-    /// Grants one request at `now` (recording it), or says when to try again.
-    pub fn try_acquire(&mut self, now: Duration) -> Result<(), Duration> {
+    /// Grants one request at `now` that stays in flight until [`Window::finish`], or says
+    /// when to try again (None: when a request in flight finishes).
+    pub fn begin(&mut self, now: Duration) -> Result<(), Option<Duration>> {
         let now = self.clamp(now);
-        let free = self.next_free(now);
-        if free > now {
-            return Err(free);
+        match self.next_free(now) {
+            Some(free) if free <= now => {
+                self.in_flight += 1;
+                self.latest = now;
+                Ok(())
+            }
+            other => Err(other),
         }
-        if self.grants.len() == self.limit {
-            self.grants.pop_front();
-        }
-        self.grants.push_back(now);
+    }
+
+    /// One request granted by [`Window::begin`] ended at `now` (answered, failed or timed
+    /// out): it counts until `now + window`.
+    pub fn finish(&mut self, now: Duration) {
+        let now = self.clamp(now);
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.push_end(now);
+    }
+
+    /// Grants one request that ends at its grant (recording it), or says when to try again.
+    pub fn try_acquire(&mut self, now: Duration) -> Result<(), Option<Duration>> {
+        self.begin(now)?;
+        self.finish(now);
         Ok(())
+    }
+
+    /// Counts requests sent by someone else (an earlier process) `ages` before `now`, as if
+    /// they had ended then. A time before the window's first moment counts as that moment
+    /// (later, so more cautious).
+    pub fn seed(&mut self, now: Duration, ages: &[Duration]) {
+        let now = self.clamp(now);
+        let mut times: Vec<Duration> = ages
+            .iter()
+            .filter(|&&a| a < self.window)
+            .map(|&a| now.saturating_sub(a).max(self.latest))
+            .collect();
+        times.sort();
+        for t in times {
+            self.push_end(t);
+        }
+    }
+
+    fn push_end(&mut self, at: Duration) {
+        // `at` is clamped: never before an end already kept, so the deque stays sorted.
+        self.latest = self.latest.max(at);
+        if self.ends.len() == self.limit {
+            self.ends.pop_front();
+        }
+        self.ends.push_back(at);
     }
 
     /// Grants still possible at `now` without waiting (for the daemon's /metrics).
     pub fn available(&self, now: Duration) -> u32 {
         let now = self.clamp(now);
-        let used = self
-            .grants
-            .iter()
-            .filter(|&&g| g + self.window > now)
-            .count();
+        let used = self.in_flight + self.ends.iter().filter(|&&g| g + self.window > now).count();
         (self.limit - used.min(self.limit)) as u32
     }
 
-    /// Time never runs backwards here: an earlier `now` than the last grant counts as the
-    /// last grant's time.
+    /// An earlier `now` than the latest time seen counts as that time.
     fn clamp(&self, now: Duration) -> Duration {
-        self.grants.back().map_or(now, |&last| now.max(last))
+        now.max(self.latest)
     }
 }
 
@@ -159,6 +216,11 @@ impl RateLimiter {
         })
     }
 
+    /// The window each action's budget is counted over.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
     fn slot(&self, action: &str) -> Arc<Slot> {
         let mut slots = lock(&self.slots);
         slots
@@ -192,9 +254,20 @@ impl RateLimiter {
         out
     }
 
+    /// Counts `ages` (how long ago each was sent, by an earlier process) against
+    /// `action`'s budget: a new process starts with the budget its predecessor left, not
+    /// an empty one. Ages of a window or more are ignored.
+    pub fn seed(&self, action: &str, ages: &[Duration]) {
+        let slot = self.slot(action);
+        lock(&slot.state).window.seed(self.origin.elapsed(), ages);
+    }
+
     /// Waits until `action` may be called. Higher priorities go first; equal priorities in
     /// arrival order. Cancel-safe: a dropped waiter leaves the queue.
-    pub async fn acquire(&self, action: &str, priority: Priority) {
+    ///
+    /// The request counts against the budget until the returned [`Sent`] is dropped and
+    /// for one window after: hold it until the call has ended (answer, error or timeout).
+    pub async fn acquire(&self, action: &str, priority: Priority) -> Sent {
         let slot = self.slot(action);
         let key = {
             let mut st = lock(&slot.state);
@@ -215,15 +288,18 @@ impl RateLimiter {
             let retry_at = {
                 let mut st = lock(&slot.state);
                 if st.queue.first() == Some(&key) {
-                    match st.window.try_acquire(self.origin.elapsed()) {
+                    match st.window.begin(self.origin.elapsed()) {
                         Ok(()) => {
                             st.queue.remove(&key);
                             guard.armed = false;
                             drop(st);
                             slot.notify.notify_waiters();
-                            return;
+                            return Sent {
+                                slot: Arc::clone(&slot),
+                                origin: self.origin,
+                            };
                         }
-                        Err(at) => Some(at),
+                        Err(at) => at,
                     }
                 } else {
                     None
@@ -239,6 +315,26 @@ impl RateLimiter {
                 None => notified.await,
             }
         }
+    }
+}
+
+/// One granted request, counted as in flight until dropped (then for one window more).
+#[must_use = "hold the permit until the call has ended; dropping it ends the request"]
+pub struct Sent {
+    slot: Arc<Slot>,
+    origin: Instant,
+}
+
+impl std::fmt::Debug for Sent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sent")
+    }
+}
+
+impl Drop for Sent {
+    fn drop(&mut self) {
+        lock(&self.slot.state).window.finish(self.origin.elapsed());
+        self.slot.notify.notify_waiters();
     }
 }
 
@@ -267,7 +363,7 @@ pub fn burst(window: &mut Window, n: usize) -> Vec<Duration> {
     while grants.len() < n {
         match window.try_acquire(now) {
             Ok(()) => grants.push(now),
-            Err(at) => now = at,
+            Err(at) => now = at.expect("nothing is in flight in a burst of instant grants"),
         }
     }
     grants
@@ -328,7 +424,9 @@ mod tests {
             (2000, Ok(())),
         ];
         for (i, (now, want)) in steps.iter().enumerate() {
-            let got = w.try_acquire(ms(*now)).map_err(|d| d.as_millis() as u64);
+            let got = w
+                .try_acquire(ms(*now))
+                .map_err(|d| d.expect("nothing in flight").as_millis() as u64);
             assert_eq!(got, *want, "step {i} at {now} ms");
         }
     }
@@ -385,7 +483,7 @@ mod tests {
                 Priority::High
             };
             tasks.push(tokio::spawn(async move {
-                l.acquire("ModifyProxyConfiguration", p).await;
+                drop(l.acquire("ModifyProxyConfiguration", p).await);
                 log.lock().unwrap().push((start.elapsed(), p));
             }));
             tokio::task::yield_now().await;
@@ -424,7 +522,7 @@ mod tests {
                     } else {
                         Priority::High
                     };
-                    l.acquire("ModifyProxyConfiguration", p).await;
+                    drop(l.acquire("ModifyProxyConfiguration", p).await);
                     start.elapsed()
                 })
             })
@@ -447,14 +545,14 @@ mod tests {
         let limiter = RateLimiter::new(2).unwrap();
         let start = Instant::now();
         for _ in 0..2 {
-            limiter.acquire("A", Priority::Normal).await;
+            drop(limiter.acquire("A", Priority::Normal).await);
         }
-        limiter.acquire("B", Priority::Normal).await;
+        drop(limiter.acquire("B", Priority::Normal).await);
         assert_eq!(start.elapsed(), Duration::ZERO);
         // A cancelled waiter does not block the queue.
         let r = tokio::time::timeout(ms(10), limiter.acquire("A", Priority::High)).await;
         assert!(r.is_err());
-        limiter.acquire("A", Priority::Low).await;
+        drop(limiter.acquire("A", Priority::Low).await);
         assert_eq!(start.elapsed(), DEFAULT_WINDOW);
     }
 }

@@ -56,6 +56,16 @@ impl Timestamp {
     }
 }
 
+/// The longest duration a file or flag may give: 100 years of 365 days (`36500d`).
+/// Anything longer is an error, so every parsed duration fits in i64 milliseconds with
+/// room to spare (no cast can wrap, no timestamp sum can overflow).
+pub const MAX_DURATION: Duration = Duration::from_millis(3_153_600_000_000);
+
+/// A duration in milliseconds as i64, saturating at `i64::MAX` (never wrapping).
+pub fn millis_i64(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())
@@ -65,20 +75,14 @@ impl fmt::Display for Timestamp {
 impl Add<Duration> for Timestamp {
     type Output = Timestamp;
     fn add(self, d: Duration) -> Timestamp {
-        Timestamp(
-            self.0
-                .saturating_add(d.as_millis().min(i64::MAX as u128) as i64),
-        )
+        Timestamp(self.0.saturating_add(millis_i64(d)))
     }
 }
 
 impl Sub<Duration> for Timestamp {
     type Output = Timestamp;
     fn sub(self, d: Duration) -> Timestamp {
-        Timestamp(
-            self.0
-                .saturating_sub(d.as_millis().min(i64::MAX as u128) as i64),
-        )
+        Timestamp(self.0.saturating_sub(millis_i64(d)))
     }
 }
 
@@ -99,7 +103,16 @@ pub fn parse_time(s: &str) -> Result<Timestamp, String> {
         if !secs.is_finite() {
             return Err(format!("`{t}` is not a finite time"));
         }
-        return Ok(Timestamp((secs * 1000.0).round() as i64));
+        // A float beyond i64 would saturate silently: check the range first.
+        let ms = (secs * 1000.0).round();
+        let representable =
+            ms.abs() < 9.0e18 && Utc.timestamp_millis_opt(ms as i64).single().is_some();
+        if !representable {
+            return Err(format!(
+                "`{t}` is out of range: Unix seconds between -8210266876800 and 8210266876799"
+            ));
+        }
+        return Ok(Timestamp(ms as i64));
     }
     DateTime::parse_from_rfc3339(t)
         .map(|dt| Timestamp::from_datetime(&dt))
@@ -109,7 +122,7 @@ pub fn parse_time(s: &str) -> Result<Timestamp, String> {
 }
 
 /// Parses `500ms`, `30s`, `10m`, `1h30m`, `2d`, `1w`. A bare number is rejected: the unit
-/// is always written.
+/// is always written. At most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     if t.is_empty() {
@@ -156,8 +169,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         };
         total_ms = total_ms.saturating_add(n.saturating_mul(unit_ms));
     }
-    if total_ms > u64::MAX as u128 {
-        return Err(format!("invalid duration `{t}`: too large"));
+    if total_ms > MAX_DURATION.as_millis() {
+        return Err(format!(
+            "invalid duration `{t}`: too large (at most 100 years, `36500d`)"
+        ));
     }
     Ok(Duration::from_millis(total_ms as u64))
 }
@@ -202,6 +217,12 @@ mod tests {
             ("5x", None),
             ("m", None),
             ("-5s", None),
+            // Not representable as i64 milliseconds, or beyond 100 years: an error.
+            ("18446744073709551615ms", None),
+            ("9223372036854775807ms", None),
+            ("36500d", Some(3_153_600_000_000)),
+            ("36500d1ms", None),
+            ("5300w", None),
         ];
         for (input, want) in cases {
             let got = parse_duration(input).ok().map(|d| d.as_millis() as u64);
@@ -229,6 +250,10 @@ mod tests {
         );
         assert_eq!(parse_time("1.5").unwrap(), Timestamp(1500));
         assert!(parse_time("yesterday").is_err());
+        // Beyond what a timestamp can hold: an error, not a saturated value.
+        for t in ["1e300", "99999999999999999999", "-99999999999999999999"] {
+            assert!(parse_time(t).is_err(), "{t}");
+        }
         assert_eq!(Timestamp::from_secs(0).to_rfc3339(), "1970-01-01T00:00:00Z");
     }
 }

@@ -533,7 +533,7 @@ fn sigkill_between_log_and_answer_is_reconciled_without_a_second_change() {
 }
 
 #[test]
-fn a_burst_of_300_changes_respects_20_per_second_and_finishes_near_the_minimum() {
+fn a_burst_of_300_changes_respects_20_per_second_with_no_rejection() {
     let end = now_secs() / 60 * 60;
     let ids: Vec<String> = (0..300).map(|i| format!("link-b{i:07}")).collect();
     let proxies: Vec<Demand> = ids
@@ -545,29 +545,12 @@ fn a_burst_of_300_changes_respects_20_per_second_and_finishes_near_the_minimum()
         Setup::start(&fleet_rows, &demand(&proxies, end), "127.0.0.1:0", &[]);
     setup.run_once(end, &[]);
     let calls = sandbox.modify_calls();
-    // The sandbox counts arrivals, the budget counts sends: on a loaded two-core machine a
-    // request can reach the sandbox more than the budget's 50 ms margin late and the next
-    // one lands inside the same second. The sandbox then answers RequestLimitExceeded and
-    // the client must retry safely. A budget that did not hold 20/s would be rejected
-    // dozens of times here (300 calls); rare jitter costs at most a few.
+    // The sandbox counts arrivals, the budget counts sends: the budget counts a request
+    // from its grant until its call has ended and one window after, so however late a
+    // request reaches the sandbox, no second holds more than 20 and none is rejected.
     let rejected: Vec<&Value> = calls.iter().filter(|c| c["applied"] != true).collect();
-    assert!(
-        rejected
-            .iter()
-            .all(|c| c["error_code"] == "RequestLimitExceeded"),
-        "only the rate limit may reject: {rejected:#?}"
-    );
-    assert!(
-        rejected.len() <= 3,
-        "{} of {} calls rejected for the rate: the budget does not hold 20/s",
-        rejected.len(),
-        calls.len()
-    );
-    assert_eq!(
-        calls.len(),
-        300 + rejected.len(),
-        "a retry only after a rejection"
-    );
+    assert!(rejected.is_empty(), "rejected: {rejected:#?}");
+    assert_eq!(calls.len(), 300);
     // Every proxy changed exactly once, each under one ClientToken, retries included.
     let mut per_proxy: std::collections::BTreeMap<&str, (usize, std::collections::BTreeSet<&str>)> =
         Default::default();
@@ -595,13 +578,13 @@ fn a_burst_of_300_changes_respects_20_per_second_and_finishes_near_the_minimum()
         })
         .collect();
     t.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    // 300 calls at 20/s: the last can start no earlier than 14 s after the first.
+    // 300 calls at 20/s: the last can start no earlier than 14 s after the first, and
+    // the sandbox's own count finds no second with more than 20. (How near the 15 s
+    // minimum the burst finishes is a speed, measured in benches/ratelimit.rs.)
     let span = t[t.len() - 1] - t[0];
     assert!(span >= 14.0, "span {span}");
-    assert!(
-        span <= 15.0 * 1.1,
-        "the burst took {span:.2} s, more than 10% over the 15 s minimum"
-    );
+    let ms: Vec<i64> = t.iter().map(|s| (s * 1000.0).round() as i64).collect();
+    assert!(gaap_autoscaler::sandbox::arrivals::most_in_one_second(&ms) <= 20);
 }
 
 #[test]

@@ -18,6 +18,8 @@ fn ladder_list() -> impl Strategy<Value = Vec<u32>> {
 fn reading() -> impl Strategy<Value = Option<Reading>> {
     prop_oneof![
         4 => (0.0f64..5_000_000.0).prop_map(|v| Some(Reading::Value { value: v, at: NOW })),
+        // Dated in the past (stale or not) or in the future (a clock ahead of ours).
+        2 => (0.0f64..5_000_000.0, -3_600i64..3_600).prop_map(|(v, ago)| Some(Reading::Value { value: v, at: Timestamp(NOW.millis() - ago * 1000) })),
         1 => Just(None),
         1 => Just(Some(Reading::Missing { reason: NoData::NotANumber })),
         1 => Just(Some(Reading::Value { value: f64::NAN, at: NOW })),
@@ -28,11 +30,11 @@ fn reading() -> impl Strategy<Value = Option<Reading>> {
 
 fn dim_state() -> impl Strategy<Value = DimState> {
     (
-        prop::collection::vec((0i64..3600, 1u32..2000), 0..30),
-        prop::option::of(0i64..3600),
-        prop::option::of(0i64..3600),
+        prop::collection::vec((-600i64..3600, 1u32..2000), 0..30),
+        prop::option::of(-600i64..3600),
+        prop::option::of(-600i64..3600),
         0u32..10,
-        prop::option::of(0i64..3600),
+        prop::option::of(-600i64..3600),
     )
         .prop_map(|(recs, up, down, streak, since)| {
             let mut recommendations: Vec<(Timestamp, u32)> = recs
@@ -54,6 +56,8 @@ fn dim_state() -> impl Strategy<Value = DimState> {
 struct Case {
     policy: Policy,
     ladder: Ladder,
+    /// None: the region pair has no ladder (the guard must skip).
+    has_ladder: bool,
     proxy: ProxyState,
     obs: Observation,
     state: ControllerState,
@@ -77,6 +81,7 @@ fn case() -> impl Strategy<Value = Case> {
         ),
         (reading(), reading()),
         (dim_state(), dim_state()),
+        (status(), prop::bool::weighted(0.9), any::<bool>()),
     )
         .prop_map(|t| {
             let (
@@ -89,6 +94,7 @@ fn case() -> impl Strategy<Value = Case> {
                 (cur_b, cur_c),
                 (rb, rc),
                 (sb, sc),
+                (status, has_ladder, cc_steps),
             ) = t;
             let mut p = fixtures::policy();
             let bwd = p.bandwidth.as_mut().unwrap();
@@ -120,8 +126,23 @@ fn case() -> impl Strategy<Value = Case> {
             let ccd = p.concurrent.as_mut().unwrap();
             ccd.min = c.min(d);
             ccd.max = c.max(d);
-            ccd.rule = Rule::TargetTracking {
-                target_utilization: tu_c,
+            ccd.rule = if cc_steps {
+                Rule::Steps(vec![
+                    StepRule {
+                        above: Some(0.8),
+                        below: None,
+                        change: 3,
+                    },
+                    StepRule {
+                        above: None,
+                        below: Some(0.4),
+                        change: -2,
+                    },
+                ])
+            } else {
+                Rule::TargetTracking {
+                    target_utilization: tu_c,
+                }
             };
             p.behavior.scale_up.tolerance = tol_u;
             p.behavior.scale_down.tolerance = tol_d;
@@ -146,10 +167,11 @@ fn case() -> impl Strategy<Value = Case> {
                 Some(v) => v,
                 None => fallback,
             };
-            let proxy = fixtures::proxy(
+            let mut proxy = fixtures::proxy(
                 on(&ladder.bandwidth, cur_b, ladder.bandwidth[0]),
                 on(&ladder.concurrent, Some(cur_c), ladder.concurrent[0]),
             );
+            proxy.status = status;
             let mut obs = Observation::default();
             if let Some(r) = rb {
                 obs.signals.insert("bandwidth".into(), r);
@@ -160,6 +182,7 @@ fn case() -> impl Strategy<Value = Case> {
             Case {
                 policy: p,
                 ladder,
+                has_ladder,
                 proxy,
                 obs,
                 state: ControllerState {
@@ -168,6 +191,22 @@ fn case() -> impl Strategy<Value = Case> {
                 },
             }
         })
+}
+
+/// RUNNING most of the time; ADJUSTING and other states too.
+fn status() -> impl Strategy<Value = ProxyStatus> {
+    prop_oneof![
+        6 => Just(ProxyStatus::Running),
+        2 => Just(ProxyStatus::Adjusting),
+        1 => prop::sample::select(vec!["CLOSED", "CREATING", "ISOLATED", "SOMETHING_NEW"])
+            .prop_map(ProxyStatus::parse),
+    ]
+}
+
+impl Case {
+    fn ladder(&self) -> Option<&Ladder> {
+        self.has_ladder.then_some(&self.ladder)
+    }
 }
 
 fn has_data(obs: &Observation, signal: &str) -> bool {
@@ -198,7 +237,7 @@ proptest! {
     /// Any value that would be sent is an allowed value within the policy bounds.
     #[test]
     fn sent_values_are_allowed_and_within_bounds(c in case()) {
-        let d = decide(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, &c.state, NOW);
+        let d = decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
         for (dim, from, to, _) in dims(&c, &d) {
             if to != from {
                 let cfg = match dim { Dim::Bandwidth => c.policy.bandwidth.as_ref(), Dim::Concurrent => c.policy.concurrent.as_ref() }.unwrap();
@@ -212,7 +251,7 @@ proptest! {
     /// Missing data never lowers capacity.
     #[test]
     fn missing_data_never_scales_down(c in case()) {
-        let d = decide(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, &c.state, NOW);
+        let d = decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
         for (_, from, to, signal) in dims(&c, &d) {
             if !has_data(&c.obs, signal) {
                 prop_assert!(to >= from, "{signal}: {from} -> {to} without data");
@@ -220,19 +259,25 @@ proptest! {
         }
     }
 
-    /// No change within a direction's cooldown (unless the current value violates the bounds).
+    /// No change within a direction's cooldown (unless the current value violates the
+    /// bounds), stated on its own terms (DESIGN.md stage 9: "cooldown per direction since
+    /// the last applied change"): a change in a direction needs the last change, in either
+    /// direction, at least that direction's cooldown ago; a stamp dated in the future
+    /// counts as just now.
     #[test]
     fn cooldown_holds(c in case()) {
-        let d = decide(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, &c.state, NOW);
+        let d = decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
         for (dim, from, to, signal) in dims(&c, &d) {
             let cfg = match dim { Dim::Bandwidth => c.policy.bandwidth.as_ref(), Dim::Concurrent => c.policy.concurrent.as_ref() }.unwrap();
             let st = c.state.dim(dim);
-            let Some(last) = st.last_up.max(st.last_down) else { continue };
-            let since = NOW.since(last);
+            let ago = |t: Option<Timestamp>| t.map(|t| Duration::from_millis((NOW.millis() - t.millis()).max(0) as u64));
             let in_bounds = from >= cfg.min && from <= cfg.max;
-            if in_bounds && has_data(&c.obs, signal) {
-                if to > from { prop_assert!(since >= c.policy.behavior.scale_up.cooldown); }
-                if to < from { prop_assert!(since >= c.policy.behavior.scale_down.cooldown); }
+            if !(in_bounds && has_data(&c.obs, signal)) { continue; }
+            if to > from && let Some(a) = ago(st.last_up.max(st.last_down)) {
+                prop_assert!(a >= c.policy.behavior.scale_up.cooldown, "{dim:?} up {a:?} after the last change");
+            }
+            if to < from && let Some(a) = ago(st.last_up.max(st.last_down)) {
+                prop_assert!(a >= c.policy.behavior.scale_down.cooldown, "{dim:?} down {a:?} after the last change");
             }
         }
     }
@@ -240,7 +285,7 @@ proptest! {
     /// At most max_steps ladder steps per change, when the bounds do not force a jump.
     #[test]
     fn max_steps_hold(c in case()) {
-        let d = decide(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, &c.state, NOW);
+        let d = decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
         for (dim, from, to, signal) in dims(&c, &d) {
             let cfg = match dim { Dim::Bandwidth => c.policy.bandwidth.as_ref(), Dim::Concurrent => c.policy.concurrent.as_ref() }.unwrap();
             let values = c.ladder.values(dim);
@@ -262,15 +307,15 @@ proptest! {
     /// Same inputs, same output.
     #[test]
     fn deterministic(c in case()) {
-        let a = decide(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, &c.state, NOW);
-        let b = decide(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, &c.state, NOW);
+        let a = decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
+        let b = decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
         prop_assert_eq!(a, b);
     }
 
     /// A decision that changes nothing still says why.
     #[test]
     fn every_decision_has_reasons(c in case()) {
-        let d = decide(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, &c.state, NOW);
+        let d = decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
         prop_assert!(!d.reasons.is_empty());
     }
 
@@ -278,11 +323,11 @@ proptest! {
     /// the buffer held before: only `next_state`, the starting state, carries over.
     #[test]
     fn deciding_into_a_used_decision_equals_deciding_afresh(c in case(), other in case()) {
-        let mut d = decide(&other.policy, &other.proxy, Some(&other.ladder), &other.obs, &other.state, NOW);
+        let mut d = decide(&other.policy, &other.proxy, other.ladder(), &other.obs, &other.state, NOW);
         d.next_state = c.state.clone();
         let later = Timestamp(NOW.millis() + 1);
-        decide_into(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, later, &mut d);
-        prop_assert_eq!(d, decide(&c.policy, &c.proxy, Some(&c.ladder), &c.obs, &c.state, later));
+        decide_into(&c.policy, &c.proxy, c.ladder(), &c.obs, later, &mut d);
+        prop_assert_eq!(d, decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, later));
     }
 }
 

@@ -188,6 +188,35 @@ fn validate_exits_1_with_places_and_help() {
 }
 
 #[test]
+fn validate_prints_the_first_100_problems_and_counts_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("many.toml");
+    let mut text = String::new();
+    for i in 0..150 {
+        text.push_str(&format!("unknown_{i} = 1\n"));
+    }
+    text.push_str(&std::fs::read_to_string("policies/web.toml").unwrap());
+    std::fs::write(&file, text).unwrap();
+    let (code, stderr) = validate(&[file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    let printed = stderr
+        .lines()
+        .filter(|l| l.contains("unknown key `unknown_"))
+        .count();
+    assert_eq!(printed, 100, "{stderr}");
+    assert!(
+        stderr.contains("\n... and 50 more not shown (50 errors, 0 warnings)\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .trim_end()
+            .ends_with("checked 1 policy: 150 errors, 0 warnings"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn validate_passes_with_warnings_only() {
     let (code, stderr) = validate(&["tests/data/bad_policies/warnings_only.toml"]);
     assert_eq!(code, 0, "{stderr}");

@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use gaap_autoscaler::core::{Dim, Direction, Ladder, ProxyState, ProxyStatus, fixtures};
+use gaap_autoscaler::core::{Dim, Direction, ProxyState, fixtures};
 use gaap_autoscaler::fleet::{Fleet, LadderEntry};
 use gaap_autoscaler::policy::{Policy, Selector};
 use gaap_autoscaler::sim::report::{self, Prices};
@@ -706,8 +706,6 @@ fn policy_sets_run_side_by_side_on_the_same_trace() {
         reports[1].summary.figures.unserved_mbps_hours
             >= reports[0].summary.figures.unserved_mbps_hours
     );
-    let _: &Ladder = &f.ladders[0].ladder;
-    assert_eq!(f.proxies[0].status, ProxyStatus::Running);
 }
 
 // ---- the binary ----------------------------------------------------------------------

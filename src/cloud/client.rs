@@ -207,7 +207,8 @@ impl GaapClient {
         priority: Priority,
     ) -> Result<serde_json::Value, CallError> {
         let body = serde_json::to_vec(params).map_err(|e| CallError::Request(e.to_string()))?;
-        self.limiter.acquire(action, priority).await;
+        // The permit is held until the call has ended: the budget counts it until then.
+        let _sent = self.limiter.acquire(action, priority).await;
         self.send(action, body).await
     }
 
@@ -285,8 +286,10 @@ impl GaapClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.limiter.acquire(action, priority).await;
+            // Held until the call has ended: the budget counts the request until then.
+            let sent = self.limiter.acquire(action, priority).await;
             let result = self.send(action, body.clone()).await;
+            drop(sent);
             let err = match result {
                 Ok(v) => {
                     return serde_json::from_value::<T>(v)

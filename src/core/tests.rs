@@ -435,9 +435,12 @@ fn a_step_down_into_an_upward_band_holds() {
 
 #[test]
 fn one_change_carries_both_dimensions() {
-    let d = decide_simple(50, 10, 140.0, 14_000.0); // bw up to 200, concurrent down to 2? (stabilized)
+    // Bandwidth up to 200. Concurrency (seasoned state): 14,000 connections are 1.4 units,
+    // 2 at utilization 0.7, but a scale-down moves at most one ladder step: 10 -> 5.
+    let d = decide_simple(50, 10, 140.0, 14_000.0);
     assert_eq!(d.verdict, Verdict::Change);
     assert_eq!(d.bandwidth_to, 200);
+    assert_eq!((d.concurrent_from, d.concurrent_to), (10, 5));
     assert_eq!(d.direction, Some(Direction::Up));
     assert_eq!(d.next_state.bandwidth.last_up, Some(T0));
     // Held decisions still say why.

@@ -123,6 +123,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // Locked (another process holds it) or unreadable: the environment, exit 2.
     let log = DecisionLog::open(&config.engine.data_dir).map_err(|e| env_error(e.to_string()))?;
     let log = Arc::new(log);
+    // A restart must not start with an empty budget: count what the previous process sent.
+    let sent = crate::store::budget::recent_sends(
+        &log,
+        crate::time::Timestamp::from_datetime(&chrono::Utc::now()),
+        limiter.window(),
+        // The daemon's client retries with the default policy.
+        crate::cloud::client::RetryPolicy::default().max_attempts,
+    )
+    .map_err(|e| env_error(e.to_string()))?;
+    limiter.seed("ModifyProxyConfiguration", &sent);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

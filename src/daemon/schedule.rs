@@ -13,8 +13,10 @@ use crate::time::Timestamp;
 pub fn next_fire(schedule: &Schedule, after: Timestamp) -> Option<Timestamp> {
     match schedule {
         Schedule::Interval(d) => {
-            let step = d.as_millis().max(1) as i64;
-            Some(Timestamp((after.millis().div_euclid(step) + 1) * step))
+            let step = crate::time::millis_i64(*d).max(1);
+            Some(Timestamp(
+                (after.millis().div_euclid(step) + 1).saturating_mul(step),
+            ))
         }
         Schedule::Cron(spec) => {
             let dt = after.to_datetime();
@@ -70,6 +72,18 @@ mod tests {
                 next_fire(&s, Timestamp(after_ms)),
                 Some(Timestamp::from_secs(want_s))
             );
+        }
+    }
+
+    /// An interval too large for i64 milliseconds fires in the future, never in the past
+    /// (`as i64` wrapped u64::MAX ms to -1 and ran passes back to back).
+    #[test]
+    fn huge_intervals_never_fire_in_the_past() {
+        let t = Timestamp::from_secs(1_795_939_200);
+        for ms in [u64::MAX, i64::MAX as u64 + 1, i64::MAX as u64] {
+            let s = Schedule::Interval(Duration::from_millis(ms));
+            let n = next_fire(&s, t).unwrap();
+            assert!(n > t, "{ms} ms: next fire {n:?} is not after {t:?}");
         }
     }
 

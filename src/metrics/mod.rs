@@ -317,7 +317,9 @@ impl RangeWindow {
 /// Whole seconds, at least 1: range queries take integer start/end (the client crate's
 /// API), so evaluation steps are whole seconds.
 fn whole_secs(d: Duration) -> i64 {
-    (d.as_millis().div_ceil(1000) as i64).max(1)
+    i64::try_from(d.as_millis().div_ceil(1000))
+        .unwrap_or(i64::MAX)
+        .max(1)
 }
 
 /// The window the daemon queries for one signal at `now`: ending at `now` (whole
@@ -328,7 +330,7 @@ fn whole_secs(d: Duration) -> i64 {
 /// widens.
 pub fn observe_window(step: Duration, max_age: Duration, now: Timestamp) -> RangeWindow {
     let mut step = whole_secs(step);
-    let max_age = (max_age.as_millis() / 1000) as i64;
+    let max_age = i64::try_from(max_age.as_millis() / 1000).unwrap_or(i64::MAX);
     let cap = MAX_WINDOW_POINTS - 1; // intervals, not points
     if max_age / step + 1 > cap {
         step = max_age / (cap - 1) + 1;

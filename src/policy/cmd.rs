@@ -35,6 +35,10 @@ pub struct ValidateArgs {
 pub type OnlineCheck =
     fn(policies: &[CheckedPolicy], prometheus_url: Option<&str>) -> Vec<Diagnostic>;
 
+/// `validate` prints at most this many diagnostics, then how many it left out (the
+/// summary counts them all).
+pub const MAX_PRINTED: usize = 100;
+
 /// What `validate` found.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -144,16 +148,19 @@ pub fn check(args: &ValidateArgs, online: &[OnlineCheck]) -> Report {
 type Checker<T> = fn(&str, &Path) -> (Option<T>, Vec<Diagnostic>);
 
 fn read_and<T>(path: &Path, f: Checker<T>) -> (Option<T>, Vec<Diagnostic>) {
-    match std::fs::read_to_string(path) {
+    match diagnostic::read_text(path) {
         Ok(text) => f(&text, path),
-        Err(e) => (None, vec![Diagnostic::io(path, &e)]),
+        Err(d) => (None, vec![d]),
     }
 }
 
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let report = check(&args, &[]);
-    for d in &report.diagnostics {
-        eprintln!("{d}");
+    if !report.diagnostics.is_empty() {
+        eprintln!(
+            "{}",
+            diagnostic::render_capped(&report.diagnostics, MAX_PRINTED)
+        );
     }
     eprintln!("{}", report.summary());
     Ok(if report.errors() == 0 {

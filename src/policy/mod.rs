@@ -5,7 +5,6 @@
 //! [`Diagnostic`] with file, line and column. The decision core only ever sees [`Policy`].
 
 pub mod cmd;
-pub mod diagnostic;
 pub mod raw;
 pub mod validate;
 
@@ -14,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering, fence};
 use std::time::Duration;
 
-pub use diagnostic::{Diagnostic, Severity};
+pub use crate::diagnostic::{self, Diagnostic, Severity};
 pub use validate::{CheckedPolicy, PolicySpans, check_policy, parse_cron};
 
 use crate::fleet::Fleet;
@@ -164,13 +163,13 @@ pub fn check_policy_files(files: &[PathBuf]) -> (Vec<CheckedPolicy>, Vec<Diagnos
     let mut checked = Vec::new();
     let mut diags = Vec::new();
     for f in files {
-        match std::fs::read_to_string(f) {
+        match diagnostic::read_text(f) {
             Ok(text) => {
                 let (p, d) = check_policy(&text, f);
                 diags.extend(d);
                 checked.extend(p);
             }
-            Err(e) => diags.push(Diagnostic::io(f, &e)),
+            Err(d) => diags.push(d),
         }
     }
     diags.extend(cross_checks(&checked));

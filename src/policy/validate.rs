@@ -19,7 +19,6 @@ use super::{
     Behavior, CronSpec, Diagnostic, Dimension, DirectionBehavior, MissingAction, MissingData, Mode,
     Policy, Rule, Schedule, Selector, Signal, StepRule, Window,
 };
-use crate::time::parse_duration;
 
 /// A (line, col) place in a file, 1-based.
 pub type Loc = (usize, usize);
@@ -57,124 +56,7 @@ pub struct CheckedPolicy {
     pub spans: PolicySpans,
 }
 
-/// Collects diagnostics for one file.
-pub(crate) struct Ctx<'a> {
-    pub text: &'a str,
-    pub path: &'a Path,
-    pub diags: Vec<Diagnostic>,
-    /// Dotted key paths dropped by stage 1 (already reported).
-    pub dropped: BTreeSet<String>,
-}
-
-impl<'a> Ctx<'a> {
-    pub fn new<T>(text: &'a str, path: &'a Path, stage1: Stage1<T>) -> (Ctx<'a>, Option<T>) {
-        let ctx = Ctx {
-            text,
-            path,
-            diags: stage1.diags,
-            dropped: stage1.dropped,
-        };
-        (ctx, stage1.value)
-    }
-    pub fn loc(&self, at: usize) -> Loc {
-        Diagnostic::line_col(self.text, at)
-    }
-    pub fn err(&mut self, at: usize, message: impl Into<String>, help: impl Into<String>) {
-        let d = Diagnostic::at(self.text, self.path, at, message).with_help(help);
-        self.diags.push(d);
-    }
-    pub fn warn(&mut self, at: usize, message: impl Into<String>, help: impl Into<String>) {
-        let d = Diagnostic::at(self.text, self.path, at, message)
-            .with_help(help)
-            .as_warning();
-        self.diags.push(d);
-    }
-    /// Reports a missing required key, unless stage 1 dropped it (already reported).
-    pub fn missing(
-        &mut self,
-        dotted: &str,
-        at: usize,
-        message: impl Into<String>,
-        help: impl Into<String>,
-    ) {
-        if !self.dropped.contains(dotted) {
-            self.err(at, message, help);
-        }
-    }
-    /// The diagnostics in the order of the file (stable for the same place).
-    pub fn finish(mut self) -> Vec<Diagnostic> {
-        self.diags.sort_by_key(|d| (d.line, d.col));
-        self.diags
-    }
-    pub fn has_errors(&self) -> bool {
-        self.diags.iter().any(Diagnostic::is_error)
-    }
-    /// A duration key; zero is an error unless `allow_zero`.
-    pub fn duration(
-        &mut self,
-        v: &Spanned<String>,
-        key: &str,
-        allow_zero: bool,
-    ) -> Option<Duration> {
-        if v.get_ref().trim().starts_with('-') {
-            self.err(
-                v.span().start,
-                format!("`{key}` = `{}` is negative", v.get_ref()),
-                if allow_zero {
-                    "use `0s` or a positive duration"
-                } else {
-                    "use a positive duration, e.g. `30s`"
-                },
-            );
-            return None;
-        }
-        match parse_duration(v.get_ref()) {
-            Ok(d) if d.is_zero() && !allow_zero => {
-                self.err(
-                    v.span().start,
-                    format!("`{key}` must be longer than 0s"),
-                    "write e.g. `30s`, `5m` or `1h`",
-                );
-                None
-            }
-            Ok(d) => Some(d),
-            Err(e) => {
-                self.err(
-                    v.span().start,
-                    format!("`{key}`: {e}"),
-                    "durations are a number with a unit: ms, s, m, h, d or w (e.g. `90s`, `1h30m`)",
-                );
-                None
-            }
-        }
-    }
-    /// An integer key that must be at least `min` and fit in u32.
-    pub fn uint(&mut self, v: &Spanned<i64>, key: &str, min: i64) -> Option<u32> {
-        let n = *v.get_ref();
-        if n < min {
-            let what = if min <= 0 {
-                "must not be negative".to_string()
-            } else {
-                format!("must be at least {min}")
-            };
-            self.err(
-                v.span().start,
-                format!("`{key}` = {n} {what}"),
-                format!("use a whole number >= {min}"),
-            );
-            None
-        } else if n > i64::from(u32::MAX) {
-            self.err(
-                v.span().start,
-                format!("`{key}` = {n} is too large"),
-                format!("use a whole number <= {}", u32::MAX),
-            );
-            None
-        } else {
-            Some(n as u32)
-        }
-    }
-}
+pub(crate) use crate::diagnostic::collect::Ctx;
 
 /// Validates one policy file's text. Returns the policy when there are no errors, and
 /// every diagnostic (errors and warnings) in any case.
@@ -397,6 +279,8 @@ const SELECT_HELP: &str =
 
 fn selector(ctx: &mut Ctx<'_>, raw: &RawPolicy, spans: &mut PolicySpans) -> Selector {
     let mut sel = Selector::default();
+    // Ids seen so far: the duplicate check is one lookup, not a scan of the list.
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     if let Some(list) = &raw.proxies {
         for id in list.get_ref() {
             let at = id.span().start;
@@ -409,7 +293,7 @@ fn selector(ctx: &mut Ctx<'_>, raw: &RawPolicy, spans: &mut PolicySpans) -> Sele
                 );
                 continue;
             }
-            if sel.proxies.iter().any(|p| p == v) {
+            if !seen.insert(v) {
                 ctx.warn(
                     at,
                     format!("proxy `{v}` is listed twice"),
@@ -472,15 +356,30 @@ const SCHEDULE_HELP: &str = "add `interval = \"30s\"` (evaluate every 30 seconds
 
 fn schedule(ctx: &mut Ctx<'_>, raw: &RawPolicy) -> Option<Schedule> {
     match (&raw.interval, &raw.cron) {
-        (Some(_), Some(c)) => {
+        (Some(i), Some(c)) => {
             ctx.err(
                 c.span().start,
                 "both `interval` and `cron` are set",
                 "keep one: `interval` evaluates at a fixed period, `cron` at the times it lists",
             );
+            // Each is still checked: the one kept must be right too.
+            let _ = ctx.duration(i, "interval", false);
+            let _ = cron_key(ctx, c, "cron");
             None
         }
-        (Some(i), None) => ctx.duration(i, "interval", false).map(Schedule::Interval),
+        (Some(i), None) => {
+            let d = ctx.duration(i, "interval", false);
+            if let Some(d) = d
+                && d < Duration::from_secs(1)
+            {
+                ctx.warn(
+                    i.span().start,
+                    format!("`interval` = `{}` is shorter than 1s", i.get_ref()),
+                    "passes this close query Prometheus and read the fleet back to back; use `1s` or more (GAAP changes take minutes to apply)",
+                );
+            }
+            d.map(Schedule::Interval)
+        }
         (None, Some(c)) => cron_key(ctx, c, "cron").map(Schedule::Cron),
         (None, None) => {
             if !ctx.dropped.contains("interval") && !ctx.dropped.contains("cron") {
@@ -913,29 +812,18 @@ fn dimension(
         );
     }
     let rule = match (&r.target_utilization, &r.steps) {
-        (Some(_), Some(s)) => {
+        (Some(t), Some(s)) => {
             ctx.err(
                 s.span().start,
                 format!("[{dim}] has both `target_utilization` and `steps`"),
                 "keep one: target tracking (`target_utilization`) or step rules (`steps`)",
             );
+            // Each is still checked: the one kept must be right too.
+            let _ = target_tracking(ctx, dim, t);
+            let _ = steps(ctx, dim, s, behavior);
             None
         }
-        (Some(t), None) => {
-            let v = *t.get_ref();
-            if v > 0.0 && v <= 1.0 {
-                Some(Rule::TargetTracking {
-                    target_utilization: v,
-                })
-            } else {
-                ctx.err(
-                    t.span().start,
-                    format!("`{dim}.target_utilization` = {v} is outside (0, 1]"),
-                    "the share of capacity demand should use, e.g. 0.7 keeps 30% headroom",
-                );
-                None
-            }
-        }
+        (Some(t), None) => target_tracking(ctx, dim, t),
         (None, Some(s)) => steps(ctx, dim, s, behavior).map(Rule::Steps),
         (None, None) => {
             if !ctx.dropped.contains(&format!("{dim}.target_utilization"))
@@ -952,6 +840,22 @@ fn dimension(
         max: max?,
         rule: rule?,
     })
+}
+
+fn target_tracking(ctx: &mut Ctx<'_>, dim: &str, t: &Spanned<f64>) -> Option<Rule> {
+    let v = *t.get_ref();
+    if v > 0.0 && v <= 1.0 {
+        Some(Rule::TargetTracking {
+            target_utilization: v,
+        })
+    } else {
+        ctx.err(
+            t.span().start,
+            format!("`{dim}.target_utilization` = {v} is outside (0, 1]"),
+            "the share of capacity demand should use, e.g. 0.7 keeps 30% headroom",
+        );
+        None
+    }
 }
 
 const STEP_HELP: &str = "a step rule is `{ above = 0.9, change = 2 }` (utilization >= 0.9: up 2 ladder steps) or `{ below = 0.3, change = -1 }` (utilization < 0.3: down 1 step)";
@@ -990,12 +894,15 @@ fn step_rules(
     }
     let mut rules = Vec::new();
     let mut ok = true;
-    let mut seen_above: Vec<f64> = Vec::new();
-    let mut seen_below: Vec<f64> = Vec::new();
+    // Thresholds seen so far (by their bits: they are finite and positive here).
+    let mut seen_above: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    let mut seen_below: std::collections::HashSet<u64> = std::collections::HashSet::new();
     for st in raw.get_ref() {
         let at = st.span().start;
         let r = st.get_ref();
         let threshold_ok = |v: &Spanned<f64>| v.get_ref().is_finite() && *v.get_ref() > 0.0;
+        // Every problem of a rule is reported: its thresholds, then its change.
+        let mut rule_ok = true;
         let (above, below) = match (&r.above, &r.below) {
             (Some(_), Some(_)) => {
                 ctx.err(
@@ -1003,8 +910,8 @@ fn step_rules(
                     "a step rule has both `above` and `below`",
                     "split it into two rules, one per direction",
                 );
-                ok = false;
-                continue;
+                rule_ok = false;
+                (None, None)
             }
             (None, None) => {
                 if !ctx.dropped.contains(&format!("{dim}.steps.above"))
@@ -1012,8 +919,8 @@ fn step_rules(
                 {
                     ctx.err(at, "a step rule has neither `above` nor `below`", STEP_HELP);
                 }
-                ok = false;
-                continue;
+                rule_ok = false;
+                (None, None)
             }
             (Some(a), None) => {
                 if !threshold_ok(a) {
@@ -1022,18 +929,17 @@ fn step_rules(
                         format!("`above` = {} must be a positive utilization", a.get_ref()),
                         "utilization = demand / current capacity, e.g. 0.9",
                     );
-                    ok = false;
-                    continue;
+                    rule_ok = false;
+                } else {
+                    if !seen_above.insert(a.get_ref().to_bits()) {
+                        ctx.err(
+                            a.span().start,
+                            format!("two step rules have `above = {}`", a.get_ref()),
+                            "each threshold may appear once",
+                        );
+                        rule_ok = false;
+                    }
                 }
-                if seen_above.contains(a.get_ref()) {
-                    ctx.err(
-                        a.span().start,
-                        format!("two step rules have `above = {}`", a.get_ref()),
-                        "each threshold may appear once",
-                    );
-                    ok = false;
-                }
-                seen_above.push(*a.get_ref());
                 (Some(*a.get_ref()), None)
             }
             (None, Some(b)) => {
@@ -1043,20 +949,25 @@ fn step_rules(
                         format!("`below` = {} must be a positive utilization", b.get_ref()),
                         "utilization = demand / current capacity, e.g. 0.3",
                     );
-                    ok = false;
-                    continue;
+                    rule_ok = false;
+                } else {
+                    if !seen_below.insert(b.get_ref().to_bits()) {
+                        ctx.err(
+                            b.span().start,
+                            format!("two step rules have `below = {}`", b.get_ref()),
+                            "each threshold may appear once",
+                        );
+                        rule_ok = false;
+                    }
                 }
-                if seen_below.contains(b.get_ref()) {
-                    ctx.err(
-                        b.span().start,
-                        format!("two step rules have `below = {}`", b.get_ref()),
-                        "each threshold may appear once",
-                    );
-                    ok = false;
-                }
-                seen_below.push(*b.get_ref());
                 (None, Some(*b.get_ref()))
             }
+        };
+        // None: the direction is unknown (reported above).
+        let up = match (above, below) {
+            (Some(_), None) => Some(true),
+            (None, Some(_)) => Some(false),
+            _ => None,
         };
         let Some(c) = &r.change else {
             if !ctx.dropped.contains(&format!("{dim}.steps.change")) {
@@ -1066,16 +977,16 @@ fn step_rules(
             continue;
         };
         let change = *c.get_ref();
-        let up = above.is_some();
-        if change == 0 || (up && change < 0) || (!up && change > 0) {
-            let want = if up {
-                "positive (an `above` rule scales up)"
-            } else {
-                "negative (a `below` rule scales down)"
-            };
+        let wrong = match up {
+            Some(true) if change <= 0 => Some("must be positive (an `above` rule scales up)"),
+            Some(false) if change >= 0 => Some("must be negative (a `below` rule scales down)"),
+            None if change == 0 => Some("must not be 0: a rule moves at least one step"),
+            _ => None,
+        };
+        if let Some(want) = wrong {
             ctx.err(
                 c.span().start,
-                format!("`change` = {change} must be {want}"),
+                format!("`change` = {change} {want}"),
                 STEP_HELP,
             );
             ok = false;
@@ -1090,6 +1001,10 @@ fn step_rules(
             ok = false;
             continue;
         }
+        let (true, Some(up)) = (rule_ok, up) else {
+            ok = false;
+            continue;
+        };
         let (dir, cap) = if up {
             ("scale_up", behavior.scale_up.max_steps)
         } else {
@@ -1155,9 +1070,7 @@ fn missing_data(
         ("concurrent", &r.concurrent, managed.1, bounds.1),
     ] {
         let Some(v) = v else { continue };
-        let Some(n) = ctx.uint(v, &format!("on_missing_data.{dim}"), 1) else {
-            continue;
-        };
+        let n = ctx.uint(v, &format!("on_missing_data.{dim}"), 1);
         if !is_managed {
             ctx.err(
                 v.span().start,
@@ -1166,6 +1079,7 @@ fn missing_data(
             );
             continue;
         }
+        let Some(n) = n else { continue };
         if out.action == MissingAction::Hold && r.action.is_some() {
             ctx.warn(
                 v.span().start,
@@ -1448,6 +1362,11 @@ max = 500
                 "invalid duration",
                 4,
             ),
+            (
+                &[("interval", "interval = \"18446744073709551615ms\"")],
+                "too large",
+                4,
+            ),
             (&[("interval", "")], "neither `interval` nor `cron`", 1),
             (
                 &[("^", "cron = \"*/5 * * * *\"")],
@@ -1588,6 +1507,68 @@ max = 500
         }
     }
 
+    /// Validation is total: a problem does not hide another problem of the same key or
+    /// section (each row's edits hold two or more independent problems, all reported).
+    #[test]
+    fn one_problem_does_not_hide_another() {
+        type Edits<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(Edits, &[&str])] = &[
+            (
+                &[("interval", "interval = \"0s\"\ncron = \"0 0 25 * * *\"")],
+                &[
+                    "both `interval` and `cron` are set",
+                    "`interval` must be longer than 0s",
+                    "invalid cron expression",
+                ],
+            ),
+            (
+                &[(
+                    "target_utilization",
+                    "target_utilization = 1.5\nsteps = [{ below = 0.3, change = 1 }]",
+                )],
+                &[
+                    "both `target_utilization` and `steps`",
+                    "outside (0, 1]",
+                    "`change` = 1 must be negative",
+                ],
+            ),
+            (
+                &[(
+                    "target_utilization",
+                    "steps = [{ above = 0.9, below = 0.2, change = 0 }]",
+                )],
+                &["both `above` and `below`", "`change` = 0 must not be 0"],
+            ),
+            (
+                &[(
+                    "target_utilization",
+                    "steps = [{ above = -1.0, change = 500 }]",
+                )],
+                &["positive utilization", "more than 100 ladder steps"],
+            ),
+            (
+                &[("target_utilization", "steps = [{ change = 0 }]")],
+                &["neither `above` nor `below`", "`change` = 0 must not be 0"],
+            ),
+            (
+                &[(
+                    "",
+                    "[on_missing_data]\naction = \"fallback\"\nconcurrent = 0",
+                )],
+                &["must be at least 1", "no [concurrent] section"],
+            ),
+        ];
+        for (edits, wants) in cases {
+            let d = diags(&policy(edits));
+            for want in *wants {
+                assert!(
+                    d.iter().any(|d| d.is_error() && d.message.contains(want)),
+                    "{edits:?}: no error containing {want:?} in {d:#?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn neither_dimension_is_an_error() {
         let text = policy(&[
@@ -1623,6 +1604,24 @@ max = 500
         let d = diags(&text);
         let errors: Vec<_> = d.iter().filter(|d| d.is_error()).collect();
         assert_eq!(errors.len(), 4, "{d:#?}");
+    }
+
+    #[test]
+    fn intervals_under_a_second_are_a_warning() {
+        for (interval, warned) in [
+            ("500ms", true),
+            ("999ms", true),
+            ("1s", false),
+            ("30s", false),
+        ] {
+            let text = policy(&[("interval", &format!("interval = \"{interval}\""))]);
+            let (p, d) = check_policy(&text, Path::new("t.toml"));
+            assert!(p.is_some(), "{interval}: a warning, not an error: {d:#?}");
+            let hit = d
+                .iter()
+                .any(|d| !d.is_error() && d.line == 4 && d.message.contains("shorter than 1s"));
+            assert_eq!(hit, warned, "{interval}: {d:#?}");
+        }
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub struct SandboxArgs {
     /// A file holding a fault spec (one rule per line, '#' comments).
     #[arg(long, conflicts_with = "faults")]
     pub faults_file: Option<PathBuf>,
+    /// Stop the sandbox's clock at start-up; it moves only by `POST /__sandbox/clock`
+    /// with a duration (for tests of ADJUSTING and the 20/s limit that need no sleeping).
+    #[arg(long)]
+    pub manual_clock: bool,
 }
 
 impl std::fmt::Debug for SandboxArgs {
@@ -53,6 +57,7 @@ impl std::fmt::Debug for SandboxArgs {
             .field("adjusting", &self.adjusting)
             .field("faults", &self.faults)
             .field("faults_file", &self.faults_file)
+            .field("manual_clock", &self.manual_clock)
             .finish()
     }
 }
@@ -93,6 +98,9 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     let mut config = SandboxConfig::new(fleet, secret_id, secret_key);
     config.adjusting = args.adjusting;
     config.faults = faults;
+    if args.manual_clock {
+        config.clock = std::sync::Arc::new(super::arrivals::ManualClock::starting_now());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

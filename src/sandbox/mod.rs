@@ -9,14 +9,19 @@
 //!   `error_code`, `request_id`, `fault`, `applied`); `DELETE` clears the record.
 //! - `GET /__sandbox/faults`: the current fault spec; `POST` replaces it with the body (a
 //!   spec, see [`faults`]) and restarts the per-action call numbering.
+//! - `GET /__sandbox/clock`: the sandbox's time (Unix ms); `POST` with a duration (`250ms`)
+//!   moves a manual clock ([`arrivals::ManualClock`], `sandbox --manual-clock`) forward.
+//!
+//! The 20/s check is the sandbox's own ([`arrivals`]), by arrival time on its clock.
 
+pub mod arrivals;
 pub mod cmd;
 pub mod faults;
 pub mod state;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -29,7 +34,7 @@ use serde_json::{Map, Value, json};
 
 use crate::cloud::signer::{self, SignInput, UNSIGNED_PAYLOAD};
 use crate::fleet::Fleet;
-use crate::ratelimit::Window;
+use arrivals::{Arrivals, Clock, SystemClock};
 use faults::FaultPlan;
 use state::{Model, Rejection, reject};
 
@@ -47,6 +52,8 @@ pub struct SandboxConfig {
     pub faults: FaultPlan,
     /// Requests per second per action (the GAAP default is 20).
     pub rate_per_second: u32,
+    /// Where the sandbox reads the time: the system clock, or a manual one in tests.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for SandboxConfig {
@@ -75,6 +82,7 @@ impl SandboxConfig {
             adjusting: Duration::from_secs(10),
             faults: FaultPlan::default(),
             rate_per_second: 20,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -99,7 +107,7 @@ struct Inner {
     calls: Vec<CallRecord>,
     faults: FaultPlan,
     counters: HashMap<String, u64>,
-    windows: HashMap<String, Window>,
+    arrivals: Arrivals,
     seq: u64,
 }
 
@@ -107,6 +115,7 @@ struct App {
     secret_id: String,
     secret_key: String,
     rate: u32,
+    clock: Arc<dyn Clock>,
     inner: Mutex<Inner>,
 }
 
@@ -114,12 +123,6 @@ impl App {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         crate::par::lock(&self.inner)
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Serves the sandbox on `listener` until the task is dropped or aborted.
@@ -143,18 +146,21 @@ pub async fn serve_with_shutdown(
 
 /// The sandbox as an axum router (API at `POST /`, admin under `/__sandbox/`).
 pub fn router(config: SandboxConfig) -> Router {
+    let rate = config
+        .rate_per_second
+        .clamp(1, crate::ratelimit::MAX_PER_SECOND);
+    let start = config.clock.now_ms();
     let app = Arc::new(App {
         secret_id: config.secret_id,
         secret_key: config.secret_key,
-        rate: config
-            .rate_per_second
-            .clamp(1, crate::ratelimit::MAX_PER_SECOND),
+        rate,
+        clock: config.clock,
         inner: Mutex::new(Inner {
-            model: Model::new(config.fleet, config.adjusting, now_ms()),
+            model: Model::new(config.fleet, config.adjusting, start),
             calls: Vec::new(),
             faults: config.faults,
             counters: HashMap::new(),
-            windows: HashMap::new(),
+            arrivals: Arrivals::new(rate),
             seq: 0,
         }),
     });
@@ -162,6 +168,7 @@ pub fn router(config: SandboxConfig) -> Router {
         .route("/", any(api))
         .route("/__sandbox/calls", get(get_calls).delete(clear_calls))
         .route("/__sandbox/faults", get(get_faults).post(set_faults))
+        .route("/__sandbox/clock", get(get_clock).post(advance_clock))
         .with_state(app)
 }
 
@@ -173,6 +180,27 @@ async fn get_calls(State(app): State<Arc<App>>) -> Response {
 async fn clear_calls(State(app): State<Arc<App>>) -> StatusCode {
     app.lock().calls.clear();
     StatusCode::NO_CONTENT
+}
+
+async fn get_clock(State(app): State<Arc<App>>) -> String {
+    app.clock.now_ms().to_string()
+}
+
+async fn advance_clock(State(app): State<Arc<App>>, body: String) -> Response {
+    let by = match crate::time::parse_duration(body.trim()) {
+        Ok(d) => d,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("{e}; send a duration such as 250ms"),
+            )
+                .into_response();
+        }
+    };
+    match app.clock.advance(by) {
+        Ok(now) => (StatusCode::OK, now.to_string()).into_response(),
+        Err(e) => (StatusCode::CONFLICT, e).into_response(),
+    }
 }
 
 async fn get_faults(State(app): State<Arc<App>>) -> String {
@@ -399,7 +427,7 @@ async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let arrival = now_ms();
+    let arrival = app.clock.now_ms();
     // Signature v1 and GET carry the action and the signature as form parameters (the query
     // string, or a form-urlencoded POST body).
     let form: &str = if method == Method::GET {
@@ -443,7 +471,7 @@ async fn api(
     if !injection.delay.is_zero() {
         tokio::time::sleep(injection.delay).await;
     }
-    let now = now_ms();
+    let now = app.clock.now_ms();
     let rid = request_id(seq, now);
     let mut applied = false;
     let result: Result<Map<String, Value>, Rejection> = (|| {
@@ -501,13 +529,7 @@ async fn api(
             .ok_or_else(|| reject("InvalidParameter", "The body must be a JSON object."))?;
         let mut inner = app.lock();
         let rate = app.rate;
-        let window = inner.windows.entry(action.clone()).or_insert_with(|| {
-            Window::new(rate, Duration::from_secs(1)).expect("rate clamped to 1..=20")
-        });
-        if window
-            .try_acquire(Duration::from_millis(now.max(0) as u64))
-            .is_err()
-        {
+        if !inner.arrivals.admit(&action, arrival) {
             return Err(reject(
                 "RequestLimitExceeded",
                 format!("Your current request frequency for {action} exceeds {rate} per second."),
@@ -595,12 +617,13 @@ mod tests {
             secret_id: "AKIDtest".into(),
             secret_key: "testkey".into(),
             rate: 20,
+            clock: Arc::new(SystemClock),
             inner: Mutex::new(Inner {
                 model: Model::new(state::tests::fleet(), Duration::from_secs(1), 0),
                 calls: Vec::new(),
                 faults: FaultPlan::default(),
                 counters: HashMap::new(),
-                windows: HashMap::new(),
+                arrivals: Arrivals::new(20),
                 seq: 0,
             }),
         }

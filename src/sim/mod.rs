@@ -230,7 +230,7 @@ pub fn schedule_times(
     let mut steps = Vec::new();
     match schedule {
         Schedule::Interval(d) => {
-            let iv = d.as_millis().max(1) as i64;
+            let iv = crate::time::millis_i64(*d).max(1);
             let mut t = start.millis().div_euclid(iv) * iv;
             if t < start.millis() {
                 t += iv;
@@ -238,7 +238,8 @@ pub fn schedule_times(
             while t <= end.millis() {
                 times.push(t);
                 steps.push(iv.min(u32::MAX as i64) as u32);
-                t += iv;
+                let Some(next) = t.checked_add(iv) else { break };
+                t = next;
             }
         }
         Schedule::Cron(spec) => {
@@ -310,7 +311,7 @@ fn max_age_ms(policy: &Policy, signal: &str) -> i64 {
     policy
         .signals
         .get(signal)
-        .map(|s| s.max_age.as_millis() as i64)
+        .map(|s| crate::time::millis_i64(s.max_age))
         .unwrap_or(300_000)
 }
 
@@ -580,7 +581,7 @@ fn drive(
         inbox: (0..parts).map(|_| Mutex::new(Vec::new())).collect(),
         budget: Mutex::new(Budget {
             limit,
-            adjusting_ms: opts.adjusting.as_millis() as i64,
+            adjusting_ms: crate::time::millis_i64(opts.adjusting),
             seconds: BTreeMap::new(),
             api: ApiStats::default(),
             all: Vec::new(),

@@ -407,7 +407,12 @@ impl DecisionLog {
         outcome: Outcome,
         update: &OutcomeUpdate,
     ) -> Result<(), StoreError> {
-        self.update(id, |r| r.apply_outcome(outcome, update))?;
+        // The wall clock, not the engine's: the API budget is about real time.
+        let answered = Timestamp::from_datetime(&chrono::Utc::now());
+        self.update(id, |r| {
+            r.apply_outcome(outcome, update);
+            r.answered_at = Some(answered);
+        })?;
         self.flush()
     }
 

@@ -10,6 +10,7 @@
 //!   commands can read while the daemon holds the data dir.
 //! - [`cmd`]: `gaap-autoscaler log list|show|export`.
 
+pub mod budget;
 pub mod cmd;
 pub mod explain;
 pub mod log;

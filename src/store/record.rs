@@ -345,6 +345,11 @@ pub struct DecisionRecord {
     /// When the proxy was seen RUNNING again after an applied change.
     #[serde(default, with = "rfc3339_opt")]
     pub completed_at: Option<Timestamp>,
+    /// Wall-clock time the modify call's outcome was recorded: every send of this decision
+    /// reached the server before it. A restarted daemon counts these sends against its
+    /// 20/s budget ([`crate::store::budget`]). Absent in records written before it existed.
+    #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<Timestamp>,
     /// `BillingType` sent with the modify call, if the policy sets one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billing_type: Option<i64>,
@@ -429,6 +434,7 @@ impl DecisionRecord {
             error_message: None,
             attempts: 0,
             completed_at: None,
+            answered_at: None,
             billing_type: ctx.policy.billing_type,
             note: ctx.note.map(str::to_string),
             repeats: 0,

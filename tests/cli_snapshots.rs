@@ -1,0 +1,135 @@
+//! Snapshots of the CLI's plain (non-terminal) output beyond policy diagnostics: the
+//! `simulate` report, `log show`, and the error messages of `simulate`, `api` and `run`.
+//! Temporary paths are redacted to `[DIR]`, RFC 3339 times to `[TIME]` where they come from
+//! the clock (as Cargo's own snapshots do); everything else is compared byte for byte.
+
+use std::process::Command;
+use std::time::Duration;
+
+use gaap_autoscaler::core::{ControllerState, Verdict, decide, fixtures};
+use gaap_autoscaler::policy::Mode;
+use gaap_autoscaler::store::{DecisionLog, DecisionRecord, Outcome, RecordContext};
+use gaap_autoscaler::time::Timestamp;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gaap-autoscaler");
+
+/// stdout, then stderr, then the exit code, with `dir` redacted.
+fn run(args: &[&str], dir: &std::path::Path) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("TENCENTCLOUD_SECRET_ID")
+        .env_remove("TENCENTCLOUD_SECRET_KEY")
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .env("HOME", dir)
+        .current_dir(dir)
+        .output()
+        .expect("run the binary");
+    let text = format!(
+        "--- stdout\n{}--- stderr\n{}--- exit {}\n",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        out.status.code().unwrap_or(-1)
+    );
+    text.replace(&dir.display().to_string(), "[DIR]")
+}
+
+#[test]
+fn simulate_report_of_a_synthetic_day() {
+    let dir = tempfile::tempdir().unwrap();
+    insta::assert_snapshot!(run(
+        &["simulate", "--synthetic", "--days", "1", "--proxies", "2"],
+        dir.path()
+    ));
+}
+
+#[test]
+fn simulate_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.csv"),
+        "timestamp,proxy_id,signal,value\n2026-01-01T00:00:00Z,link-a,bw,oops\n",
+    )
+    .unwrap();
+    insta::assert_snapshot!(
+        "simulate_missing_policies",
+        run(&["simulate", "--policies", "nothere"], dir.path())
+    );
+    insta::assert_snapshot!(
+        "simulate_bad_csv",
+        run(&["simulate", "--metrics", "bad.csv"], dir.path())
+    );
+    insta::assert_snapshot!(
+        "simulate_missing_csv",
+        run(&["simulate", "--metrics", "none.csv"], dir.path())
+    );
+}
+
+#[test]
+fn api_and_run_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    insta::assert_snapshot!(
+        "api_plain_http_off_loopback",
+        run(
+            &["api", "DescribeProxies", "--endpoint", "http://10.1.2.3"],
+            dir.path()
+        )
+    );
+    insta::assert_snapshot!(
+        "api_no_credentials",
+        run(
+            &["api", "DescribeProxies", "--endpoint", "http://127.0.0.1:9"],
+            dir.path()
+        )
+    );
+    insta::assert_snapshot!(
+        "run_missing_config",
+        run(&["run", "--config", "none.toml"], dir.path())
+    );
+}
+
+#[test]
+fn log_show_of_a_scale_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let now = Timestamp(1_795_939_200_000);
+    let pol = fixtures::policy();
+    let px = fixtures::proxy(10, 2);
+    let ladder = fixtures::ladder();
+    let obs = fixtures::observe(100.0, 30_000.0, now - Duration::from_secs(10));
+    let d = decide(
+        &pol,
+        &px,
+        Some(&ladder),
+        &obs,
+        &ControllerState::default(),
+        now,
+    );
+    assert_eq!(d.verdict, Verdict::Change);
+    let rec = DecisionRecord::from_decision(
+        &d,
+        &RecordContext {
+            mode: Mode::Live,
+            outcome: Outcome::Planned,
+            proxy: &px,
+            ladder: Some(&ladder),
+            observation: &obs,
+            policy: &pol,
+            note: None,
+        },
+    );
+    let id = {
+        let log = DecisionLog::open(&data).unwrap();
+        log.append(&rec).unwrap()
+    };
+    // sled frees its lock a moment after the log is dropped.
+    let mut out = String::new();
+    for _ in 0..50 {
+        out = run(&["log", "show", &id, "--data-dir", "data"], dir.path());
+        if !out.contains("locked") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    insta::assert_snapshot!(out);
+}
