@@ -2,6 +2,8 @@
 //! which shares no code with `ratelimit`): under delays between grant and arrival, and
 //! across a restart of the process that holds the budget.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,17 +12,12 @@ use gaap_autoscaler::cloud::client::{
 };
 use gaap_autoscaler::cloud::credentials::Credentials;
 use gaap_autoscaler::cloud::request::Endpoint;
-use gaap_autoscaler::core::{
-    ControllerState, Ladder, ProxyState, ProxyStatus, Verdict, decide, fixtures,
-};
+use gaap_autoscaler::core::{Ladder, ProxyState, ProxyStatus, fixtures};
 use gaap_autoscaler::fleet::{Fleet, LadderEntry};
-use gaap_autoscaler::policy::Mode;
 use gaap_autoscaler::ratelimit::{Priority, RateLimiter};
 use gaap_autoscaler::sandbox::SandboxConfig;
 use gaap_autoscaler::sandbox::arrivals::{Arrivals, most_in_one_second};
-use gaap_autoscaler::store::{
-    DecisionLog, DecisionRecord, Outcome, OutcomeUpdate, RecordContext, budget,
-};
+use gaap_autoscaler::store::{DecisionLog, DecisionRecord, Outcome, OutcomeUpdate, budget};
 use gaap_autoscaler::time::{Timestamp, parse_time};
 
 const MODIFY: &str = "ModifyProxyConfiguration";
@@ -97,36 +94,6 @@ fn fleet(n: usize) -> Fleet {
             })
             .collect(),
     }
-}
-
-/// A logged scale-up of `proxy` at `now` (10 → 20 Mbps), `planned`.
-fn planned(proxy: &str, now: Timestamp) -> DecisionRecord {
-    let pol = fixtures::policy();
-    let mut px = fixtures::proxy(10, 2);
-    px.id = proxy.to_string();
-    let ladder = fixtures::ladder();
-    let obs = fixtures::observe(100.0, 30_000.0, now - Duration::from_secs(10));
-    let d = decide(
-        &pol,
-        &px,
-        Some(&ladder),
-        &obs,
-        &ControllerState::default(),
-        now,
-    );
-    assert_eq!(d.verdict, Verdict::Change);
-    DecisionRecord::from_decision(
-        &d,
-        &RecordContext {
-            mode: Mode::Live,
-            outcome: Outcome::Planned,
-            proxy: &px,
-            ladder: Some(&ladder),
-            observation: &obs,
-            policy: &pol,
-            note: None,
-        },
-    )
 }
 
 fn wall_now() -> Timestamp {
@@ -314,4 +281,9 @@ fn seeds_from_answers_and_pending_table() {
         budget::recent_send_ages(&[old], &[], now, ms(1_050), 5),
         vec![ms(200)]
     );
+}
+
+/// A logged scale-up of `proxy` at `now` (10 → 20 Mbps), `planned`.
+fn planned(proxy: &str, now: Timestamp) -> DecisionRecord {
+    support::scale_up_record(now.0, proxy, &fixtures::policy().name, Outcome::Planned)
 }

@@ -3,12 +3,13 @@
 //! Temporary paths are redacted to `[DIR]`, RFC 3339 times to `[TIME]` where they come from
 //! the clock (as Cargo's own snapshots do); everything else is compared byte for byte.
 
+mod support;
+
 use std::process::Command;
 use std::time::Duration;
 
-use gaap_autoscaler::core::{ControllerState, Verdict, decide, fixtures};
-use gaap_autoscaler::policy::Mode;
-use gaap_autoscaler::store::{DecisionLog, DecisionRecord, Outcome, RecordContext};
+use gaap_autoscaler::core::fixtures;
+use gaap_autoscaler::store::{DecisionLog, Outcome};
 use gaap_autoscaler::time::Timestamp;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gaap-autoscaler");
@@ -93,30 +94,11 @@ fn log_show_of_a_scale_up() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let now = Timestamp(1_795_939_200_000);
-    let pol = fixtures::policy();
-    let px = fixtures::proxy(10, 2);
-    let ladder = fixtures::ladder();
-    let obs = fixtures::observe(100.0, 30_000.0, now - Duration::from_secs(10));
-    let d = decide(
-        &pol,
-        &px,
-        Some(&ladder),
-        &obs,
-        &ControllerState::default(),
-        now,
-    );
-    assert_eq!(d.verdict, Verdict::Change);
-    let rec = DecisionRecord::from_decision(
-        &d,
-        &RecordContext {
-            mode: Mode::Live,
-            outcome: Outcome::Planned,
-            proxy: &px,
-            ladder: Some(&ladder),
-            observation: &obs,
-            policy: &pol,
-            note: None,
-        },
+    let rec = support::scale_up_record(
+        now.0,
+        &fixtures::proxy(10, 2).id,
+        &fixtures::policy().name,
+        Outcome::Planned,
     );
     let id = {
         let log = DecisionLog::open(&data).unwrap();

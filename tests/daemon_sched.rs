@@ -2,6 +2,8 @@
 //! stand-ins for the cloud, the metrics and the journal (the end-to-end tests with a real
 //! Prometheus, the sandbox and sled are in tests/daemon_e2e.rs).
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -467,35 +469,10 @@ async fn urgent_changes_are_sent_first() {
 async fn reconcile_resends_with_the_same_token_or_abandons() {
     let w = world(2, Duration::ZERO, quiet_options());
     // Two decisions logged as planned, never answered (a crash between log and call).
-    let mut ids = Vec::new();
-    for (i, age) in [(0usize, 60u64), (1, 3600)] {
-        let t = START - Duration::from_secs(age);
-        let p = fixtures::policy();
-        let mut px = fixtures::proxy(20, 2);
-        px.id = format!("link-{i:08}");
-        let d = gaap_autoscaler::core::decide(
-            &p,
-            &px,
-            Some(&fixtures::ladder()),
-            &fixtures::observe(30.0, 14_000.0, t),
-            &Default::default(),
-            t,
-        );
-        assert_eq!((d.bandwidth_from, d.bandwidth_to), (20, 50));
-        let rec = DecisionRecord::from_decision(
-            &d,
-            &gaap_autoscaler::store::RecordContext {
-                mode: Mode::Live,
-                outcome: Outcome::Planned,
-                proxy: &px,
-                ladder: None,
-                observation: &Observation::default(),
-                policy: &p,
-                note: None,
-            },
-        );
-        ids.push(w.journal.append(&rec).unwrap());
-    }
+    let ids: Vec<String> = [(0usize, 60u64), (1, 3600)]
+        .into_iter()
+        .map(|(i, age)| log_pending(&w, i, START - Duration::from_secs(age)))
+        .collect();
     w.engine.set_policies(&[policy_for(2)]);
     let s = w.engine.reconcile(START).await.unwrap();
     assert_eq!((s.applied, s.abandoned), (1, 1), "{s:?}");
@@ -910,44 +887,16 @@ async fn an_unknown_outcome_stays_pending_and_is_reconciled_with_the_same_token(
     assert_eq!(record(&w, &first).outcome, Outcome::Applied);
 }
 
-/// Unmounts on drop.
-struct Mount(std::path::PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// "Logged before acted on": when the log cannot take a pass (its disk is full), nothing
 /// is sent and the pass reports the error. Needs root for the tmpfs (CI runs as root); it
 /// fails, not skips, without it.
 #[tokio::test(start_paused = true)]
 async fn a_failed_append_means_no_call() {
-    use std::io::Write;
     let tmp = tempfile::tempdir().unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(tmp.path())
-        .status()
-        .unwrap();
-    assert!(
-        ok.success(),
-        "this test mounts a 2 MiB tmpfs: run it as root"
-    );
-    let _mount = Mount(tmp.path().to_path_buf());
+    let _mount = support::Mount::tmpfs(tmp.path(), "2m");
     let journal = Arc::new(DecisionLog::open(tmp.path().join("data")).unwrap());
     // Fill the disk to the last byte.
-    let mut f = std::fs::File::create(tmp.path().join("filler")).unwrap();
-    let block = vec![7u8; 64 * 1024];
-    let mut written = 0usize;
-    while written <= 4 << 20 {
-        match f.write(&block) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => written += n,
-        }
-    }
-    let _ = f.sync_all();
+    support::fill_disk(tmp.path(), 4 << 20);
     let n = 400;
     let w = world_with(
         n,

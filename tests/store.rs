@@ -9,49 +9,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use gaap_autoscaler::core::{ControllerState, Verdict, decide, fixtures};
-use gaap_autoscaler::policy::Mode;
+use gaap_autoscaler::core::ControllerState;
 use gaap_autoscaler::store::{
-    DecisionLog, DecisionRecord, LogFilter, Outcome, OutcomeUpdate, RecordContext, StoreError,
-    handle_log_request, handle_log_request_capped,
+    DecisionLog, DecisionRecord, LogFilter, Outcome, OutcomeUpdate, StoreError, handle_log_request,
+    handle_log_request_capped,
 };
 use gaap_autoscaler::time::Timestamp;
 
+mod support;
+use support::scale_up_record as record;
+
 const T0: i64 = 1_795_939_200_000;
 const BIN: &str = env!("CARGO_BIN_EXE_gaap-autoscaler");
-
-/// A record of a real decision for `proxy` under `policy` at `ms`: a scale-up (10 Mbps
-/// with 100 Mbps of demand) logged with `outcome`.
-fn record(ms: i64, proxy: &str, policy: &str, outcome: Outcome) -> DecisionRecord {
-    let now = Timestamp(ms);
-    let mut pol = fixtures::policy();
-    pol.name = policy.to_string();
-    let mut px = fixtures::proxy(10, 2);
-    px.id = proxy.to_string();
-    let ladder = fixtures::ladder();
-    let obs = fixtures::observe(100.0, 30_000.0, now - Duration::from_secs(10));
-    let d = decide(
-        &pol,
-        &px,
-        Some(&ladder),
-        &obs,
-        &ControllerState::default(),
-        now,
-    );
-    assert_eq!(d.verdict, Verdict::Change);
-    DecisionRecord::from_decision(
-        &d,
-        &RecordContext {
-            mode: Mode::Live,
-            outcome,
-            proxy: &px,
-            ladder: Some(&ladder),
-            observation: &obs,
-            policy: &pol,
-            note: None,
-        },
-    )
-}
 
 /// Reopens a log this process just dropped (sled frees the lock a moment later).
 fn reopen(dir: &std::path::Path) -> DecisionLog {

@@ -5,52 +5,14 @@
 use std::process::Command;
 use std::time::Duration;
 
-use gaap_autoscaler::core::{ControllerState, Verdict, decide, fixtures};
-use gaap_autoscaler::policy::Mode;
-use gaap_autoscaler::store::{DecisionLog, DecisionRecord, Outcome, RecordContext};
-use gaap_autoscaler::time::Timestamp;
+use gaap_autoscaler::core::fixtures;
+use gaap_autoscaler::store::{DecisionLog, Outcome};
+
+mod support;
+use support::scale_up_record as record;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gaap-autoscaler");
 const T0: i64 = 1_795_939_200_000;
-
-fn record(ms: i64, proxy: &str) -> DecisionRecord {
-    let now = Timestamp(ms);
-    let pol = fixtures::policy();
-    let mut px = fixtures::proxy(10, 2);
-    px.id = proxy.to_string();
-    let ladder = fixtures::ladder();
-    let obs = fixtures::observe(100.0, 30_000.0, now - Duration::from_secs(10));
-    let d = decide(
-        &pol,
-        &px,
-        Some(&ladder),
-        &obs,
-        &ControllerState::default(),
-        now,
-    );
-    assert_eq!(d.verdict, Verdict::Change);
-    DecisionRecord::from_decision(
-        &d,
-        &RecordContext {
-            mode: Mode::Live,
-            outcome: Outcome::Applied,
-            proxy: &px,
-            ladder: Some(&ladder),
-            observation: &obs,
-            policy: &pol,
-            note: None,
-        },
-    )
-}
-
-/// Unmounts on drop.
-struct Mount(std::path::PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
 
 fn is_root() -> bool {
     // SAFETY: reads this process's effective uid.
@@ -63,13 +25,7 @@ fn log_list_reads_while_the_disk_is_full() {
     let disk = tmp.path().join("disk");
     std::fs::create_dir(&disk).unwrap();
     let _mount = if is_root() {
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-            .arg(&disk)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "mount a 4 MiB tmpfs as root");
-        Some(Mount(disk.clone()))
+        Some(support::Mount::tmpfs(&disk, "4m"))
     } else {
         None
     };
@@ -77,24 +33,19 @@ fn log_list_reads_while_the_disk_is_full() {
     {
         let log = DecisionLog::open(&dir).unwrap();
         for i in 0..20 {
-            log.append(&record(T0 + i * 60_000, &format!("link-full{i:04}")))
-                .unwrap();
+            log.append(&record(
+                T0 + i * 60_000,
+                &format!("link-full{i:04}"),
+                &fixtures::policy().name,
+                Outcome::Applied,
+            ))
+            .unwrap();
         }
     }
     std::thread::sleep(Duration::from_millis(300)); // sled lets go of its lock
     if is_root() {
         // Fill the disk: write until ENOSPC (bounded by the 4 MiB size).
-        use std::io::Write;
-        let mut f = std::fs::File::create(disk.join("filler")).unwrap();
-        let block = vec![0u8; 64 * 1024];
-        let mut written = 0usize;
-        while written <= 8 << 20 {
-            match f.write(&block) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => written += n,
-            }
-        }
-        let _ = f.sync_all();
+        support::fill_disk(&disk, 8 << 20);
         assert!(
             std::fs::write(disk.join("probe"), b"x").is_err() || {
                 std::fs::read(disk.join("probe"))

@@ -421,13 +421,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                 continue;
             }
             let key = (policy.name.clone(), proxy.id.clone());
-            let state = self
-                .states
-                .lock()
-                .expect("lock")
-                .get(&key)
-                .cloned()
-                .unwrap_or_default();
+            let state = self.state_of(&key);
             let ladder = view.ladders.get(&(
                 proxy.access_region.clone(),
                 proxy.real_server_region.clone(),
@@ -661,6 +655,16 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                     .await;
             }));
         }
+    }
+
+    /// The controller state of (policy, proxy), or a fresh one.
+    fn state_of(&self, key: &(String, String)) -> ControllerState {
+        self.states
+            .lock()
+            .expect("lock")
+            .get(key)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Keeps a proxy's next controller state: in memory always, in the store only for
@@ -1062,13 +1066,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
 
     fn stamp_cooldown(&self, p: &DecisionRecord, at: Timestamp) {
         let key = (p.policy.clone(), p.proxy_id.clone());
-        let mut state = self
-            .states
-            .lock()
-            .expect("lock")
-            .get(&key)
-            .cloned()
-            .unwrap_or_default();
+        let mut state = self.state_of(&key);
         for (dim, from, to) in [
             (&mut state.bandwidth, p.bandwidth_from, p.bandwidth_to),
             (&mut state.concurrent, p.concurrent_from, p.concurrent_to),
