@@ -119,7 +119,45 @@ fn hand_run() -> ProxyRun {
         reasons: Vec::new(),
         changes: Vec::new(),
         api_deferred: 0,
+        forecasts: Default::default(),
     }
+}
+
+#[test]
+fn forecast_accuracy_and_saturated_changes_are_reported() {
+    let mut run = hand_run();
+    // Bandwidth need per hour (demand / 0.5): 8, 24, 60, none, 180.
+    run.forecasts[0].insert(T0, (10.0 + 10.0, 2)); // mean 10 against 8: +25 %
+    run.forecasts[0].insert(T0 + HOUR, (18.0, 1)); // 18 against 24: -25 %
+    run.forecasts[0].insert(T0 + 3 * HOUR, (50.0, 1)); // no data that hour: not counted
+    // Concurrent need 12 units in hour 3 (60,000 / 10,000 / 0.5): forecast 12 → 0 %.
+    run.forecasts[1].insert(T0 + 2 * HOUR, (12.0, 1));
+    let saturated = gaap_autoscaler::sim::Change {
+        time: Timestamp(T0),
+        call_at: Timestamp(T0),
+        effective_at: Timestamp(T0),
+        direction: Direction::Up,
+        bandwidth_from: 20,
+        bandwidth_to: 100,
+        concurrent_from: 5,
+        concurrent_to: 5,
+        reasons: vec!["bandwidth:data.saturated: demand reads 98%".into()],
+    };
+    let mut plain = saturated.clone();
+    plain.reasons = vec!["bandwidth:scale.up".into()];
+    run.changes = vec![saturated, plain];
+    let r = report::proxy_report(&run, "set", None);
+    let fc = r.forecast.expect("forecasts were made");
+    assert_eq!(fc.hours, 3);
+    assert!((fc.mape_pct - 50.0 / 3.0).abs() < 1e-9, "{fc:?}");
+    assert!(fc.bias_pct.abs() < 1e-9, "{fc:?}");
+    assert_eq!(r.saturated_changes, 1);
+    // Without forecasts there is no accuracy to report.
+    assert!(
+        report::proxy_report(&hand_run(), "set", None)
+            .forecast
+            .is_none()
+    );
 }
 
 #[test]

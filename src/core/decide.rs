@@ -187,6 +187,7 @@ impl DimTrace {
             max: current,
             bounded: current,
             target: current,
+            forecast: None,
         }
     }
 }
@@ -493,7 +494,9 @@ impl DimCtx<'_> {
         };
         // The seasonal forecast: only ever raises.
         if let Some(need) = t.raw_need {
-            recommended = self.predictive(st, need, recommended);
+            let (r, forecast) = self.predictive(st, need, recommended);
+            recommended = r;
+            t.forecast = forecast;
         }
         t.recommended = recommended;
 
@@ -650,20 +653,27 @@ impl DimCtx<'_> {
 
     /// The seasonal recommender: learns `need`, and raises `recommended` to the forecast
     /// of the need `lead` ahead (`scale`), or says it would (`forecast-only`).
-    fn predictive(&mut self, st: &mut DimState, need: f64, recommended: u32) -> u32 {
+    fn predictive(
+        &mut self,
+        st: &mut DimState,
+        need: f64,
+        recommended: u32,
+    ) -> (u32, Option<(Timestamp, f64)>) {
         let p = &self.policy.predictive;
         if p.mode == PredictiveMode::Off {
-            return recommended;
+            return (recommended, None);
         }
         let days = (p.lookback.as_secs() / 86_400) as usize;
         st.season.record(self.now, need, days);
         let lead = self.policy.lead();
-        let Some(fc) = st.season.forecast(self.now + lead, p.quantile) else {
-            return recommended;
+        let at = self.now + lead;
+        let Some(fc) = st.season.forecast(at, p.quantile) else {
+            return (recommended, None);
         };
+        let forecast = Some((at, fc));
         let v = self.cover(fc);
         if v <= recommended {
-            return recommended;
+            return (recommended, forecast);
         }
         let scale = p.mode == PredictiveMode::Scale;
         self.reason(
@@ -680,7 +690,7 @@ impl DimCtx<'_> {
                 }
             ),
         );
-        if scale { v } else { recommended }
+        (if scale { v } else { recommended }, forecast)
     }
 
     /// Stage 5: the cheapest allowed value covering `need`; the largest, said, if none does.

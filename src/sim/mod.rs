@@ -157,6 +157,9 @@ pub struct ProxyRun {
     pub changes: Vec<Change>,
     /// Changes whose API call was pushed to a later second by the budget.
     pub api_deferred: u64,
+    /// The seasonal forecasts made, per dimension (bandwidth, concurrent): the hour they
+    /// were for (Unix ms of its start) → (sum of the forecast needs, how many).
+    pub forecasts: [BTreeMap<i64, (f64, u32)>; 2],
 }
 
 impl ProxyRun {
@@ -509,6 +512,7 @@ fn replay_with(
                 reasons: Vec::new(),
                 changes: Vec::new(),
                 api_deferred: 0,
+                forecasts: Default::default(),
             },
             peer: peer.map(reference::PeerState::new),
         });
@@ -562,6 +566,7 @@ fn tick_plan(members: &[Vec<usize>], schedules: &[(Vec<i64>, Vec<u32>)]) -> Vec<
 
 /// Fewest proxies per thread for a parallel replay to gain over its per-tick coordination.
 const MIN_PROXIES_PER_THREAD: usize = 32;
+const HOUR_MS: i64 = 3_600_000;
 
 /// The API call of a change, as the budget placed it.
 struct Placed {
@@ -920,6 +925,14 @@ fn evaluate(live: &mut Live, now: i64, step: u32) -> Option<Direction> {
         match run.reasons.iter_mut().find(|(c, _)| *c == r.code) {
             Some((_, n)) => *n += 1,
             None => run.reasons.push((r.code, 1)),
+        }
+    }
+    for (i, trace) in [&d.bandwidth, &d.concurrent].into_iter().enumerate() {
+        if let Some((at, need)) = trace.forecast {
+            let hour = at.millis().div_euclid(HOUR_MS) * HOUR_MS;
+            let e = run.forecasts[i].entry(hour).or_insert((0.0, 0));
+            e.0 += need;
+            e.1 += 1;
         }
     }
     if d.verdict == Verdict::Wait || d.verdict == Verdict::Skip {

@@ -230,8 +230,73 @@ pub struct ProxyReport {
     pub reasons: BTreeMap<String, u64>,
     /// Changes whose API call had to wait for a later second.
     pub api_deferred: u64,
+    /// Changes a saturated (censored) reading caused (`data.saturated` among their reasons).
+    pub saturated_changes: u64,
+    /// How the seasonal forecasts (`[predictive]`) fared against the hours they were for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastAccuracy>,
     pub baselines: Baselines,
 }
+
+/// The seasonal forecast against what came: per proxy, dimension and hour forecast, the
+/// mean forecast need against the hour's highest true need (`demand / target`), over the
+/// hours with data and a need above zero. MAPE and bias in %, bias > 0 = over-forecast.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ForecastAccuracy {
+    pub hours: u64,
+    pub mape_pct: f64,
+    pub bias_pct: f64,
+    #[serde(skip)]
+    abs_sum: f64,
+    #[serde(skip)]
+    sum: f64,
+}
+
+impl ForecastAccuracy {
+    fn of(run: &ProxyRun) -> Option<ForecastAccuracy> {
+        let mut acc = ForecastAccuracy::default();
+        for (i, dim) in Dim::ALL.into_iter().enumerate() {
+            let hours = &run.forecasts[i];
+            if hours.is_empty() {
+                continue;
+            }
+            let target = run.dim(dim).target_utilization;
+            let mut highs: BTreeMap<i64, f64> = BTreeMap::new();
+            for (k, &t) in run.times.iter().enumerate() {
+                let d = run.demand_units(dim, k);
+                if d.is_finite() {
+                    let h = highs.entry(t.div_euclid(HOUR_MS) * HOUR_MS).or_insert(0.0);
+                    *h = h.max(d / target);
+                }
+            }
+            for (hour, &(sum, n)) in hours {
+                if let Some(&actual) = highs.get(hour).filter(|&&a| a > 0.0) {
+                    let err = (sum / f64::from(n) - actual) / actual;
+                    acc.hours += 1;
+                    acc.abs_sum += err.abs();
+                    acc.sum += err;
+                }
+            }
+        }
+        (acc.hours > 0).then(|| {
+            acc.finish();
+            acc
+        })
+    }
+    fn merge(&mut self, o: &ForecastAccuracy) {
+        self.hours += o.hours;
+        self.abs_sum += o.abs_sum;
+        self.sum += o.sum;
+    }
+    fn finish(&mut self) {
+        if self.hours > 0 {
+            self.mape_pct = 100.0 * self.abs_sum / self.hours as f64;
+            self.bias_pct = 100.0 * self.sum / self.hours as f64;
+        }
+    }
+}
+
+const HOUR_MS: i64 = 3_600_000;
 
 /// Fleet totals for one policy set.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -252,7 +317,11 @@ pub struct Summary {
     pub figures: Figures,
     pub under_provisioned_pct_footprint_weighted: f64,
     pub censored_samples: u64,
+    /// Changes a saturated reading caused (`data.saturated`).
+    pub saturated_changes: u64,
     pub flapping: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastAccuracy>,
     /// Steps above the oracle (any managed dimension), pooled, %.
     pub over_provisioned_pct: f64,
     pub no_data_steps: u64,
@@ -599,6 +668,12 @@ pub fn proxy_report(run: &ProxyRun, set: &str, prices: Option<&Prices>) -> Proxy
             .map(|(c, n)| (c.as_str().to_string(), *n))
             .collect(),
         api_deferred: run.api_deferred,
+        saturated_changes: run
+            .changes
+            .iter()
+            .filter(|c| c.reasons.iter().any(|r| r.contains("data.saturated")))
+            .count() as u64,
+        forecast: ForecastAccuracy::of(run),
         baselines: Baselines {
             static_: StaticBaseline {
                 figures: static_figures,
@@ -654,6 +729,10 @@ pub fn set_report(run: &SimRun, prices: Option<&Prices>) -> SetReport {
         s.baselines.oracle.add(&p.baselines.oracle);
         weighted_under += p.figures.under_provisioned_pct * p.figures.footprint_mbps_hours;
         s.censored_samples += p.censored_samples;
+        s.saturated_changes += p.saturated_changes;
+        if let Some(f) = &p.forecast {
+            s.forecast.get_or_insert_with(Default::default).merge(f);
+        }
         s.flapping += p.flapping;
         over_steps += p.over_provisioned_pct * p.steps as f64 / 100.0;
         s.no_data_steps += p.no_data_steps;
@@ -665,6 +744,9 @@ pub fn set_report(run: &SimRun, prices: Option<&Prices>) -> SetReport {
         for (k, n) in &p.reasons {
             *s.reasons.entry(k.clone()).or_insert(0) += n;
         }
+    }
+    if let Some(f) = s.forecast.as_mut() {
+        f.finish();
     }
     s.figures.finish(prices);
     s.baselines.static_.figures.finish(prices);
