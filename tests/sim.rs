@@ -1075,3 +1075,76 @@ fn simulate_exits_2_when_prometheus_is_unreachable() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains(&url));
 }
+
+/// The seasonal recommender warms up on the data before `--start`: a proxy whose demand
+/// needs 200 Mbps every day from 09:00 is pre-scaled before 09:00 on the first replayed
+/// day, and only when there is history before the start to learn it from.
+#[test]
+fn predictive_warms_up_from_the_data_before_the_start() {
+    use gaap_autoscaler::policy::PredictiveMode;
+    const DAY: i64 = 24 * 60;
+    let mut p = bandwidth_policy();
+    p.predictive.mode = PredictiveMode::Scale;
+    p.windows.clear();
+    // Four days: 100 Mbps (need 143 → 200) from 09:00 to 09:59 UTC, 10 Mbps otherwise.
+    let trace = trace_of("link-web00001", 4 * DAY, |m| {
+        Some(if (9 * 60..10 * 60).contains(&(m % DAY)) {
+            100.0
+        } else {
+            10.0
+        })
+    });
+    let replay_day3 = |start_minute: i64| {
+        let opts = SimOptions::new(
+            Timestamp(T0 + start_minute * MIN),
+            Timestamp(T0 + (3 * DAY + 10 * 60) * MIN),
+        );
+        let proxies = vec![proxy("link-web00001", 20, 2)];
+        replay(&set(p.clone()), &fleet(proxies), &trace, &opts, &mut |_| {}).expect("replay")
+    };
+    let first_up = |run: &SimRun| {
+        run.proxies[0]
+            .changes
+            .iter()
+            .find(|c| c.direction == Direction::Up && c.time.millis() >= T0 + 3 * DAY * MIN)
+            .map(|c| (c.time.millis() - T0 - 3 * DAY * MIN) / MIN)
+    };
+    // Starting at 08:00 on day 3 with three days of history: up before 09:00.
+    let warmed = replay_day3(3 * DAY + 8 * 60);
+    let at = first_up(&warmed).expect("a scale-up on day 3");
+    assert!(at < 9 * 60, "pre-scaled at minute {at} of the day");
+    let ahead = &warmed.proxies[0]
+        .changes
+        .iter()
+        .find(|c| c.time.millis() >= T0 + 3 * DAY * MIN)
+        .unwrap();
+    assert!(
+        ahead.reasons.iter().any(|r| r.contains("predictive.ahead")),
+        "{:?}",
+        ahead.reasons
+    );
+    // The same start without the history (a trace cut at the start): reactive, at 09:00
+    // or later.
+    let mut cut = Trace::default();
+    let s = trace.series("link-web00001", "bandwidth").unwrap();
+    for (i, &t) in s.times.iter().enumerate() {
+        if t >= T0 + (3 * DAY + 8 * 60) * MIN {
+            cut.series_mut("link-web00001", "bandwidth")
+                .push(Timestamp(t), s.values[i]);
+        }
+    }
+    let opts = SimOptions::new(
+        Timestamp(T0 + (3 * DAY + 8 * 60) * MIN),
+        Timestamp(T0 + (3 * DAY + 10 * 60) * MIN),
+    );
+    let cold = replay(
+        &set(p.clone()),
+        &fleet(vec![proxy("link-web00001", 20, 2)]),
+        &cut,
+        &opts,
+        &mut |_| {},
+    )
+    .unwrap();
+    let at = first_up(&cold).expect("a reactive scale-up");
+    assert!(at >= 9 * 60, "no history, no forecast: minute {at}");
+}

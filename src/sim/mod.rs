@@ -319,6 +319,26 @@ fn max_age_ms(policy: &Policy, signal: &str) -> i64 {
         .unwrap_or(300_000)
 }
 
+/// The controller state a proxy starts the replay with: empty, but for the seasonal
+/// memory, warmed from the data before the start (up to `[predictive] lookback`).
+fn warmed_state(policy: &Policy, bw: &Input, conn: &Input, start: Timestamp) -> ControllerState {
+    let mut st = ControllerState::default();
+    if policy.predictive.mode == crate::policy::PredictiveMode::Off {
+        return st;
+    }
+    let from = start.millis() - crate::time::millis_i64(policy.predictive.lookback);
+    for (dim, input) in [(Dim::Bandwidth, bw), (Dim::Concurrent, conn)] {
+        let (Some(series), Some(_)) = (input.series, &input.key) else {
+            continue;
+        };
+        let lo = series.times.partition_point(|&t| t < from);
+        let hi = series.times.partition_point(|&t| t < start.millis());
+        let samples = (lo..hi).map(|i| (Timestamp(series.times[i]), series.values[i]));
+        crate::core::season::warm_up(policy, dim, st.dim_mut(dim), samples);
+    }
+    st
+}
+
 /// One proxy during the replay.
 struct Live<'a> {
     policy: &'a Policy,
@@ -491,7 +511,7 @@ fn replay_with(
                 ..proxy.clone()
             },
             ladder,
-            decision: Decision::with_state(ControllerState::default()),
+            decision: Decision::with_state(warmed_state(policy, &bw, &conn, opts.start)),
             obs,
             bw,
             conn,
