@@ -161,6 +161,30 @@ fn forecast_accuracy_and_saturated_changes_are_reported() {
 }
 
 #[test]
+fn the_per_day_price_form_prices_each_timeline_by_billing_day() {
+    let prices = Prices::load(std::path::Path::new("examples/prices-daily.toml"))
+        .expect("the example is valid");
+    let daily = prices.daily.clone().expect("a [daily] table");
+    let run = hand_run();
+    let r = report::proxy_report(&run, "set", Some(&prices));
+    let want = daily.cost(&run.times, &run.step_ms, |i| {
+        (run.cap_bw[i], run.cap_conc[i])
+    });
+    assert_eq!(r.figures.cost, Some(want));
+    // Five hours at 20 Mbps / 5 units then 50 / 10, in one billing day: "max" charges the
+    // day's dearest specification for the 5 hours covered.
+    let dearest = daily.day_charge(50, 10);
+    assert!((want - dearest * 5.0 / 24.0).abs() < 1e-9, "{want}");
+    // The oracle and static baselines are priced the same way, and the fleet sums them.
+    assert!(r.baselines.oracle.cost.is_some() && r.baselines.static_.figures.cost.is_some());
+    let bad = "currency = \"CNY\"\n[daily]\nbandwidth = [10, 20]\nconnection = { \"2\" = [1.0] }\n";
+    let err = Prices::parse(bad, std::path::Path::new("p.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has 1 fees for 2 bandwidth columns"), "{err}");
+}
+
+#[test]
 fn baselines_match_hand_computed_values() {
     let run = hand_run();
     // need bw = demand / 0.5 = [8, 24, 60, -, 180] → oracle [10, 50, 100, 100 (kept), 200];
@@ -182,6 +206,7 @@ fn baselines_match_hand_computed_values() {
         currency: Some("CNY".into()),
         mbps_hour: 0.5,
         concurrent_hour: 2.0,
+        daily: None,
     };
     let r = report::proxy_report(&run, "set", Some(&prices));
     let p = &r.figures;

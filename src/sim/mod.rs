@@ -17,6 +17,7 @@
 //! The replay records, per proxy and step, the true demand and the capacity in effect
 //! (columnar, no per-step allocation); [`report`] turns that into the figures.
 
+pub mod billing;
 pub mod cmd;
 pub mod csv;
 pub mod html;

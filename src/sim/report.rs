@@ -39,6 +39,10 @@ pub struct Prices {
     /// Price of one concurrent unit (10,000 connections) for one hour.
     #[serde(default)]
     pub concurrent_hour: f64,
+    /// GAAP's per-day form (a connection fee matrix and bandwidth tiers, per billing day);
+    /// when given, costs come from it and the hourly prices above are not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily: Option<super::billing::DailyPrices>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +76,15 @@ impl Prices {
                 return Err(PricesError::Parse {
                     path: path.display().to_string(),
                     message: format!("`{k}` must be a non-negative number, got {v}"),
+                });
+            }
+        }
+        if let Some(d) = &prices.daily {
+            let problems = d.problems();
+            if !problems.is_empty() {
+                return Err(PricesError::Parse {
+                    path: path.display().to_string(),
+                    message: problems.join("; "),
                 });
             }
         }
@@ -449,6 +462,11 @@ pub fn figures(
         }
     }
     f.finish(prices);
+    if let Some(daily) = prices.and_then(|p| p.daily.as_ref()) {
+        f.cost = Some(daily.cost(&run.times, &run.step_ms, |i| {
+            (cap(Dim::Bandwidth, i), cap(Dim::Concurrent, i))
+        }));
+    }
     f
 }
 
@@ -458,10 +476,16 @@ impl Figures {
         self.under_provisioned_pct = pct(self.under_steps as f64, self.steps as f64);
         self.slack_pct = pct(self.sums[0].slack, self.sums[0].capacity);
         self.slack_concurrent_pct = pct(self.sums[1].slack, self.sums[1].capacity);
-        self.cost =
-            prices.map(|p| p.cost(self.footprint_mbps_hours, self.footprint_concurrent_hours));
+        // The per-day form prices each timeline (set by `figures`) and sums them (`add`).
+        if prices.is_none_or(|p| p.daily.is_none()) {
+            self.cost =
+                prices.map(|p| p.cost(self.footprint_mbps_hours, self.footprint_concurrent_hours));
+        }
     }
     fn add(&mut self, o: &Figures) {
+        if let Some(c) = o.cost {
+            self.cost = Some(self.cost.unwrap_or(0.0) + c);
+        }
         self.steps += o.steps;
         self.under_steps += o.under_steps;
         self.unserved_mbps_hours += o.unserved_mbps_hours;
