@@ -637,7 +637,7 @@ impl DimCtx<'_> {
     /// `at_least`, whatever the tolerance.
     fn saturated(&mut self, demand: f64, cap: f64, at_least: u32) -> u32 {
         let steps = self.up().max_steps.max(1);
-        let out = self.shift(self.current, steps as i32).max(at_least);
+        let out = self.shift(self.current, steps_i32(steps)).max(at_least);
         self.reason(
             ReasonCode::DataSaturated,
             format!(
@@ -937,10 +937,10 @@ impl DimCtx<'_> {
     fn rate_limit(&mut self, target: u32) -> u32 {
         let current = self.current;
         let limited = if target > current {
-            let max_steps = self.up().max_steps.max(1) as i32;
+            let max_steps = steps_i32(self.up().max_steps.max(1));
             target.min(self.shift(current, max_steps))
         } else if target < current {
-            let max_steps = self.down().max_steps.max(1) as i32;
+            let max_steps = steps_i32(self.down().max_steps.max(1));
             target.max(self.shift(current, -max_steps))
         } else {
             target
@@ -1049,6 +1049,12 @@ impl DimCtx<'_> {
             target
         }
     }
+}
+
+/// A step count as a signed shift: `max_steps` beyond `i32::MAX` (no limit) saturates,
+/// never wraps to a negative (a step the other way).
+fn steps_i32(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 /// The flap budget doubles a scale-down window from at least this long.

@@ -286,6 +286,29 @@ fn rate_limits_steps_per_change() {
 }
 
 #[test]
+fn no_step_limit_goes_straight_to_the_need() {
+    // max_steps = u32::MAX (the HPA peer's "no limit") must not wrap to a step down.
+    let mut p = policy();
+    p.behavior.scale_up.max_steps = u32::MAX;
+    p.behavior.scale_down.max_steps = u32::MAX;
+    let l = ladder();
+    let st = seasoned();
+    // (current, demand, want): up from 10 to cover 686 → 1000 → bounds 500; down 500 → 10;
+    // a saturated 20 goes up the (unlimited) max_steps at once: to the bound.
+    for (cur, demand, want) in [(10, 480.0, 500), (500, 1.0, 10), (20, 20.0, 500)] {
+        let d = decide(
+            &p,
+            &proxy(cur, 2),
+            Some(&l),
+            &observe(demand, 14_000.0, T0),
+            &st,
+            T0,
+        );
+        assert_eq!(d.bandwidth_to, want, "{cur} with demand {demand}");
+    }
+}
+
+#[test]
 fn bounds_and_windows() {
     let mut p = policy();
     // Business hours 09:00–19:00 Asia/Shanghai on weekdays: bandwidth at least 100.
