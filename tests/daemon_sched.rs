@@ -513,7 +513,9 @@ async fn completion_is_logged_when_the_proxy_is_running_again() {
 // ---- Reconciliation, dry runs and stale views (issue: safety under attack) ----
 
 /// Logs, for `link-{i:08}` at 20/2, the decision to go to 50 Mbps at `t`, as planned and
-/// never answered (the process died between the log and the call).
+/// never answered (the process died between the log and the call). The reading, 18 Mbps
+/// (90 % of 20), is below the saturation threshold (0.95 × capacity), so the decision is
+/// the plain one-step scale-up (18 / 0.7 = 25.7 → 50), not a saturated jump.
 fn log_pending(w: &World, i: usize, t: Timestamp) -> String {
     let p = fixtures::policy();
     let mut px = fixtures::proxy(20, 2);
@@ -522,7 +524,7 @@ fn log_pending(w: &World, i: usize, t: Timestamp) -> String {
         &p,
         &px,
         Some(&fixtures::ladder()),
-        &fixtures::observe(30.0, 14_000.0, t),
+        &fixtures::observe(18.0, 14_000.0, t),
         &Default::default(),
         t,
     );
