@@ -283,7 +283,7 @@ fn seeds_from_answers_and_pending_table() {
     );
 }
 
-/// A logged scale-up of `proxy` at `now` (10 → 20 Mbps), `planned`.
+/// A logged scale-up of `proxy` at `now` (20 → 50 Mbps), `planned`.
 fn planned(proxy: &str, now: Timestamp) -> DecisionRecord {
     support::scale_up_record(now.0, proxy, &fixtures::policy().name, Outcome::Planned)
 }

@@ -475,7 +475,7 @@ fn json_fields_follow_the_contract() {
     assert_eq!(r["policy"], "web");
     assert_eq!(r["proxy_id"], "link-kicu7m5b");
     assert_eq!(r["mode"], "live");
-    assert_eq!(r["bandwidth_from"], 10);
+    assert_eq!(r["bandwidth_from"], 20);
     assert_eq!(r["bandwidth_to"], 50);
     assert_eq!(r["concurrent_from"], 2);
     assert_eq!(r["concurrent_to"], 5);
@@ -601,7 +601,7 @@ fn log_command_reads_the_dir_directly() {
     for want in [
         ids[1].as_str(),
         "link-b",
-        "10→50",
+        "20→50",
         "2→5",
         "planned",
         "bandwidth:",
@@ -612,7 +612,7 @@ fn log_command_reads_the_dir_directly() {
     let (code, out, err) = cli(&["log", "show", &ids[2], "--data-dir", d]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("3. Raw need: demand 100 Mbps / target utilization 0.7"),
+        out.contains("3. Raw need: demand 18 Mbps / target utilization 0.7"),
         "{out}"
     );
     assert!(out.contains("Outcome: dry-run"), "{out}");
@@ -640,7 +640,7 @@ fn log_command_reads_the_dir_directly() {
     );
     assert!(
         rows[1].starts_with(&format!(
-            "{},2026-11-29T08:00:01Z,web,link-b,live,10,50,2,5,",
+            "{},2026-11-29T08:00:01Z,web,link-b,live,20,50,2,5,",
             ids[1]
         )),
         "{csv}"

@@ -10,16 +10,32 @@ use gaap_autoscaler::policy::Mode;
 use gaap_autoscaler::store::{DecisionRecord, Outcome, RecordContext};
 use gaap_autoscaler::time::Timestamp;
 
-/// A record of a real decision for `proxy` under `policy` at `ms`: a scale-up (10 Mbps
-/// with 100 Mbps of demand) logged with `outcome`.
+/// A record of a real decision for `proxy` under `policy` at `ms`: a scale-up logged with
+/// `outcome`, from 20 Mbps / 2 units reading 18 Mbps and 18,000 connections (90 %, below
+/// the saturation threshold of 0.95 × capacity, so the plain path: 18 / 0.7 = 25.7 → 50
+/// Mbps, 18,000 / 7,000 = 2.57 → 5 units).
 pub fn scale_up_record(ms: i64, proxy: &str, policy: &str, outcome: Outcome) -> DecisionRecord {
+    change_record(ms, proxy, policy, outcome, (20, 2), (18.0, 18_000.0))
+}
+
+/// A record of the change decided for `proxy` (at `capacity`: Mbps, units) under the
+/// fixture policy named `policy` at `ms`, reading `demand` (Mbps, connections) 10 s
+/// earlier, logged with `outcome`. Panics unless the decision is a change.
+pub fn change_record(
+    ms: i64,
+    proxy: &str,
+    policy: &str,
+    outcome: Outcome,
+    capacity: (u32, u32),
+    demand: (f64, f64),
+) -> DecisionRecord {
     let now = Timestamp(ms);
     let mut pol = fixtures::policy();
     pol.name = policy.to_string();
-    let mut px = fixtures::proxy(10, 2);
+    let mut px = fixtures::proxy(capacity.0, capacity.1);
     px.id = proxy.to_string();
     let ladder = fixtures::ladder();
-    let obs = fixtures::observe(100.0, 30_000.0, now - Duration::from_secs(10));
+    let obs = fixtures::observe(demand.0, demand.1, now - Duration::from_secs(10));
     let d = decide(
         &pol,
         &px,
