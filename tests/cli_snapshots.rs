@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use gaap_autoscaler::core::fixtures;
-use gaap_autoscaler::store::{DecisionLog, Outcome};
+use gaap_autoscaler::store::{DecisionLog, DecisionRecord, Outcome};
 use gaap_autoscaler::time::Timestamp;
 
 const BIN: &str = env!("CARGO_BIN_EXE_gaap-autoscaler");
@@ -89,29 +89,52 @@ fn api_and_run_errors() {
     );
 }
 
-#[test]
-fn log_show_of_a_scale_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let now = Timestamp(1_795_939_200_000);
-    let rec = support::scale_up_record(
-        now.0,
-        &fixtures::proxy(10, 2).id,
-        &fixtures::policy().name,
-        Outcome::Planned,
-    );
+/// `log show` of `rec`, read back from a fresh data dir under `dir`.
+fn log_show(dir: &std::path::Path, rec: &DecisionRecord) -> String {
+    let data = dir.join("data");
     let id = {
         let log = DecisionLog::open(&data).unwrap();
-        log.append(&rec).unwrap()
+        log.append(rec).unwrap()
     };
     // sled frees its lock a moment after the log is dropped.
     let mut out = String::new();
     for _ in 0..50 {
-        out = run(&["log", "show", &id, "--data-dir", "data"], dir.path());
+        out = run(&["log", "show", &id, "--data-dir", "data"], dir);
         if !out.contains("locked") {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    insta::assert_snapshot!(out);
+    out
+}
+
+#[test]
+fn log_show_of_a_scale_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Timestamp(1_795_939_200_000);
+    let rec = support::scale_up_record(
+        now.0,
+        &fixtures::proxy(20, 2).id,
+        &fixtures::policy().name,
+        Outcome::Planned,
+    );
+    insta::assert_snapshot!(log_show(dir.path(), &rec));
+}
+
+/// Readings above the capacity in effect (100 Mbps on 10, 30,000 connections on 2 units):
+/// the cap hides the demand, so both dimensions go up at least `max_steps` (2) at once
+/// (`data.saturated`), and bandwidth's need (200) is cut to 2 steps by the rate stage.
+#[test]
+fn log_show_of_a_saturated_scale_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Timestamp(1_795_939_200_000);
+    let rec = support::change_record(
+        now.0,
+        &fixtures::proxy(10, 2).id,
+        &fixtures::policy().name,
+        Outcome::Planned,
+        (10, 2),
+        (100.0, 30_000.0),
+    );
+    insta::assert_snapshot!(log_show(dir.path(), &rec));
 }

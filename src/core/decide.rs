@@ -642,7 +642,7 @@ impl DimCtx<'_> {
             ReasonCode::DataSaturated,
             format!(
                 "demand reads {:.0}% of the capacity in effect ({} {}): the cap hides the \
-                 real demand, so going up {steps} ladder step(s) at once, to {out}",
+                 real demand, so going up at least {steps} ladder step(s) at once, to {out}",
                 100.0 * demand / cap,
                 self.current,
                 self.dim.unit()

@@ -308,8 +308,16 @@ fn dimension(o: &mut String, r: &DecisionRecord, dim: Dim) {
             )
         })
         .unwrap_or_default();
+    // A saturated reading (stage 2) skips the band and goes up at least max_steps: stages
+    // 4 and 5 did not run as usual, and their lines say so.
+    let saturated = data_reasons.iter().any(|e| e.code == "data.saturated");
     if rs.is_empty() {
-        if t.raw_need.is_some() {
+        if t.raw_need.is_some() && saturated {
+            let _ = writeln!(
+                o,
+                "   4. Tolerance{band}: skipped: the reading is saturated (stage 2)."
+            );
+        } else if t.raw_need.is_some() {
             let _ = writeln!(
                 o,
                 "   4. Tolerance{band}: did not hold the value; a new value is sought."
@@ -327,12 +335,20 @@ fn dimension(o: &mut String, r: &DecisionRecord, dim: Dim) {
     // 5. Ladder.
     let rs = reasons(r, 5, Some(dim));
     let how = match t.raw_need {
+        Some(_) if saturated => format!(
+            "the reading is saturated: at least max_steps up from {} and covering the need,",
+            t.current
+        ),
         Some(_) if reasons(r, 4, Some(dim)).is_empty() => {
-            "the cheapest allowed value covering the need is"
+            "the cheapest allowed value covering the need is".into()
         }
-        Some(_) => "the value kept is",
-        None if t.recommended == t.current => "the step rule kept",
-        None => "the step rule moved to",
+        Some(_) => "the value kept is".into(),
+        None if saturated => format!(
+            "the reading is saturated: at least max_steps up from {} and at least the step rule's value,",
+            t.current
+        ),
+        None if t.recommended == t.current => "the step rule kept".into(),
+        None => "the step rule moved to".into(),
     };
     let extra = if rs.is_empty() {
         String::new()
@@ -757,9 +773,13 @@ mod tests {
                 },
                 obs: Some((9.8, 14_000.0)),
                 want: &[
-                    "demand reads 98% of the capacity in effect (10 Mbps): the cap hides the real demand, so going up 2 ladder step(s) at once, to 50",
+                    "demand reads 98% of the capacity in effect (10 Mbps): the cap hides the real demand, so going up at least 2 ladder step(s) at once, to 50",
+                    "4. Tolerance (band: 5% up, 10% down): skipped: the reading is saturated (stage 2).",
+                    "5. Ladder: the reading is saturated: at least max_steps up from 10 and covering the need, 50 Mbps.",
                     "→ target 50 Mbps (from 10).",
                 ],
+                // The need (14) alone is covered by 20: 50 is the saturated jump.
+                not: &["the cheapest allowed value covering the need is 50"],
                 ..base()
             },
             Case {
