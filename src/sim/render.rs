@@ -156,7 +156,7 @@ fn render_set(out: &mut String, r: &SetReport) {
     );
     let _ = writeln!(
         out,
-        "    data                 {} steps without data, longest gap {}; {} censored samples caused {} change(s) (data.saturated)",
+        "    data                 {} steps without data, longest gap {}; {} censored samples (demand above capacity); {} change(s) on saturated readings (data.saturated)",
         s.no_data_steps,
         secs(s.longest_gap_s),
         s.censored_samples,

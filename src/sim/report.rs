@@ -243,7 +243,8 @@ pub struct ProxyReport {
     pub reasons: BTreeMap<String, u64>,
     /// Changes whose API call had to wait for a later second.
     pub api_deferred: u64,
-    /// Changes a saturated (censored) reading caused (`data.saturated` among their reasons).
+    /// Changes a saturated reading caused (`data.saturated` among their reasons): a reading
+    /// at or above the policy's `saturation` × capacity, censored or not.
     pub saturated_changes: u64,
     /// How the seasonal forecasts (`[predictive]`) fared against the hours they were for.
     #[serde(skip_serializing_if = "Option::is_none")]
