@@ -29,9 +29,9 @@ pub(super) fn saturation(ctx: &mut Ctx<'_>, dim: &str, v: Option<&Spanned<f64>>)
     }
 }
 
-const FLAP_HELP: &str = "write `\"N/DURATION\"` (e.g. `\"1/2h\"`: one reversal in 2h is \
-                         tolerated, each further one doubles the scale-down stabilization) or \
-                         `\"off\"`";
+const FLAP_HELP: &str = "write `\"N/DURATION\"`: N reversals within DURATION are free, each \
+                         further one doubles the scale-down stabilization (default `\"0/4h\"`), \
+                         or `\"off\"`";
 
 /// `behavior.scale_down.flap_budget` and `max_stabilization`; on scale_up both are errors.
 pub(super) fn flap_budget(
@@ -273,7 +273,7 @@ max = 500
         let (p, d) = check_policy(&off, Path::new("t.toml"));
         assert!(d.is_empty(), "{d:#?}");
         assert_eq!(p.unwrap().policy.behavior.flap_budget, None);
-        // Defaults: saturation 0.95, the budget on (1 per 2h, up to 4h), predictive off.
+        // Defaults: saturation 0.95, the budget on (no reversal free per 4h, up to 4h), predictive off.
         let (p, _) = check_policy(BASE, Path::new("t.toml"));
         let p = p.unwrap().policy;
         assert_eq!(p.bandwidth.unwrap().saturation, 0.95);

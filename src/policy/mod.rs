@@ -468,7 +468,7 @@ impl Default for Predictive {
     }
 }
 
-/// The flap budget (`behavior.scale_down.flap_budget = "1/2h"`): a reversal (a change
+/// The flap budget (`behavior.scale_down.flap_budget = "0/4h"`, the default): a reversal (a change
 /// against the previous one within [`FLAP_WINDOW`]) beyond `reversals` within `per`
 /// doubles the scale-down stabilization of that proxy's dimension, up to
 /// `max_stabilization`; as the reversals age past `per` it returns to the policy's own.
@@ -484,8 +484,8 @@ pub const FLAP_WINDOW: Duration = Duration::from_secs(30 * 60);
 
 impl FlapBudget {
     pub const DEFAULT: FlapBudget = FlapBudget {
-        reversals: 1,
-        per: Duration::from_secs(2 * 3600),
+        reversals: 0,
+        per: Duration::from_secs(4 * 3600),
         max_stabilization: Duration::from_secs(4 * 3600),
     };
 }
