@@ -150,7 +150,8 @@ fn forecast_accuracy_and_saturated_changes_are_reported() {
     let fc = r.forecast.expect("forecasts were made");
     assert_eq!(fc.hours, 3);
     assert!((fc.mape_pct - 50.0 / 3.0).abs() < 1e-9, "{fc:?}");
-    assert!(fc.bias_pct.abs() < 1e-9, "{fc:?}");
+    // Bias: Σ(f − d) / Σd = (2 − 6 + 0) / (8 + 24 + 12).
+    assert!((fc.bias_pct + 100.0 * 4.0 / 44.0).abs() < 1e-9, "{fc:?}");
     assert_eq!(r.saturated_changes, 1);
     // Without forecasts there is no accuracy to report.
     assert!(

@@ -165,7 +165,7 @@ fn render_set(out: &mut String, r: &SetReport) {
     if let Some(fc) = &s.forecast {
         let _ = writeln!(
             out,
-            "    forecast             MAPE {:.1}%, bias {:+.1}% over {} proxy-hours (mean forecast need against the hour's highest need)",
+            "    forecast             MAPE {:.1}%, bias {:+.1}% over {} proxy-hours (forecast need against each hour's highest need)",
             fc.mape_pct, fc.bias_pct, fc.hours
         );
     }

@@ -252,8 +252,10 @@ pub struct ProxyReport {
 }
 
 /// The seasonal forecast against what came: per proxy, dimension and hour forecast, the
-/// mean forecast need against the hour's highest true need (`demand / target`), over the
-/// hours with data and a need above zero. MAPE and bias in %, bias > 0 = over-forecast.
+/// mean forecast need `f` against the hour's highest true need `d` (`demand / target`),
+/// over the hours with data and a need above zero (anchors §(d) 14): MAPE = mean(|d − f| / d)
+/// and bias = mean(f − d) / mean(d), in % (bias > 0: over-forecast). MAPE is large where
+/// the need is near zero, as its definition makes it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ForecastAccuracy {
     pub hours: u64,
@@ -262,7 +264,9 @@ pub struct ForecastAccuracy {
     #[serde(skip)]
     abs_sum: f64,
     #[serde(skip)]
-    sum: f64,
+    diff_sum: f64,
+    #[serde(skip)]
+    actual_sum: f64,
 }
 
 impl ForecastAccuracy {
@@ -284,10 +288,11 @@ impl ForecastAccuracy {
             }
             for (hour, &(sum, n)) in hours {
                 if let Some(&actual) = highs.get(hour).filter(|&&a| a > 0.0) {
-                    let err = (sum / f64::from(n) - actual) / actual;
+                    let diff = sum / f64::from(n) - actual;
                     acc.hours += 1;
-                    acc.abs_sum += err.abs();
-                    acc.sum += err;
+                    acc.abs_sum += diff.abs() / actual;
+                    acc.diff_sum += diff;
+                    acc.actual_sum += actual;
                 }
             }
         }
@@ -299,12 +304,13 @@ impl ForecastAccuracy {
     fn merge(&mut self, o: &ForecastAccuracy) {
         self.hours += o.hours;
         self.abs_sum += o.abs_sum;
-        self.sum += o.sum;
+        self.diff_sum += o.diff_sum;
+        self.actual_sum += o.actual_sum;
     }
     fn finish(&mut self) {
         if self.hours > 0 {
             self.mape_pct = 100.0 * self.abs_sum / self.hours as f64;
-            self.bias_pct = 100.0 * self.sum / self.hours as f64;
+            self.bias_pct = 100.0 * self.diff_sum / self.actual_sum;
         }
     }
 }
