@@ -119,6 +119,7 @@ fn hand_run() -> ProxyRun {
         reasons: Vec::new(),
         changes: Vec::new(),
         api_deferred: 0,
+        unscalable: None,
     }
 }
 
