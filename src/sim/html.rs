@@ -9,8 +9,8 @@
 //! 4. an index of every proxy, then one chart per proxy (closed `<details>`, the three
 //!    worst open): a real time axis, the policy's windows shaded, a marker per change (its
 //!    values and reasons on hover, SVG `<title>`), and per dimension the demand (a min/max
-//!    band), the policy's capacity, the oracle, the static line and any extra named lines
-//!    ([`render_with`]: the hook for reference peers).
+//!    band), the policy's capacity, the oracle, the static line and the reference peers'
+//!    capacity when given ([`render_with_reference`], dashed).
 //!
 //! Size: each chart is downsampled to the pixel ([`COLUMNS`] columns; per column the
 //! demand's min and max, the capacity's and oracle's max, so no peak disappears), and the
@@ -20,6 +20,7 @@
 //! zooms every chart to a time range dragged on any of them. Without the script the page
 //! still shows the tables and UTC axes.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use super::report::{Figures, ProxyReport, SetReport, oracle_values, static_value};
@@ -65,17 +66,24 @@ pub fn escape(s: &str) -> String {
     o
 }
 
-/// An extra named capacity line on a proxy's chart (e.g. a reference peer's capacity),
-/// one value per evaluation step of the proxy's [`ProxyRun`] (Mbps; concurrent units).
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExtraLine {
-    pub name: String,
-    pub bandwidth: Vec<u32>,
-    pub concurrent: Vec<u32>,
+/// An extra named capacity line on a proxy's chart: a reference peer's replay of it.
+#[derive(Clone, Copy, Debug)]
+struct ExtraLine<'a> {
+    name: &'a str,
+    run: &'a ProxyRun,
 }
 
-/// Extra lines for one proxy of one policy set: `(set label, run) → lines`.
-pub type ExtraLines<'a> = &'a dyn Fn(&str, &ProxyRun) -> Vec<ExtraLine>;
+/// Per reference peer: its name and its replay of each proxy by id.
+type PeerIndex<'a> = Vec<(&'a str, HashMap<&'a str, &'a ProxyRun>)>;
+
+/// A reference peer (`simulate --reference`) to show beside the policy: its fleet figures
+/// in each summary, its capacity as a dashed line on the charts of the proxies it replayed.
+#[derive(Clone, Copy, Debug)]
+pub struct Reference<'a> {
+    pub name: &'a str,
+    pub report: &'a SetReport,
+    pub run: &'a SimRun,
+}
 
 /// Renders the report; `runs[i]` is the replay behind `reports[i]`, of `sets[i]` (or of
 /// the first set when fewer are given: their windows are drawn).
@@ -85,17 +93,16 @@ pub fn render(
     sets: &[PolicySet],
     notes: &[String],
 ) -> String {
-    render_with(reports, runs, sets, notes, &|_, _| Vec::new())
+    render_with_reference(reports, runs, sets, &[], notes)
 }
 
-/// [`render`] with extra named capacity lines per proxy (drawn dashed, named in the
-/// legend and in the index).
-pub fn render_with(
+/// [`render`] with the reference peers.
+pub fn render_with_reference(
     reports: &[SetReport],
     runs: &[SimRun],
     sets: &[PolicySet],
+    reference: &[Reference],
     notes: &[String],
-    extra: ExtraLines,
 ) -> String {
     let mut o = String::with_capacity(1 << 20);
     o.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
@@ -111,9 +118,21 @@ pub fn render_with(
     if reports.len() > 1 {
         comparison(&mut o, reports);
     }
+    let peers: PeerIndex = reference
+        .iter()
+        .map(|p| {
+            let by_id = p
+                .run
+                .proxies
+                .iter()
+                .map(|x| (x.proxy_id.as_str(), x))
+                .collect();
+            (p.name, by_id)
+        })
+        .collect();
     for (i, (r, run)) in reports.iter().zip(runs).enumerate() {
         let set = sets.get(i).or(sets.first());
-        set_section(&mut o, i, r, run, set, extra);
+        set_section(&mut o, i, r, run, set, reference, &peers);
     }
     o.push_str("<h2>Notes</h2>\n<ul>\n");
     for n in notes {
@@ -192,7 +211,8 @@ fn set_section(
     r: &SetReport,
     run: &SimRun,
     set: Option<&PolicySet>,
-    extra: ExtraLines,
+    reference: &[Reference],
+    peers: &PeerIndex,
 ) {
     let s = &r.summary;
     let priced = s.figures.cost.is_some();
@@ -238,6 +258,9 @@ fn set_section(
     fig_row(o, "policy", &s.figures);
     fig_row(o, "static", &s.baselines.static_.figures);
     fig_row(o, "oracle", &s.baselines.oracle);
+    for p in reference {
+        fig_row(o, &format!("reference: {}", escape(p.name)), &p.report.summary.figures);
+    }
     o.push_str("</table>\n");
 
     // The worst lists (scalable proxies only).
@@ -365,7 +388,7 @@ fn set_section(
     }
     o.push_str("</table>\n");
     let range = Range::of(run);
-    let mut windows: std::collections::HashMap<&str, Vec<(i64, i64)>> = Default::default();
+    let mut windows: HashMap<&str, Vec<(i64, i64)>> = Default::default();
     for (i, (p, pr)) in r.proxies.iter().zip(&run.proxies).enumerate() {
         let policy = set.and_then(|s| s.policies.iter().find(|x| x.name == pr.policy));
         let wins = windows
@@ -376,7 +399,14 @@ fn set_section(
                 })
             })
             .clone();
-        let lines = extra(&run.label, pr);
+        let lines: Vec<ExtraLine> = peers
+            .iter()
+            .filter_map(|(name, by_id)| {
+                by_id
+                    .get(pr.proxy_id.as_str())
+                    .map(|&run| ExtraLine { name, run })
+            })
+            .collect();
         proxy_chart(o, si, p, pr, &range, &wins, &lines, open.contains(&i), priced);
     }
     o.push_str("</section>\n");
@@ -641,7 +671,7 @@ fn proxy_chart(
     for (i, e) in extra.iter().enumerate() {
         let _ = write!(
             o,
-            " <tspan class=\"x{}\">- - {}</tspan>",
+            " <tspan class=\"x{}\">- - reference: {}</tspan>",
             i % 4,
             escape(&e.name)
         );
@@ -679,14 +709,11 @@ fn panel(
         demand.add(c, run.demand_units(d, i));
         cap.add(c, f64::from(run.capacity(d, i)));
         orc.add(c, f64::from(oracle[i]));
-        for (e, cols) in extra.iter().zip(&mut extras) {
-            let v = match d {
-                Dim::Bandwidth => e.bandwidth.get(i),
-                Dim::Concurrent => e.concurrent.get(i),
-            };
-            if let Some(&v) = v {
-                cols.add(c, f64::from(v));
-            }
+    }
+    // A peer's own evaluation times (the same as the policy's unless its interval differs).
+    for (e, cols) in extra.iter().zip(&mut extras) {
+        for i in 0..e.run.steps() {
+            cols.add(range.column(e.run.times[i]), f64::from(e.run.capacity(d, i)));
         }
     }
     let stat = if n > 0 {
