@@ -652,7 +652,9 @@ fn check_html(doc: &str) -> Vec<String> {
 /// The text between `open` and the next `close` after it (panics when missing).
 fn between<'a>(doc: &'a str, open: &str, close: &str) -> &'a str {
     let i = doc.find(open).unwrap_or_else(|| panic!("missing {open}")) + open.len();
-    let j = doc[i..].find(close).unwrap_or_else(|| panic!("no {close} after {open}"));
+    let j = doc[i..]
+        .find(close)
+        .unwrap_or_else(|| panic!("no {close} after {open}"));
     &doc[i..i + j]
 }
 
@@ -711,7 +713,10 @@ fn html_report_has_an_axis_summary_worst_lists_index_and_unscalable_apart() {
     assert!(!rest.contains("http://") && !rest.contains("https://") && !rest.contains("src="));
 
     // In reading order: summary, the three worst lists, the unscalable, the index.
-    let at = |needle: &str| doc.find(needle).unwrap_or_else(|| panic!("missing {needle}"));
+    let at = |needle: &str| {
+        doc.find(needle)
+            .unwrap_or_else(|| panic!("missing {needle}"))
+    };
     let order = [
         at("id=\"s0-summary\""),
         at("id=\"s0-worst-under\""),
@@ -725,7 +730,12 @@ fn html_report_has_an_axis_summary_worst_lists_index_and_unscalable_apart() {
 
     // The summary: policy, static, oracle and the peer; the legacy proxy out of the totals.
     let summary = between(&doc, "id=\"s0-summary\"", "</table>");
-    for row in ["<td>policy</td>", "<td>static</td>", "<td>oracle</td>", "<td>reference: hpa</td>"] {
+    for row in [
+        "<td>policy</td>",
+        "<td>static</td>",
+        "<td>oracle</td>",
+        "<td>reference: hpa</td>",
+    ] {
         assert!(summary.contains(row), "{row}");
     }
     assert!(summary.contains("27 proxies replayed (26 scalable in the totals, 1 not scalable"));
@@ -744,14 +754,23 @@ fn html_report_has_an_axis_summary_worst_lists_index_and_unscalable_apart() {
             .figures
             .under_provisioned_pct
     };
-    assert!(under.windows(2).all(|w| pct(&w[0]) >= pct(&w[1])), "{under:?}");
+    assert!(
+        under.windows(2).all(|w| pct(&w[0]) >= pct(&w[1])),
+        "{under:?}"
+    );
     for list in ["s0-worst-flaps", "s0-worst-cost"] {
         let ids = linked_ids(&doc, &format!("id=\"{list}\""));
-        assert!(ids.len() <= 20 && !ids.contains(&"link-legacy".to_string()), "{list}");
+        assert!(
+            ids.len() <= 20 && !ids.contains(&"link-legacy".to_string()),
+            "{list}"
+        );
     }
     // Apart: the legacy proxy, with why.
     let apart = between(&doc, "id=\"s0-unscalable\"", "</table>");
-    assert!(apart.contains("link-legacy") && apart.contains("Scalarable 0"), "{apart}");
+    assert!(
+        apart.contains("link-legacy") && apart.contains("Scalarable 0"),
+        "{apart}"
+    );
     // The index: every proxy, each linking to its chart.
     let index = linked_ids(&doc, "id=\"s0-index\"");
     assert_eq!(index.len(), 27);
@@ -767,7 +786,10 @@ fn html_report_has_an_axis_summary_worst_lists_index_and_unscalable_apart() {
         .collect();
     assert_eq!(hrefs.len(), 27);
     for h in hrefs {
-        assert!(doc.contains(&format!("<details class=\"px\" id=\"{h}\"")), "{h}");
+        assert!(
+            doc.contains(&format!("<details class=\"px\" id=\"{h}\"")),
+            "{h}"
+        );
     }
 
     // The time axis: dated ticks within the range, on every chart.
@@ -783,18 +805,55 @@ fn html_report_has_an_axis_summary_worst_lists_index_and_unscalable_apart() {
         .collect();
     assert!(ticks.len() >= 3, "{axis}");
     assert!(ticks.iter().all(|t| (t0..=t1).contains(t)));
-    assert!(axis.contains(">11-02 06:00<") || axis.contains(">11-02 12:00<"), "{axis}");
+    assert!(
+        axis.contains(">11-02 06:00<") || axis.contains(">11-02 12:00<"),
+        "{axis}"
+    );
     // Per panel: the demand band, the capacity, the oracle, the static line, the peer.
     for class in ["dem", "cap", "ora", "x0"] {
-        assert_eq!(chart.matches(&format!("<path class=\"{class}\" data-v=")).count(), 2, "{class}");
+        assert_eq!(
+            chart
+                .matches(&format!("<path class=\"{class}\" data-v="))
+                .count(),
+            2,
+            "{class}"
+        );
     }
     assert_eq!(chart.matches("<line class=\"sta\"").count(), 2);
     assert!(chart.contains("reference: hpa"));
-    // A change marker carries its reasons on hover.
-    let changed = run.proxies.iter().find(|p| !p.changes.is_empty()).expect("a change");
-    let its = between(&doc, &format!("<b>{}</b>", html::escape(&changed.proxy_id)), "</details>");
-    let title = between(its, "<title data-t=\"", "</title>");
-    assert!(title.contains(changed.changes[0].reasons[0].as_str()), "{title}");
+    // Change markers: one per change (or cluster), with the change's reasons by index
+    // into the document's reason table (the browser test checks the hover text).
+    let changed = run
+        .proxies
+        .iter()
+        .find(|p| !p.changes.is_empty())
+        .expect("a change");
+    let its = between(
+        &doc,
+        &format!("<b>{}</b>", html::escape(&changed.proxy_id)),
+        "</details>",
+    );
+    let marks = between(its, "data-m=\"", "\"");
+    let table: Vec<String> = serde_json::from_str(between(
+        &doc,
+        "<script type=\"application/json\" id=\"reasons\">",
+        "</script>",
+    ))
+    .unwrap();
+    let first = marks.split('|').next().unwrap();
+    let fields: Vec<&str> = first.split(',').collect();
+    let c = &changed.changes[0];
+    assert_eq!(
+        fields[2].parse::<i64>().unwrap(),
+        (c.time.millis() - t0) / 1000,
+        "{first}"
+    );
+    let listed: Vec<&str> = fields[4].split(':').nth(4).unwrap().split('+').collect();
+    let named: Vec<&str> = listed
+        .iter()
+        .map(|i| table[i.parse::<usize>().unwrap()].as_str())
+        .collect();
+    assert_eq!(named, c.reasons, "{first}");
 }
 
 /// The replay's step capacity, as drawn: the encoded columns keep the highest value per
@@ -805,7 +864,12 @@ fn html_columns_keep_a_one_minute_peak() {
     let trace = trace_of("link-a", minutes, |m| {
         Some(if m == 20_000 { 500.0 } else { 10.0 })
     });
-    let run = run_one(bandwidth_policy(), vec![proxy("link-a", 20, 5)], &trace, minutes);
+    let run = run_one(
+        bandwidth_policy(),
+        vec![proxy("link-a", 20, 5)],
+        &trace,
+        minutes,
+    );
     let reports = vec![report::set_report(&run, None)];
     let doc = html::render(
         &reports,
@@ -818,7 +882,11 @@ fn html_columns_keep_a_one_minute_peak() {
     // is low.
     let high = dem.chars().filter(|c| ('u'..='z').contains(c)).count();
     assert_eq!(high, 1, "{dem}");
-    assert!(dem.chars().all(|c| c.is_ascii_digit() || "ABCux".contains(c)), "{dem}");
+    assert!(
+        dem.chars()
+            .all(|c| c.is_ascii_digit() || "ABCux".contains(c)),
+        "{dem}"
+    );
 }
 
 #[test]
@@ -977,7 +1045,10 @@ fn simulate_reads_a_csv_and_writes_the_html_report() {
     assert_eq!(doc.matches("<svg class=\"ch\"").count(), 5);
     let apart = between(&doc, "id=\"s0-unscalable\"", "</table>");
     assert!(apart.contains("link-legacy01"), "{apart}");
-    assert!(stdout.contains("not scalable, left out of FLEET (1): link-legacy01"), "{stdout}");
+    assert!(
+        stdout.contains("not scalable, left out of FLEET (1): link-legacy01"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -1251,6 +1322,8 @@ fn html_report_works_in_chromium_without_console_errors() {
     let driver = r#"<script>
 (function(){const b=document.body.dataset,svg=document.querySelector("details[open] svg.ch");
 b.drawn=svg.querySelectorAll("path[d^='M']").length;
+b.marks=svg.querySelectorAll(".mk line").length;
+b.mark0=svg.querySelector(".mk line title").textContent;
 b.axis0=svg.querySelector("g.ax").textContent;
 const r=svg.getBoundingClientRect(),k=r.width/svg.viewBox.baseVal.width;
 const ev=(type,x)=>svg.dispatchEvent(new MouseEvent(type,{clientX:r.left+(56+x)*k,clientY:r.top+60*k,bubbles:true}));
@@ -1280,13 +1353,63 @@ b.driven="1";})();
     // The anchored chart is open and drawn: per panel at least demand, capacity, oracle
     // and the three peers.
     assert!(attr("drawn").parse::<u32>().unwrap() >= 12, "{body}");
+    // Change markers with their reasons on hover (`bandwidth:scale.up`...).
+    assert!(attr("marks").parse::<u32>().unwrap() > 0, "{body}");
+    let mark0 = attr("mark0");
+    assert!(
+        mark0.contains(" UTC ") && (mark0.contains('↑') || mark0.contains('↓')),
+        "{mark0}"
+    );
+    assert!(
+        mark0.contains("bandwidth:") || mark0.contains("concurrent:"),
+        "{mark0}"
+    );
     // Zoomed: a quarter of the columns, on every chart.
-    let vb: Vec<f64> = attr("zoom").split(' ').map(|v| v.parse().unwrap()).collect();
-    assert!((vb[0] - 150.0).abs() < 2.0 && (vb[2] - 150.0).abs() < 2.0, "{vb:?}");
-    assert_eq!(attr("zoom").split(' ').take(3).collect::<Vec<_>>(), attr("zoomlast").split(' ').take(3).collect::<Vec<_>>());
+    let vb: Vec<f64> = attr("zoom")
+        .split(' ')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(
+        (vb[0] - 150.0).abs() < 2.0 && (vb[2] - 150.0).abs() < 2.0,
+        "{vb:?}"
+    );
+    assert_eq!(
+        attr("zoom").split(' ').take(3).collect::<Vec<_>>(),
+        attr("zoomlast").split(' ').take(3).collect::<Vec<_>>()
+    );
     // The axis: days over the whole range → hours once zoomed → other hours at UTC+08:00.
     let (a0, a1, a2) = (attr("axis0"), attr("axis1"), attr("axis2"));
     assert!(a0 != a1 && a1 != a2, "{a0} / {a1} / {a2}");
     assert!(a1.contains(':'), "{a1}");
     assert!(attr("range").contains("UTC+08:00"), "{}", attr("range"));
+}
+
+/// The report stays within 20 MB for 2,000 proxies × 30 days: at most 10 KB per proxy
+/// (plus the fixed style and script) on a 30-day run of the bundled fleet.
+#[test]
+fn html_report_size_is_bounded_per_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.html");
+    let out = simulate(&["--days", "30", "--report", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let charts = doc.matches("<svg class=\"ch\"").count();
+    assert_eq!(charts, 5);
+    let fixed =
+        doc.find("<h2>Notes</h2>").map_or(0, |i| doc.len() - i) + doc.find("<body>").unwrap();
+    let per_proxy = (doc.len() - fixed) / charts;
+    assert!(per_proxy <= 10_000, "{per_proxy} bytes per proxy");
+    // Thirty days of markers were written (not left out to stay small).
+    let markers: usize = doc
+        .split("data-m=\"")
+        .skip(1)
+        .map(|r| &r[..r.find('"').unwrap()])
+        .filter(|m| !m.is_empty())
+        .map(|m| m.split('|').count())
+        .sum();
+    assert!(markers > 30, "{markers} markers");
 }

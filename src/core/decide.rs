@@ -622,7 +622,12 @@ impl DimCtx<'_> {
             .iter()
             .copied()
             .find(|&v| f64::from(v) >= need)
-            .unwrap_or_else(|| *self.values.last().expect("guard ensures a non-empty ladder"))
+            .unwrap_or_else(|| {
+                *self
+                    .values
+                    .last()
+                    .expect("guard ensures a non-empty ladder")
+            })
     }
 
     /// A saturated reading: at least `max_steps` up from the current value, at least
@@ -668,7 +673,11 @@ impl DimCtx<'_> {
                  daily highs): {} {v} instead of {recommended}",
                 crate::time::format_duration(lead),
                 p.quantile * 100.0,
-                if scale { "pre-scaling to" } else { "forecast-only, would pre-scale to" }
+                if scale {
+                    "pre-scaling to"
+                } else {
+                    "forecast-only, would pre-scale to"
+                }
             ),
         );
         if scale { v } else { recommended }

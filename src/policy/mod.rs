@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering, fence};
 use std::time::Duration;
 
-pub use adaptive::MAX_LOOKBACK_DAYS;
 pub use crate::diagnostic::{self, Diagnostic, Severity};
+pub use adaptive::MAX_LOOKBACK_DAYS;
 pub use validate::{CheckedPolicy, PolicySpans, check_policy, parse_cron};
 
 use crate::fleet::Fleet;

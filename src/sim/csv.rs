@@ -381,8 +381,8 @@ fn parse_chunk<R: Read>(
     }
     // Lines in the run (used to number the next run's lines; after an error, unused):
     // the line breaks, plus a last line without one.
-    let lines = reader.position().line() - 1
-        + u64::from(seen.last.get().is_some_and(|b| b != b'\n'));
+    let lines =
+        reader.position().line() - 1 + u64::from(seen.last.get().is_some_and(|b| b != b'\n'));
     Chunk {
         series: sink.series,
         stats: sink.stats,
@@ -460,7 +460,11 @@ impl Sink<'_> {
                 .as_ref()
                 .is_some_and(|f| !f.contains(p.as_ref()))
             {
-                *self.stats.unknown_proxies.entry(p.into_owned()).or_insert(0) += 1;
+                *self
+                    .stats
+                    .unknown_proxies
+                    .entry(p.into_owned())
+                    .or_insert(0) += 1;
             } else {
                 let s = String::from_utf8_lossy(signal).into_owned();
                 *self.stats.unknown_signals.entry(s).or_insert(0) += 1;
@@ -566,7 +570,11 @@ fn utc_seconds(b: &[u8]) -> Option<Timestamp> {
         return None;
     }
     let n = |r: std::ops::Range<usize>| digits(&b[r]).and_then(|v| u32::try_from(v).ok());
-    let date = chrono::NaiveDate::from_ymd_opt(i32::try_from(digits(&b[0..4])?).ok()?, n(5..7)?, n(8..10)?)?;
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::try_from(digits(&b[0..4])?).ok()?,
+        n(5..7)?,
+        n(8..10)?,
+    )?;
     let time = date.and_hms_opt(n(11..13)?, n(14..16)?, n(17..19)?)?;
     Some(Timestamp::from_secs(time.and_utc().timestamp()))
 }
@@ -606,7 +614,11 @@ mod tests {
             "1795939200.5",
         ] {
             assert_eq!(parse_timestamp(s.as_bytes()), parse_time(s).ok(), "{s}");
-            assert_eq!(parse_timestamp(s.as_bytes()), parse_timestamp_general(s.as_bytes()), "{s}");
+            assert_eq!(
+                parse_timestamp(s.as_bytes()),
+                parse_timestamp_general(s.as_bytes()),
+                "{s}"
+            );
         }
         for bad in [
             "2026-13-01T00:00:00Z",
@@ -640,7 +652,11 @@ mod tests {
         for (field, ms) in cases {
             let text = format!("timestamp,proxy_id,signal,value\n{field},link-a,bandwidth,1\n");
             let (trace, _) = parse(&text).unwrap_or_else(|e| panic!("{field}: {e}"));
-            assert_eq!(trace.series("link-a", "bandwidth").unwrap().times, [*ms], "{field}");
+            assert_eq!(
+                trace.series("link-a", "bandwidth").unwrap().times,
+                [*ms],
+                "{field}"
+            );
         }
     }
 
@@ -651,7 +667,12 @@ mod tests {
     fn quoted_fields_follow_rfc_4180() {
         let cases: &[(&str, &str, &str, f64)] = &[
             ("1,\"link,a\",bandwidth,2", "link,a", "bandwidth", 2.0),
-            ("1,\"link-\"\"a\"\"\",bandwidth,2", "link-\"a\"", "bandwidth", 2.0),
+            (
+                "1,\"link-\"\"a\"\"\",bandwidth,2",
+                "link-\"a\"",
+                "bandwidth",
+                2.0,
+            ),
             ("1,link-a,\"bw\",\"2.5\"", "link-a", "bw", 2.5),
             ("1, link-a , bandwidth ,2", "link-a", "bandwidth", 2.0),
             ("1,link-a,bandwidth,2\r", "link-a", "bandwidth", 2.0),

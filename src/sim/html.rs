@@ -15,16 +15,18 @@
 //! Size: each chart is downsampled to the pixel ([`COLUMNS`] columns; per column the
 //! demand's min and max, the capacity's and oracle's max, so no peak disappears), and the
 //! columns are written as one letter each (52 levels, runs compressed: `A12` = twelve `A`)
-//! in `data-v` attributes that the script turns into SVG paths. The script also relabels
-//! the time axis in the chosen time zone (UTC, the browser's, or a fixed offset) and
-//! zooms every chart to a time range dragged on any of them. Without the script the page
-//! still shows the tables and UTC axes.
+//! in `data-v` attributes that the script turns into SVG paths when a chart is opened;
+//! the change markers are compact text in `data-m` (reasons by index into one table), a
+//! policy's windows one path defined once per set. About 6 KB per proxy whatever the
+//! span. The script also relabels the time axis in the chosen time zone (UTC, the
+//! browser's, or a fixed offset) and zooms every chart to a time range dragged on any of
+//! them. Without the script the page still shows the tables and UTC axes.
 
 use std::collections::HashMap;
 use std::fmt::Write;
 
 use super::report::{Figures, ProxyReport, SetReport, oracle_values, static_value};
-use super::{Change, PolicySet, ProxyRun, SimRun};
+use super::{PolicySet, ProxyRun, SimRun};
 use crate::core::{Dim, Direction};
 use crate::policy::Policy;
 use crate::time::Timestamp;
@@ -130,9 +132,10 @@ pub fn render_with_reference(
             (p.name, by_id)
         })
         .collect();
+    let mut reasons = ReasonTable::default();
     for (i, (r, run)) in reports.iter().zip(runs).enumerate() {
         let set = sets.get(i).or(sets.first());
-        set_section(&mut o, i, r, run, set, reference, &peers);
+        set_section(&mut o, i, r, run, set, reference, &peers, &mut reasons);
     }
     o.push_str("<h2>Notes</h2>\n<ul>\n");
     for n in notes {
@@ -141,6 +144,13 @@ pub fn render_with_reference(
     o.push_str("<li>Static = the cheapest allowed value within the policy bounds covering the peak need (demand / target utilization; step rules 1.0), held. Oracle = the cheapest allowed value covering each step's need.</li>\n");
     o.push_str("<li>Observed demand is censored by the capacity in effect; censored samples are counted.</li>\n");
     o.push_str("<li>Charts: one column per pixel; the demand band spans each column's lowest and highest sample, the lines each column's highest value. Times on the axes and in the markers follow the time zone chosen above (UTC before the page's script runs).</li>\n</ul>\n");
+    // The reason codes the markers name by index.
+    let json = serde_json::to_string(&reasons.list).unwrap_or_else(|_| "[]".into());
+    let _ = writeln!(
+        o,
+        "<script type=\"application/json\" id=\"reasons\">{}</script>",
+        json.replace('<', "\\u003c")
+    );
     o.push_str("<script>\n");
     o.push_str(SCRIPT);
     o.push_str("</script>\n</body>\n</html>\n");
@@ -200,7 +210,13 @@ fn above_oracle(p: &ProxyReport) -> f64 {
 fn anchor(set: usize, proxy: &str) -> String {
     let safe: String = proxy
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("s{set}-{safe}")
 }
@@ -213,6 +229,7 @@ fn set_section(
     set: Option<&PolicySet>,
     reference: &[Reference],
     peers: &PeerIndex,
+    reasons: &mut ReasonTable,
 ) {
     let s = &r.summary;
     let priced = s.figures.cost.is_some();
@@ -259,7 +276,11 @@ fn set_section(
     fig_row(o, "static", &s.baselines.static_.figures);
     fig_row(o, "oracle", &s.baselines.oracle);
     for p in reference {
-        fig_row(o, &format!("reference: {}", escape(p.name)), &p.report.summary.figures);
+        fig_row(
+            o,
+            &format!("reference: {}", escape(p.name)),
+            &p.report.summary.figures,
+        );
     }
     o.push_str("</table>\n");
 
@@ -325,7 +346,11 @@ fn set_section(
     }
 
     // Apart: proxies that cannot be resized, and proxies no policy selects.
-    let unscalable: Vec<&ProxyReport> = r.proxies.iter().filter(|p| p.unscalable.is_some()).collect();
+    let unscalable: Vec<&ProxyReport> = r
+        .proxies
+        .iter()
+        .filter(|p| p.unscalable.is_some())
+        .collect();
     let _ = writeln!(
         o,
         "<h3 id=\"s{si}-unscalable\">Not scalable (left out of the fleet totals)</h3>"
@@ -388,14 +413,25 @@ fn set_section(
     }
     o.push_str("</table>\n");
     let range = Range::of(run);
-    let mut windows: HashMap<&str, Vec<(i64, i64)>> = Default::default();
+    // Each policy's windows: one path defined once per set, used by every panel.
+    let mut windows: HashMap<&str, Option<String>> = Default::default();
     for (i, (p, pr)) in r.proxies.iter().zip(&run.proxies).enumerate() {
         let policy = set.and_then(|s| s.policies.iter().find(|x| x.name == pr.policy));
+        let n = windows.len();
         let wins = windows
             .entry(pr.policy.as_str())
             .or_insert_with(|| {
-                policy.map_or_else(Vec::new, |pol| {
+                let v = policy.map_or_else(Vec::new, |pol| {
                     window_intervals(pol, run.start, Timestamp(range.t1))
+                });
+                (!v.is_empty()).then(|| {
+                    let id = format!("w{si}-{n}");
+                    let _ = writeln!(
+                        o,
+                        "<svg class=\"defs\" width=\"0\" height=\"0\" aria-hidden=\"true\"><defs><path id=\"{id}\" fill=\"#ffe9a8\" opacity=\"0.6\" d=\"{}\"/></defs></svg>",
+                        window_path(&v, &range)
+                    );
+                    id
                 })
             })
             .clone();
@@ -407,7 +443,14 @@ fn set_section(
                     .map(|&run| ExtraLine { name, run })
             })
             .collect();
-        proxy_chart(o, si, p, pr, &range, &wins, &lines, open.contains(&i), priced);
+        let chart = Chart {
+            range: &range,
+            windows: wins.as_deref(),
+            extra: &lines,
+            open: open.contains(&i),
+            priced,
+        };
+        proxy_chart(o, si, p, pr, &chart, reasons);
     }
     o.push_str("</section>\n");
 }
@@ -454,8 +497,7 @@ pub fn window_intervals(policy: &Policy, start: Timestamp, end: Timestamp) -> Ve
         }
         let dur = crate::time::millis_i64(w.duration);
         let from = start.millis() - dur;
-        let Some(local) = chrono::TimeZone::timestamp_millis_opt(&w.timezone, from).single()
-        else {
+        let Some(local) = chrono::TimeZone::timestamp_millis_opt(&w.timezone, from).single() else {
             continue;
         };
         for fire in w.cron.schedule.after(&local) {
@@ -587,18 +629,62 @@ fn fmt_axis(v: f64) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a proxy's chart is drawn with besides its run.
+struct Chart<'a> {
+    range: &'a Range,
+    /// The id of the policy's window path, if it has windows.
+    windows: Option<&'a str>,
+    extra: &'a [ExtraLine<'a>],
+    /// Open when the page loads.
+    open: bool,
+    priced: bool,
+}
+
+/// The reason codes named by the change markers, each written once (markers name them by
+/// index).
+#[derive(Default)]
+struct ReasonTable {
+    index: HashMap<String, usize>,
+    list: Vec<String>,
+}
+
+impl ReasonTable {
+    fn of(&mut self, code: &str) -> usize {
+        if let Some(&i) = self.index.get(code) {
+            return i;
+        }
+        self.list.push(code.to_string());
+        self.index.insert(code.to_string(), self.list.len() - 1);
+        self.list.len() - 1
+    }
+}
+
+/// The windows `[a, b)` as one path in chart columns (one rectangle each).
+fn window_path(windows: &[(i64, i64)], range: &Range) -> String {
+    let lv = LEVELS as f64;
+    let mut d = String::new();
+    for (a, b) in windows {
+        let (xa, xb) = (range.x(*a), range.x(*b));
+        let _ = write!(d, "M{xa:.1} 0h{:.1}V{lv}H{xa:.1}Z", (xb - xa).max(0.2));
+    }
+    d
+}
+
 fn proxy_chart(
     o: &mut String,
     si: usize,
     p: &ProxyReport,
     run: &ProxyRun,
-    range: &Range,
-    windows: &[(i64, i64)],
-    extra: &[ExtraLine],
-    open: bool,
-    priced: bool,
+    chart: &Chart,
+    reasons: &mut ReasonTable,
 ) {
+    let Chart {
+        range,
+        windows,
+        extra,
+        open,
+        priced,
+    } = *chart;
     let f = &p.figures;
     let _ = writeln!(
         o,
@@ -621,7 +707,11 @@ fn proxy_chart(
         p.changes_up,
         p.changes_down,
         p.flapping,
-        if priced { "cost above oracle" } else { "Mbps·h above oracle" },
+        if priced {
+            "cost above oracle"
+        } else {
+            "Mbps·h above oracle"
+        },
         above_oracle(p)
     );
     let pw = COLUMNS as f64;
@@ -639,20 +729,17 @@ fn proxy_chart(
         let top = TOP + k as f64 * (PANEL_H + PANEL_GAP);
         panel(o, run, d, top, range, windows, extra);
     }
-    // The markers: one per change, or per cluster of changes a few pixels apart.
+    // The markers: one per change, or per cluster of changes a few pixels apart (drawn by
+    // the script from `data-m`).
     let _ = writeln!(
         o,
-        "<svg class=\"plot mk\" x=\"{PAD_L}\" y=\"{TOP}\" width=\"{pw}\" height=\"{plots_h}\" viewBox=\"0 0 {COLUMNS} 1\" preserveAspectRatio=\"none\">"
+        "<svg class=\"plot mk\" x=\"{PAD_L}\" y=\"{TOP}\" width=\"{pw}\" height=\"{plots_h}\" viewBox=\"0 0 {COLUMNS} 1\" preserveAspectRatio=\"none\" data-m=\"{}\"></svg>",
+        markers(run, range, reasons)
     );
-    markers(o, run, range);
-    o.push_str("</svg>\n");
     // The time axis (UTC here; the script relabels it in the chosen zone and range).
     let ay = TOP + plots_h + 14.0;
     let (step, ts) = ticks(range.t0, range.t1);
-    let _ = write!(
-        o,
-        "<g class=\"ax\" data-y=\"{ay}\">"
-    );
+    let _ = write!(o, "<g class=\"ax\" data-y=\"{ay}\">");
     let with_time = step < 86_400_000;
     for t in ts {
         let x = PAD_L + range.x(t) * pw / COLUMNS as f64;
@@ -685,7 +772,7 @@ fn panel(
     d: Dim,
     top: f64,
     range: &Range,
-    windows: &[(i64, i64)],
+    windows: Option<&str>,
     extra: &[ExtraLine],
 ) {
     let label = match d {
@@ -696,7 +783,11 @@ fn panel(
         o,
         "<text x=\"{PAD_L}\" y=\"{}\" class=\"title\">{label}{}</text>",
         top - 5.0,
-        if run.dim(d).managed { "" } else { " — not managed by the policy" }
+        if run.dim(d).managed {
+            ""
+        } else {
+            " — not managed by the policy"
+        }
     );
     let n = run.steps();
     let mut demand = Columns::new();
@@ -713,7 +804,10 @@ fn panel(
     // A peer's own evaluation times (the same as the policy's unless its interval differs).
     for (e, cols) in extra.iter().zip(&mut extras) {
         for i in 0..e.run.steps() {
-            cols.add(range.column(e.run.times[i]), f64::from(e.run.capacity(d, i)));
+            cols.add(
+                range.column(e.run.times[i]),
+                f64::from(e.run.capacity(d, i)),
+            );
         }
     }
     let stat = if n > 0 {
@@ -748,13 +842,8 @@ fn panel(
         o,
         "<svg class=\"plot\" x=\"{PAD_L}\" y=\"{top}\" width=\"{pw}\" height=\"{PANEL_H}\" viewBox=\"0 0 {COLUMNS} {lv}\" preserveAspectRatio=\"none\">"
     );
-    for (a, b) in windows {
-        let (xa, xb) = (range.x(*a), range.x(*b));
-        let _ = writeln!(
-            o,
-            "<rect class=\"win\" x=\"{xa:.1}\" y=\"0\" width=\"{:.1}\" height=\"{lv}\"/>",
-            (xb - xa).max(0.2)
-        );
+    if let Some(id) = windows {
+        let _ = writeln!(o, "<use class=\"win\" href=\"#{id}\"/>");
     }
     if n == 0 {
         o.push_str("</svg>\n");
@@ -792,26 +881,12 @@ fn panel(
     o.push_str("</svg>\n");
 }
 
-fn change_line(c: &Change) -> String {
-    let mut parts = Vec::new();
-    if c.bandwidth_from != c.bandwidth_to {
-        parts.push(format!("bandwidth {}→{}", c.bandwidth_from, c.bandwidth_to));
-    }
-    if c.concurrent_from != c.concurrent_to {
-        parts.push(format!("concurrent {}→{}", c.concurrent_from, c.concurrent_to));
-    }
-    format!(
-        "{} {} ({})",
-        match c.direction {
-            Direction::Up => "↑",
-            Direction::Down => "↓",
-        },
-        parts.join(", "),
-        c.reasons.join(", ")
-    )
-}
-
-fn markers(o: &mut String, run: &ProxyRun, range: &Range) {
+/// The change markers of a chart as text for the script: markers separated by `|`, each
+/// `column,kind,seconds from the chart's start,changes in it` then up to [`MARKER_LIST`]
+/// changes `minutes after the first:u|d:bandwidth from-to:concurrent from-to:reason
+/// indices joined by +` (a dimension left alone is empty). Kind: u (up), d (down), b (both).
+fn markers(run: &ProxyRun, range: &Range, reasons: &mut ReasonTable) -> String {
+    let mut o = String::new();
     let mut i = 0;
     let cs = &run.changes;
     while i < cs.len() {
@@ -821,34 +896,54 @@ fn markers(o: &mut String, run: &ProxyRun, range: &Range) {
             j += 1;
         }
         let group = &cs[i..j];
-        let ups = group.iter().filter(|c| c.direction == Direction::Up).count();
-        let class = match (ups, group.len() - ups) {
-            (_, 0) => "up",
-            (0, _) => "down",
-            _ => "both",
+        let ups = group
+            .iter()
+            .filter(|c| c.direction == Direction::Up)
+            .count();
+        let kind = match (ups, group.len() - ups) {
+            (_, 0) => 'u',
+            (0, _) => 'd',
+            _ => 'b',
         };
-        let _ = write!(
-            o,
-            "<line class=\"{class}\" x1=\"{x0:.1}\" x2=\"{x0:.1}\" y1=\"0\" y2=\"1\"><title data-t=\"{}\">",
-            group[0].time.millis()
-        );
-        let _ = write!(o, "{} UTC", utc_label(group[0].time.millis(), true));
-        if group.len() > 1 {
-            let _ = write!(o, " · {} changes:", group.len());
+        if !o.is_empty() {
+            o.push('|');
         }
         let first = group[0].time.millis();
+        let _ = write!(
+            o,
+            "{x0:.1},{kind},{},{}",
+            (first - range.t0).div_euclid(1000),
+            group.len()
+        );
         for c in group.iter().take(MARKER_LIST) {
-            if group.len() > 1 {
-                let _ = write!(o, "\n+{}m", (c.time.millis() - first) / 60_000);
-            }
-            let _ = write!(o, " {}", escape(&change_line(c)));
+            let dir = match c.direction {
+                Direction::Up => 'u',
+                Direction::Down => 'd',
+            };
+            let pair = |a: u32, b: u32| {
+                if a == b {
+                    String::new()
+                } else {
+                    format!("{a}-{b}")
+                }
+            };
+            let codes: Vec<String> = c
+                .reasons
+                .iter()
+                .map(|r| reasons.of(r).to_string())
+                .collect();
+            let _ = write!(
+                o,
+                ",{}:{dir}:{}:{}:{}",
+                (c.time.millis() - first) / 60_000,
+                pair(c.bandwidth_from, c.bandwidth_to),
+                pair(c.concurrent_from, c.concurrent_to),
+                codes.join("+")
+            );
         }
-        if group.len() > MARKER_LIST {
-            let _ = write!(o, "\n… {} more", group.len() - MARKER_LIST);
-        }
-        o.push_str("</title></line>\n");
         i = j;
     }
+    o
 }
 
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
@@ -876,7 +971,7 @@ path.x0,.x0{stroke:#9467bd;fill:#9467bd}
 path.x1,.x1{stroke:#8c564b;fill:#8c564b}
 path.x2,.x2{stroke:#e377c2;fill:#e377c2}
 path.x3,.x3{stroke:#17becf;fill:#17becf}
-rect.win{fill:#ffe9a8;opacity:.6}
+svg.defs{position:absolute}
 .mk line{stroke-width:3;opacity:.45;cursor:help}
 .mk line.up{stroke:#d62728}.mk line.down{stroke:#1f77b4}.mk line.both{stroke:#9467bd}
 .legend text{font-size:11px}
@@ -901,7 +996,20 @@ function band(hi,lo){let d="",run=[];const flush=()=>{if(!run.length)return;
  d+="Z";run=[]};hi.forEach((y,x)=>{if(y===null)flush();else run.push(x)});flush();return d}
 function draw(det){if(det.dataset.drawn)return;det.dataset.drawn="1";
  det.querySelectorAll("path[data-v]").forEach(p=>{const hi=ys(p.dataset.v);
-  p.setAttribute("d",p.dataset.w?band(hi,ys(p.dataset.w)):line(hi,!p.classList.contains("dem")))})}
+  p.setAttribute("d",p.dataset.w?band(hi,ys(p.dataset.w)):line(hi,!p.classList.contains("dem")))});
+ const t0=+det.querySelector("svg.ch").dataset.t0;det.querySelectorAll("svg.mk").forEach(g=>marks(g,t0))}
+let RS=null;const KIND={u:"up",d:"down",b:"both"};
+function marks(g,t0){if(!RS)RS=JSON.parse(document.getElementById("reasons").textContent);
+ (g.dataset.m||"").split("|").forEach(m=>{if(!m)return;const f=m.split(","),t=t0+(+f[2])*1000,n=+f[3],items=f.slice(4);
+  const l=document.createElementNS(NS,"line");l.setAttribute("class",KIND[f[1]]);
+  [["x1",f[0]],["x2",f[0]],["y1",0],["y2",1]].forEach(([k,v])=>l.setAttribute(k,v));
+  const ti=document.createElementNS(NS,"title");ti.setAttribute("data-t",t);
+  let s=fmt(t,true)+" "+tzName();if(n>1)s+=" · "+n+" changes:";
+  items.forEach(it=>{const [dm,dir,bw,cc,rs]=it.split(":"),parts=[];
+   if(bw)parts.push("bandwidth "+bw.replace("-","→"));if(cc)parts.push("concurrent "+cc.replace("-","→"));
+   if(n>1)s+="\n+"+dm+"m";s+=" "+(dir==="u"?"↑":"↓")+" "+parts.join(", ")+" ("+rs.split("+").filter(Boolean).map(i=>RS[+i]).join(", ")+")"});
+  if(n>items.length)s+="\n… "+(n-items.length)+" more";
+  ti.textContent=s;l.appendChild(ti);g.appendChild(l)})}
 function off(t){if(tz==="utc")return 0;if(tz==="local")return -new Date(t).getTimezoneOffset()*60000;return +tz*60000}
 const p2=n=>String(n).padStart(2,"0");
 function fmt(t,time){const d=new Date(t+off(t));const day=d.getUTCFullYear()+"-"+p2(d.getUTCMonth()+1)+"-"+p2(d.getUTCDate());
@@ -946,11 +1054,18 @@ mod tests {
 
     #[test]
     fn columns_are_written_one_letter_each_with_runs_counted() {
-        let v = |xs: &[f64]| xs.iter().map(|&x| (!x.is_nan()).then_some(x)).collect::<Vec<_>>();
+        let v = |xs: &[f64]| {
+            xs.iter()
+                .map(|&x| (!x.is_nan()).then_some(x))
+                .collect::<Vec<_>>()
+        };
         let ymax = 51.0;
         assert_eq!(encode(&v(&[0.0, 1.0, 51.0]), ymax), "ABz");
         assert_eq!(encode(&v(&[2.0, 2.0, 2.0, 2.0, 3.0, 3.0]), ymax), "C4DD");
-        assert_eq!(encode(&v(&[f64::NAN, f64::NAN, f64::NAN, 60.0]), ymax), ".3z");
+        assert_eq!(
+            encode(&v(&[f64::NAN, f64::NAN, f64::NAN, 60.0]), ymax),
+            ".3z"
+        );
     }
 
     #[test]
@@ -959,7 +1074,10 @@ mod tests {
         let t0 = 1_793_577_600_000; // 2026-11-02T00:00:00Z
         let (step, ts) = ticks(t0 + 1, t0 + 30 * day);
         assert_eq!(step, 7 * day);
-        assert!(ts.iter().all(|t| t % step == 0 && *t > t0 && *t <= t0 + 30 * day));
+        assert!(
+            ts.iter()
+                .all(|t| t % step == 0 && *t > t0 && *t <= t0 + 30 * day)
+        );
         let (step, ts) = ticks(t0, t0 + day);
         assert_eq!(step, 3 * 3_600_000);
         assert_eq!(ts.len(), 9);

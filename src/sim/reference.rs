@@ -97,7 +97,10 @@ pub fn hpa_policy(p: &Policy) -> Policy {
         scale_down: dir(300),
         flap_budget: None,
     };
-    for d in [&mut out.bandwidth, &mut out.concurrent].into_iter().flatten() {
+    for d in [&mut out.bandwidth, &mut out.concurrent]
+        .into_iter()
+        .flatten()
+    {
         d.saturation = f64::INFINITY;
     }
     out.predictive.mode = PredictiveMode::Off;
@@ -267,7 +270,11 @@ fn aws(
     let cur = f64::from(current);
     // High alarm: every reading of the last 3 minutes above the target (need > capacity),
     // with readings covering those 3 minutes.
-    let window = |mins: i64| mem.needs.iter().filter(move |&&(t, _)| now - t < mins * MINUTE_MS);
+    let window = |mins: i64| {
+        mem.needs
+            .iter()
+            .filter(move |&&(t, _)| now - t < mins * MINUTE_MS)
+    };
     if now - oldest >= 2 * MINUTE_MS && window(3).all(|&(_, n)| n > cur) {
         return Some(cover(last).unwrap_or(u32::MAX));
     }
@@ -349,7 +356,10 @@ mod tests {
     #[test]
     fn hpa_policy_is_our_decision_with_hpa_settings() {
         let p = hpa_policy(&fixtures::policy());
-        assert_eq!(p.behavior.scale_down.stabilization, Duration::from_secs(300));
+        assert_eq!(
+            p.behavior.scale_down.stabilization,
+            Duration::from_secs(300)
+        );
         assert_eq!(p.behavior.scale_up.tolerance, 0.1);
         assert!(p.behavior.flap_budget.is_none());
         assert!(p.bandwidth.as_ref().unwrap().saturation.is_infinite());
