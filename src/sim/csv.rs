@@ -307,9 +307,10 @@ fn parse_chunk<R: Read>(
         .has_headers(false)
         .flexible(true)
         .comment(Some(b'#'))
-        // `\n` ends a record; a `\r` before it is trimmed with the other blanks.
+        // `\n` ends a record; a `\r` before it is trimmed with the other blanks (by hand,
+        // after the check for line breaks inside fields: `csv::Trim` would take a line
+        // break at a field's end with them).
         .terminator(csv::Terminator::Any(b'\n'))
-        .trim(csv::Trim::All)
         .buffer_capacity(1 << 18)
         .from_reader(EndAware {
             inner: input,
@@ -396,7 +397,10 @@ fn parse_chunk<R: Read>(
 fn is_blank_or_comment(record: &csv::ByteRecord) -> bool {
     match record.get(0) {
         None => true,
-        Some(first) => (record.len() == 1 && first.is_empty()) || first.starts_with(b"#"),
+        Some(first) => {
+            let first = first.trim_ascii();
+            (record.len() == 1 && first.is_empty()) || first.starts_with(b"#")
+        }
     }
 }
 
@@ -410,7 +414,7 @@ fn check_header(record: &csv::ByteRecord) -> Result<bool, String> {
         && record
             .iter()
             .zip(names)
-            .all(|(got, want)| got.eq_ignore_ascii_case(want.as_bytes()))
+            .all(|(got, want)| got.trim_ascii().eq_ignore_ascii_case(want.as_bytes()))
     {
         Ok(false)
     } else {
@@ -436,7 +440,8 @@ impl Sink<'_> {
                 record.len()
             ));
         }
-        let (ts, proxy, signal, value) = (&record[0], &record[1], &record[2], &record[3]);
+        let field = |i: usize| record[i].trim_ascii();
+        let (ts, proxy, signal, value) = (field(0), field(1), field(2), field(3));
         if proxy.is_empty() || signal.is_empty() {
             return Err("empty proxy_id or signal".into());
         }
