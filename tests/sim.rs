@@ -1397,7 +1397,11 @@ fn html_report_size_is_bounded_per_proxy() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Progress is for terminals: nothing on a pipe.
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc = std::fs::read_to_string(&path).unwrap();
     let charts = doc.matches("<svg class=\"ch\"").count();
     assert_eq!(charts, 5);

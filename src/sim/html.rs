@@ -78,6 +78,16 @@ struct ExtraLine<'a> {
 /// Per reference peer: its name and its replay of each proxy by id.
 type PeerIndex<'a> = Vec<(&'a str, HashMap<&'a str, &'a ProxyRun>)>;
 
+/// The reference peers: their figures and their replays by proxy.
+#[derive(Clone, Copy)]
+struct Peers<'a> {
+    reference: &'a [Reference<'a>],
+    index: &'a PeerIndex<'a>,
+}
+
+/// A worst-list key: higher is worse.
+type Key = fn(&ProxyReport) -> f64;
+
 /// A reference peer (`simulate --reference`) to show beside the policy: its fleet figures
 /// in each summary, its capacity as a dashed line on the charts of the proxies it replayed.
 #[derive(Clone, Copy, Debug)]
@@ -120,7 +130,7 @@ pub fn render_with_reference(
     if reports.len() > 1 {
         comparison(&mut o, reports);
     }
-    let peers: PeerIndex = reference
+    let index: PeerIndex = reference
         .iter()
         .map(|p| {
             let by_id = p
@@ -135,7 +145,11 @@ pub fn render_with_reference(
     let mut reasons = ReasonTable::default();
     for (i, (r, run)) in reports.iter().zip(runs).enumerate() {
         let set = sets.get(i).or(sets.first());
-        set_section(&mut o, i, r, run, set, reference, &peers, &mut reasons);
+        let peers = Peers {
+            reference,
+            index: &index,
+        };
+        set_section(&mut o, (i, r, run, set), peers, &mut reasons);
     }
     o.push_str("<h2>Notes</h2>\n<ul>\n");
     for n in notes {
@@ -221,14 +235,11 @@ fn anchor(set: usize, proxy: &str) -> String {
     format!("s{set}-{safe}")
 }
 
+/// One policy set's section: `(index, report, replay, the set)`.
 fn set_section(
     o: &mut String,
-    si: usize,
-    r: &SetReport,
-    run: &SimRun,
-    set: Option<&PolicySet>,
-    reference: &[Reference],
-    peers: &PeerIndex,
+    (si, r, run, set): (usize, &SetReport, &SimRun, Option<&PolicySet>),
+    peers: Peers,
     reasons: &mut ReasonTable,
 ) {
     let s = &r.summary;
@@ -275,7 +286,7 @@ fn set_section(
     fig_row(o, "policy", &s.figures);
     fig_row(o, "static", &s.baselines.static_.figures);
     fig_row(o, "oracle", &s.baselines.oracle);
-    for p in reference {
+    for p in peers.reference {
         fig_row(
             o,
             &format!("reference: {}", escape(p.name)),
@@ -293,7 +304,7 @@ fn set_section(
     } else {
         "Mbps·h above oracle"
     };
-    let lists: [(&str, &str, fn(&ProxyReport) -> f64); 3] = [
+    let lists: [(&str, &str, Key); 3] = [
         ("under", "under-provisioned %", |p| {
             p.figures.under_provisioned_pct
         }),
@@ -436,6 +447,7 @@ fn set_section(
             })
             .clone();
         let lines: Vec<ExtraLine> = peers
+            .index
             .iter()
             .filter_map(|(name, by_id)| {
                 by_id
@@ -760,7 +772,7 @@ fn proxy_chart(
             o,
             " <tspan class=\"x{}\">- - reference: {}</tspan>",
             i % 4,
-            escape(&e.name)
+            escape(e.name)
         );
     }
     o.push_str("</text></g>\n</svg>\n</details>\n");
@@ -795,11 +807,11 @@ fn panel(
     let mut orc = Columns::new();
     let mut extras: Vec<Columns> = extra.iter().map(|_| Columns::new()).collect();
     let oracle = oracle_values(run, d);
-    for i in 0..n {
+    for (i, &v) in oracle.iter().enumerate().take(n) {
         let c = range.column(run.times[i]);
         demand.add(c, run.demand_units(d, i));
         cap.add(c, f64::from(run.capacity(d, i)));
-        orc.add(c, f64::from(oracle[i]));
+        orc.add(c, f64::from(v));
     }
     // A peer's own evaluation times (the same as the policy's unless its interval differs).
     for (e, cols) in extra.iter().zip(&mut extras) {
