@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use gaap_autoscaler::core::fixtures;
 use gaap_autoscaler::core::*;
-use gaap_autoscaler::policy::{MissingAction, Policy, Rule, StepRule};
+use gaap_autoscaler::policy::{FlapBudget, MissingAction, Policy, PredictiveMode, Rule, StepRule};
 use gaap_autoscaler::time::Timestamp;
 use proptest::prelude::*;
 
@@ -35,8 +35,11 @@ fn dim_state() -> impl Strategy<Value = DimState> {
         prop::option::of(-600i64..3600),
         0u32..10,
         prop::option::of(-600i64..3600),
+        // Reversals (seconds ago) and the seasonal memory: (hours ago, need) over 10 days.
+        prop::collection::vec(0i64..10_000, 0..6),
+        prop::collection::vec((0i64..240, 0.0f64..3000.0), 0..60),
     )
-        .prop_map(|(recs, up, down, streak, since)| {
+        .prop_map(|(recs, up, down, streak, since, revs, season)| {
             let mut recommendations: Vec<(Timestamp, u32)> = recs
                 .into_iter()
                 .map(|(ago, v)| (Timestamp(NOW.millis() - ago * 1000), v))
@@ -48,7 +51,21 @@ fn dim_state() -> impl Strategy<Value = DimState> {
                 last_down: down.map(|a| Timestamp(NOW.millis() - a * 1000)),
                 missing_streak: streak,
                 observed_since: since.map(|a| Timestamp(NOW.millis() - a * 1000)),
-                ..DimState::default()
+                reversals: {
+                    let mut v: Vec<Timestamp> = revs
+                        .iter()
+                        .map(|a| Timestamp(NOW.millis() - a * 1000))
+                        .collect();
+                    v.sort();
+                    v
+                },
+                season: {
+                    let mut s = Season::default();
+                    for (h, need) in season {
+                        s.record(Timestamp(NOW.millis() - h * 3_600_000), need, 7);
+                    }
+                    s
+                },
             }
         })
 }
@@ -69,7 +86,12 @@ fn case() -> impl Strategy<Value = Case> {
         (ladder_list(), ladder_list()),
         (1u32..1500, 1u32..1500, 1u32..40, 1u32..40),
         (0.05f64..=1.0, 0.05f64..=1.0, any::<bool>()),
-        (0.0f64..0.5, 0.0f64..0.5, 1u32..4, 1u32..4),
+        (
+            0.0f64..0.5,
+            0.0f64..0.5,
+            prop_oneof![4 => 1u32..4, 1 => Just(u32::MAX)],
+            prop_oneof![4 => 1u32..4, 1 => Just(u32::MAX)],
+        ),
         (0u64..1200, 0u64..1200, 0u64..1200, 0u64..1200),
         (any::<bool>(), 1u32..5, prop::option::of(1u32..1500)),
         (
@@ -82,7 +104,12 @@ fn case() -> impl Strategy<Value = Case> {
         ),
         (reading(), reading()),
         (dim_state(), dim_state()),
-        (status(), prop::bool::weighted(0.9), any::<bool>()),
+        (
+            status(),
+            prop::bool::weighted(0.9),
+            any::<bool>(),
+            adaptive(),
+        ),
     )
         .prop_map(|t| {
             let (
@@ -95,7 +122,7 @@ fn case() -> impl Strategy<Value = Case> {
                 (cur_b, cur_c),
                 (rb, rc),
                 (sb, sc),
-                (status, has_ladder, cc_steps),
+                (status, has_ladder, cc_steps, (saturation, budget, mode, quantile)),
             ) = t;
             let mut p = fixtures::policy();
             let bwd = p.bandwidth.as_mut().unwrap();
@@ -159,6 +186,12 @@ fn case() -> impl Strategy<Value = Case> {
                 MissingAction::Hold
             };
             p.on_missing_data.after = after;
+            for dim in [&mut p.bandwidth, &mut p.concurrent].into_iter().flatten() {
+                dim.saturation = saturation;
+            }
+            p.behavior.flap_budget = budget;
+            p.predictive.mode = mode;
+            p.predictive.quantile = quantile;
             p.on_missing_data.bandwidth = fbv;
             p.on_missing_data.concurrent = fbv.map(|v| v % 40 + 1);
             let ladder = Ladder::new(bw, cc);
@@ -192,6 +225,37 @@ fn case() -> impl Strategy<Value = Case> {
                 },
             }
         })
+}
+
+/// The settings of the adaptive stages: saturation, the flap budget, the predictive mode
+/// and quantile.
+fn adaptive() -> impl Strategy<Value = (f64, Option<FlapBudget>, PredictiveMode, f64)> {
+    (
+        0.3f64..=1.0,
+        prop::option::of((0u32..3, 600u64..7200, 0u64..14_400)).prop_map(|b| {
+            b.map(|(reversals, per, max)| FlapBudget {
+                reversals,
+                per: Duration::from_secs(per),
+                max_stabilization: Duration::from_secs(max),
+            })
+        }),
+        prop::sample::select(vec![
+            PredictiveMode::Off,
+            PredictiveMode::ForecastOnly,
+            PredictiveMode::Scale,
+        ]),
+        0.0f64..=1.0,
+    )
+}
+
+/// `policy` with the stages that only raise turned off: no saturation, no forecast.
+fn without_raising_stages(policy: &Policy) -> Policy {
+    let mut p = policy.clone();
+    for dim in [&mut p.bandwidth, &mut p.concurrent].into_iter().flatten() {
+        dim.saturation = f64::INFINITY;
+    }
+    p.predictive.mode = PredictiveMode::Off;
+    p
 }
 
 /// RUNNING most of the time; ADJUSTING and other states too.
@@ -330,6 +394,36 @@ proptest! {
         decide_into(&c.policy, &c.proxy, c.ladder(), &c.obs, later, &mut d);
         prop_assert_eq!(d, decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, later));
     }
+
+    /// Saturation and the seasonal forecast only ever raise: with them, every dimension's
+    /// target is at least what it is without them.
+    #[test]
+    fn saturation_and_prediction_never_lower(c in case()) {
+        let with = decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
+        let plain = without_raising_stages(&c.policy);
+        let without = decide(&plain, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
+        prop_assert!(with.bandwidth_to >= without.bandwidth_to, "bandwidth {} < {}: {:?}", with.bandwidth_to, without.bandwidth_to, with.reason_codes());
+        prop_assert!(with.concurrent_to >= without.concurrent_to, "concurrent {} < {}: {:?}", with.concurrent_to, without.concurrent_to, with.reason_codes());
+    }
+
+    /// The flap budget only holds scale-downs: where the decision without it goes up, it
+    /// goes to the same value with it, and it never ends lower.
+    #[test]
+    fn the_flap_budget_never_blocks_a_scale_up(c in case()) {
+        let with = decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
+        let mut p = c.policy.clone();
+        p.behavior.flap_budget = None;
+        let without = decide(&p, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
+        for (w, wo, from) in [
+            (with.bandwidth_to, without.bandwidth_to, with.bandwidth_from),
+            (with.concurrent_to, without.concurrent_to, with.concurrent_from),
+        ] {
+            prop_assert!(w >= wo, "{w} < {wo}");
+            if wo > from {
+                prop_assert_eq!(w, wo);
+            }
+        }
+    }
 }
 
 proptest! {
@@ -348,6 +442,8 @@ proptest! {
         down_s in 0u64..3600,
     ) {
         let mut p = fixtures::policy();
+        // HPA's rule alone: the flap budget stretches the down window (its own property).
+        p.behavior.flap_budget = None;
         p.behavior.scale_up.stabilization = Duration::from_secs(up_s);
         p.behavior.scale_down.stabilization = Duration::from_secs(down_s);
         let ladder = fixtures::ladder();

@@ -120,7 +120,69 @@ fn hand_run() -> ProxyRun {
         changes: Vec::new(),
         api_deferred: 0,
         unscalable: None,
+        forecasts: Default::default(),
     }
+}
+
+#[test]
+fn forecast_accuracy_and_saturated_changes_are_reported() {
+    let mut run = hand_run();
+    // Bandwidth need per hour (demand / 0.5): 8, 24, 60, none, 180.
+    run.forecasts[0].insert(T0, (10.0 + 10.0, 2)); // mean 10 against 8: +25 %
+    run.forecasts[0].insert(T0 + HOUR, (18.0, 1)); // 18 against 24: -25 %
+    run.forecasts[0].insert(T0 + 3 * HOUR, (50.0, 1)); // no data that hour: not counted
+    // Concurrent need 12 units in hour 3 (60,000 / 10,000 / 0.5): forecast 12 → 0 %.
+    run.forecasts[1].insert(T0 + 2 * HOUR, (12.0, 1));
+    let saturated = gaap_autoscaler::sim::Change {
+        time: Timestamp(T0),
+        call_at: Timestamp(T0),
+        effective_at: Timestamp(T0),
+        direction: Direction::Up,
+        bandwidth_from: 20,
+        bandwidth_to: 100,
+        concurrent_from: 5,
+        concurrent_to: 5,
+        reasons: vec!["bandwidth:data.saturated: demand reads 98%".into()],
+    };
+    let mut plain = saturated.clone();
+    plain.reasons = vec!["bandwidth:scale.up".into()];
+    run.changes = vec![saturated, plain];
+    let r = report::proxy_report(&run, "set", None);
+    let fc = r.forecast.expect("forecasts were made");
+    assert_eq!(fc.hours, 3);
+    assert!((fc.mape_pct - 50.0 / 3.0).abs() < 1e-9, "{fc:?}");
+    assert!(fc.bias_pct.abs() < 1e-9, "{fc:?}");
+    assert_eq!(r.saturated_changes, 1);
+    // Without forecasts there is no accuracy to report.
+    assert!(
+        report::proxy_report(&hand_run(), "set", None)
+            .forecast
+            .is_none()
+    );
+}
+
+#[test]
+fn the_per_day_price_form_prices_each_timeline_by_billing_day() {
+    let prices = Prices::load(std::path::Path::new("examples/prices-daily.toml"))
+        .expect("the example is valid");
+    let daily = prices.daily.clone().expect("a [daily] table");
+    let run = hand_run();
+    let r = report::proxy_report(&run, "set", Some(&prices));
+    let want = daily.cost(&run.times, &run.step_ms, |i| {
+        (run.cap_bw[i], run.cap_conc[i])
+    });
+    assert_eq!(r.figures.cost, Some(want));
+    // Five hours at 20 Mbps / 5 units then 50 / 10, in one billing day: "max" charges the
+    // day's dearest specification for the 5 hours covered.
+    let dearest = daily.day_charge(50, 10);
+    assert!((want - dearest * 5.0 / 24.0).abs() < 1e-9, "{want}");
+    // The oracle and static baselines are priced the same way, and the fleet sums them.
+    assert!(r.baselines.oracle.cost.is_some() && r.baselines.static_.figures.cost.is_some());
+    let bad = "currency = \"CNY\"\n[daily]\nbandwidth = [10, 20]\nconnection = { \"2\" = [1.0] }\n";
+    let err = Prices::parse(bad, std::path::Path::new("p.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has 1 fees for 2 bandwidth columns"), "{err}");
 }
 
 #[test]
@@ -145,6 +207,7 @@ fn baselines_match_hand_computed_values() {
         currency: Some("CNY".into()),
         mbps_hour: 0.5,
         concurrent_hour: 2.0,
+        daily: None,
     };
     let r = report::proxy_report(&run, "set", Some(&prices));
     let p = &r.figures;
@@ -1418,4 +1481,77 @@ fn html_report_size_is_bounded_per_proxy() {
         .map(|m| m.split('|').count())
         .sum();
     assert!(markers > 30, "{markers} markers");
+}
+
+/// The seasonal recommender warms up on the data before `--start`: a proxy whose demand
+/// needs 200 Mbps every day from 09:00 is pre-scaled before 09:00 on the first replayed
+/// day, and only when there is history before the start to learn it from.
+#[test]
+fn predictive_warms_up_from_the_data_before_the_start() {
+    use gaap_autoscaler::policy::PredictiveMode;
+    const DAY: i64 = 24 * 60;
+    let mut p = bandwidth_policy();
+    p.predictive.mode = PredictiveMode::Scale;
+    p.windows.clear();
+    // Four days: 100 Mbps (need 143 → 200) from 09:00 to 09:59 UTC, 10 Mbps otherwise.
+    let trace = trace_of("link-web00001", 4 * DAY, |m| {
+        Some(if (9 * 60..10 * 60).contains(&(m % DAY)) {
+            100.0
+        } else {
+            10.0
+        })
+    });
+    let replay_day3 = |start_minute: i64| {
+        let opts = SimOptions::new(
+            Timestamp(T0 + start_minute * MIN),
+            Timestamp(T0 + (3 * DAY + 10 * 60) * MIN),
+        );
+        let proxies = vec![proxy("link-web00001", 20, 2)];
+        replay(&set(p.clone()), &fleet(proxies), &trace, &opts, &mut |_| {}).expect("replay")
+    };
+    let first_up = |run: &SimRun| {
+        run.proxies[0]
+            .changes
+            .iter()
+            .find(|c| c.direction == Direction::Up && c.time.millis() >= T0 + 3 * DAY * MIN)
+            .map(|c| (c.time.millis() - T0 - 3 * DAY * MIN) / MIN)
+    };
+    // Starting at 08:00 on day 3 with three days of history: up before 09:00.
+    let warmed = replay_day3(3 * DAY + 8 * 60);
+    let at = first_up(&warmed).expect("a scale-up on day 3");
+    assert!(at < 9 * 60, "pre-scaled at minute {at} of the day");
+    let ahead = &warmed.proxies[0]
+        .changes
+        .iter()
+        .find(|c| c.time.millis() >= T0 + 3 * DAY * MIN)
+        .unwrap();
+    assert!(
+        ahead.reasons.iter().any(|r| r.contains("predictive.ahead")),
+        "{:?}",
+        ahead.reasons
+    );
+    // The same start without the history (a trace cut at the start): reactive, at 09:00
+    // or later.
+    let mut cut = Trace::default();
+    let s = trace.series("link-web00001", "bandwidth").unwrap();
+    for (i, &t) in s.times.iter().enumerate() {
+        if t >= T0 + (3 * DAY + 8 * 60) * MIN {
+            cut.series_mut("link-web00001", "bandwidth")
+                .push(Timestamp(t), s.values[i]);
+        }
+    }
+    let opts = SimOptions::new(
+        Timestamp(T0 + (3 * DAY + 8 * 60) * MIN),
+        Timestamp(T0 + (3 * DAY + 10 * 60) * MIN),
+    );
+    let cold = replay(
+        &set(p.clone()),
+        &fleet(vec![proxy("link-web00001", 20, 2)]),
+        &cut,
+        &opts,
+        &mut |_| {},
+    )
+    .unwrap();
+    let at = first_up(&cold).expect("a reactive scale-up");
+    assert!(at >= 9 * 60, "no history, no forecast: minute {at}");
 }

@@ -187,6 +187,7 @@ impl DimTrace {
             max: current,
             bounded: current,
             target: current,
+            forecast: None,
         }
     }
 }
@@ -476,7 +477,7 @@ impl DimCtx<'_> {
                 };
                 t.raw_need = Some(need);
                 if saturated {
-                    let cover = self.cover(need);
+                    let cover = self.ladder(need);
                     self.saturated(demand, cap, cover)
                 } else {
                     self.tolerance_and_ladder(need)
@@ -493,7 +494,9 @@ impl DimCtx<'_> {
         };
         // The seasonal forecast: only ever raises.
         if let Some(need) = t.raw_need {
-            recommended = self.predictive(st, need, recommended);
+            let (r, forecast) = self.predictive(st, need, recommended);
+            recommended = r;
+            t.forecast = forecast;
         }
         t.recommended = recommended;
 
@@ -634,7 +637,7 @@ impl DimCtx<'_> {
     /// `at_least`, whatever the tolerance.
     fn saturated(&mut self, demand: f64, cap: f64, at_least: u32) -> u32 {
         let steps = self.up().max_steps.max(1);
-        let out = self.shift(self.current, steps as i32).max(at_least);
+        let out = self.shift(self.current, steps_i32(steps)).max(at_least);
         self.reason(
             ReasonCode::DataSaturated,
             format!(
@@ -650,20 +653,27 @@ impl DimCtx<'_> {
 
     /// The seasonal recommender: learns `need`, and raises `recommended` to the forecast
     /// of the need `lead` ahead (`scale`), or says it would (`forecast-only`).
-    fn predictive(&mut self, st: &mut DimState, need: f64, recommended: u32) -> u32 {
+    fn predictive(
+        &mut self,
+        st: &mut DimState,
+        need: f64,
+        recommended: u32,
+    ) -> (u32, Option<(Timestamp, f64)>) {
         let p = &self.policy.predictive;
         if p.mode == PredictiveMode::Off {
-            return recommended;
+            return (recommended, None);
         }
         let days = (p.lookback.as_secs() / 86_400) as usize;
         st.season.record(self.now, need, days);
         let lead = self.policy.lead();
-        let Some(fc) = st.season.forecast(self.now + lead, p.quantile) else {
-            return recommended;
+        let at = self.now + lead;
+        let Some(fc) = st.season.forecast(at, p.quantile) else {
+            return (recommended, None);
         };
+        let forecast = Some((at, fc));
         let v = self.cover(fc);
         if v <= recommended {
-            return recommended;
+            return (recommended, forecast);
         }
         let scale = p.mode == PredictiveMode::Scale;
         self.reason(
@@ -680,7 +690,28 @@ impl DimCtx<'_> {
                 }
             ),
         );
-        if scale { v } else { recommended }
+        (if scale { v } else { recommended }, forecast)
+    }
+
+    /// Stage 5: the cheapest allowed value covering `need`; the largest, said, if none does.
+    fn ladder(&mut self, need: f64) -> u32 {
+        match self.values.iter().copied().find(|&v| f64::from(v) >= need) {
+            Some(v) => v,
+            None => {
+                let top = *self
+                    .values
+                    .last()
+                    .expect("guard ensures a non-empty ladder");
+                self.reason(
+                    ReasonCode::LadderTop,
+                    format!(
+                        "need {need:.2} exceeds the largest allowed value {top} {}",
+                        self.dim.unit()
+                    ),
+                );
+                top
+            }
+        }
     }
 
     /// Stages 4 and 5 for target tracking.
@@ -706,23 +737,7 @@ impl DimCtx<'_> {
         if need == cur {
             return current;
         }
-        match self.values.iter().copied().find(|&v| f64::from(v) >= need) {
-            Some(v) => v,
-            None => {
-                let top = *self
-                    .values
-                    .last()
-                    .expect("guard ensures a non-empty ladder");
-                self.reason(
-                    ReasonCode::LadderTop,
-                    format!(
-                        "need {need:.2} exceeds the largest allowed value {top} {}",
-                        self.dim.unit()
-                    ),
-                );
-                top
-            }
-        }
+        self.ladder(need)
     }
 
     /// Stages 3–5 for step rules: utilization = demand / current capacity; the matching
@@ -922,10 +937,10 @@ impl DimCtx<'_> {
     fn rate_limit(&mut self, target: u32) -> u32 {
         let current = self.current;
         let limited = if target > current {
-            let max_steps = self.up().max_steps.max(1) as i32;
+            let max_steps = steps_i32(self.up().max_steps.max(1));
             target.min(self.shift(current, max_steps))
         } else if target < current {
-            let max_steps = self.down().max_steps.max(1) as i32;
+            let max_steps = steps_i32(self.down().max_steps.max(1));
             target.max(self.shift(current, -max_steps))
         } else {
             target
@@ -1034,6 +1049,12 @@ impl DimCtx<'_> {
             target
         }
     }
+}
+
+/// A step count as a signed shift: `max_steps` beyond `i32::MAX` (no limit) saturates,
+/// never wraps to a negative (a step the other way).
+fn steps_i32(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 /// The flap budget doubles a scale-down window from at least this long.

@@ -5,6 +5,8 @@
 //! controller state and `now`. Output: a [`Decision`] (targets, reasons, a stage-by-stage
 //! trace) and the next [`ControllerState`].
 
+#[cfg(test)]
+mod adaptive_tests;
 pub(crate) mod decide;
 pub mod fixtures;
 pub mod pause;
@@ -306,6 +308,9 @@ pub struct DimTrace {
     pub bounded: u32,
     /// Stage 9/10: the final target.
     pub target: u32,
+    /// The seasonal forecast of the need (capacity units) for a time ahead, when
+    /// `[predictive]` is on and has learned enough: (for when, the need).
+    pub forecast: Option<(Timestamp, f64)>,
 }
 
 /// The outcome of one evaluation of one proxy. It names neither the proxy nor the policy:

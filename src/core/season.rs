@@ -82,6 +82,41 @@ impl Season {
     }
 }
 
+/// Warms the seasonal memory of one dimension from history (the samples before the first
+/// evaluation: `simulate` from the data before `--start`, the daemon from a range query at
+/// start-up): each sample's need, as the target-tracking stage computes it, is recorded.
+/// Does nothing unless `[predictive]` is on and the dimension tracks a target. Pure.
+pub fn warm_up(
+    policy: &crate::policy::Policy,
+    dim: super::Dim,
+    state: &mut super::DimState,
+    samples: impl IntoIterator<Item = (Timestamp, f64)>,
+) {
+    use crate::policy::{PredictiveMode, Rule};
+    if policy.predictive.mode == PredictiveMode::Off {
+        return;
+    }
+    let cfg = match dim {
+        super::Dim::Bandwidth => policy.bandwidth.as_ref(),
+        super::Dim::Concurrent => policy.concurrent.as_ref(),
+    };
+    let Some(Rule::TargetTracking { target_utilization }) = cfg.map(|c| &c.rule) else {
+        return;
+    };
+    let unit = match dim {
+        super::Dim::Bandwidth => 1.0,
+        super::Dim::Concurrent => 10_000.0,
+    };
+    let days = (policy.predictive.lookback.as_secs() / 86_400) as usize;
+    for (at, demand) in samples {
+        if demand.is_finite() && demand >= 0.0 {
+            state
+                .season
+                .record(at, demand / (unit * target_utilization), days);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +165,27 @@ mod tests {
         // A different lookback resets the memory.
         s.record(at(3, 0, 0), 7.0, 4);
         assert_eq!(s.forecast(at(3, 0, 30), 1.0), None);
+    }
+
+    #[test]
+    fn warm_up_records_the_need_of_history_only_when_predictive_is_on() {
+        use crate::policy::PredictiveMode;
+        let mut p = crate::core::fixtures::policy();
+        let history: Vec<(Timestamp, f64)> = (0..4)
+            .map(|d| (at(d, 9, 10), 70.0)) // 70 Mbps at 0.7: need 100
+            .chain([(at(3, 9, 20), f64::NAN)])
+            .collect();
+        let mut off = crate::core::DimState::default();
+        warm_up(&p, crate::core::Dim::Bandwidth, &mut off, history.clone());
+        assert!(off.season.is_empty(), "predictive off: nothing learned");
+        p.predictive.mode = PredictiveMode::ForecastOnly;
+        let mut st = crate::core::DimState::default();
+        warm_up(&p, crate::core::Dim::Bandwidth, &mut st, history.clone());
+        assert_eq!(st.season.forecast(at(4, 9, 0), 1.0), Some(100.0));
+        // Connections in units of 10,000: 35,000 at 0.7 → 5.
+        let conns: Vec<(Timestamp, f64)> = (0..3).map(|d| (at(d, 9, 0), 35_000.0)).collect();
+        let mut cc = crate::core::DimState::default();
+        warm_up(&p, crate::core::Dim::Concurrent, &mut cc, conns);
+        assert_eq!(cc.season.forecast(at(3, 9, 0), 1.0), Some(5.0));
     }
 }

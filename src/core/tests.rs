@@ -92,8 +92,9 @@ fn guard_stage() {
 fn raw_need_tolerance_and_ladder() {
     // (current bw, demand Mbps, expected bw target, expected bandwidth reason codes)
     let cases: &[(u32, f64, u32, &[&str])] = &[
-        (50, 70.0, 100, &["bandwidth:scale.up"]), // need 100 exactly → 100
-        (50, 70.7, 200, &["bandwidth:scale.up"]), // need 101 → round up to 200
+        (50, 45.5, 100, &["bandwidth:scale.up"]),  // need 65 → 100
+        (100, 70.0, 100, &[]),                     // need 100 exactly: nothing to say
+        (100, 90.0, 200, &["bandwidth:scale.up"]), // need 128.6 → round up to 200
         (100, 72.8, 100, &["bandwidth:tolerance.within"]), // need 104 ≤ 105
         (100, 74.2, 200, &["bandwidth:scale.up"]), // need 106 > 105
         (100, 66.5, 100, &["bandwidth:tolerance.within"]), // need 95 ≥ 90
@@ -102,8 +103,12 @@ fn raw_need_tolerance_and_ladder() {
             500,
             2000.0,
             500,
-            &["bandwidth:ladder.top", "bandwidth:bounds.max"],
-        ), // need 2857
+            &[
+                "bandwidth:ladder.top",
+                "bandwidth:data.saturated",
+                "bandwidth:bounds.max",
+            ],
+        ), // need 2857, a reading above the capacity
     ];
     for &(cur, demand, want, want_codes) in cases {
         // Concurrent held exactly: need 2.0 = current 2.
@@ -121,11 +126,11 @@ fn raw_need_tolerance_and_ladder() {
 
 #[test]
 fn concurrent_need_counts_connections_in_units_of_ten_thousand() {
-    // 35,000 connections / (10,000 × 0.7) = 5 units.
-    let d = decide_simple(10, 2, 7.0, 35_000.0);
+    // 35,000 connections / (10,000 × 0.7) = 5 units, on 10 units: one step down.
+    let d = decide_simple(10, 10, 7.0, 35_000.0);
     assert_eq!(d.concurrent.raw_need, Some(5.0));
     assert_eq!(d.concurrent_to, 5);
-    assert_eq!(d.direction, Some(Direction::Up));
+    assert_eq!(d.direction, Some(Direction::Down));
     assert_eq!(d.verdict, Verdict::Change);
 }
 
@@ -278,6 +283,29 @@ fn rate_limits_steps_per_change() {
     assert_eq!(d.bandwidth.rate_limited, 50);
     assert_eq!(d.bandwidth_to, 50);
     assert!(codes(&d).contains(&"bandwidth:rate.max_steps".to_string()));
+}
+
+#[test]
+fn no_step_limit_goes_straight_to_the_need() {
+    // max_steps = u32::MAX (the HPA peer's "no limit") must not wrap to a step down.
+    let mut p = policy();
+    p.behavior.scale_up.max_steps = u32::MAX;
+    p.behavior.scale_down.max_steps = u32::MAX;
+    let l = ladder();
+    let st = seasoned();
+    // (current, demand, want): up from 10 to cover 686 → 1000 → bounds 500; down 500 → 10;
+    // a saturated 20 goes up the (unlimited) max_steps at once: to the bound.
+    for (cur, demand, want) in [(10, 480.0, 500), (500, 1.0, 10), (20, 20.0, 500)] {
+        let d = decide(
+            &p,
+            &proxy(cur, 2),
+            Some(&l),
+            &observe(demand, 14_000.0, T0),
+            &st,
+            T0,
+        );
+        assert_eq!(d.bandwidth_to, want, "{cur} with demand {demand}");
+    }
 }
 
 #[test]

@@ -413,10 +413,15 @@ fn prometheus_source(
             if ids.is_empty() {
                 continue;
             }
+            // A seasonal recommender warms up on the history before the start.
+            let from = match policy.predictive.mode {
+                crate::policy::PredictiveMode::Off => start,
+                _ => start - policy.predictive.lookback,
+            };
             let fetched = runtime.block_on(prom.fetch_range(
                 std::slice::from_ref(policy),
                 &ids,
-                start,
+                from,
                 end,
                 |done, total| {
                     if let Some(pb) = &bar {

@@ -17,6 +17,7 @@
 //! The replay records, per proxy and step, the true demand and the capacity in effect
 //! (columnar, no per-step allocation); [`report`] turns that into the figures.
 
+pub mod billing;
 pub mod cmd;
 pub mod csv;
 pub mod html;
@@ -160,6 +161,9 @@ pub struct ProxyRun {
     /// Why the proxy cannot be resized (Scalarable not 1, not RUNNING), if so: the report
     /// shows it apart and leaves it out of the policy-vs-baseline fleet totals.
     pub unscalable: Option<String>,
+    /// The seasonal forecasts made, per dimension (bandwidth, concurrent): the hour they
+    /// were for (Unix ms of its start) → (sum of the forecast needs, how many).
+    pub forecasts: [BTreeMap<i64, (f64, u32)>; 2],
 }
 
 /// Why `proxy` cannot be resized at all (None: it can). ADJUSTING is a passing state.
@@ -325,6 +329,26 @@ fn max_age_ms(policy: &Policy, signal: &str) -> i64 {
         .get(signal)
         .map(|s| crate::time::millis_i64(s.max_age))
         .unwrap_or(300_000)
+}
+
+/// The controller state a proxy starts the replay with: empty, but for the seasonal
+/// memory, warmed from the data before the start (up to `[predictive] lookback`).
+fn warmed_state(policy: &Policy, bw: &Input, conn: &Input, start: Timestamp) -> ControllerState {
+    let mut st = ControllerState::default();
+    if policy.predictive.mode == crate::policy::PredictiveMode::Off {
+        return st;
+    }
+    let from = start.millis() - crate::time::millis_i64(policy.predictive.lookback);
+    for (dim, input) in [(Dim::Bandwidth, bw), (Dim::Concurrent, conn)] {
+        let (Some(series), Some(_)) = (input.series, &input.key) else {
+            continue;
+        };
+        let lo = series.times.partition_point(|&t| t < from);
+        let hi = series.times.partition_point(|&t| t < start.millis());
+        let samples = (lo..hi).map(|i| (Timestamp(series.times[i]), series.values[i]));
+        crate::core::season::warm_up(policy, dim, st.dim_mut(dim), samples);
+    }
+    st
 }
 
 /// One proxy during the replay.
@@ -499,7 +523,7 @@ fn replay_with(
                 ..proxy.clone()
             },
             ladder,
-            decision: Decision::with_state(ControllerState::default()),
+            decision: Decision::with_state(warmed_state(policy, &bw, &conn, opts.start)),
             obs,
             bw,
             conn,
@@ -521,6 +545,7 @@ fn replay_with(
                 changes: Vec::new(),
                 api_deferred: 0,
                 unscalable: unscalable_reason(proxy),
+                forecasts: Default::default(),
             },
             peer: peer.map(reference::PeerState::new),
         });
@@ -574,6 +599,7 @@ fn tick_plan(members: &[Vec<usize>], schedules: &[(Vec<i64>, Vec<u32>)]) -> Vec<
 
 /// Fewest proxies per thread for a parallel replay to gain over its per-tick coordination.
 const MIN_PROXIES_PER_THREAD: usize = 32;
+const HOUR_MS: i64 = 3_600_000;
 
 /// The API call of a change, as the budget placed it.
 struct Placed {
@@ -932,6 +958,14 @@ fn evaluate(live: &mut Live, now: i64, step: u32) -> Option<Direction> {
         match run.reasons.iter_mut().find(|(c, _)| *c == r.code) {
             Some((_, n)) => *n += 1,
             None => run.reasons.push((r.code, 1)),
+        }
+    }
+    for (i, trace) in [&d.bandwidth, &d.concurrent].into_iter().enumerate() {
+        if let Some((at, need)) = trace.forecast {
+            let hour = at.millis().div_euclid(HOUR_MS) * HOUR_MS;
+            let e = run.forecasts[i].entry(hour).or_insert((0.0, 0));
+            e.0 += need;
+            e.1 += 1;
         }
     }
     if d.verdict == Verdict::Wait || d.verdict == Verdict::Skip {

@@ -156,10 +156,19 @@ fn render_set(out: &mut String, r: &SetReport) {
     );
     let _ = writeln!(
         out,
-        "    data                 {} steps without data, longest gap {}",
+        "    data                 {} steps without data, longest gap {}; {} censored samples caused {} change(s) (data.saturated)",
         s.no_data_steps,
-        secs(s.longest_gap_s)
+        secs(s.longest_gap_s),
+        s.censored_samples,
+        s.saturated_changes
     );
+    if let Some(fc) = &s.forecast {
+        let _ = writeln!(
+            out,
+            "    forecast             MAPE {:.1}%, bias {:+.1}% over {} proxy-hours (mean forecast need against the hour's highest need)",
+            fc.mape_pct, fc.bias_pct, fc.hours
+        );
+    }
     let _ = writeln!(
         out,
         "    reaction up          {}",

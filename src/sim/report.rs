@@ -39,6 +39,10 @@ pub struct Prices {
     /// Price of one concurrent unit (10,000 connections) for one hour.
     #[serde(default)]
     pub concurrent_hour: f64,
+    /// GAAP's per-day form (a connection fee matrix and bandwidth tiers, per billing day);
+    /// when given, costs come from it and the hourly prices above are not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily: Option<super::billing::DailyPrices>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +76,15 @@ impl Prices {
                 return Err(PricesError::Parse {
                     path: path.display().to_string(),
                     message: format!("`{k}` must be a non-negative number, got {v}"),
+                });
+            }
+        }
+        if let Some(d) = &prices.daily {
+            let problems = d.problems();
+            if !problems.is_empty() {
+                return Err(PricesError::Parse {
+                    path: path.display().to_string(),
+                    message: problems.join("; "),
                 });
             }
         }
@@ -230,12 +243,77 @@ pub struct ProxyReport {
     pub reasons: BTreeMap<String, u64>,
     /// Changes whose API call had to wait for a later second.
     pub api_deferred: u64,
+    /// Changes a saturated (censored) reading caused (`data.saturated` among their reasons).
+    pub saturated_changes: u64,
+    /// How the seasonal forecasts (`[predictive]`) fared against the hours they were for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastAccuracy>,
     pub baselines: Baselines,
     /// Why the proxy cannot be resized (Scalarable 0, not RUNNING); such a proxy is left
     /// out of the fleet totals.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unscalable: Option<String>,
 }
+
+/// The seasonal forecast against what came: per proxy, dimension and hour forecast, the
+/// mean forecast need against the hour's highest true need (`demand / target`), over the
+/// hours with data and a need above zero. MAPE and bias in %, bias > 0 = over-forecast.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ForecastAccuracy {
+    pub hours: u64,
+    pub mape_pct: f64,
+    pub bias_pct: f64,
+    #[serde(skip)]
+    abs_sum: f64,
+    #[serde(skip)]
+    sum: f64,
+}
+
+impl ForecastAccuracy {
+    fn of(run: &ProxyRun) -> Option<ForecastAccuracy> {
+        let mut acc = ForecastAccuracy::default();
+        for (i, dim) in Dim::ALL.into_iter().enumerate() {
+            let hours = &run.forecasts[i];
+            if hours.is_empty() {
+                continue;
+            }
+            let target = run.dim(dim).target_utilization;
+            let mut highs: BTreeMap<i64, f64> = BTreeMap::new();
+            for (k, &t) in run.times.iter().enumerate() {
+                let d = run.demand_units(dim, k);
+                if d.is_finite() {
+                    let h = highs.entry(t.div_euclid(HOUR_MS) * HOUR_MS).or_insert(0.0);
+                    *h = h.max(d / target);
+                }
+            }
+            for (hour, &(sum, n)) in hours {
+                if let Some(&actual) = highs.get(hour).filter(|&&a| a > 0.0) {
+                    let err = (sum / f64::from(n) - actual) / actual;
+                    acc.hours += 1;
+                    acc.abs_sum += err.abs();
+                    acc.sum += err;
+                }
+            }
+        }
+        (acc.hours > 0).then(|| {
+            acc.finish();
+            acc
+        })
+    }
+    fn merge(&mut self, o: &ForecastAccuracy) {
+        self.hours += o.hours;
+        self.abs_sum += o.abs_sum;
+        self.sum += o.sum;
+    }
+    fn finish(&mut self) {
+        if self.hours > 0 {
+            self.mape_pct = 100.0 * self.abs_sum / self.hours as f64;
+            self.bias_pct = 100.0 * self.sum / self.hours as f64;
+        }
+    }
+}
+
+const HOUR_MS: i64 = 3_600_000;
 
 /// Fleet totals for one policy set.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -262,7 +340,11 @@ pub struct Summary {
     pub figures: Figures,
     pub under_provisioned_pct_footprint_weighted: f64,
     pub censored_samples: u64,
+    /// Changes a saturated reading caused (`data.saturated`).
+    pub saturated_changes: u64,
     pub flapping: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastAccuracy>,
     /// Steps above the oracle (any managed dimension), pooled, %.
     pub over_provisioned_pct: f64,
     pub no_data_steps: u64,
@@ -390,6 +472,11 @@ pub fn figures(
         }
     }
     f.finish(prices);
+    if let Some(daily) = prices.and_then(|p| p.daily.as_ref()) {
+        f.cost = Some(daily.cost(&run.times, &run.step_ms, |i| {
+            (cap(Dim::Bandwidth, i), cap(Dim::Concurrent, i))
+        }));
+    }
     f
 }
 
@@ -399,10 +486,16 @@ impl Figures {
         self.under_provisioned_pct = pct(self.under_steps as f64, self.steps as f64);
         self.slack_pct = pct(self.sums[0].slack, self.sums[0].capacity);
         self.slack_concurrent_pct = pct(self.sums[1].slack, self.sums[1].capacity);
-        self.cost =
-            prices.map(|p| p.cost(self.footprint_mbps_hours, self.footprint_concurrent_hours));
+        // The per-day form prices each timeline (set by `figures`) and sums them (`add`).
+        if prices.is_none_or(|p| p.daily.is_none()) {
+            self.cost =
+                prices.map(|p| p.cost(self.footprint_mbps_hours, self.footprint_concurrent_hours));
+        }
     }
     fn add(&mut self, o: &Figures) {
+        if let Some(c) = o.cost {
+            self.cost = Some(self.cost.unwrap_or(0.0) + c);
+        }
         self.steps += o.steps;
         self.under_steps += o.under_steps;
         self.unserved_mbps_hours += o.unserved_mbps_hours;
@@ -610,6 +703,12 @@ pub fn proxy_report(run: &ProxyRun, set: &str, prices: Option<&Prices>) -> Proxy
             .collect(),
         api_deferred: run.api_deferred,
         unscalable: run.unscalable.clone(),
+        saturated_changes: run
+            .changes
+            .iter()
+            .filter(|c| c.reasons.iter().any(|r| r.contains("data.saturated")))
+            .count() as u64,
+        forecast: ForecastAccuracy::of(run),
         baselines: Baselines {
             static_: StaticBaseline {
                 figures: static_figures,
@@ -670,6 +769,10 @@ pub fn set_report(run: &SimRun, prices: Option<&Prices>) -> SetReport {
         s.baselines.oracle.add(&p.baselines.oracle);
         weighted_under += p.figures.under_provisioned_pct * p.figures.footprint_mbps_hours;
         s.censored_samples += p.censored_samples;
+        s.saturated_changes += p.saturated_changes;
+        if let Some(f) = &p.forecast {
+            s.forecast.get_or_insert_with(Default::default).merge(f);
+        }
         s.flapping += p.flapping;
         over_steps += p.over_provisioned_pct * p.steps as f64 / 100.0;
         s.no_data_steps += p.no_data_steps;
@@ -681,6 +784,9 @@ pub fn set_report(run: &SimRun, prices: Option<&Prices>) -> SetReport {
         for (k, n) in &p.reasons {
             *s.reasons.entry(k.clone()).or_insert(0) += n;
         }
+    }
+    if let Some(f) = s.forecast.as_mut() {
+        f.finish();
     }
     s.figures.finish(prices);
     s.baselines.static_.figures.finish(prices);
