@@ -287,7 +287,14 @@ fn load_source(
             proxies: Some(fleet.proxies.iter().map(|p| p.id.clone()).collect()),
             signals: Some(signals),
         };
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let phase = Phase::start(format!(
+            "reading {} ({:.1} MiB)",
+            path.display(),
+            size as f64 / f64::from(1u32 << 20)
+        ));
         let (trace, stats) = csv::read_file(path, &filter)?;
+        drop(phase);
         let mut notes = vec![format!(
             "{}: {} samples read from {} lines; {} NaN values (read as no data)",
             path.display(),
@@ -346,7 +353,13 @@ fn load_source(
     };
     let targets: Vec<Target> = fleet.proxies.iter().map(Target::of).collect();
     let (bw, conn) = signal_names(sets);
+    let phase = Phase::start(format!(
+        "generating the synthetic trace ({} proxies × {} days, {samples} samples)",
+        targets.len(),
+        spec.days
+    ));
     let trace = synthetic::generate(&spec, &targets, &bw, &conn);
+    drop(phase);
     let last = spec.end() - spec.step;
     Ok(Source {
         traces: vec![trace],
@@ -442,18 +455,48 @@ fn prometheus_source(
     })
 }
 
+/// One phase of `simulate` shown on a terminal as a spinner with its elapsed time
+/// (nothing when stderr is not a terminal); cleared when dropped.
+struct Phase(Option<indicatif::ProgressBar>);
+
+impl Phase {
+    fn start(message: String) -> Phase {
+        Phase(std::io::stderr().is_terminal().then(|| {
+            let pb = indicatif::ProgressBar::new_spinner();
+            pb.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            pb.set_message(message);
+            pb.enable_steady_tick(Duration::from_millis(120));
+            pb
+        }))
+    }
+}
+
+impl Drop for Phase {
+    fn drop(&mut self) {
+        if let Some(pb) = &self.0 {
+            pb.finish_and_clear();
+        }
+    }
+}
+
 pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let phase = Phase::start("loading the policies and the fleet".into());
     let prices = match &args.prices {
         Some(p) => Some(Prices::load(p)?),
         None => None,
     };
     let mut fleet = load_fleet(args.fleet.as_deref())?;
     let sets = load_sets(&args.policies)?;
+    drop(phase);
     let source = load_source(&args, &sets, &mut fleet)?;
     // Before anything is sized by the range (a sample dated 2100 would otherwise make the
     // replay list 74 years of evaluation times).
     check_sets_range(&sets, &fleet, source.start, source.end)?;
     if let Some(path) = &args.export_openmetrics {
+        let _phase = Phase::start(format!("writing OpenMetrics to {}", path.display()));
         let names = super::openmetrics::names(sets.iter().flat_map(|s| &s.policies))
             .map_err(|e| anyhow::anyhow!("--export-openmetrics: {e}"))?;
         let text = super::openmetrics::render(&source.traces[0], &names);
@@ -510,6 +553,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
+    let phase = Phase::start("computing the report's figures".into());
     let reports: Vec<SetReport> = runs
         .iter()
         .map(|r| report::set_report(r, prices.as_ref()))
@@ -518,11 +562,21 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|r| report::set_report(r, prices.as_ref()))
         .collect();
+    drop(phase);
     if let Some(path) = &args.report {
-        // The peers are charted as further sets, after the policies.
-        let all_reports: Vec<SetReport> = reports.iter().chain(&peer_reports).cloned().collect();
-        let all_runs: Vec<super::SimRun> = runs.iter().chain(&peer_runs).cloned().collect();
-        let doc = html::render(&all_reports, &all_runs, &source.notes);
+        let _phase = Phase::start(format!("writing the HTML report {}", path.display()));
+        // The peers are drawn as extra capacity lines on the charts and summed up beside
+        // the policy in each fleet summary.
+        let reference: Vec<html::Reference> = peers
+            .iter()
+            .zip(peer_reports.iter().zip(&peer_runs))
+            .map(|(p, (report, run))| html::Reference {
+                name: p.as_str(),
+                report,
+                run,
+            })
+            .collect();
+        let doc = html::render_with_reference(&reports, &runs, &sets, &reference, &source.notes);
         std::fs::write(path, doc)
             .with_context(|| format!("cannot write the HTML report to {}", path.display()))?;
     }

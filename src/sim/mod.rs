@@ -158,9 +158,20 @@ pub struct ProxyRun {
     pub changes: Vec<Change>,
     /// Changes whose API call was pushed to a later second by the budget.
     pub api_deferred: u64,
+    /// Why the proxy cannot be resized (Scalarable not 1, not RUNNING), if so: the report
+    /// shows it apart and leaves it out of the policy-vs-baseline fleet totals.
+    pub unscalable: Option<String>,
     /// The seasonal forecasts made, per dimension (bandwidth, concurrent): the hour they
     /// were for (Unix ms of its start) → (sum of the forecast needs, how many).
     pub forecasts: [BTreeMap<i64, (f64, u32)>; 2],
+}
+
+/// Why `proxy` cannot be resized at all (None: it can). ADJUSTING is a passing state.
+pub fn unscalable_reason(proxy: &ProxyState) -> Option<String> {
+    if let ProxyStatus::Other(s) = &proxy.status {
+        return Some(format!("status {s}, not RUNNING"));
+    }
+    (proxy.scalarable != 1).then(|| format!("Scalarable {}", proxy.scalarable))
 }
 
 impl ProxyRun {
@@ -533,6 +544,7 @@ fn replay_with(
                 reasons: Vec::new(),
                 changes: Vec::new(),
                 api_deferred: 0,
+                unscalable: unscalable_reason(proxy),
                 forecasts: Default::default(),
             },
             peer: peer.map(reference::PeerState::new),

@@ -249,6 +249,10 @@ pub struct ProxyReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forecast: Option<ForecastAccuracy>,
     pub baselines: Baselines,
+    /// Why the proxy cannot be resized (Scalarable 0, not RUNNING); such a proxy is left
+    /// out of the fleet totals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unscalable: Option<String>,
 }
 
 /// The seasonal forecast against what came: per proxy, dimension and hour forecast, the
@@ -324,7 +328,13 @@ pub struct Summary {
     pub start: String,
     pub end: String,
     pub adjusting_s: f64,
+    /// Proxies replayed (a policy selects them), unscalable ones included.
     pub proxies: u64,
+    /// Replayed proxies that cannot be resized (Scalarable 0, not RUNNING): left out of
+    /// every fleet total below (their baselines would resize what cannot be resized).
+    pub excluded_unscalable: u64,
+    /// Those proxies as `id: why`.
+    pub unscalable_proxies: Vec<String>,
     pub proxy_days: f64,
     pub steps: u64,
     pub changes: u64,
@@ -698,6 +708,7 @@ pub fn proxy_report(run: &ProxyRun, set: &str, prices: Option<&Prices>) -> Proxy
             .map(|(c, n)| (c.as_str().to_string(), *n))
             .collect(),
         api_deferred: run.api_deferred,
+        unscalable: run.unscalable.clone(),
         saturated_changes: run
             .changes
             .iter()
@@ -746,6 +757,11 @@ pub fn set_report(run: &SimRun, prices: Option<&Prices>) -> SetReport {
     let mut up = Latency::default();
     let mut down = Latency::default();
     for p in &proxies {
+        if let Some(why) = &p.unscalable {
+            s.excluded_unscalable += 1;
+            s.unscalable_proxies.push(format!("{}: {why}", p.proxy_id));
+            continue;
+        }
         s.proxy_days += p.days;
         s.steps += p.steps;
         s.changes += p.changes;
