@@ -49,7 +49,7 @@ pub(super) fn flap_budget(
                 ctx.err(
                     v.span().start,
                     format!("`behavior.{which}.{key}` is a scale-down setting"),
-                    format!("move it to [behavior.scale_down]"),
+                    "move it to [behavior.scale_down]",
                 );
             }
         }
