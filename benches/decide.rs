@@ -23,6 +23,7 @@ fn full_state(now: Timestamp) -> ControllerState {
     ControllerState {
         bandwidth: hist(200),
         concurrent: hist(10),
+        ..ControllerState::default()
     }
 }
 

@@ -6,7 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ControllerState, Decision, Dim, Direction, Reason, ReasonCode, Verdict};
+use super::operator::Stamps;
+use super::{ControllerState, Decision, Direction, ReasonCode, Verdict};
 
 /// The directions an operator paused for one proxy (plain data, from the policy's static
 /// key or the daemon's pause store).
@@ -49,6 +50,12 @@ impl Paused {
 /// A change that moves one dimension up and the other down is held when either of its
 /// moves is paused. Pure; never fails.
 pub fn apply_pause(d: &mut Decision, before: &ControllerState, paused: Paused, why: String) {
+    apply_pause_stamps(d, &super::operator::stamps(before), paused, why);
+}
+
+/// [`apply_pause`] with the cooldown stamps of the starting state (the replay reuses its
+/// decision, so it keeps only these).
+pub fn apply_pause_stamps(d: &mut Decision, before: &Stamps, paused: Paused, why: String) {
     if d.verdict != Verdict::Change {
         return;
     }
@@ -57,22 +64,7 @@ pub fn apply_pause(d: &mut Decision, before: &ControllerState, paused: Paused, w
     if !((up && paused.up) || (down && paused.down)) {
         return;
     }
-    d.verdict = Verdict::Hold;
-    d.direction = None;
-    d.bandwidth_to = d.bandwidth_from;
-    d.concurrent_to = d.concurrent_from;
-    d.bandwidth.target = d.bandwidth_from;
-    d.concurrent.target = d.concurrent_from;
-    for dim in Dim::ALL {
-        let was = before.dim(dim);
-        let st = d.next_state.dim_mut(dim);
-        st.last_up = was.last_up;
-        st.last_down = was.last_down;
-    }
-    d.reasons
-        .retain(|r| !matches!(r.code, ReasonCode::ScaleUp | ReasonCode::ScaleDown));
-    d.reasons
-        .push(Reason::new(ReasonCode::GuardPaused, None, why));
+    super::operator::hold_change(d, before, ReasonCode::GuardPaused, why);
 }
 
 #[cfg(test)]
