@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use decide::{decide, decide_into};
 pub use operator::ManualHold;
-pub use pause::{Paused, apply_pause, apply_pause_stamps};
+pub use pause::{Pause, Paused, Scope, apply_pause, apply_pause_stamps, paused_at};
 pub use reason::{Detail, Reason, ReasonCode};
 
 use crate::time::Timestamp;

@@ -127,7 +127,10 @@ pub fn hold(allows_saturation: bool, d: &mut Decision, before: &Stamps, now: Tim
     };
     let change = op.manual_change;
     let down = d.bandwidth_to < d.bandwidth_from || d.concurrent_to < d.concurrent_from;
-    let saturated = d.reasons.iter().any(|r| r.code == ReasonCode::DataSaturated);
+    let saturated = d
+        .reasons
+        .iter()
+        .any(|r| r.code == ReasonCode::DataSaturated);
     if allows_saturation && saturated && !down {
         d.reasons.push(Reason::new(
             ReasonCode::ObservedManualChange,
@@ -227,22 +230,77 @@ mod tests {
         //  expect hold until)
         let rows = [
             // First sight: nothing to compare with; the change goes out.
-            (None, 10, 200.0, ManualHold::default(), false, Verdict::Change, None),
+            (
+                None,
+                10,
+                200.0,
+                ManualHold::default(),
+                false,
+                Verdict::Change,
+                None,
+            ),
             // As last applied: not manual.
-            (Some((10, 2)), 10, 200.0, ManualHold::default(), false, Verdict::Change, None),
+            (
+                Some((10, 2)),
+                10,
+                200.0,
+                ManualHold::default(),
+                false,
+                Verdict::Change,
+                None,
+            ),
             // Someone moved 10 → 20: logged, held for 1h although demand asks for more.
-            (Some((10, 2)), 20, 200.0, ManualHold::default(), true, Verdict::Hold, Some(T0 + h)),
+            (
+                Some((10, 2)),
+                20,
+                200.0,
+                ManualHold::default(),
+                true,
+                Verdict::Hold,
+                Some(T0 + h),
+            ),
             // ... and a scale-down is held too.
-            (Some((10, 2)), 200, 5.0, ManualHold::default(), true, Verdict::Hold, Some(T0 + h)),
-            (Some((10, 2)), 20, 200.0, ManualHold::Forever, true, Verdict::Hold, Some(FOREVER)),
+            (
+                Some((10, 2)),
+                200,
+                5.0,
+                ManualHold::default(),
+                true,
+                Verdict::Hold,
+                Some(T0 + h),
+            ),
+            (
+                Some((10, 2)),
+                20,
+                200.0,
+                ManualHold::Forever,
+                true,
+                Verdict::Hold,
+                Some(FOREVER),
+            ),
             // manual_hold = 0: logged, not held.
-            (Some((10, 2)), 20, 200.0, ManualHold::Off, true, Verdict::Change, None),
+            (
+                Some((10, 2)),
+                20,
+                200.0,
+                ManualHold::Off,
+                true,
+                Verdict::Change,
+                None,
+            ),
         ];
         for (known, bw, demand, mh, detected, verdict, until) in rows {
             let mut pol = policy();
             pol.manual_hold = mh;
             let st = seasoned(known);
-            let d = decide(&pol, &proxy(bw, 2), Some(&ladder()), &obs(demand, 0.0, T0), &st, T0);
+            let d = decide(
+                &pol,
+                &proxy(bw, 2),
+                Some(&ladder()),
+                &obs(demand, 0.0, T0),
+                &st,
+                T0,
+            );
             let what = format!("{known:?} {bw} {demand} {mh:?}");
             let n = codes(&d)
                 .iter()
@@ -256,7 +314,11 @@ mod tests {
             } else {
                 (bw, 2)
             };
-            assert_eq!(d.next_state.operator.last_known, Some(expect_known), "{what}");
+            assert_eq!(
+                d.next_state.operator.last_known,
+                Some(expect_known),
+                "{what}"
+            );
             if verdict == Verdict::Hold {
                 assert!(!codes(&d).iter().any(|c| c.contains("scale.")), "{what}");
                 assert_eq!(d.next_state.bandwidth.last_up, None, "no cooldown starts");
@@ -287,14 +349,31 @@ mod tests {
         assert_eq!(d.verdict, Verdict::Hold);
         // Half an hour later: still held, detected no more (one record of the change).
         let t1 = T0 + Duration::from_secs(1800);
-        let d1 = decide(&pol, &proxy(20, 2), Some(&l), &obs(200.0, 0.0, t1), &d.next_state, t1);
+        let d1 = decide(
+            &pol,
+            &proxy(20, 2),
+            Some(&l),
+            &obs(200.0, 0.0, t1),
+            &d.next_state,
+            t1,
+        );
         assert_eq!(d1.verdict, Verdict::Hold);
         let sentence = d1.reasons.last().unwrap().detail.to_string();
         assert!(sentence.contains("manual hold until"), "{sentence}");
-        assert!(sentence.contains("10 Mbps / 2 x10k conns → 20 Mbps"), "{sentence}");
+        assert!(
+            sentence.contains("10 Mbps / 2 x10k conns → 20 Mbps"),
+            "{sentence}"
+        );
         // After the hour: the change goes out and the hold is gone.
         let t2 = T0 + Duration::from_secs(3600);
-        let d2 = decide(&pol, &proxy(20, 2), Some(&l), &obs(200.0, 0.0, t2), &d1.next_state, t2);
+        let d2 = decide(
+            &pol,
+            &proxy(20, 2),
+            Some(&l),
+            &obs(200.0, 0.0, t2),
+            &d1.next_state,
+            t2,
+        );
         assert_eq!(d2.verdict, Verdict::Change, "{:?}", codes(&d2));
         assert_eq!(d2.next_state.operator.manual_hold_until, None);
     }
@@ -318,7 +397,14 @@ mod tests {
             // the unheld decision and apply the hold as decide does.
             let mut open = st.clone();
             open.operator.manual_hold_until = None;
-            d = decide(&pol, &proxy(20, 2), Some(&l), &obs(200.0, 0.0, T0), &open, T0);
+            d = decide(
+                &pol,
+                &proxy(20, 2),
+                Some(&l),
+                &obs(200.0, 0.0, T0),
+                &open,
+                T0,
+            );
             assert_eq!(d.verdict, Verdict::Change);
             if saturated {
                 d.reasons.push(Reason::new(

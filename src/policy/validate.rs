@@ -291,7 +291,10 @@ fn manual_hold(ctx: &mut Ctx<'_>, v: &Spanned<String>) -> crate::core::ManualHol
     match v.get_ref().trim() {
         "forever" => ManualHold::Forever,
         "0" => ManualHold::Off,
-        t => match crate::time::parse_duration(t).ok().filter(|_| !t.starts_with('-')) {
+        t => match crate::time::parse_duration(t)
+            .ok()
+            .filter(|_| !t.starts_with('-'))
+        {
             Some(d) if d.is_zero() => ManualHold::Off,
             Some(d) => ManualHold::For(d),
             None => {
