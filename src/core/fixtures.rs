@@ -48,6 +48,7 @@ pub fn policy() -> Policy {
             rule: Rule::TargetTracking {
                 target_utilization: 0.7,
             },
+            saturation: crate::policy::DEFAULT_SATURATION,
         }),
         concurrent: Some(Dimension {
             signal: "connections".into(),
@@ -56,6 +57,7 @@ pub fn policy() -> Policy {
             rule: Rule::TargetTracking {
                 target_utilization: 0.7,
             },
+            saturation: crate::policy::DEFAULT_SATURATION,
         }),
         behavior: Behavior::default_behavior(),
         on_missing_data: MissingData::default(),
@@ -64,6 +66,7 @@ pub fn policy() -> Policy {
         paused: crate::core::Paused::NONE,
         manual_hold: crate::core::ManualHold::default(),
         manual_hold_allows_saturation: false,
+        predictive: crate::policy::Predictive::default(),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod operator;
 pub mod pause;
 pub mod reason;
+pub mod season;
 #[cfg(test)]
 mod tests;
 
@@ -21,6 +22,7 @@ pub use decide::{decide, decide_into};
 pub use operator::ManualHold;
 pub use pause::{Pause, Paused, Scope, apply_pause, apply_pause_stamps, paused_at};
 pub use reason::{Detail, Reason, ReasonCode};
+pub use season::Season;
 
 use crate::time::Timestamp;
 
@@ -220,6 +222,13 @@ pub struct DimState {
     /// been observed, nothing scales down (a fresh start has no history to stabilize on).
     #[serde(default)]
     pub observed_since: Option<Timestamp>,
+    /// Reversals (a change against the previous one within 30 minutes), oldest first,
+    /// kept while the flap budget counts them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reversals: Vec<Timestamp>,
+    /// The seasonal recommender's memory (empty unless `[predictive]` is on).
+    #[serde(default, skip_serializing_if = "Season::is_empty")]
+    pub season: Season,
 }
 
 /// Everything the controller remembers about one proxy between evaluations. Plain data:

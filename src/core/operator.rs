@@ -174,6 +174,9 @@ pub fn hold_change(d: &mut Decision, before: &Stamps, code: ReasonCode, why: Str
         let st = d.next_state.dim_mut(dim);
         st.last_up = up;
         st.last_down = down;
+        // A change not made reverses nothing.
+        let t = d.time;
+        st.reversals.retain(|&r| r != t);
     }
     d.next_state.operator.last_known = Some((d.bandwidth_from, d.concurrent_from));
     d.reasons

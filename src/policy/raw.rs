@@ -41,6 +41,17 @@ pub struct RawPolicy {
     pub manual_hold: Option<Spanned<String>>,
     /// `manual_hold_allows_saturation = true`: a saturated scale-up overrides the hold.
     pub manual_hold_allows_saturation: Option<Spanned<bool>>,
+    /// `[predictive]`: the seasonal recommender.
+    pub predictive: Option<Spanned<RawPredictive>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPredictive {
+    pub mode: Option<Spanned<String>>,
+    pub lookback: Option<Spanned<String>>,
+    pub lead: Option<Spanned<String>>,
+    pub quantile: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +82,7 @@ pub struct RawDimension {
     pub max: Option<Spanned<i64>>,
     pub target_utilization: Option<Spanned<f64>>,
     pub steps: Option<Spanned<Vec<Spanned<RawStep>>>>,
+    pub saturation: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +107,10 @@ pub struct RawDirection {
     pub stabilization: Option<Spanned<String>>,
     pub max_steps: Option<Spanned<i64>>,
     pub cooldown: Option<Spanned<String>>,
+    /// scale_down only: `"1/2h"` or `"off"`.
+    pub flap_budget: Option<Spanned<String>>,
+    /// scale_down only: the longest the flap budget stretches stabilization.
+    pub max_stabilization: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
