@@ -1,4 +1,4 @@
-//! The command line: one binary, six commands. Each command's flags and its `run` live
+//! The command line: one binary, nine commands. Each command's flags and its `run` live
 //! beside the code they drive; this file only lists them.
 
 use std::process::ExitCode;
@@ -47,6 +47,12 @@ pub enum Command {
     Sandbox(crate::sandbox::cmd::SandboxArgs),
     /// Make one signed call to the GAAP API and print the JSON response.
     Api(crate::cloud::cmd::ApiArgs),
+    /// Pause scaling of a policy or proxy (one direction or both) in the running daemon.
+    Pause(crate::daemon::ctl::PauseArgs),
+    /// Resume what `pause` paused (and end manual holds) in the running daemon.
+    Resume(crate::daemon::ctl::ResumeArgs),
+    /// Show the running daemon's pauses and manual holds.
+    Status(crate::daemon::ctl::StatusArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -57,5 +63,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Log(a) => crate::store::cmd::run(a),
         Command::Sandbox(a) => crate::sandbox::cmd::run(a),
         Command::Api(a) => crate::cloud::cmd::run(a),
+        Command::Pause(a) => crate::daemon::ctl::pause(a),
+        Command::Resume(a) => crate::daemon::ctl::resume(a),
+        Command::Status(a) => crate::daemon::ctl::status(a),
     }
 }

@@ -912,3 +912,62 @@ async fn a_failed_append_means_no_call() {
     assert_eq!(r[0].changes, 0);
     assert!(w.cloud.calls.lock().unwrap().is_empty(), "nothing sent");
 }
+
+/// A run-time pause holds the proxy (logged `guard.paused` with who, why and until, no
+/// call) until its time is over; then the next pass acts. Under paused tokio time.
+#[tokio::test(start_paused = true)]
+async fn a_pause_expires_by_itself() {
+    use gaap_autoscaler::daemon::control::{ControlPort, PauseRequest};
+    let w = world(1, Duration::ZERO, quiet_options());
+    let p = policy_for(1);
+    w.engine.set_policies(std::slice::from_ref(&p));
+    w.metrics
+        .demand
+        .lock()
+        .unwrap()
+        .insert("link-00000000".into(), (100.0, 14_000.0));
+    let status = w
+        .engine
+        .pause(PauseRequest {
+            policy: p.name.clone(),
+            proxy: None,
+            direction: "up".into(),
+            for_: Some("2h".into()),
+            reason: "migration".into(),
+            by: "ops@host".into(),
+        })
+        .unwrap();
+    assert_eq!(status.pauses.len(), 1);
+    let now = w.engine.clock.now();
+    assert_eq!(status.pauses[0].until, Some(now + Duration::from_secs(7200)));
+
+    // Within the two hours: evaluated, held, nothing sent.
+    let mut calls = Vec::new();
+    let r = w.engine.run_pass(&p, now, &mut calls).await;
+    assert_eq!((r.evaluated, r.changes), (1, 0));
+    let recs = w.records();
+    let held = recs.last().unwrap();
+    assert_eq!(held.outcome, Outcome::Held);
+    let reason = held
+        .reason_details
+        .iter()
+        .find(|r| r.code == "guard.paused")
+        .unwrap_or_else(|| panic!("{held:#?}"));
+    for needle in ["ops@host", "migration", "until"] {
+        assert!(reason.detail.contains(needle), "{reason:?}");
+    }
+    assert!(w.cloud.calls.lock().unwrap().is_empty());
+
+    // Two hours later (tokio time): the pause is over, in status and in the next pass.
+    tokio::time::advance(Duration::from_secs(7200)).await;
+    assert!(w.engine.status().pauses.is_empty());
+    let later = w.engine.clock.now();
+    let r = w.engine.run_pass(&p, later, &mut calls).await;
+    for h in calls {
+        h.await.unwrap();
+    }
+    assert_eq!(r.changes, 1, "{r:?}");
+    assert_eq!(w.cloud.calls.lock().unwrap().len(), 1);
+    // Forgotten by the log too: a restarted engine does not bring it back.
+    assert!(w.journal.load_pauses().unwrap().is_empty());
+}

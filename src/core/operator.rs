@@ -184,6 +184,17 @@ pub fn hold_change(d: &mut Decision, before: &Stamps, code: ReasonCode, why: Str
     d.reasons.push(Reason::new(code, None, why));
 }
 
+/// Whether `d` saw an operator's change: the values it started from differ from the last
+/// known ones and the change was reported (a guard that stopped the decision reports none).
+pub fn detected(before: &OperatorState, d: &Decision) -> bool {
+    before
+        .last_known
+        .is_some_and(|k| k != (d.bandwidth_from, d.concurrent_from))
+        && d.reasons
+            .iter()
+            .any(|r| r.code == ReasonCode::ObservedManualChange)
+}
+
 /// Whether a manual hold is in force at `now`.
 pub fn held(op: &OperatorState, now: Timestamp) -> bool {
     op.manual_hold_until.is_some_and(|u| now < u)

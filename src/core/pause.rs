@@ -146,8 +146,9 @@ pub struct Pause {
 }
 
 impl Pause {
+    /// In force at `now`: from `since` (a replayed schedule may start later) until `until`.
     pub fn active(&self, now: Timestamp) -> bool {
-        self.until.is_none_or(|u| now < u)
+        self.since <= now && self.until.is_none_or(|u| now < u)
     }
     /// "scale_down paused for policy web by ops@host until 2026-12-07T01:00:00Z: migration"
     pub fn sentence(&self) -> String {
