@@ -26,18 +26,28 @@ fn busy() -> OpenMetrics {
     demand(&[(PROXY.into(), Box::new(|_| 130.0))], now_secs() / 60 * 60)
 }
 
-fn start_daemon(setup: &Setup, base: &str) -> Child {
-    let d = setup.daemon(&[]).stderr(Stdio::null()).spawn().unwrap();
+/// A daemon killed when dropped (a failing test leaves none behind).
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_daemon(setup: &Setup, base: &str) -> Daemon {
+    let d = Daemon(setup.daemon(&[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
     wait_for("readiness", Duration::from_secs(60), || {
         http_get(&format!("{base}/readyz")).filter(|(s, _)| *s == 200)
     });
     d
 }
 
-fn stop(mut daemon: Child) {
-    unsafe_kill(daemon.id(), "TERM");
+fn stop(mut daemon: Daemon) {
+    unsafe_kill(daemon.0.id(), "TERM");
     let status = wait_for("exit after SIGTERM", Duration::from_secs(30), || {
-        daemon.try_wait().unwrap()
+        daemon.0.try_wait().unwrap()
     });
     assert!(status.success(), "{status}");
 }
@@ -240,7 +250,8 @@ fn a_manual_change_is_held_for_manual_hold_then_scaling_resumes() {
     let restored = wait_for("the change after the hold", Duration::from_secs(60), || {
         Some(daemon_changes(&sandbox, &base)).filter(|c| c.len() >= 2)
     });
-    assert_eq!(restored[1]["params"]["Bandwidth"], 200);
+    // Scaling resumed: up from 100 (how far depends on the saturation stage).
+    assert!(restored[1]["params"]["Bandwidth"].as_u64().unwrap() >= 200, "{restored:#?}");
 
     let log = decisions(&base);
     let seen = log
@@ -258,11 +269,11 @@ fn a_manual_change_is_held_for_manual_hold_then_scaling_resumes() {
         .unwrap_or_else(|| panic!("no observed.manual_change from 200 to 100: {log:#?}"));
     let t = |r: &Value| gaap_autoscaler::time::parse_time(r["time"].as_str().unwrap()).unwrap();
     let detected = t(seen);
-    // Held for manual_hold: every decision from 100 within 5 s of the detection held it
+    // Held for manual_hold: every decision from 100 in the 5 s after the detection held it
     // (observed.manual_change); the change back to 200 came after the hold.
     for r in log.iter().filter(|r| r["bandwidth_from"] == 100) {
         let at = t(r);
-        if at < detected + Duration::from_secs(5) {
+        if at >= detected && at < detected + Duration::from_secs(5) {
             assert_eq!(r["outcome"], "held", "{r:#?}");
             assert!(has_reason(r, "observed.manual_change"), "{r:#?}");
         }
@@ -298,12 +309,15 @@ fn the_control_endpoint_requires_the_token_off_loopback_and_never_logs_it() {
         &[],
     );
     let log_path = setup.dir.path().join("daemon.log");
-    let mut daemon = setup
-        .daemon(&[])
-        .env("GAAP_AUTOSCALER_LOG", "debug")
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let mut daemon = Daemon(
+        setup
+            .daemon(&[])
+            .env("GAAP_AUTOSCALER_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     wait_for("readiness", Duration::from_secs(60), || {
         http_get(&format!("{base}/readyz")).filter(|(s, _)| *s == 200)
     });
@@ -320,7 +334,7 @@ fn the_control_endpoint_requires_the_token_off_loopback_and_never_logs_it() {
     // Reads stay open.
     let (s, status) = http_get(&format!("{base}/control/status")).unwrap();
     assert_eq!(s, 200);
-    assert!(status.contains("scale_down"), "{status}");
+    assert!(status.contains(r#""direction":"down""#), "{status}");
     // The CLI: refused with a wrong token (the environment's wins over the config's),
     // accepted with the config's.
     let resume = || {
@@ -343,8 +357,8 @@ fn the_control_endpoint_requires_the_token_off_loopback_and_never_logs_it() {
     let out = resume().output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("resumed: 1"), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    unsafe_kill(daemon.id(), "TERM");
-    wait_for("exit", Duration::from_secs(30), || daemon.try_wait().unwrap());
+    unsafe_kill(daemon.0.id(), "TERM");
+    wait_for("exit", Duration::from_secs(30), || daemon.0.try_wait().unwrap());
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.contains("control request refused"), "the refusals are logged");
     assert!(!log.contains(TOKEN), "the token is in the log");
