@@ -37,7 +37,14 @@ impl Drop for Daemon {
 }
 
 fn start_daemon(setup: &Setup, base: &str) -> Daemon {
-    let d = Daemon(setup.daemon(&[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let d = Daemon(
+        setup
+            .daemon(&[])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_for("readiness", Duration::from_secs(60), || {
         http_get(&format!("{base}/readyz")).filter(|(s, _)| *s == 200)
     });
@@ -60,9 +67,10 @@ fn decisions(base: &str) -> Vec<Value> {
 }
 
 fn has_reason(r: &Value, code: &str) -> bool {
-    r["reasons"]
-        .as_array()
-        .is_some_and(|a| a.iter().any(|x| x.as_str().is_some_and(|s| s.ends_with(code))))
+    r["reasons"].as_array().is_some_and(|a| {
+        a.iter()
+            .any(|x| x.as_str().is_some_and(|s| s.ends_with(code)))
+    })
 }
 
 /// The applied modify calls made by the daemon (their ClientToken is a decision id).
@@ -85,9 +93,8 @@ fn daemon_changes(sandbox: &Sandbox, base: &str) -> Vec<Value> {
 
 /// A second client changes the proxy through the sandbox's API, as an operator would.
 fn manual_change(setup: &Setup, sandbox: &Sandbox, bandwidth: u32, concurrent: u64) {
-    let params = format!(
-        r#"{{"ProxyId":"{PROXY}","Bandwidth":{bandwidth},"Concurrent":{concurrent}}}"#
-    );
+    let params =
+        format!(r#"{{"ProxyId":"{PROXY}","Bandwidth":{bandwidth},"Concurrent":{concurrent}}}"#);
     let out = setup
         .command(&[
             "api",
@@ -109,7 +116,9 @@ fn manual_change(setup: &Setup, sandbox: &Sandbox, bandwidth: u32, concurrent: u
 fn settled_at_200(base: &str) {
     wait_for("a hold at 200", Duration::from_secs(60), || {
         decisions(base).into_iter().find(|r| {
-            r["bandwidth_from"] == 200 && r["outcome"] == "held" && !has_reason(r, "guard.adjusting")
+            r["bandwidth_from"] == 200
+                && r["outcome"] == "held"
+                && !has_reason(r, "guard.adjusting")
         })
     });
 }
@@ -170,7 +179,10 @@ fn pause_holds_with_guard_paused_a_restart_keeps_it_and_resume_acts_at_the_next_
         ],
     );
     assert!(ok, "{err}");
-    assert!(out.contains("scale_up paused for policy e2e by tester"), "{out}");
+    assert!(
+        out.contains("scale_up paused for policy e2e by tester"),
+        "{out}"
+    );
     // Someone takes the proxy back to 50: a scale-up is needed, and paused.
     manual_change(&setup, &sandbox, 50, concurrent);
     let held = wait_for("a guard.paused hold", Duration::from_secs(60), || {
@@ -195,7 +207,11 @@ fn pause_holds_with_guard_paused_a_restart_keeps_it_and_resume_acts_at_the_next_
     for needle in ["guard.paused", "by tester", "load test", "until"] {
         assert!(shown.contains(needle), "{needle}: {shown}");
     }
-    assert_eq!(daemon_changes(&sandbox, &base).len(), 1, "no call while paused");
+    assert_eq!(
+        daemon_changes(&sandbox, &base).len(),
+        1,
+        "no call while paused"
+    );
 
     // A restart keeps the pause: status lists it, and the new process holds too.
     stop(daemon);
@@ -211,7 +227,11 @@ fn pause_holds_with_guard_paused_a_restart_keeps_it_and_resume_acts_at_the_next_
             m.contains("gaap_autoscaler_decisions_total{outcome=\"held\",policy=\"e2e\",reason=\"guard.paused\"}")
         })
     });
-    assert_eq!(daemon_changes(&sandbox, &base).len(), 1, "no call while paused");
+    assert_eq!(
+        daemon_changes(&sandbox, &base).len(),
+        1,
+        "no call while paused"
+    );
 
     // Resume: the next pass scales up.
     let (ok, out, err) = cli(&setup, &["resume", "--policy", "e2e"]);
@@ -251,7 +271,10 @@ fn a_manual_change_is_held_for_manual_hold_then_scaling_resumes() {
         Some(daemon_changes(&sandbox, &base)).filter(|c| c.len() >= 2)
     });
     // Scaling resumed: up from 100 (how far depends on the saturation stage).
-    assert!(restored[1]["params"]["Bandwidth"].as_u64().unwrap() >= 200, "{restored:#?}");
+    assert!(
+        restored[1]["params"]["Bandwidth"].as_u64().unwrap() >= 200,
+        "{restored:#?}"
+    );
 
     let log = decisions(&base);
     let seen = log
@@ -328,8 +351,15 @@ fn the_control_endpoint_requires_the_token_off_loopback_and_never_logs_it() {
             .0
     };
     assert_eq!(pause(&[]), 401);
-    assert_eq!(pause(&[("Authorization", "Bearer wrong-token-0123456789abcdef")]), 401);
-    assert_eq!(pause(&[("Authorization", TOKEN)]), 401, "not a bearer header");
+    assert_eq!(
+        pause(&[("Authorization", "Bearer wrong-token-0123456789abcdef")]),
+        401
+    );
+    assert_eq!(
+        pause(&[("Authorization", TOKEN)]),
+        401,
+        "not a bearer header"
+    );
     assert_eq!(pause(&[("Authorization", &format!("Bearer {TOKEN}"))]), 200);
     // Reads stay open.
     let (s, status) = http_get(&format!("{base}/control/status")).unwrap();
@@ -349,18 +379,33 @@ fn the_control_endpoint_requires_the_token_off_loopback_and_never_logs_it() {
         c
     };
     let out = resume()
-        .env("GAAP_AUTOSCALER_CONTROL_TOKEN", "wrong-token-0123456789abcdef")
+        .env(
+            "GAAP_AUTOSCALER_CONTROL_TOKEN",
+            "wrong-token-0123456789abcdef",
+        )
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("401"), "{err}");
     let out = resume().output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("resumed: 1"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && text.contains("resumed: 1"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     unsafe_kill(daemon.0.id(), "TERM");
-    wait_for("exit", Duration::from_secs(30), || daemon.0.try_wait().unwrap());
+    wait_for("exit", Duration::from_secs(30), || {
+        daemon.0.try_wait().unwrap()
+    });
     let log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(log.contains("control request refused"), "the refusals are logged");
+    assert!(
+        log.contains("control request refused"),
+        "the refusals are logged"
+    );
     assert!(!log.contains(TOKEN), "the token is in the log");
-    assert!(!log.contains("0123456789abcdef"), "a part of the token is in the log");
+    assert!(
+        !log.contains("0123456789abcdef"),
+        "a part of the token is in the log"
+    );
 }

@@ -939,7 +939,10 @@ async fn a_pause_expires_by_itself() {
         .unwrap();
     assert_eq!(status.pauses.len(), 1);
     let now = w.engine.clock.now();
-    assert_eq!(status.pauses[0].until, Some(now + Duration::from_secs(7200)));
+    assert_eq!(
+        status.pauses[0].until,
+        Some(now + Duration::from_secs(7200))
+    );
 
     // Within the two hours: evaluated, held, nothing sent.
     let mut calls = Vec::new();

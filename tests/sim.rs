@@ -1043,7 +1043,9 @@ fn simulate_exits_2_when_prometheus_is_unreachable() {
 #[test]
 fn a_replayed_pause_schedule_holds_its_direction_for_its_time() {
     let minutes = 3 * 60;
-    let trace = trace_of("link-a", minutes, |m| Some(if m < 30 { 10.0 } else { 120.0 }));
+    let trace = trace_of("link-a", minutes, |m| {
+        Some(if m < 30 { 10.0 } else { 120.0 })
+    });
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pauses.toml");
     let from = Timestamp(T0 + 20 * MIN);
@@ -1078,7 +1080,10 @@ fn a_replayed_pause_schedule_holds_its_direction_for_its_time() {
         .map(|c| c.time)
         .collect();
     assert!(!ups.is_empty(), "scales up once the pause ends");
-    assert!(ups.iter().all(|&t| t >= until), "a scale-up while paused: {ups:?}");
+    assert!(
+        ups.iter().all(|&t| t >= until),
+        "a scale-up while paused: {ups:?}"
+    );
     let held = p
         .reasons
         .iter()
@@ -1086,7 +1091,12 @@ fn a_replayed_pause_schedule_holds_its_direction_for_its_time() {
         .map_or(0, |(_, n)| *n);
     assert!(held > 0, "{:?}", p.reasons);
     // Without the schedule the same replay scales up at the step (minute 30).
-    let plain = run_one(bandwidth_policy(), vec![proxy("link-a", 20, 5)], &trace, minutes);
+    let plain = run_one(
+        bandwidth_policy(),
+        vec![proxy("link-a", 20, 5)],
+        &trace,
+        minutes,
+    );
     assert!(plain.proxies[0].changes[0].time < until);
     // A schedule whose `until` is not after `from` is refused, with the file named.
     std::fs::write(
@@ -1094,6 +1104,11 @@ fn a_replayed_pause_schedule_holds_its_direction_for_its_time() {
         format!("[[pause]]\npolicy = \"web\"\ndirection = \"up\"\nfrom = \"{until}\"\nuntil = \"{from}\"\n"),
     )
     .unwrap();
-    let err = gaap_autoscaler::sim::cmd::load_pause_schedule(&file).unwrap_err().to_string();
-    assert!(err.contains("pauses.toml") && err.contains("pause 1"), "{err}");
+    let err = gaap_autoscaler::sim::cmd::load_pause_schedule(&file)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("pauses.toml") && err.contains("pause 1"),
+        "{err}"
+    );
 }

@@ -106,9 +106,9 @@ fn target(args: &DaemonArgs) -> anyhow::Result<(String, Option<ControlToken>)> {
         .clone()
         .or_else(|| implicit.is_file().then_some(implicit));
     let config = match &path {
-        Some(p) => Some(Config::load(p).map_err(|d| {
-            anyhow!("{}", crate::policy::diagnostic::render(&d))
-        })?),
+        Some(p) => Some(
+            Config::load(p).map_err(|d| anyhow!("{}", crate::policy::diagnostic::render(&d)))?,
+        ),
         None => None,
     };
     let url = args
@@ -202,7 +202,10 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<ExitCode> {
         by: who(args.by),
     };
     let status = call(&args.daemon, RESUME_PATH, Some(serde_json::to_value(&req)?))?;
-    println!("resumed: {} (pauses and manual holds ended)", status.resumed);
+    println!(
+        "resumed: {} (pauses and manual holds ended)",
+        status.resumed
+    );
     print!("{}", render(&status));
     Ok(ExitCode::SUCCESS)
 }

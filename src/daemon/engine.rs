@@ -1319,23 +1319,32 @@ impl<C: Cloud, M: Metrics> super::control::ControlPort for Engine<C, M> {
                 req.policy
             )));
         }
-        let dirs = core::pause::parse_directions(&req.direction).map_err(ControlError::BadRequest)?;
+        let dirs =
+            core::pause::parse_directions(&req.direction).map_err(ControlError::BadRequest)?;
         let until = match req.for_.as_deref() {
             None => None,
             Some(text) => {
                 let d = crate::time::parse_duration(text)
                     .map_err(|e| ControlError::BadRequest(format!("--for: {e}")))?;
                 if d.is_zero() {
-                    return Err(ControlError::BadRequest("--for must be longer than 0".into()));
+                    return Err(ControlError::BadRequest(
+                        "--for must be longer than 0".into(),
+                    ));
                 }
                 Some(now + d)
             }
         };
         if req.reason.chars().count() > 500 {
-            return Err(ControlError::BadRequest("the reason is longer than 500 characters".into()));
+            return Err(ControlError::BadRequest(
+                "the reason is longer than 500 characters".into(),
+            ));
         }
         let scope = scope_of(&req.policy, req.proxy.as_deref());
-        let by = if req.by.trim().is_empty() { "unknown".to_string() } else { req.by.clone() };
+        let by = if req.by.trim().is_empty() {
+            "unknown".to_string()
+        } else {
+            req.by.clone()
+        };
         for direction in dirs.directions() {
             let pause = core::Pause {
                 scope: scope.clone(),

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::http::HeaderMap;
 use axum::routing::{get, post};
 
 use super::control::{Access, ControlError, ControlPort, PauseRequest, ResumeRequest};
@@ -99,9 +99,12 @@ fn json_error(status: u16, message: &str) -> Response {
 
 /// The control port after the access check; the 401/404 answer otherwise. The header's
 /// value is compared, never logged.
-fn authorized(s: &HttpState, headers: &HeaderMap) -> Result<Arc<dyn ControlPort>, Response> {
+fn authorized(s: &HttpState, headers: &HeaderMap) -> Result<Arc<dyn ControlPort>, Box<Response>> {
     let Some(control) = &s.control else {
-        return Err(json_error(404, "this daemon has no control endpoint"));
+        return Err(Box::new(json_error(
+            404,
+            "this daemon has no control endpoint",
+        )));
     };
     let auth = headers
         .get(header::AUTHORIZATION)
@@ -113,14 +116,12 @@ fn authorized(s: &HttpState, headers: &HeaderMap) -> Result<Arc<dyn ControlPort>
             header::WWW_AUTHENTICATE,
             axum::http::HeaderValue::from_static("Bearer"),
         );
-        return Err(r);
+        return Err(Box::new(r));
     }
     Ok(Arc::clone(control))
 }
 
-fn control_answer(
-    result: Result<super::control::ControlStatus, ControlError>,
-) -> Response {
+fn control_answer(result: Result<super::control::ControlStatus, ControlError>) -> Response {
     match result {
         Ok(status) => (
             [(header::CONTENT_TYPE, "application/json")],
@@ -131,31 +132,43 @@ fn control_answer(
     }
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(body)
-        .map_err(|e| json_error(400, &format!("the request body is not valid: {e}")))
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(json_error(
+            400,
+            &format!("the request body is not valid: {e}"),
+        ))
+    })
 }
 
-async fn pause(State(s): State<HttpState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn pause(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let control = match authorized(&s, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let req: PauseRequest = match parse_body(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     control_answer(control.pause(req))
 }
 
-async fn resume(State(s): State<HttpState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn resume(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let control = match authorized(&s, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let req: ResumeRequest = match parse_body(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     control_answer(control.resume(req))
 }

@@ -49,7 +49,7 @@ pub(super) fn flap_budget(
                 ctx.err(
                     v.span().start,
                     format!("`behavior.{which}.{key}` is a scale-down setting"),
-                    format!("move it to [behavior.scale_down]"),
+                    "move it to [behavior.scale_down]".to_string(),
                 );
             }
         }
@@ -124,7 +124,10 @@ pub(super) fn predictive(ctx: &mut Ctx<'_>, raw: Option<&Spanned<RawPredictive>>
         if d.as_secs() % 86_400 != 0 || days == 0 || days > MAX_LOOKBACK_DAYS {
             ctx.err(
                 l.span().start,
-                format!("`predictive.lookback` = `{}` is not 1 to {MAX_LOOKBACK_DAYS} whole days", l.get_ref()),
+                format!(
+                    "`predictive.lookback` = `{}` is not 1 to {MAX_LOOKBACK_DAYS} whole days",
+                    l.get_ref()
+                ),
                 "the forecast keeps each hour's high per day: write e.g. `7d` or `14d`",
             );
         } else {

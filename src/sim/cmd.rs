@@ -108,12 +108,15 @@ pub fn load_pause_schedule(path: &std::path::Path) -> anyhow::Result<Vec<crate::
     use crate::core::{Pause, Scope};
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the pause schedule {}", path.display()))?;
-    let file: PauseFile = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let file: PauseFile =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let mut out = Vec::new();
     for (i, e) in file.pause.into_iter().enumerate() {
-        let at = |what: &str, err: String| anyhow::anyhow!("{}: pause {}: {what}: {err}", path.display(), i + 1);
-        let dirs = crate::core::pause::parse_directions(&e.direction).map_err(|x| at("direction", x))?;
+        let at = |what: &str, err: String| {
+            anyhow::anyhow!("{}: pause {}: {what}: {err}", path.display(), i + 1)
+        };
+        let dirs =
+            crate::core::pause::parse_directions(&e.direction).map_err(|x| at("direction", x))?;
         let since = crate::time::parse_time(&e.from).map_err(|x| at("from", x))?;
         let until = e
             .until

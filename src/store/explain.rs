@@ -33,11 +33,7 @@ pub fn explain(r: &DecisionRecord) -> String {
 /// An operator's pause or change (issue 12): who, why, until when. A pause applies after
 /// stage 10, so it is not a guard stop.
 fn operator(o: &mut String, r: &DecisionRecord) {
-    for e in r
-        .reason_details
-        .iter()
-        .filter(|e| e.code == "guard.paused")
-    {
+    for e in r.reason_details.iter().filter(|e| e.code == "guard.paused") {
         let _ = writeln!(o, "   Paused: {} [{}].", e.detail, e.reason);
     }
 }

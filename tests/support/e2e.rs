@@ -307,4 +307,3 @@ pub fn unsafe_kill(pid: u32, sig: &str) {
         .unwrap();
     assert!(ok.success());
 }
-
