@@ -395,41 +395,51 @@ mod tests {
     #[test]
     fn a_saturated_scale_up_overrides_the_hold_only_when_allowed() {
         let l = ladder();
-        for (allowed, saturated, expect) in [
-            (false, false, Verdict::Hold),
-            (false, true, Verdict::Hold),
-            (true, false, Verdict::Hold),
-            (true, true, Verdict::Change),
+        // 200 Mbps seen on a 20 Mbps proxy is saturated (the saturation stage marks it);
+        // 17 Mbps needs 50 too (17 / 0.7) but is below the saturation threshold.
+        for (allowed, demand, expect) in [
+            (false, 17.0, Verdict::Hold),
+            (false, 200.0, Verdict::Hold),
+            (true, 17.0, Verdict::Hold),
+            (true, 200.0, Verdict::Change),
         ] {
             let mut pol = policy();
             pol.manual_hold_allows_saturation = allowed;
             let mut st = seasoned(Some((20, 2)));
-            st.operator.manual_hold_until = Some(T0 + Duration::from_secs(60));
-            let mut d = decide(&pol, &proxy(20, 2), Some(&l), &obs(200.0, 0.0, T0), &st, T0);
-            assert_eq!(d.verdict, Verdict::Hold);
-            // The stage that marks saturation is another branch's: model its reason on
-            // the unheld decision and apply the hold as decide does.
-            let mut open = st.clone();
-            open.operator.manual_hold_until = None;
-            d = decide(
+            let open = st.clone();
+            let unheld = decide(
                 &pol,
                 &proxy(20, 2),
                 Some(&l),
-                &obs(200.0, 0.0, T0),
+                &obs(demand, 0.0, T0),
                 &open,
                 T0,
             );
-            assert_eq!(d.verdict, Verdict::Change);
-            if saturated {
-                d.reasons.push(Reason::new(
-                    ReasonCode::DataSaturated,
-                    Some(Dim::Bandwidth),
-                    Detail::from("at the cap"),
-                ));
-            }
-            d.next_state.operator.manual_hold_until = st.operator.manual_hold_until;
-            hold(allowed, &mut d, &stamps(&st), T0);
-            assert_eq!(d.verdict, expect, "allowed {allowed} saturated {saturated}");
+            assert_eq!(unheld.verdict, Verdict::Change, "{:?}", codes(&unheld));
+            assert_eq!(
+                unheld
+                    .reasons
+                    .iter()
+                    .any(|r| r.code == ReasonCode::DataSaturated),
+                demand > 100.0,
+                "{:?}",
+                codes(&unheld)
+            );
+            st.operator.manual_hold_until = Some(T0 + Duration::from_secs(60));
+            let d = decide(
+                &pol,
+                &proxy(20, 2),
+                Some(&l),
+                &obs(demand, 0.0, T0),
+                &st,
+                T0,
+            );
+            assert_eq!(
+                d.verdict,
+                expect,
+                "allowed {allowed} demand {demand}: {:?}",
+                codes(&d)
+            );
         }
     }
 }
