@@ -412,7 +412,11 @@ async fn a_rejected_proxy_is_skipped_until_it_changes() {
         .lock()
         .unwrap()
         .insert("link-00000000".into(), (100.0, 14_000.0));
-    let p = policy_for(1);
+    // The rescale by hand below would hold the proxy for `manual_hold` (issue 12; tested
+    // in tests/control_e2e.rs): off here, so the proxy is decided at once.
+    let mut pol = (*policy_for(1)).clone();
+    pol.manual_hold = gaap_autoscaler::core::ManualHold::Off;
+    let p = Arc::new(pol);
     run_once(&w.engine, std::slice::from_ref(&p), START).await;
     run_once(
         &w.engine,
