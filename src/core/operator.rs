@@ -220,8 +220,8 @@ pub fn hold_text(h: ManualHold) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::decide;
     use crate::core::fixtures::{ladder, observe as obs, policy, proxy};
-    use crate::core::{Detail, decide};
 
     const T0: Timestamp = Timestamp::from_secs(1_795_939_200);
 
