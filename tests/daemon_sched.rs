@@ -978,3 +978,60 @@ async fn a_pause_expires_by_itself() {
     // Forgotten by the log too: a restarted engine does not bring it back.
     assert!(w.journal.load_pauses().unwrap().is_empty());
 }
+
+/// A proxy rescaled by hand is held for `manual_hold` (logged observed.manual_change, no
+/// call); a restarted engine keeps the hold (it is controller state), and `resume` ends
+/// it, so the next pass acts.
+#[tokio::test(start_paused = true)]
+async fn a_manual_hold_survives_a_restart_and_resume_ends_it() {
+    use gaap_autoscaler::daemon::control::{ControlPort, ResumeRequest};
+    let w = world(1, Duration::ZERO, quiet_options());
+    let p = policy_for(1);
+    demand_all(&w, 1, 100.0);
+    let calls = || w.cloud.calls.lock().unwrap().len();
+    run_once(&w.engine, std::slice::from_ref(&p), START).await;
+    assert_eq!(calls(), 1);
+    // Someone takes it back down to 10 Mbps.
+    w.cloud.proxies.lock().unwrap()[0].bandwidth = 10;
+    let t1 = START + Duration::from_secs(120);
+    run_once(&w.engine, std::slice::from_ref(&p), t1).await;
+    assert_eq!(calls(), 1, "held: no call");
+    let last = w.records().pop().unwrap();
+    assert_eq!(last.outcome, Outcome::Held);
+    assert!(
+        last.reasons
+            .iter()
+            .any(|r| r.ends_with("observed.manual_change")),
+        "{last:#?}"
+    );
+    let engine = restart(&w, quiet_options());
+    engine.set_policies(std::slice::from_ref(&p));
+    let held = engine.status().manual_holds;
+    assert_eq!(held.len(), 1, "the hold survives the restart");
+    assert_eq!(held[0].proxy, "link-00000000");
+    assert_eq!(held[0].change.unwrap().to.0, 10);
+    run_once(
+        &engine,
+        std::slice::from_ref(&p),
+        t1 + Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(calls(), 1, "still held after the restart");
+    let status = engine
+        .resume(ResumeRequest {
+            policy: p.name.clone(),
+            proxy: Some("link-00000000".into()),
+            direction: None,
+            by: "ops".into(),
+        })
+        .unwrap();
+    assert_eq!(status.resumed, 1);
+    assert!(status.manual_holds.is_empty());
+    run_once(
+        &engine,
+        std::slice::from_ref(&p),
+        t1 + Duration::from_secs(240),
+    )
+    .await;
+    assert_eq!(calls(), 2, "resumed: the next pass acts");
+}
