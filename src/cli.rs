@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "gaap-autoscaler", version, about, long_about = None)]
 #[command(
-    after_help = "Start here:\n  gaap-autoscaler simulate              replay the bundled policies over a synthetic trace\n  gaap-autoscaler validate policies/    check policy files\n  gaap-autoscaler run --config gaap-autoscaler.toml --dry-run --once\n\nCredentials come from TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY (/ TENCENTCLOUD_TOKEN)\nor ~/.tencentcloud/credentials, or tccli's ~/.tccli/<TCCLI_PROFILE or default>.credential, never from files in this project."
+    after_help = "Start here:\n  gaap-autoscaler simulate              replay the bundled policies over a synthetic trace\n  gaap-autoscaler validate policies/    check policy files\n  gaap-autoscaler run --config gaap-autoscaler.toml --dry-run --once\n  gaap-autoscaler pause --policy web --direction down --for 2h --reason \"migration\"\n\nCredentials come from TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY (/ TENCENTCLOUD_TOKEN)\nor ~/.tencentcloud/credentials, or tccli's ~/.tccli/<TCCLI_PROFILE or default>.credential, never from files in this project."
 )]
 pub struct Cli {
     /// Log level filter (e.g. `info`, `debug`, `gaap_autoscaler=trace`); also RUST_LOG.
