@@ -24,6 +24,7 @@ fn full_state(now: Timestamp) -> ControllerState {
     ControllerState {
         bandwidth: hist(200),
         concurrent: hist(10),
+        ..ControllerState::default()
     }
 }
 

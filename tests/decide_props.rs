@@ -110,6 +110,7 @@ fn case() -> impl Strategy<Value = Case> {
             any::<bool>(),
             adaptive(),
         ),
+        operator(),
     )
         .prop_map(|t| {
             let (
@@ -123,6 +124,7 @@ fn case() -> impl Strategy<Value = Case> {
                 (rb, rc),
                 (sb, sc),
                 (status, has_ladder, cc_steps, (saturation, budget, mode, quantile)),
+                (op, manual_hold, allows_saturation, known_is_current),
             ) = t;
             let mut p = fixtures::policy();
             let bwd = p.bandwidth.as_mut().unwrap();
@@ -213,6 +215,12 @@ fn case() -> impl Strategy<Value = Case> {
             if let Some(r) = rc {
                 obs.signals.insert("connections".into(), r);
             }
+            p.manual_hold = manual_hold;
+            p.manual_hold_allows_saturation = allows_saturation;
+            let mut op = op;
+            if known_is_current {
+                op.last_known = Some((proxy.bandwidth, proxy.concurrent));
+            }
             Case {
                 policy: p,
                 ladder,
@@ -222,6 +230,7 @@ fn case() -> impl Strategy<Value = Case> {
                 state: ControllerState {
                     bandwidth: sb,
                     concurrent: sc,
+                    operator: op,
                 },
             }
         })
@@ -256,6 +265,38 @@ fn without_raising_stages(policy: &Policy) -> Policy {
     }
     p.predictive.mode = PredictiveMode::Off;
     p
+}
+
+/// The operator part of the state: values last known (none, the current ones, others),
+/// a manual hold (none, over, running, forever), and the policy's manual_hold settings.
+fn operator() -> impl Strategy<Value = (OperatorState, ManualHold, bool, bool)> {
+    (
+        prop::option::of((1u32..1500, 1u32..40)),
+        prop_oneof![
+            Just(None),
+            (-7_200i64..7_200).prop_map(|s| Some(Timestamp(NOW.millis() + s * 1000))),
+            Just(Some(operator::FOREVER)),
+        ],
+        prop_oneof![
+            Just(ManualHold::Off),
+            (1u64..7_200).prop_map(|s| ManualHold::For(Duration::from_secs(s))),
+            Just(ManualHold::Forever),
+        ],
+        any::<bool>(),
+        prop::bool::weighted(0.5),
+    )
+        .prop_map(|(known, until, mh, sat, current)| {
+            (
+                OperatorState {
+                    last_known: known,
+                    manual_hold_until: until,
+                    manual_change: None,
+                },
+                mh,
+                sat,
+                current,
+            )
+        })
 }
 
 /// RUNNING most of the time; ADJUSTING and other states too.
@@ -298,6 +339,58 @@ fn dims(c: &Case, d: &Decision) -> [(Dim, u32, u32, &'static str); 2] {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// While a manual hold lasts (one in the state, or one started by a change seen now),
+    /// no change goes out, except a scale-up that moves nothing down, with `data.saturated`
+    /// among its reasons, when the policy allows it.
+    #[test]
+    fn a_manual_hold_lets_no_change_through(c in case()) {
+        let d = decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
+        let seen = (c.proxy.bandwidth, c.proxy.concurrent);
+        let running = c.state.operator.manual_hold_until.is_some_and(|u| NOW < u);
+        let guard_passed = !d.reason_codes().iter().any(|r| r.starts_with("guard."));
+        let detected = guard_passed && c.state.operator.last_known.is_some_and(|k| k != seen);
+        let started = detected && c.policy.manual_hold.until(NOW).is_some();
+        if d.verdict == Verdict::Change && (running || started) {
+            let down = d.bandwidth_to < d.bandwidth_from || d.concurrent_to < d.concurrent_from;
+            let saturated = d.reasons.iter().any(|r| r.code == ReasonCode::DataSaturated);
+            prop_assert!(c.policy.manual_hold_allows_saturation && saturated && !down,
+                "a change through a manual hold: {:?}", d.reason_codes());
+        }
+        if detected {
+            prop_assert!(d.reasons.iter().any(|r| r.code == ReasonCode::ObservedManualChange));
+        }
+        // What is last known afterwards is what the proxy is at once this decision is done.
+        if guard_passed {
+            let after = if d.verdict == Verdict::Change { (d.bandwidth_to, d.concurrent_to) } else { seen };
+            prop_assert_eq!(d.next_state.operator.last_known, Some(after));
+        }
+    }
+
+    /// A paused direction (the policy file's, or one paused at run time and applied after
+    /// `decide`) never produces a change in that direction.
+    #[test]
+    fn a_paused_direction_never_changes(c in case(), up in any::<bool>(), down in any::<bool>(), in_file in any::<bool>()) {
+        let paused = Paused { up, down };
+        let mut policy = c.policy.clone();
+        let mut d = if in_file {
+            policy.paused = paused;
+            decide(&policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW)
+        } else {
+            let mut d = decide(&policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
+            apply_pause(&mut d, &c.state, paused, "paused by a test".into());
+            d
+        };
+        if up {
+            prop_assert!(d.bandwidth_to <= d.bandwidth_from && d.concurrent_to <= d.concurrent_from);
+        }
+        if down {
+            prop_assert!(d.bandwidth_to >= d.bandwidth_from && d.concurrent_to >= d.concurrent_from);
+        }
+        if let Some(dir) = d.direction.take() {
+            prop_assert!(!paused.covers(dir));
+        }
+    }
 
     /// Any value that would be sent is an allowed value within the policy bounds.
     #[test]

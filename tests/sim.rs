@@ -1556,3 +1556,78 @@ fn predictive_warms_up_from_the_data_before_the_start() {
     let at = first_up(&cold).expect("a reactive scale-up");
     assert!(at >= 9 * 60, "no history, no forecast: minute {at}");
 }
+
+/// `simulate --pause`: a scheduled pause holds scale-ups from `from` to `until` (the
+/// proxy evaluated all along, logged as guard.paused), and the replay acts once it ends.
+#[test]
+fn a_replayed_pause_schedule_holds_its_direction_for_its_time() {
+    let minutes = 3 * 60;
+    let trace = trace_of("link-a", minutes, |m| {
+        Some(if m < 30 { 10.0 } else { 120.0 })
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pauses.toml");
+    let from = Timestamp(T0 + 20 * MIN);
+    let until = Timestamp(T0 + 90 * MIN);
+    std::fs::write(
+        &file,
+        format!(
+            "[[pause]]\npolicy = \"{}\"\ndirection = \"up\"\nfrom = \"{from}\"\nuntil = \"{until}\"\nreason = \"migration\"\n",
+            fixtures::policy().name
+        ),
+    )
+    .unwrap();
+    let pauses = gaap_autoscaler::sim::cmd::load_pause_schedule(&file).unwrap();
+    assert_eq!(pauses.len(), 1);
+    let opts = SimOptions {
+        pauses,
+        ..SimOptions::new(Timestamp(T0), Timestamp(T0 + (minutes - 1) * MIN))
+    };
+    let run = replay(
+        &set(bandwidth_policy()),
+        &fleet(vec![proxy("link-a", 20, 5)]),
+        &trace,
+        &opts,
+        &mut |_| {},
+    )
+    .unwrap();
+    let p = &run.proxies[0];
+    let ups: Vec<Timestamp> = p
+        .changes
+        .iter()
+        .filter(|c| c.direction == Direction::Up)
+        .map(|c| c.time)
+        .collect();
+    assert!(!ups.is_empty(), "scales up once the pause ends");
+    assert!(
+        ups.iter().all(|&t| t >= until),
+        "a scale-up while paused: {ups:?}"
+    );
+    let held = p
+        .reasons
+        .iter()
+        .find(|(c, _)| c.as_str() == "guard.paused")
+        .map_or(0, |(_, n)| *n);
+    assert!(held > 0, "{:?}", p.reasons);
+    // Without the schedule the same replay scales up at the step (minute 30).
+    let plain = run_one(
+        bandwidth_policy(),
+        vec![proxy("link-a", 20, 5)],
+        &trace,
+        minutes,
+    );
+    assert!(plain.proxies[0].changes[0].time < until);
+    // A schedule whose `until` is not after `from` is refused, with the file named.
+    std::fs::write(
+        &file,
+        format!("[[pause]]\npolicy = \"web\"\ndirection = \"up\"\nfrom = \"{until}\"\nuntil = \"{from}\"\n"),
+    )
+    .unwrap();
+    let err = gaap_autoscaler::sim::cmd::load_pause_schedule(&file)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("pauses.toml") && err.contains("pause 1"),
+        "{err}"
+    );
+}

@@ -62,10 +62,15 @@ pub fn decide_into(
     }
     let ladder = ladder.expect("guard rejects a missing ladder");
 
-    let stamps_before = [Dim::Bandwidth, Dim::Concurrent].map(|dim| {
-        let st = d.next_state.dim(dim);
-        (st.last_up, st.last_down)
-    });
+    let stamps_before = super::operator::stamps(&d.next_state);
+    // An operator's change since the last evaluation (issue 12).
+    super::operator::observe(
+        policy.manual_hold,
+        (proxy.bandwidth, proxy.concurrent),
+        &mut d.next_state.operator,
+        now,
+        &mut d.reasons,
+    );
     let windows = active_windows(&policy.windows, now);
     let ahead = Ahead::of(policy, now);
     for dim in Dim::ALL {
@@ -135,19 +140,15 @@ pub fn decide_into(
             "no stage asked for a change: keeping the current values",
         ));
     }
+    if d.verdict == Verdict::Change {
+        d.next_state.operator.last_known = Some((d.bandwidth_to, d.concurrent_to));
+    }
+    super::operator::hold(policy.manual_hold_allows_saturation, d, &stamps_before, now);
     // The policy file's own pause (issue 12); run-time pauses are applied by the caller.
     if policy.paused.any() {
-        let mut before = ControllerState::default();
-        for (dim, (up, down)) in [Dim::Bandwidth, Dim::Concurrent]
-            .into_iter()
-            .zip(stamps_before)
-        {
-            before.dim_mut(dim).last_up = up;
-            before.dim_mut(dim).last_down = down;
-        }
-        super::pause::apply_pause(
+        super::pause::apply_pause_stamps(
             d,
-            &before,
+            &stamps_before,
             policy.paused,
             "paused by the policy file".to_string(),
         );

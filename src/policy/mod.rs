@@ -399,6 +399,10 @@ pub struct Policy {
     pub billing_type: Option<i64>,
     /// Directions paused by the policy file (`paused = true`, `[pause] directions`).
     pub paused: crate::core::Paused,
+    /// How long an operator's change holds the proxy (`manual_hold`, default 1h).
+    pub manual_hold: crate::core::ManualHold,
+    /// A saturated scale-up may override a manual hold (`manual_hold_allows_saturation`).
+    pub manual_hold_allows_saturation: bool,
     /// The seasonal recommender (`[predictive]`); off by default.
     pub predictive: Predictive,
 }

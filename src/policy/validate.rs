@@ -166,6 +166,15 @@ fn validate_policy(ctx: &mut Ctx<'_>, raw: RawPolicy) -> Option<CheckedPolicy> {
         }
     }
 
+    let manual_hold = raw
+        .manual_hold
+        .as_ref()
+        .map_or(crate::core::ManualHold::default(), |h| manual_hold(ctx, h));
+    let manual_hold_allows_saturation = raw
+        .manual_hold_allows_saturation
+        .as_ref()
+        .is_some_and(|b| *b.get_ref());
+
     let signals = signals(ctx, &raw);
     let behavior = behavior(ctx, raw.behavior.as_ref());
     let predictive = super::adaptive::predictive(ctx, raw.predictive.as_ref());
@@ -271,9 +280,35 @@ fn validate_policy(ctx: &mut Ctx<'_>, raw: RawPolicy) -> Option<CheckedPolicy> {
         windows,
         billing_type,
         paused,
+        manual_hold,
+        manual_hold_allows_saturation,
         predictive,
     };
     Some(CheckedPolicy { policy, spans })
+}
+
+/// `manual_hold`: a duration, `"0"` (no hold) or `"forever"` (until resumed).
+fn manual_hold(ctx: &mut Ctx<'_>, v: &Spanned<String>) -> crate::core::ManualHold {
+    use crate::core::ManualHold;
+    match v.get_ref().trim() {
+        "forever" => ManualHold::Forever,
+        "0" => ManualHold::Off,
+        t => match crate::time::parse_duration(t)
+            .ok()
+            .filter(|_| !t.starts_with('-'))
+        {
+            Some(d) if d.is_zero() => ManualHold::Off,
+            Some(d) => ManualHold::For(d),
+            None => {
+                ctx.err(
+                    v.span().start,
+                    format!("`manual_hold` = `{}` is not a duration", v.get_ref()),
+                    "write a duration (e.g. `1h`, the default), `\"0\"` to hold nothing, or `\"forever\"` to hold until `resume`",
+                );
+                ManualHold::default()
+            }
+        },
+    }
 }
 
 const SELECT_HELP: &str =
@@ -1412,6 +1447,21 @@ max = 500
             (
                 &[("^", "pause = { directions = [\"sideways\"] }")],
                 "`sideways` is not a direction to pause",
+                2,
+            ),
+            (
+                &[("^", "manual_hold = \"an hour\"")],
+                "`manual_hold` = `an hour` is not a duration",
+                2,
+            ),
+            (
+                &[("^", "manual_hold = \"-1h\"")],
+                "`manual_hold` = `-1h` is not a duration",
+                2,
+            ),
+            (
+                &[("^", "manual_hold_allows_saturation = \"yes\"")],
+                "manual_hold_allows_saturation",
                 2,
             ),
             (&[("query", "query = 'max(rate(x[5m])'")], "unclosed `(`", 6),

@@ -77,6 +77,72 @@ pub struct SimulateArgs {
     /// tracking), `autopilot` (Autopilot's moving window), or `all`.
     #[arg(long, value_name = "LIST", value_parser = parse_reference)]
     pub reference: Option<super::reference::Peers>,
+    /// Replay a pause schedule (TOML, `[[pause]]` tables with `policy`, optional `proxy`,
+    /// `direction` up|down|both, `from`, optional `until`, `reason`): what the pauses
+    /// would have cost, beside the same replay without them.
+    #[arg(long, value_name = "FILE")]
+    pub pause: Option<PathBuf>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseFile {
+    #[serde(default)]
+    pause: Vec<PauseEntry>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseEntry {
+    policy: String,
+    proxy: Option<String>,
+    direction: String,
+    from: String,
+    until: Option<String>,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Reads a pause schedule (`--pause FILE`).
+pub fn load_pause_schedule(path: &std::path::Path) -> anyhow::Result<Vec<crate::core::Pause>> {
+    use crate::core::{Pause, Scope};
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the pause schedule {}", path.display()))?;
+    let file: PauseFile =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, e) in file.pause.into_iter().enumerate() {
+        let at = |what: &str, err: String| {
+            anyhow::anyhow!("{}: pause {}: {what}: {err}", path.display(), i + 1)
+        };
+        let dirs =
+            crate::core::pause::parse_directions(&e.direction).map_err(|x| at("direction", x))?;
+        let since = crate::time::parse_time(&e.from).map_err(|x| at("from", x))?;
+        let until = e
+            .until
+            .as_deref()
+            .map(crate::time::parse_time)
+            .transpose()
+            .map_err(|x| at("until", x))?;
+        if until.is_some_and(|u| u <= since) {
+            return Err(at("until", "is not after `from`".into()));
+        }
+        let scope = match e.proxy {
+            Some(id) => Scope::Proxy(id),
+            None => Scope::Policy(e.policy.clone()),
+        };
+        for direction in dirs.directions() {
+            out.push(Pause {
+                scope: scope.clone(),
+                direction,
+                since,
+                until,
+                reason: e.reason.clone(),
+                by: format!("the pause schedule {}", path.display()),
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn parse_reference(s: &str) -> Result<super::reference::Peers, String> {
@@ -505,6 +571,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     }
     let mut opts = SimOptions::new(source.start, source.end);
     opts.adjusting = args.adjusting;
+    if let Some(path) = &args.pause {
+        opts.pauses = load_pause_schedule(path)?;
+    }
 
     let peers_n = args.reference.as_ref().map_or(0, |p| p.0.len()) as u64;
     let total: u64 = sets
@@ -530,7 +599,11 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
                 pb.inc(n);
             }
         };
-        runs.push(replay(set, &fleet, trace, &opts, &mut tick)?);
+        let mut run = replay(set, &fleet, trace, &opts, &mut tick)?;
+        if !opts.pauses.is_empty() {
+            run.label = format!("{} (with the pauses)", run.label);
+        }
+        runs.push(run);
     }
     // The reference peers, on the first set's proxies, bounds and schedules.
     let peers = args.reference.clone().map(|p| p.0).unwrap_or_default();
@@ -550,6 +623,20 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             &mut tick,
         )?);
     }
+    // With a pause schedule, the first set again without it: what the pauses cost.
+    let unpaused = if opts.pauses.is_empty() {
+        None
+    } else {
+        let plain = SimOptions {
+            pauses: Vec::new(),
+            ..opts.clone()
+        };
+        let mut run = replay(&sets[0], &fleet, &source.traces[0], &plain, &mut |_| {})?;
+        run.label = format!("{} (without the pauses)", sets[0].label);
+        Some(run)
+    };
+    let unpaused_named = unpaused.is_some();
+    peer_runs.extend(unpaused);
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
@@ -582,11 +669,11 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     }
     let mut out = std::io::stdout().lock();
     if args.json {
-        let named: Vec<(&str, SetReport)> = peers
+        let names = peers
             .iter()
             .map(|p| p.as_str())
-            .zip(peer_reports.iter().cloned())
-            .collect();
+            .chain(unpaused_named.then_some("without-pauses"));
+        let named: Vec<(&str, SetReport)> = names.zip(peer_reports.iter().cloned()).collect();
         let doc = report::json_document_with_reference(&reports, &runs, &named);
         serde_json::to_writer(&mut out, &doc)?;
         writeln!(out)?;
