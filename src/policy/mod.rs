@@ -636,36 +636,62 @@ mod memo_tests {
     use super::WindowMemo;
 
     /// Writers store intervals whose answer is a function of the interval; readers, racing
-    /// them, must only ever see an answer that belongs to the interval they matched.
+    /// them, must only ever see an answer that belongs to the interval they matched. The
+    /// readers sweep every time from the start of the writes until one sweep after the
+    /// last write: that last sweep meets the one interval left, at all its 10 times (so
+    /// the reads are checked, not skipped), and the hits while writing are counted.
     #[test]
     fn a_racing_memo_never_mixes_two_intervals() {
+        use std::sync::Barrier;
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let memo = WindowMemo::default();
         assert_eq!(memo.get(0), None, "empty");
-        std::thread::scope(|s| {
+        let writing = AtomicUsize::new(2);
+        let start = Barrier::new(4);
+        let (while_writing, last_sweep) = std::thread::scope(|s| {
             for w in 0..2i64 {
-                let memo = &memo;
+                let (memo, writing, start) = (&memo, &writing, &start);
                 s.spawn(move || {
+                    start.wait();
                     for i in 0..50_000i64 {
                         let k = (i * 2 + w) % 1_000;
                         memo.set(k * 10, k * 10 + 10, k % 2 == 0);
                     }
+                    writing.fetch_sub(1, Ordering::SeqCst);
                 });
             }
-            for _ in 0..2 {
-                let memo = &memo;
-                s.spawn(move || {
-                    let mut hits = 0u32;
-                    for i in 0..200_000i64 {
-                        let t = (i * 7) % 10_000;
-                        if let Some(active) = memo.get(t) {
-                            hits += 1;
-                            assert_eq!(active, (t / 10) % 2 == 0, "torn read at {t}");
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (memo, writing, start) = (&memo, &writing, &start);
+                    s.spawn(move || {
+                        start.wait();
+                        let mut while_writing = 0u64;
+                        loop {
+                            let done = writing.load(Ordering::SeqCst) == 0;
+                            let mut hits = 0u64;
+                            for t in 0..10_000i64 {
+                                if let Some(active) = memo.get(t) {
+                                    hits += 1;
+                                    assert_eq!(active, (t / 10) % 2 == 0, "torn read at {t}");
+                                }
+                            }
+                            if done {
+                                return (while_writing, hits);
+                            }
+                            while_writing += hits;
                         }
-                    }
-                    hits
-                });
-            }
+                    })
+                })
+                .collect();
+            let results: Vec<(u64, u64)> =
+                readers.into_iter().map(|r| r.join().unwrap()).collect();
+            (
+                results.iter().map(|r| r.0).sum::<u64>(),
+                results.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )
         });
+        assert_eq!(last_sweep, [10, 10], "one interval of 10 ms left after the writes");
+        eprintln!("{while_writing} reads answered while the writers ran");
         memo.set(5, 15, true);
         assert_eq!(
             (memo.get(4), memo.get(5), memo.get(15)),
