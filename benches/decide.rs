@@ -19,6 +19,7 @@ fn full_state(now: Timestamp) -> ControllerState {
         last_down: Some(now - Duration::from_secs(1800)),
         missing_streak: 0,
         observed_since: Some(now - Duration::from_secs(86_400)),
+        ..DimState::default()
     };
     ControllerState {
         bandwidth: hist(200),

@@ -52,6 +52,7 @@ fn dim_state() -> impl Strategy<Value = DimState> {
                 last_down: down.map(|a| Timestamp(NOW.millis() - a * 1000)),
                 missing_streak: streak,
                 observed_since: since.map(|a| Timestamp(NOW.millis() - a * 1000)),
+                ..DimState::default()
             }
         })
 }

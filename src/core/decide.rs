@@ -11,7 +11,9 @@ use std::time::Duration;
 use chrono::TimeZone;
 
 use super::*;
-use crate::policy::{Dimension, DirectionBehavior, MissingAction, Policy, Rule, Window};
+use crate::policy::{
+    Dimension, DirectionBehavior, FLAP_WINDOW, MissingAction, Policy, PredictiveMode, Rule, Window,
+};
 
 /// Decides one proxy at `now`. Pure: same inputs, same output; never fails.
 pub fn decide(
@@ -65,6 +67,7 @@ pub fn decide_into(
         (st.last_up, st.last_down)
     });
     let windows = active_windows(&policy.windows, now);
+    let ahead = Ahead::of(policy, now);
     for dim in Dim::ALL {
         let Some(cfg) = dimension(policy, dim) else {
             continue;
@@ -79,7 +82,7 @@ pub fn decide_into(
             now,
             reasons: &mut d.reasons,
         };
-        let trace = ctx.run(obs, d.next_state.dim_mut(dim), &windows);
+        let trace = ctx.run(obs, d.next_state.dim_mut(dim), &windows, &ahead);
         match dim {
             Dim::Bandwidth => {
                 d.bandwidth_to = trace.target;
@@ -104,14 +107,19 @@ pub fn decide_into(
                 Dim::Concurrent => (d.concurrent_from, d.concurrent_to),
             };
             let st = d.next_state.dim_mut(dim);
-            let code = if to > from {
+            if to == from {
+                continue;
+            }
+            let up = to > from;
+            if policy.behavior.flap_budget.is_some() && is_reversal(st, up, now) {
+                st.reversals.push(now);
+            }
+            let code = if up {
                 st.last_up = Some(now);
                 ReasonCode::ScaleUp
-            } else if to < from {
+            } else {
                 st.last_down = Some(now);
                 ReasonCode::ScaleDown
-            } else {
-                continue;
             };
             d.reasons.push(Reason::new(
                 code,
@@ -285,15 +293,21 @@ fn active_windows(windows: &[Window], now: Timestamp) -> WindowBounds {
 /// A window is active at `now` if it opened (a cron fire time in its time zone) within
 /// the last `duration`: some fire time `f` with `f <= now < f + duration`.
 pub fn window_active(w: &Window, now: Timestamp) -> bool {
+    window_phase(w, now).0
+}
+
+/// Whether `w` is open at `now`, and until when that holds (Unix ms): the closing time
+/// of an open window, the next opening of a closed one (`i64::MAX`: never).
+pub fn window_phase(w: &Window, now: Timestamp) -> (bool, i64) {
     if w.duration.is_zero() {
-        return false;
+        return (false, i64::MAX);
     }
-    if let Some(active) = w.memo.get(now.millis()) {
-        return active;
+    if let Some(known) = w.memo.get_until(now.millis()) {
+        return known;
     }
     let start = now - w.duration;
     let Some(start_local) = w.timezone.timestamp_millis_opt(start.millis()).single() else {
-        return false;
+        return (false, i64::MAX);
     };
     // The first opening after `now - duration`: at or before `now`, the window is open
     // until that opening + duration; after `now`, it is closed until then.
@@ -309,7 +323,76 @@ pub fn window_active(w: &Window, now: Timestamp) -> bool {
         None => (now.millis(), i64::MAX, false),
     };
     w.memo.set(from, until, active);
-    active
+    (active, until)
+}
+
+/// The minimums of the windows that are closed at `now` and open within `horizon`
+/// (stage 8's look-ahead): the highest per dimension.
+fn upcoming_minimums(windows: &[Window], now: Timestamp, horizon: Duration) -> [Option<u32>; 2] {
+    let mut out = [None, None];
+    let until = now.millis().saturating_add(millis(horizon));
+    for w in windows {
+        if w.bandwidth_min.is_none() && w.concurrent_min.is_none() {
+            continue;
+        }
+        let (active, next) = window_phase(w, now);
+        if active || next > until {
+            continue;
+        }
+        out[0] = out[0].max(w.bandwidth_min);
+        out[1] = out[1].max(w.concurrent_min);
+    }
+    out
+}
+
+/// A change up (`up`) or down at `now` reverses the previous change of the dimension if
+/// that one went the other way less than [`FLAP_WINDOW`] ago.
+fn is_reversal(st: &DimState, up: bool, now: Timestamp) -> bool {
+    let (same, opposite) = if up {
+        (st.last_up, st.last_down)
+    } else {
+        (st.last_down, st.last_up)
+    };
+    opposite.is_some_and(|o| {
+        same.is_none_or(|s| s < o) && now.millis().saturating_sub(o.millis()) < millis(FLAP_WINDOW)
+    })
+}
+
+/// Stage 8's look-ahead, per dimension: the minimum of a window opening within the lead
+/// (pre-scale to it now) and within the scale-down horizon (do not go below it).
+struct Ahead {
+    lead: Duration,
+    prescale: [Option<u32>; 2],
+    horizon: Duration,
+    floor: [Option<u32>; 2],
+}
+
+impl Ahead {
+    fn of(policy: &Policy, now: Timestamp) -> Ahead {
+        let lead = policy.lead();
+        let down = &policy.behavior.scale_down;
+        let horizon = down.cooldown.max(down.stabilization);
+        if policy.windows.is_empty() {
+            return Ahead {
+                lead,
+                prescale: [None, None],
+                horizon,
+                floor: [None, None],
+            };
+        }
+        Ahead {
+            lead,
+            prescale: upcoming_minimums(&policy.windows, now, lead),
+            horizon,
+            floor: upcoming_minimums(&policy.windows, now, horizon.max(lead)),
+        }
+    }
+    fn idx(dim: Dim) -> usize {
+        match dim {
+            Dim::Bandwidth => 0,
+            Dim::Concurrent => 1,
+        }
+    }
 }
 
 struct DimCtx<'a> {
@@ -336,13 +419,26 @@ impl DimCtx<'_> {
 
     /// Stages 2–9 for one dimension. Updates the dimension's controller state (missing
     /// streak, stabilization history); cooldown stamps are set by stage 10.
-    fn run(&mut self, obs: &Observation, st: &mut DimState, windows: &WindowBounds) -> DimTrace {
+    fn run(
+        &mut self,
+        obs: &Observation,
+        st: &mut DimState,
+        windows: &WindowBounds,
+        ahead: &Ahead,
+    ) -> DimTrace {
         let current = self.current;
         let mut t = DimTrace {
             managed: true,
             ..DimTrace::unmanaged(current)
         };
-        let (min, max, window_bound) = self.bounds(windows);
+        let (mut min, mut max, window_bound) = self.bounds(windows);
+        // A window opening within the lead: its minimum is in effect now, so the change
+        // is done when the window opens.
+        let prescale = ahead.prescale[Ahead::idx(self.dim)].filter(|&m| m > min);
+        if let Some(m) = prescale {
+            min = m;
+            max = max.max(m);
+        }
         t.min = min;
         t.max = max;
 
@@ -363,18 +459,42 @@ impl DimCtx<'_> {
         st.missing_streak = 0;
         t.demand = Some(demand);
 
-        // 3–5. Raw need, tolerance, ladder (or a step rule).
-        let recommended = match &self.cfg.rule {
+        // A reading at (or near) the cap is censored: the demand behind it is unknown.
+        let cap = match self.dim {
+            Dim::Bandwidth => f64::from(current),
+            Dim::Concurrent => f64::from(current) * 10_000.0,
+        };
+        let saturated = cap > 0.0 && demand >= self.cfg.saturation * cap;
+
+        // 3–5. Raw need, tolerance, ladder (or a step rule); a saturated reading skips the
+        // tolerance band and goes up at least max_steps.
+        let mut recommended = match &self.cfg.rule {
             Rule::TargetTracking { target_utilization } => {
                 let need = match self.dim {
                     Dim::Bandwidth => demand / target_utilization,
                     Dim::Concurrent => demand / (10_000.0 * target_utilization),
                 };
                 t.raw_need = Some(need);
-                self.tolerance_and_ladder(need)
+                if saturated {
+                    let cover = self.cover(need);
+                    self.saturated(demand, cap, cover)
+                } else {
+                    self.tolerance_and_ladder(need)
+                }
             }
-            Rule::Steps(rules) => self.step_rule(demand, rules),
+            Rule::Steps(rules) => {
+                let v = self.step_rule(demand, rules);
+                if saturated {
+                    self.saturated(demand, cap, v)
+                } else {
+                    v
+                }
+            }
         };
+        // The seasonal forecast: only ever raises.
+        if let Some(need) = t.raw_need {
+            recommended = self.predictive(st, need, recommended);
+        }
         t.recommended = recommended;
 
         // 6. Stabilization (HPA): record, then clamp the current value into
@@ -387,9 +507,39 @@ impl DimCtx<'_> {
         t.rate_limited = rate_limited;
 
         // 8. Bounds: policy min/max (adjusted by windows) intersected with the ladder.
-        let Some(bounded) = self.bound(rate_limited, min, max, window_bound) else {
+        let Some(mut bounded) = self.bound(rate_limited, min, max, window_bound) else {
             return t;
         };
+        if prescale.is_some() && bounded > rate_limited {
+            self.reason(
+                ReasonCode::WindowAhead,
+                format!(
+                    "a window opening within {} sets the minimum to {min} {}: in effect now, so \
+                     the capacity is there when it opens",
+                    crate::time::format_duration(ahead.lead),
+                    self.dim.unit()
+                ),
+            );
+        }
+        // Not below the minimum of a window that opens within the scale-down horizon:
+        // going down now would only buy a scale-up when it opens.
+        if bounded < current
+            && let Some(m) = ahead.floor[Ahead::idx(self.dim)]
+        {
+            let floor = self.cover(f64::from(m)).min(max).min(current);
+            if floor > bounded {
+                self.reason(
+                    ReasonCode::WindowAhead,
+                    format!(
+                        "a window opening within {} raises the minimum to {m} {}: not going \
+                         below {floor}",
+                        crate::time::format_duration(ahead.horizon.max(ahead.lead)),
+                        self.dim.unit()
+                    ),
+                );
+                bounded = floor;
+            }
+        }
         t.bounded = bounded;
 
         // 9. Cooldown per direction since this dimension's last applied change. A current
@@ -464,6 +614,64 @@ impl DimCtx<'_> {
             ),
         );
         t
+    }
+
+    /// The cheapest allowed value covering `need` (the largest if none does).
+    fn cover(&self, need: f64) -> u32 {
+        self.values
+            .iter()
+            .copied()
+            .find(|&v| f64::from(v) >= need)
+            .unwrap_or_else(|| *self.values.last().expect("guard ensures a non-empty ladder"))
+    }
+
+    /// A saturated reading: at least `max_steps` up from the current value, at least
+    /// `at_least`, whatever the tolerance.
+    fn saturated(&mut self, demand: f64, cap: f64, at_least: u32) -> u32 {
+        let steps = self.up().max_steps.max(1);
+        let out = self.shift(self.current, steps as i32).max(at_least);
+        self.reason(
+            ReasonCode::DataSaturated,
+            format!(
+                "demand reads {:.0}% of the capacity in effect ({} {}): the cap hides the \
+                 real demand, so going up {steps} ladder step(s) at once, to {out}",
+                100.0 * demand / cap,
+                self.current,
+                self.dim.unit()
+            ),
+        );
+        out
+    }
+
+    /// The seasonal recommender: learns `need`, and raises `recommended` to the forecast
+    /// of the need `lead` ahead (`scale`), or says it would (`forecast-only`).
+    fn predictive(&mut self, st: &mut DimState, need: f64, recommended: u32) -> u32 {
+        let p = &self.policy.predictive;
+        if p.mode == PredictiveMode::Off {
+            return recommended;
+        }
+        let days = (p.lookback.as_secs() / 86_400) as usize;
+        st.season.record(self.now, need, days);
+        let lead = self.policy.lead();
+        let Some(fc) = st.season.forecast(self.now + lead, p.quantile) else {
+            return recommended;
+        };
+        let v = self.cover(fc);
+        if v <= recommended {
+            return recommended;
+        }
+        let scale = p.mode == PredictiveMode::Scale;
+        self.reason(
+            ReasonCode::PredictiveAhead,
+            format!(
+                "the forecast need {} ahead is {fc:.2} (the {:.0}th percentile of that hour's \
+                 daily highs): {} {v} instead of {recommended}",
+                crate::time::format_duration(lead),
+                p.quantile * 100.0,
+                if scale { "pre-scaling to" } else { "forecast-only, would pre-scale to" }
+            ),
+        );
+        if scale { v } else { recommended }
     }
 
     /// Stages 4 and 5 for target tracking.
@@ -602,14 +810,17 @@ impl DimCtx<'_> {
         // In milliseconds: this runs for every evaluation with data (the replay's hot path).
         let now = self.now.millis();
         let up_w = self.up().stabilization;
-        let down_w = self.down().stabilization;
-        let (up_ms, down_ms) = (millis(up_w), millis(down_w));
-        let keep = up_ms.max(down_ms);
+        let base_w = self.down().stabilization;
+        // The flap budget may stretch the scale-down window; history is kept for the
+        // longest it can be, so a stretched window has the history to hold on.
+        let (down_w, keep_w) = self.flap_window(st);
+        let (up_ms, down_ms, base_ms) = (millis(up_w), millis(down_w), millis(base_w));
+        let keep = up_ms.max(millis(keep_w));
         // One pass: drop what no window needs any more (and anything from the future),
         // and take the lowest recommendation within the up window and the highest within
         // the down window. The new one, taken at `now`, is within both even for a zero
         // window (as is any other taken at `now`).
-        let (mut up_rec, mut down_rec) = (recommended, recommended);
+        let (mut up_rec, mut down_rec, mut base_rec) = (recommended, recommended, recommended);
         let recs = &mut st.recommendations;
         let mut kept = 0;
         let mut sorted = true;
@@ -628,6 +839,9 @@ impl DimCtx<'_> {
             if age == 0 || age < down_ms {
                 down_rec = down_rec.max(v);
             }
+            if age == 0 || age < base_ms {
+                base_rec = base_rec.max(v);
+            }
         }
         recs.truncate(kept);
         recs.push((self.now, recommended));
@@ -636,15 +850,26 @@ impl DimCtx<'_> {
         }
         // No history yet covers the scale-down window: do not go below the current value.
         let since = st.observed_since.get_or_insert(self.now).millis();
-        if now.saturating_sub(since).max(0) < down_ms {
+        if now.saturating_sub(since).max(0) < base_ms {
             down_rec = down_rec.max(self.current);
+            base_rec = base_rec.max(self.current);
         }
-        let mut out = self.current;
-        if out < up_rec {
-            out = up_rec;
-        }
-        if out > down_rec {
-            out = down_rec;
+        let clamp = |hi: u32| self.current.max(up_rec).min(hi);
+        let out = clamp(down_rec);
+        if out > clamp(base_rec) {
+            let base = clamp(base_rec);
+            self.reason(
+                ReasonCode::FlapBudget,
+                format!(
+                    "{} reversal(s) within the flap budget's period stretch the scale-down \
+                     window from {} to {}: holding {out} (the policy's own window would allow \
+                     {base})",
+                    st.reversals.len(),
+                    crate::time::format_duration(base_w),
+                    crate::time::format_duration(down_w),
+                ),
+            );
+            return out;
         }
         if out != recommended {
             let window = if out > recommended { down_w } else { up_w };
@@ -658,6 +883,31 @@ impl DimCtx<'_> {
             );
         }
         out
+    }
+
+    /// The scale-down stabilization in effect and the longest it may become: the
+    /// policy's own, doubled for each reversal within the flap budget's period beyond
+    /// its allowance (from at least 5 minutes), up to `max_stabilization`. Forgets
+    /// reversals older than the period.
+    fn flap_window(&self, st: &mut DimState) -> (Duration, Duration) {
+        let base = self.down().stabilization;
+        let Some(fb) = self.policy.behavior.flap_budget else {
+            return (base, base);
+        };
+        let now = self.now.millis();
+        let per = millis(fb.per);
+        st.reversals.retain(|t| {
+            let age = now.saturating_sub(t.millis());
+            (0..per).contains(&age)
+        });
+        let longest = fb.max_stabilization.max(base);
+        let over = (st.reversals.len() as u32).saturating_sub(fb.reversals);
+        if over == 0 {
+            return (base, longest);
+        }
+        let from = base.max(FLAP_FLOOR);
+        let stretched = from.saturating_mul(1u32 << over.min(16)).min(longest);
+        (stretched.max(base), longest)
     }
 
     fn rate_limit(&mut self, target: u32) -> u32 {
@@ -776,6 +1026,9 @@ impl DimCtx<'_> {
         }
     }
 }
+
+/// The flap budget doubles a scale-down window from at least this long.
+const FLAP_FLOOR: Duration = Duration::from_secs(300);
 
 /// A policy duration in milliseconds (policies hold durations far below i64::MAX ms).
 fn millis(d: Duration) -> i64 {

@@ -48,6 +48,7 @@ pub fn policy() -> Policy {
             rule: Rule::TargetTracking {
                 target_utilization: 0.7,
             },
+            saturation: crate::policy::DEFAULT_SATURATION,
         }),
         concurrent: Some(Dimension {
             signal: "connections".into(),
@@ -56,12 +57,14 @@ pub fn policy() -> Policy {
             rule: Rule::TargetTracking {
                 target_utilization: 0.7,
             },
+            saturation: crate::policy::DEFAULT_SATURATION,
         }),
         behavior: Behavior::default_behavior(),
         on_missing_data: MissingData::default(),
         windows: Vec::new(),
         billing_type: None,
         paused: crate::core::Paused::NONE,
+        predictive: crate::policy::Predictive::default(),
     }
 }
 

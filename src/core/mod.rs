@@ -9,6 +9,7 @@ pub(crate) mod decide;
 pub mod fixtures;
 pub mod pause;
 pub mod reason;
+pub mod season;
 #[cfg(test)]
 mod tests;
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use decide::{decide, decide_into};
 pub use pause::{Paused, apply_pause};
 pub use reason::{Detail, Reason, ReasonCode};
+pub use season::Season;
 
 use crate::time::Timestamp;
 
@@ -218,6 +220,13 @@ pub struct DimState {
     /// been observed, nothing scales down (a fresh start has no history to stabilize on).
     #[serde(default)]
     pub observed_since: Option<Timestamp>,
+    /// Reversals (a change against the previous one within 30 minutes), oldest first,
+    /// kept while the flap budget counts them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reversals: Vec<Timestamp>,
+    /// The seasonal recommender's memory (empty unless `[predictive]` is on).
+    #[serde(default, skip_serializing_if = "Season::is_empty")]
+    pub season: Season,
 }
 
 /// Everything the controller remembers about one proxy between evaluations. Plain data:

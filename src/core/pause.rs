@@ -68,6 +68,9 @@ pub fn apply_pause(d: &mut Decision, before: &ControllerState, paused: Paused, w
         let st = d.next_state.dim_mut(dim);
         st.last_up = was.last_up;
         st.last_down = was.last_down;
+        // A change not made reverses nothing.
+        let t = d.time;
+        st.reversals.retain(|&r| r != t);
     }
     d.reasons
         .retain(|r| !matches!(r.code, ReasonCode::ScaleUp | ReasonCode::ScaleDown));

@@ -21,6 +21,10 @@ pub enum ReasonCode {
     // 2. data
     DataMissing,
     DataFallback,
+    /// A reading at or above `saturation` × capacity: demand is unknown, at least the cap.
+    DataSaturated,
+    /// The current values differ from what the engine last applied: an operator's change.
+    ObservedManualChange,
     // 3/4. need and tolerance
     WithinTolerance,
     StepRule,
@@ -29,6 +33,12 @@ pub enum ReasonCode {
     LadderTop,
     // 6. stabilization
     Stabilized,
+    /// Recent reversals lengthened the scale-down stabilization (the flap budget).
+    FlapBudget,
+    /// A scale-down that the same demand would undo soon (target tracking).
+    ScaleDownAnticipatedFlapping,
+    /// The seasonal forecast asks for more capacity `lead` ahead.
+    PredictiveAhead,
     // 7. rate
     MaxSteps,
     // 8. bounds
@@ -36,6 +46,8 @@ pub enum ReasonCode {
     BoundMax,
     NoAllowedValue,
     WindowActive,
+    /// A window opening soon: no scale-down below its minimum, or a pre-scale to it.
+    WindowAhead,
     // 9. cooldown
     CooldownUp,
     CooldownDown,
@@ -56,16 +68,22 @@ impl ReasonCode {
             GuardPaused => "guard.paused",
             DataMissing => "data.missing",
             DataFallback => "data.fallback",
+            DataSaturated => "data.saturated",
+            ObservedManualChange => "observed.manual_change",
             WithinTolerance => "tolerance.within",
             StepRule => "step.rule",
             AnticipatedFlapping => "step.anticipated_flapping",
             LadderTop => "ladder.top",
             Stabilized => "stabilization.held",
+            FlapBudget => "scale_down.flap_budget",
+            ScaleDownAnticipatedFlapping => "scale_down.anticipated_flapping",
+            PredictiveAhead => "predictive.ahead",
             MaxSteps => "rate.max_steps",
             BoundMin => "bounds.min",
             BoundMax => "bounds.max",
             NoAllowedValue => "bounds.no_allowed_value",
             WindowActive => "window.active",
+            WindowAhead => "window.ahead",
             CooldownUp => "cooldown.up",
             CooldownDown => "cooldown.down",
             ScaleUp => "scale.up",
@@ -80,13 +98,13 @@ impl ReasonCode {
             GuardAdjusting | GuardNotRunning | GuardNotScalarable | GuardNoLadder | GuardPaused => {
                 1
             }
-            DataMissing | DataFallback => 2,
+            DataMissing | DataFallback | DataSaturated | ObservedManualChange => 2,
             StepRule | AnticipatedFlapping => 3,
             WithinTolerance => 4,
             LadderTop => 5,
-            Stabilized => 6,
+            Stabilized | FlapBudget | ScaleDownAnticipatedFlapping | PredictiveAhead => 6,
             MaxSteps => 7,
-            BoundMin | BoundMax | NoAllowedValue | WindowActive => 8,
+            BoundMin | BoundMax | NoAllowedValue | WindowActive | WindowAhead => 8,
             CooldownUp | CooldownDown => 9,
             ScaleUp | ScaleDown | NoChange => 10,
         }

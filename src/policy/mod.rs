@@ -4,6 +4,7 @@
 //! [`validate`] turns them into the rich types below, collecting every problem as a
 //! [`Diagnostic`] with file, line and column. The decision core only ever sees [`Policy`].
 
+mod adaptive;
 pub mod cmd;
 pub mod raw;
 pub mod validate;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering, fence};
 use std::time::Duration;
 
+pub use adaptive::MAX_LOOKBACK_DAYS;
 pub use crate::diagnostic::{self, Diagnostic, Severity};
 pub use validate::{CheckedPolicy, PolicySpans, check_policy, parse_cron};
 
@@ -397,6 +399,95 @@ pub struct Policy {
     pub billing_type: Option<i64>,
     /// Directions paused by the policy file (`paused = true`, `[pause] directions`).
     pub paused: crate::core::Paused,
+    /// The seasonal recommender (`[predictive]`); off by default.
+    pub predictive: Predictive,
+}
+
+impl Policy {
+    /// How far ahead capacity must be decided to be in effect in time: `[predictive]
+    /// lead`, else one evaluation interval plus the usual ADJUSTING time. Windows are
+    /// pre-scaled by it too.
+    pub fn lead(&self) -> Duration {
+        self.predictive.lead.unwrap_or_else(|| {
+            let interval = match &self.schedule {
+                Schedule::Interval(d) => *d,
+                Schedule::Cron(_) => Duration::from_secs(60),
+            };
+            interval.saturating_add(DEFAULT_ADJUSTING)
+        })
+    }
+}
+
+/// How long a change usually keeps a proxy ADJUSTING (the simulation's default too).
+pub const DEFAULT_ADJUSTING: Duration = Duration::from_secs(60);
+
+/// `[predictive] mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PredictiveMode {
+    /// No forecast is kept or used.
+    #[default]
+    Off,
+    /// The forecast is learned and logged (what it would do), never acted on.
+    ForecastOnly,
+    /// The forecast raises capacity ahead of need (never lowers it).
+    Scale,
+}
+
+impl PredictiveMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PredictiveMode::Off => "off",
+            PredictiveMode::ForecastOnly => "forecast-only",
+            PredictiveMode::Scale => "scale",
+        }
+    }
+}
+
+/// The seasonal recommender: per proxy and dimension, the highest need of each hour of
+/// the day over the last `lookback` days, of which the `quantile` is the forecast for
+/// that hour.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Predictive {
+    pub mode: PredictiveMode,
+    /// How many days of hourly highs are kept (whole days, 1 to 28).
+    pub lookback: Duration,
+    /// Decide this far ahead (default: [`Policy::lead`]).
+    pub lead: Option<Duration>,
+    /// Which quantile of the daily highs of an hour is the forecast (0 to 1).
+    pub quantile: f64,
+}
+
+impl Default for Predictive {
+    fn default() -> Self {
+        Predictive {
+            mode: PredictiveMode::Off,
+            lookback: Duration::from_secs(7 * 86_400),
+            lead: None,
+            quantile: 0.8,
+        }
+    }
+}
+
+/// The flap budget (`behavior.scale_down.flap_budget = "1/2h"`): a reversal (a change
+/// against the previous one within [`FLAP_WINDOW`]) beyond `reversals` within `per`
+/// doubles the scale-down stabilization of that proxy's dimension, up to
+/// `max_stabilization`; as the reversals age past `per` it returns to the policy's own.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FlapBudget {
+    pub reversals: u32,
+    pub per: Duration,
+    pub max_stabilization: Duration,
+}
+
+/// A change against the previous one within this time is a reversal (a flap).
+pub const FLAP_WINDOW: Duration = Duration::from_secs(30 * 60);
+
+impl FlapBudget {
+    pub const DEFAULT: FlapBudget = FlapBudget {
+        reversals: 1,
+        per: Duration::from_secs(2 * 3600),
+        max_stabilization: Duration::from_secs(4 * 3600),
+    };
 }
 
 /// Which proxies a policy manages: listed ids and/or every proxy whose tags all match.
@@ -469,7 +560,13 @@ pub struct Dimension {
     pub min: u32,
     pub max: u32,
     pub rule: Rule,
+    /// A reading at or above `saturation` × the capacity in effect is censored: demand
+    /// is at least the cap, not known (default 0.95; `f64::INFINITY` never).
+    pub saturation: f64,
 }
+
+/// The default `saturation` of a dimension.
+pub const DEFAULT_SATURATION: f64 = 0.95;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Rule {
@@ -494,6 +591,8 @@ pub struct StepRule {
 pub struct Behavior {
     pub scale_up: DirectionBehavior,
     pub scale_down: DirectionBehavior,
+    /// `behavior.scale_down.flap_budget` (None: `"off"`).
+    pub flap_budget: Option<FlapBudget>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -522,6 +621,7 @@ impl Behavior {
                 max_steps: 1,
                 cooldown: Duration::from_secs(600),
             },
+            flap_budget: Some(FlapBudget::DEFAULT),
         }
     }
 }
@@ -586,6 +686,10 @@ pub struct WindowMemo {
 impl WindowMemo {
     /// The remembered answer for `t` (Unix ms), if `t` lies in the remembered interval.
     pub fn get(&self, t: i64) -> Option<bool> {
+        self.get_until(t).map(|(active, _)| active)
+    }
+    /// The remembered answer for `t` and the end of the interval it holds for.
+    pub fn get_until(&self, t: i64) -> Option<(bool, i64)> {
         let s1 = self.seq.load(Ordering::Acquire);
         if s1 == 0 || s1 & 1 == 1 {
             return None;
@@ -597,7 +701,7 @@ impl WindowMemo {
         if self.seq.load(Ordering::Relaxed) != s1 {
             return None;
         }
-        (from <= t && t < until).then_some(active)
+        (from <= t && t < until).then_some((active, until))
     }
     /// Remembers that the answer is `active` for every time in `[from, until)`.
     pub fn set(&self, from: i64, until: i64, active: bool) {

@@ -37,6 +37,17 @@ pub struct RawPolicy {
     pub paused: Option<Spanned<bool>>,
     /// `[pause] directions = ["scale_up" | "scale_down"]`.
     pub pause: Option<Spanned<RawPause>>,
+    /// `[predictive]`: the seasonal recommender.
+    pub predictive: Option<Spanned<RawPredictive>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPredictive {
+    pub mode: Option<Spanned<String>>,
+    pub lookback: Option<Spanned<String>>,
+    pub lead: Option<Spanned<String>>,
+    pub quantile: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +78,7 @@ pub struct RawDimension {
     pub max: Option<Spanned<i64>>,
     pub target_utilization: Option<Spanned<f64>>,
     pub steps: Option<Spanned<Vec<Spanned<RawStep>>>>,
+    pub saturation: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +103,10 @@ pub struct RawDirection {
     pub stabilization: Option<Spanned<String>>,
     pub max_steps: Option<Spanned<i64>>,
     pub cooldown: Option<Spanned<String>>,
+    /// scale_down only: `"1/2h"` or `"off"`.
+    pub flap_budget: Option<Spanned<String>>,
+    /// scale_down only: the longest the flap budget stretches stabilization.
+    pub max_stabilization: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

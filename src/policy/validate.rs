@@ -168,6 +168,7 @@ fn validate_policy(ctx: &mut Ctx<'_>, raw: RawPolicy) -> Option<CheckedPolicy> {
 
     let signals = signals(ctx, &raw);
     let behavior = behavior(ctx, raw.behavior.as_ref());
+    let predictive = super::adaptive::predictive(ctx, raw.predictive.as_ref());
 
     // References are checked against every signal written, valid or not (a signal with
     // an error has been reported already).
@@ -270,6 +271,7 @@ fn validate_policy(ctx: &mut Ctx<'_>, raw: RawPolicy) -> Option<CheckedPolicy> {
         windows,
         billing_type,
         paused,
+        predictive,
     };
     Some(CheckedPolicy { policy, spans })
 }
@@ -696,6 +698,14 @@ fn behavior(ctx: &mut Ctx<'_>, raw: Option<&Spanned<raw::RawBehavior>>) -> Behav
         if let Some(down) = &raw.get_ref().scale_down {
             direction(ctx, "scale_down", down.get_ref(), &mut b.scale_down);
         }
+        for (which, d) in [
+            ("scale_up", &raw.get_ref().scale_up),
+            ("scale_down", &raw.get_ref().scale_down),
+        ] {
+            if let Some(d) = d {
+                super::adaptive::flap_budget(ctx, which, d.get_ref(), &mut b.flap_budget);
+            }
+        }
     }
     b
 }
@@ -834,11 +844,13 @@ fn dimension(
             None
         }
     };
+    let saturation = super::adaptive::saturation(ctx, dim, r.saturation.as_ref());
     Some(Dimension {
         signal: signal?,
         min: min?,
         max: max?,
         rule: rule?,
+        saturation,
     })
 }
 

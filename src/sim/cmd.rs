@@ -72,6 +72,15 @@ pub struct SimulateArgs {
     /// A price table (TOML: `mbps_hour`, `concurrent_hour`, optional `currency`).
     #[arg(long, value_name = "FILE")]
     pub prices: Option<PathBuf>,
+    /// Also replay reference autoscalers on the same trace, proxies and bounds, and
+    /// report them beside the policy: `hpa` (HPA defaults), `aws` (AWS target
+    /// tracking), `autopilot` (Autopilot's moving window), or `all`.
+    #[arg(long, value_name = "LIST", value_parser = parse_reference)]
+    pub reference: Option<super::reference::Peers>,
+}
+
+fn parse_reference(s: &str) -> Result<super::reference::Peers, String> {
+    super::reference::Peer::parse_list(s)
 }
 
 fn diagnostics(what: &str, diags: &[Diagnostic]) -> anyhow::Error {
@@ -449,10 +458,12 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let mut opts = SimOptions::new(source.start, source.end);
     opts.adjusting = args.adjusting;
 
+    let peers_n = args.reference.as_ref().map_or(0, |p| p.0.len()) as u64;
     let total: u64 = sets
         .iter()
         .map(|s| super::evaluation_count(s, &fleet, &opts))
-        .sum();
+        .sum::<u64>()
+        + peers_n * super::evaluation_count(&sets[0], &fleet, &opts);
     let bar = std::io::stderr().is_terminal().then(|| {
         let pb = indicatif::ProgressBar::new(total);
         pb.set_style(
@@ -473,6 +484,24 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         };
         runs.push(replay(set, &fleet, trace, &opts, &mut tick)?);
     }
+    // The reference peers, on the first set's proxies, bounds and schedules.
+    let peers = args.reference.clone().map(|p| p.0).unwrap_or_default();
+    let mut peer_runs = Vec::with_capacity(peers.len());
+    for &peer in &peers {
+        let mut tick = |n: u64| {
+            if let Some(pb) = &bar {
+                pb.inc(n);
+            }
+        };
+        peer_runs.push(super::replay_reference(
+            &sets[0],
+            peer,
+            &fleet,
+            &source.traces[0],
+            &opts,
+            &mut tick,
+        )?);
+    }
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
@@ -480,18 +509,31 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|r| report::set_report(r, prices.as_ref()))
         .collect();
+    let peer_reports: Vec<SetReport> = peer_runs
+        .iter()
+        .map(|r| report::set_report(r, prices.as_ref()))
+        .collect();
     if let Some(path) = &args.report {
-        let doc = html::render(&reports, &runs, &source.notes);
+        // The peers are charted as further sets, after the policies.
+        let all_reports: Vec<SetReport> = reports.iter().chain(&peer_reports).cloned().collect();
+        let all_runs: Vec<super::SimRun> = runs.iter().chain(&peer_runs).cloned().collect();
+        let doc = html::render(&all_reports, &all_runs, &source.notes);
         std::fs::write(path, doc)
             .with_context(|| format!("cannot write the HTML report to {}", path.display()))?;
     }
     let mut out = std::io::stdout().lock();
     if args.json {
-        let doc = report::json_document(&reports, &runs);
+        let named: Vec<(&str, SetReport)> = peers
+            .iter()
+            .map(|p| p.as_str())
+            .zip(peer_reports.iter().cloned())
+            .collect();
+        let doc = report::json_document_with_reference(&reports, &runs, &named);
         serde_json::to_writer(&mut out, &doc)?;
         writeln!(out)?;
     } else {
-        out.write_all(crate::term::fit(render::render(&reports, &source.notes)).as_bytes())?;
+        let text = render::render_with_reference(&reports, &peer_reports, &source.notes);
+        out.write_all(crate::term::fit(text).as_bytes())?;
         if let Some(path) = &args.report {
             writeln!(out, "HTML report: {}", path.display())?;
         }

@@ -21,6 +21,7 @@ pub mod cmd;
 pub mod csv;
 pub mod html;
 pub mod openmetrics;
+pub mod reference;
 pub mod render;
 pub mod report;
 pub mod synthetic;
@@ -328,6 +329,8 @@ struct Live<'a> {
     /// A change in flight: (effective at, bandwidth, concurrent).
     pending: Option<(i64, u32, u32)>,
     run: ProxyRun,
+    /// A reference peer deciding instead of `core::decide` (`--reference`).
+    peer: Option<reference::PeerState>,
 }
 
 /// Where one dimension's demand comes from.
@@ -364,6 +367,41 @@ pub fn replay(
     fleet: &Fleet,
     trace: &Trace,
     opts: &SimOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<SimRun, SimError> {
+    replay_with(set, fleet, trace, opts, None, progress)
+}
+
+/// Replays a reference peer on the proxies, bounds and schedules of `set`, with the same
+/// model (`--reference`); the run is labelled `reference: PEER`.
+pub fn replay_reference(
+    set: &PolicySet,
+    peer: reference::Peer,
+    fleet: &Fleet,
+    trace: &Trace,
+    opts: &SimOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<SimRun, SimError> {
+    let label = format!("reference: {}", peer.as_str());
+    let mut run = if peer == reference::Peer::Hpa {
+        let hpa = PolicySet {
+            label: label.clone(),
+            policies: set.policies.iter().map(reference::hpa_policy).collect(),
+        };
+        replay_with(&hpa, fleet, trace, opts, None, progress)?
+    } else {
+        replay_with(set, fleet, trace, opts, Some(peer), progress)?
+    };
+    run.label = label;
+    Ok(run)
+}
+
+fn replay_with(
+    set: &PolicySet,
+    fleet: &Fleet,
+    trace: &Trace,
+    opts: &SimOptions,
+    peer: Option<reference::Peer>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<SimRun, SimError> {
     if opts.start > opts.end {
@@ -472,6 +510,7 @@ pub fn replay(
                 changes: Vec::new(),
                 api_deferred: 0,
             },
+            peer: peer.map(reference::PeerState::new),
         });
     }
     let limit = opts.api_calls_per_second.clamp(1, API_CALLS_PER_SECOND);
@@ -873,7 +912,10 @@ fn evaluate(live: &mut Live, now: i64, step: u32) -> Option<Direction> {
     }
     // Wait and Skip leave the state as it was (the guard stops before any stage).
     let d = &mut live.decision;
-    decide_into(live.policy, &live.proxy, live.ladder, &live.obs, t, d);
+    match &mut live.peer {
+        None => decide_into(live.policy, &live.proxy, live.ladder, &live.obs, t, d),
+        Some(peer) => peer.decide(live.policy, &live.proxy, live.ladder, &live.obs, t, d),
+    }
     for r in &d.reasons {
         match run.reasons.iter_mut().find(|(c, _)| *c == r.code) {
             Some((_, n)) => *n += 1,

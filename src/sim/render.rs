@@ -44,12 +44,24 @@ fn money(f: &Figures, currency: &Option<String>) -> Option<String> {
 
 /// Renders the whole report as plain text.
 pub fn render(reports: &[SetReport], notes: &[String]) -> String {
+    render_with_reference(reports, &[], notes)
+}
+
+/// [`render`], plus the reference peers (`--reference`) beside the policy sets.
+pub fn render_with_reference(
+    reports: &[SetReport],
+    reference: &[SetReport],
+    notes: &[String],
+) -> String {
     let mut out = String::new();
     for r in reports {
         render_set(&mut out, r);
     }
     if reports.len() > 1 {
         render_comparison(&mut out, reports);
+    }
+    if !reference.is_empty() {
+        render_reference(&mut out, reports, reference);
     }
     let _ = writeln!(out, "Notes and caveats:");
     for n in notes {
@@ -275,6 +287,51 @@ fn render_comparison(out: &mut String, reports: &[SetReport]) {
             ]
         })
         .collect();
+    table(out, &headers, &rows);
+    out.push('\n');
+}
+
+/// The policy sets and the reference peers on the figures users compare them by.
+fn render_reference(out: &mut String, reports: &[SetReport], reference: &[SetReport]) {
+    let _ = writeln!(
+        out,
+        "Against the reference autoscalers (same trace, same model, same bounds):"
+    );
+    let headers = [
+        "who",
+        "",
+        "under %",
+        "Mbps·h",
+        "× oracle",
+        "changes/proxy-day",
+        "flaps",
+    ];
+    let row = |who: &str, s: &crate::sim::report::Summary| {
+        let f = &s.figures;
+        let oracle = s.baselines.oracle.footprint_mbps_hours;
+        vec![
+            who.to_string(),
+            String::new(),
+            format!("{:.2}", f.under_provisioned_pct),
+            f1(f.footprint_mbps_hours),
+            if oracle > 0.0 {
+                format!("{:.2}", f.footprint_mbps_hours / oracle)
+            } else {
+                "-".into()
+            },
+            format!("{:.1}", s.changes_per_proxy_day),
+            s.flapping.to_string(),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| row(&r.summary.policy_set, &r.summary))
+        .collect();
+    rows.extend(
+        reference
+            .iter()
+            .map(|r| row(&r.summary.policy_set, &r.summary)),
+    );
     table(out, &headers, &rows);
     out.push('\n');
 }

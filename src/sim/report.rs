@@ -732,6 +732,33 @@ pub fn decision_rows(run: &SimRun) -> Vec<DecisionRow> {
 /// `decisions` over every set (each row names its `policy_set`), and `policy_sets` with
 /// every set's summary for side-by-side comparison.
 pub fn json_document(reports: &[SetReport], runs: &[SimRun]) -> serde_json::Value {
+    json_document_with_reference(reports, runs, &[])
+}
+
+/// [`json_document`] plus `reference`: each peer's fleet summary by name (`hpa`, `aws`,
+/// `autopilot`), replayed on the first policy set's proxies and bounds.
+pub fn json_document_with_reference(
+    reports: &[SetReport],
+    runs: &[SimRun],
+    reference: &[(&str, SetReport)],
+) -> serde_json::Value {
+    let mut doc = json_document_sets(reports, runs);
+    if !reference.is_empty() {
+        let peers: serde_json::Map<String, serde_json::Value> = reference
+            .iter()
+            .map(|(name, r)| {
+                (
+                    name.to_string(),
+                    serde_json::to_value(&r.summary).unwrap_or_default(),
+                )
+            })
+            .collect();
+        doc["reference"] = serde_json::Value::Object(peers);
+    }
+    doc
+}
+
+fn json_document_sets(reports: &[SetReport], runs: &[SimRun]) -> serde_json::Value {
     let summary = reports
         .first()
         .map(|r| serde_json::to_value(&r.summary).unwrap_or_default())

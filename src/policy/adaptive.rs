@@ -1,0 +1,152 @@
+//! Stage 2 for the keys of the adaptive stages (issue 13), one table each: a dimension's
+//! `saturation`, `behavior.scale_down.flap_budget` / `max_stabilization`, and
+//! `[predictive]`. Kept apart from `validate` so each table's checks read on their own.
+
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw::{self, RawDirection, RawPredictive};
+use super::{FlapBudget, Predictive, PredictiveMode};
+use crate::diagnostic::collect::Ctx;
+
+/// `{dim}.saturation`: in (0, 1].
+pub(super) fn saturation(ctx: &mut Ctx<'_>, dim: &str, v: Option<&Spanned<f64>>) -> f64 {
+    let Some(v) = v else {
+        return super::DEFAULT_SATURATION;
+    };
+    let x = *v.get_ref();
+    if x > 0.0 && x <= 1.0 {
+        x
+    } else {
+        ctx.err(
+            v.span().start,
+            format!("`{dim}.saturation` = {x} is outside (0, 1]"),
+            "a share of the capacity in effect: 0.95 reads a sample at 95% of the cap as \
+             demand the cap hides (default)",
+        );
+        super::DEFAULT_SATURATION
+    }
+}
+
+const FLAP_HELP: &str = "write `\"N/DURATION\"` (e.g. `\"1/2h\"`: one reversal in 2h is \
+                         tolerated, each further one doubles the scale-down stabilization) or \
+                         `\"off\"`";
+
+/// `behavior.scale_down.flap_budget` and `max_stabilization`; on scale_up both are errors.
+pub(super) fn flap_budget(
+    ctx: &mut Ctx<'_>,
+    which: &str,
+    raw: &RawDirection,
+    out: &mut Option<FlapBudget>,
+) {
+    if which != "scale_down" {
+        for (key, v) in [
+            ("flap_budget", &raw.flap_budget),
+            ("max_stabilization", &raw.max_stabilization),
+        ] {
+            if let Some(v) = v {
+                ctx.err(
+                    v.span().start,
+                    format!("`behavior.{which}.{key}` is a scale-down setting"),
+                    format!("move it to [behavior.scale_down]"),
+                );
+            }
+        }
+        return;
+    }
+    if let Some(v) = &raw.flap_budget {
+        let text = v.get_ref().trim();
+        if text == "off" {
+            *out = None;
+        } else {
+            let parsed = text.split_once('/').and_then(|(n, per)| {
+                let n: u32 = n.trim().parse().ok()?;
+                let per = crate::time::parse_duration(per.trim()).ok()?;
+                (!per.is_zero()).then_some((n, per))
+            });
+            match parsed {
+                Some((reversals, per)) => {
+                    let b = out.get_or_insert(FlapBudget::DEFAULT);
+                    b.reversals = reversals;
+                    b.per = per;
+                }
+                None => ctx.err(
+                    v.span().start,
+                    format!("`behavior.scale_down.flap_budget` = `{text}` is not a budget"),
+                    FLAP_HELP,
+                ),
+            }
+        }
+    }
+    if let Some(v) = &raw.max_stabilization
+        && let Some(d) = ctx.duration(v, "behavior.scale_down.max_stabilization", false)
+        && let Some(b) = out.as_mut()
+    {
+        b.max_stabilization = d;
+    }
+}
+
+/// The longest `[predictive] lookback` (hourly highs are kept per day of it).
+pub const MAX_LOOKBACK_DAYS: u64 = 28;
+
+/// `[predictive]`.
+pub(super) fn predictive(ctx: &mut Ctx<'_>, raw: Option<&Spanned<RawPredictive>>) -> Predictive {
+    let mut p = Predictive::default();
+    let Some(raw) = raw else {
+        return p;
+    };
+    let r = raw.get_ref();
+    if let Some(m) = &r.mode {
+        p.mode = match m.get_ref().as_str() {
+            "off" => PredictiveMode::Off,
+            "forecast-only" => PredictiveMode::ForecastOnly,
+            "scale" => PredictiveMode::Scale,
+            other => {
+                let hint = raw::suggest(other, ["off", "forecast-only", "scale"])
+                    .map_or(String::new(), |s| format!("did you mean `{s}`? "));
+                ctx.err(
+                    m.span().start,
+                    format!("unknown `predictive.mode` `{other}`"),
+                    format!(
+                        "{hint}use `off`, `forecast-only` (learn and log what it would do) or \
+                         `scale` (raise capacity ahead of the forecast)"
+                    ),
+                );
+                PredictiveMode::Off
+            }
+        };
+    }
+    if let Some(l) = &r.lookback
+        && let Some(d) = ctx.duration(l, "predictive.lookback", false)
+    {
+        let days = d.as_secs() / 86_400;
+        if d.as_secs() % 86_400 != 0 || days == 0 || days > MAX_LOOKBACK_DAYS {
+            ctx.err(
+                l.span().start,
+                format!("`predictive.lookback` = `{}` is not 1 to {MAX_LOOKBACK_DAYS} whole days", l.get_ref()),
+                "the forecast keeps each hour's high per day: write e.g. `7d` or `14d`",
+            );
+        } else {
+            p.lookback = Duration::from_secs(days * 86_400);
+        }
+    }
+    if let Some(l) = &r.lead
+        && let Some(d) = ctx.duration(l, "predictive.lead", true)
+    {
+        p.lead = Some(d);
+    }
+    if let Some(q) = &r.quantile {
+        let x = *q.get_ref();
+        if (0.0..=1.0).contains(&x) {
+            p.quantile = x;
+        } else {
+            ctx.err(
+                q.span().start,
+                format!("`predictive.quantile` = {x} is outside [0, 1]"),
+                "0.5 forecasts the median of an hour's daily highs, 1.0 their maximum",
+            );
+        }
+    }
+    p
+}
