@@ -7,7 +7,9 @@ use chrono::{Datelike, TimeZone, Timelike};
 use chrono_tz::Tz;
 use gaap_autoscaler::core::fixtures;
 use gaap_autoscaler::core::*;
-use gaap_autoscaler::policy::{CronSpec, MissingAction, Policy, Rule, StepRule, Window};
+use gaap_autoscaler::policy::{
+    CronSpec, FlapBudget, MissingAction, Policy, PredictiveMode, Rule, StepRule, Window,
+};
 use gaap_autoscaler::time::Timestamp;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -39,8 +41,11 @@ fn dim_state() -> impl Strategy<Value = DimState> {
         prop::option::of(-600i64..3600),
         0u32..10,
         prop::option::of(-600i64..3600),
+        // Reversals (seconds ago) and the seasonal memory: (hours ago, need) over 10 days.
+        prop::collection::vec(0i64..10_000, 0..6),
+        prop::collection::vec((0i64..240, 0.0f64..3000.0), 0..60),
     )
-        .prop_map(|(recs, up, down, streak, since)| {
+        .prop_map(|(recs, up, down, streak, since, revs, season)| {
             let mut recommendations: Vec<(Timestamp, u32)> = recs
                 .into_iter()
                 .map(|(ago, v)| (Timestamp(NOW.millis() - ago * 1000), v))
@@ -52,7 +57,21 @@ fn dim_state() -> impl Strategy<Value = DimState> {
                 last_down: down.map(|a| Timestamp(NOW.millis() - a * 1000)),
                 missing_streak: streak,
                 observed_since: since.map(|a| Timestamp(NOW.millis() - a * 1000)),
-                ..DimState::default()
+                reversals: {
+                    let mut v: Vec<Timestamp> = revs
+                        .iter()
+                        .map(|a| Timestamp(NOW.millis() - a * 1000))
+                        .collect();
+                    v.sort();
+                    v
+                },
+                season: {
+                    let mut s = Season::default();
+                    for (h, need) in season {
+                        s.record(Timestamp(NOW.millis() - h * 3_600_000), need, 7);
+                    }
+                    s
+                },
             }
         })
 }
@@ -129,6 +148,32 @@ impl WinSpec {
         unreachable!("a weekly window opens within 8 days")
     }
 
+    /// The first opening after `NOW` (Unix ms), worked out as [`WinSpec::active`].
+    fn next_opening(&self) -> i64 {
+        let now = NOW.millis();
+        let local_now = self.tz.timestamp_millis_opt(now).unwrap();
+        for ahead in 0..=8u64 {
+            let day = local_now.date_naive() + chrono::Days::new(ahead);
+            if self
+                .weekday
+                .is_some_and(|d| day.weekday().num_days_from_monday() as usize != d)
+            {
+                continue;
+            }
+            let local = day.and_hms_opt(self.hour, self.minute, 0).unwrap();
+            let opens = self.tz.from_local_datetime(&local).single().unwrap();
+            if opens.timestamp_millis() > now {
+                return opens.timestamp_millis();
+            }
+        }
+        unreachable!("a weekly window opens within 8 days")
+    }
+
+    /// Closed at `NOW` and opening within `lead` (the look-ahead pre-scales to its min).
+    fn opens_within(&self, lead: Duration) -> bool {
+        !self.active() && self.next_opening() - NOW.millis() <= lead.as_millis() as i64
+    }
+
     fn bounds(&self, dim: Dim) -> (Option<u32>, Option<u32>) {
         match dim {
             Dim::Bandwidth => self.bandwidth,
@@ -138,15 +183,16 @@ impl WinSpec {
 }
 
 /// A window opening `ago` minutes before `NOW` (local wall clock; on its weekday or
-/// every day), open for a random time or exactly until `NOW` or one minute past it, with
-/// a min and/or a max for either dimension (a min may lie above the policy's max, a max
-/// below its min).
+/// every day), open for a random time or exactly until `NOW` or one minute past it, or
+/// opening one or two minutes after `NOW` (inside and outside the 90 s look-ahead of the
+/// fixture's policy), with a min and/or a max for either dimension (a min may lie above
+/// the policy's max, a max below its min).
 fn window_spec() -> impl Strategy<Value = WinSpec> {
     let bw = || prop::option::of(1u32..1500);
     let cc = || prop::option::of(1u32..40);
     (
         0..ZONES.len(),
-        0i64..(3 * 1440),
+        prop_oneof![8 => 0i64..(3 * 1440), 1 => -2i64..0],
         prop::option::of(0usize..7),
         (0u8..4, 1u64..3000),
         (bw(), bw(), cc(), cc()),
@@ -156,10 +202,9 @@ fn window_spec() -> impl Strategy<Value = WinSpec> {
                 let tz = ZONES[z];
                 let opened =
                     tz.timestamp_millis_opt(NOW.millis()).unwrap() - chrono::Duration::minutes(ago);
-                let ago = ago as u64;
                 let minutes = match mode {
-                    0 if ago > 0 => ago,
-                    1 => ago + 1,
+                    0 if ago > 0 => ago as u64,
+                    1 if ago >= 0 => ago as u64 + 1,
                     _ => random,
                 };
                 WinSpec {
@@ -218,6 +263,7 @@ fn case() -> impl Strategy<Value = Case> {
             prop::bool::weighted(0.9),
             any::<bool>(),
             prop::bool::weighted(0.9),
+            adaptive(),
         ),
         prop::collection::vec(window_spec(), 0..4),
     )
@@ -232,7 +278,7 @@ fn case() -> impl Strategy<Value = Case> {
                 (cur_b, cur_c),
                 (rb, rc),
                 (sb, sc),
-                (status, has_ladder, cc_steps, scalarable),
+                (status, has_ladder, cc_steps, scalarable, (saturation, budget, mode, quantile)),
                 windows,
             ) = t;
             let mut p = fixtures::policy();
@@ -297,6 +343,12 @@ fn case() -> impl Strategy<Value = Case> {
                 MissingAction::Hold
             };
             p.on_missing_data.after = after;
+            for dim in [&mut p.bandwidth, &mut p.concurrent].into_iter().flatten() {
+                dim.saturation = saturation;
+            }
+            p.behavior.flap_budget = budget;
+            p.predictive.mode = mode;
+            p.predictive.quantile = quantile;
             p.on_missing_data.bandwidth = fbv;
             p.on_missing_data.concurrent = fbv.map(|v| v % 40 + 1);
             let ladder = Ladder::new(bw, cc);
@@ -335,6 +387,37 @@ fn case() -> impl Strategy<Value = Case> {
         })
 }
 
+/// The settings of the adaptive stages: saturation, the flap budget, the predictive mode
+/// and quantile.
+fn adaptive() -> impl Strategy<Value = (f64, Option<FlapBudget>, PredictiveMode, f64)> {
+    (
+        0.3f64..=1.0,
+        prop::option::of((0u32..3, 600u64..7200, 0u64..14_400)).prop_map(|b| {
+            b.map(|(reversals, per, max)| FlapBudget {
+                reversals,
+                per: Duration::from_secs(per),
+                max_stabilization: Duration::from_secs(max),
+            })
+        }),
+        prop::sample::select(vec![
+            PredictiveMode::Off,
+            PredictiveMode::ForecastOnly,
+            PredictiveMode::Scale,
+        ]),
+        0.0f64..=1.0,
+    )
+}
+
+/// `policy` with the stages that only raise turned off: no saturation, no forecast.
+fn without_raising_stages(policy: &Policy) -> Policy {
+    let mut p = policy.clone();
+    for dim in [&mut p.bandwidth, &mut p.concurrent].into_iter().flatten() {
+        dim.saturation = f64::INFINITY;
+    }
+    p.predictive.mode = PredictiveMode::Off;
+    p
+}
+
 /// RUNNING most of the time; ADJUSTING and other states too.
 fn status() -> impl Strategy<Value = ProxyStatus> {
     prop_oneof![
@@ -357,7 +440,9 @@ fn has_data(obs: &Observation, signal: &str) -> bool {
 
 /// The bounds in effect at `NOW` for `dim`, computed here (ARCHITECTURE.md): the policy's
 /// min/max, replaced by the highest min and the lowest max of the windows open at `NOW`;
-/// a max below the min is raised to the min.
+/// a max below the min is raised to the min. Then the look-ahead: the highest min of the
+/// windows closed at `NOW` that open within the policy's lead, where it is higher, is the
+/// min (and raises the max to it).
 fn expected_bounds(c: &Case, dim: Dim) -> (u32, u32) {
     let cfg = match dim {
         Dim::Bandwidth => c.policy.bandwidth.as_ref(),
@@ -375,7 +460,18 @@ fn expected_bounds(c: &Case, dim: Dim) -> (u32, u32) {
         .filter_map(|w| w.bounds(dim).1)
         .min()
         .unwrap_or(cfg.max);
-    (min, max.max(min))
+    let (min, max) = (min, max.max(min));
+    let lead = c.policy.lead();
+    match c
+        .windows
+        .iter()
+        .filter(|w| w.opens_within(lead))
+        .filter_map(|w| w.bounds(dim).0)
+        .max()
+    {
+        Some(ahead) if ahead > min => (ahead, max.max(ahead)),
+        _ => (min, max),
+    }
 }
 
 fn dims(c: &Case, d: &Decision) -> [(Dim, u32, u32, &'static str); 2] {
@@ -504,6 +600,36 @@ proptest! {
         decide_into(&c.policy, &c.proxy, c.ladder(), &c.obs, later, &mut d);
         prop_assert_eq!(d, decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, later));
     }
+
+    /// Saturation and the seasonal forecast only ever raise: with them, every dimension's
+    /// target is at least what it is without them.
+    #[test]
+    fn saturation_and_prediction_never_lower(c in case()) {
+        let with = decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
+        let plain = without_raising_stages(&c.policy);
+        let without = decide(&plain, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
+        prop_assert!(with.bandwidth_to >= without.bandwidth_to, "bandwidth {} < {}: {:?}", with.bandwidth_to, without.bandwidth_to, with.reason_codes());
+        prop_assert!(with.concurrent_to >= without.concurrent_to, "concurrent {} < {}: {:?}", with.concurrent_to, without.concurrent_to, with.reason_codes());
+    }
+
+    /// The flap budget only holds scale-downs: where the decision without it goes up, it
+    /// goes to the same value with it, and it never ends lower.
+    #[test]
+    fn the_flap_budget_never_blocks_a_scale_up(c in case()) {
+        let with = decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
+        let mut p = c.policy.clone();
+        p.behavior.flap_budget = None;
+        let without = decide(&p, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
+        for (w, wo, from) in [
+            (with.bandwidth_to, without.bandwidth_to, with.bandwidth_from),
+            (with.concurrent_to, without.concurrent_to, with.concurrent_from),
+        ] {
+            prop_assert!(w >= wo, "{w} < {wo}");
+            if wo > from {
+                prop_assert_eq!(w, wo);
+            }
+        }
+    }
 }
 
 proptest! {
@@ -522,6 +648,8 @@ proptest! {
         down_s in 0u64..3600,
     ) {
         let mut p = fixtures::policy();
+        // HPA's rule alone: the flap budget stretches the down window (its own property).
+        p.behavior.flap_budget = None;
         p.behavior.scale_up.stabilization = Duration::from_secs(up_s);
         p.behavior.scale_down.stabilization = Duration::from_secs(down_s);
         let ladder = fixtures::ladder();
@@ -566,7 +694,8 @@ proptest! {
 
 /// The generator reaches the cases the properties are about (so they are not vacuous):
 /// open and closed windows, several open at once, a window min above the max in effect,
-/// a window max below the policy's min, closing exactly at `NOW`, changes held to a
+/// a window max below the policy's min, closing exactly at `NOW`, opening within the
+/// look-ahead and just after it, changes held to a
 /// window bound, every status, no ladder, Scalarable 0, readings dated in the future and
 /// controller stamps dated in the future.
 #[test]
@@ -583,6 +712,17 @@ fn the_generator_reaches_the_cases_that_matter() {
         hit("a window open", !open.is_empty());
         hit("a window closed", c.windows.iter().any(|w| !w.active()));
         hit("two windows open", open.len() >= 2);
+        let lead = c.policy.lead();
+        hit(
+            "a window opening within the lead",
+            c.windows.iter().any(|w| w.opens_within(lead)),
+        );
+        hit(
+            "a window opening just after the lead",
+            c.windows.iter().any(|w| {
+                !w.active() && !w.opens_within(lead) && w.next_opening() - NOW.millis() <= 120_000
+            }),
+        );
         hit(
             "a window closing exactly at NOW",
             c.windows.iter().any(|w| {
@@ -659,5 +799,5 @@ fn the_generator_reaches_the_cases_that_matter() {
         missing.is_empty(),
         "never generated: {missing:?} (all: {seen:?})"
     );
-    assert_eq!(seen.len(), 15, "{seen:?}");
+    assert_eq!(seen.len(), 17, "{seen:?}");
 }

@@ -476,7 +476,7 @@ impl DimCtx<'_> {
                 };
                 t.raw_need = Some(need);
                 if saturated {
-                    let cover = self.cover(need);
+                    let cover = self.ladder(need);
                     self.saturated(demand, cap, cover)
                 } else {
                     self.tolerance_and_ladder(need)
@@ -526,7 +526,17 @@ impl DimCtx<'_> {
         if bounded < current
             && let Some(m) = ahead.floor[Ahead::idx(self.dim)]
         {
-            let floor = self.cover(f64::from(m)).min(max).min(current);
+            // An allowed value: the cheapest covering `m`, else the highest not above the
+            // max or the current value (both may lie off the ladder).
+            let cap = max.min(current);
+            let floor = self
+                .values
+                .iter()
+                .copied()
+                .filter(|&v| v <= cap)
+                .find(|&v| v >= m)
+                .or_else(|| self.values.iter().copied().rev().find(|&v| v <= cap))
+                .unwrap_or(bounded);
             if floor > bounded {
                 self.reason(
                     ReasonCode::WindowAhead,
@@ -622,7 +632,12 @@ impl DimCtx<'_> {
             .iter()
             .copied()
             .find(|&v| f64::from(v) >= need)
-            .unwrap_or_else(|| *self.values.last().expect("guard ensures a non-empty ladder"))
+            .unwrap_or_else(|| {
+                *self
+                    .values
+                    .last()
+                    .expect("guard ensures a non-empty ladder")
+            })
     }
 
     /// A saturated reading: at least `max_steps` up from the current value, at least
@@ -668,10 +683,35 @@ impl DimCtx<'_> {
                  daily highs): {} {v} instead of {recommended}",
                 crate::time::format_duration(lead),
                 p.quantile * 100.0,
-                if scale { "pre-scaling to" } else { "forecast-only, would pre-scale to" }
+                if scale {
+                    "pre-scaling to"
+                } else {
+                    "forecast-only, would pre-scale to"
+                }
             ),
         );
         if scale { v } else { recommended }
+    }
+
+    /// Stage 5: the cheapest allowed value covering `need`; the largest, said, if none does.
+    fn ladder(&mut self, need: f64) -> u32 {
+        match self.values.iter().copied().find(|&v| f64::from(v) >= need) {
+            Some(v) => v,
+            None => {
+                let top = *self
+                    .values
+                    .last()
+                    .expect("guard ensures a non-empty ladder");
+                self.reason(
+                    ReasonCode::LadderTop,
+                    format!(
+                        "need {need:.2} exceeds the largest allowed value {top} {}",
+                        self.dim.unit()
+                    ),
+                );
+                top
+            }
+        }
     }
 
     /// Stages 4 and 5 for target tracking.
@@ -697,23 +737,7 @@ impl DimCtx<'_> {
         if need == cur {
             return current;
         }
-        match self.values.iter().copied().find(|&v| f64::from(v) >= need) {
-            Some(v) => v,
-            None => {
-                let top = *self
-                    .values
-                    .last()
-                    .expect("guard ensures a non-empty ladder");
-                self.reason(
-                    ReasonCode::LadderTop,
-                    format!(
-                        "need {need:.2} exceeds the largest allowed value {top} {}",
-                        self.dim.unit()
-                    ),
-                );
-                top
-            }
-        }
+        self.ladder(need)
     }
 
     /// Stages 3–5 for step rules: utilization = demand / current capacity; the matching

@@ -5,6 +5,8 @@
 //! controller state and `now`. Output: a [`Decision`] (targets, reasons, a stage-by-stage
 //! trace) and the next [`ControllerState`].
 
+#[cfg(test)]
+mod adaptive_tests;
 pub(crate) mod decide;
 pub mod fixtures;
 pub mod pause;

@@ -92,8 +92,9 @@ fn guard_stage() {
 fn raw_need_tolerance_and_ladder() {
     // (current bw, demand Mbps, expected bw target, expected bandwidth reason codes)
     let cases: &[(u32, f64, u32, &[&str])] = &[
-        (50, 70.0, 100, &["bandwidth:scale.up"]), // need 100 exactly → 100
-        (50, 70.7, 200, &["bandwidth:scale.up"]), // need 101 → round up to 200
+        (50, 45.5, 100, &["bandwidth:scale.up"]),  // need 65 → 100
+        (100, 70.0, 100, &[]),                     // need 100 exactly: nothing to say
+        (100, 90.0, 200, &["bandwidth:scale.up"]), // need 128.6 → round up to 200
         (100, 72.8, 100, &["bandwidth:tolerance.within"]), // need 104 ≤ 105
         (100, 74.2, 200, &["bandwidth:scale.up"]), // need 106 > 105
         (100, 66.5, 100, &["bandwidth:tolerance.within"]), // need 95 ≥ 90
@@ -102,8 +103,12 @@ fn raw_need_tolerance_and_ladder() {
             500,
             2000.0,
             500,
-            &["bandwidth:ladder.top", "bandwidth:bounds.max"],
-        ), // need 2857
+            &[
+                "bandwidth:ladder.top",
+                "bandwidth:data.saturated",
+                "bandwidth:bounds.max",
+            ],
+        ), // need 2857, a reading above the capacity
     ];
     for &(cur, demand, want, want_codes) in cases {
         // Concurrent held exactly: need 2.0 = current 2.
@@ -121,11 +126,11 @@ fn raw_need_tolerance_and_ladder() {
 
 #[test]
 fn concurrent_need_counts_connections_in_units_of_ten_thousand() {
-    // 35,000 connections / (10,000 × 0.7) = 5 units.
-    let d = decide_simple(10, 2, 7.0, 35_000.0);
+    // 35,000 connections / (10,000 × 0.7) = 5 units, on 10 units: one step down.
+    let d = decide_simple(10, 10, 7.0, 35_000.0);
     assert_eq!(d.concurrent.raw_need, Some(5.0));
     assert_eq!(d.concurrent_to, 5);
-    assert_eq!(d.direction, Some(Direction::Up));
+    assert_eq!(d.direction, Some(Direction::Down));
     assert_eq!(d.verdict, Verdict::Change);
 }
 

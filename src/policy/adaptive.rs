@@ -124,7 +124,10 @@ pub(super) fn predictive(ctx: &mut Ctx<'_>, raw: Option<&Spanned<RawPredictive>>
         if d.as_secs() % 86_400 != 0 || days == 0 || days > MAX_LOOKBACK_DAYS {
             ctx.err(
                 l.span().start,
-                format!("`predictive.lookback` = `{}` is not 1 to {MAX_LOOKBACK_DAYS} whole days", l.get_ref()),
+                format!(
+                    "`predictive.lookback` = `{}` is not 1 to {MAX_LOOKBACK_DAYS} whole days",
+                    l.get_ref()
+                ),
                 "the forecast keeps each hour's high per day: write e.g. `7d` or `14d`",
             );
         } else {
@@ -149,4 +152,132 @@ pub(super) fn predictive(ctx: &mut Ctx<'_>, raw: Option<&Spanned<RawPredictive>>
         }
     }
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::super::{FlapBudget, PredictiveMode, check_policy};
+
+    const BASE: &str = r#"name = "t"
+proxies = ["link-aaaaaaaa"]
+interval = "30s"
+[signals.bandwidth]
+query = 'max by (channel_id) (qce_qaap_outbandwidth_max)'
+[bandwidth]
+signal = "bandwidth"
+target_utilization = 0.7
+min = 10
+max = 500
+"#;
+
+    /// (text appended to BASE, the error fragment, its line and column).
+    #[test]
+    fn each_key_reports_an_error_at_its_place() {
+        let cases: &[(&str, &str, usize, usize)] = &[
+            (
+                "saturation = 1.5",
+                "`bandwidth.saturation` = 1.5 is outside (0, 1]",
+                11,
+                14,
+            ),
+            ("saturation = 0.0", "is outside (0, 1]", 11, 14),
+            (
+                "[behavior.scale_down]\nflap_budget = \"2 per hour\"",
+                "`behavior.scale_down.flap_budget` = `2 per hour` is not a budget",
+                12,
+                15,
+            ),
+            (
+                "[behavior.scale_down]\nflap_budget = \"1/0s\"",
+                "is not a budget",
+                12,
+                15,
+            ),
+            (
+                "[behavior.scale_up]\nflap_budget = \"1/2h\"",
+                "`behavior.scale_up.flap_budget` is a scale-down setting",
+                12,
+                15,
+            ),
+            (
+                "[behavior.scale_up]\nmax_stabilization = \"1h\"",
+                "`behavior.scale_up.max_stabilization` is a scale-down setting",
+                12,
+                21,
+            ),
+            (
+                "[predictive]\nmode = \"scaling\"",
+                "unknown `predictive.mode` `scaling`",
+                12,
+                8,
+            ),
+            (
+                "[predictive]\nlookback = \"36h\"",
+                "is not 1 to 28 whole days",
+                12,
+                12,
+            ),
+            (
+                "[predictive]\nlookback = \"29d\"",
+                "is not 1 to 28 whole days",
+                12,
+                12,
+            ),
+            (
+                "[predictive]\nquantile = 1.2",
+                "`predictive.quantile` = 1.2 is outside [0, 1]",
+                12,
+                12,
+            ),
+        ];
+        for &(extra, want, line, col) in cases {
+            let text = format!("{BASE}{extra}\n");
+            let (_, d) = check_policy(&text, Path::new("t.toml"));
+            let hit = d
+                .iter()
+                .find(|d| d.is_error() && d.message.contains(want))
+                .unwrap_or_else(|| panic!("{extra:?}: no error containing {want:?} in {d:#?}"));
+            assert_eq!((hit.line, hit.col), (line, col), "{extra:?}: {hit}");
+            assert!(hit.help.is_some(), "{extra:?}: every error says what to do");
+        }
+    }
+
+    #[test]
+    fn valid_keys_reach_the_policy() {
+        let text = format!(
+            "{BASE}saturation = 0.9\n[behavior.scale_down]\nflap_budget = \"2/3h\"\n\
+             max_stabilization = \"90m\"\n[predictive]\nmode = \"forecast-only\"\n\
+             lookback = \"14d\"\nlead = \"5m\"\nquantile = 0.9\n"
+        );
+        let (p, d) = check_policy(&text, Path::new("t.toml"));
+        assert!(d.iter().all(|d| !d.is_error()), "{d:#?}");
+        let p = p.unwrap().policy;
+        assert_eq!(p.bandwidth.unwrap().saturation, 0.9);
+        assert_eq!(
+            p.behavior.flap_budget,
+            Some(FlapBudget {
+                reversals: 2,
+                per: Duration::from_secs(3 * 3600),
+                max_stabilization: Duration::from_secs(90 * 60),
+            })
+        );
+        assert_eq!(p.predictive.mode, PredictiveMode::ForecastOnly);
+        assert_eq!(p.predictive.lookback, Duration::from_secs(14 * 86_400));
+        assert_eq!(p.predictive.lead, Some(Duration::from_secs(300)));
+        assert_eq!(p.predictive.quantile, 0.9);
+
+        let off = format!("{BASE}[behavior.scale_down]\nflap_budget = \"off\"\n");
+        let (p, d) = check_policy(&off, Path::new("t.toml"));
+        assert!(d.is_empty(), "{d:#?}");
+        assert_eq!(p.unwrap().policy.behavior.flap_budget, None);
+        // Defaults: saturation 0.95, the budget on (1 per 2h, up to 4h), predictive off.
+        let (p, _) = check_policy(BASE, Path::new("t.toml"));
+        let p = p.unwrap().policy;
+        assert_eq!(p.bandwidth.unwrap().saturation, 0.95);
+        assert_eq!(p.behavior.flap_budget, Some(FlapBudget::DEFAULT));
+        assert_eq!(p.predictive.mode, PredictiveMode::Off);
+    }
 }

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering, fence};
 use std::time::Duration;
 
-pub use adaptive::MAX_LOOKBACK_DAYS;
 pub use crate::diagnostic::{self, Diagnostic, Severity};
+pub use adaptive::MAX_LOOKBACK_DAYS;
 pub use validate::{CheckedPolicy, PolicySpans, check_policy, parse_cron};
 
 use crate::fleet::Fleet;
@@ -787,14 +787,17 @@ mod memo_tests {
                     })
                 })
                 .collect();
-            let results: Vec<(u64, u64)> =
-                readers.into_iter().map(|r| r.join().unwrap()).collect();
+            let results: Vec<(u64, u64)> = readers.into_iter().map(|r| r.join().unwrap()).collect();
             (
                 results.iter().map(|r| r.0).sum::<u64>(),
                 results.iter().map(|r| r.1).collect::<Vec<_>>(),
             )
         });
-        assert_eq!(last_sweep, [10, 10], "one interval of 10 ms left after the writes");
+        assert_eq!(
+            last_sweep,
+            [10, 10],
+            "one interval of 10 ms left after the writes"
+        );
         eprintln!("{while_writing} reads answered while the writers ran");
         memo.set(5, 15, true);
         assert_eq!(

@@ -97,7 +97,10 @@ pub fn hpa_policy(p: &Policy) -> Policy {
         scale_down: dir(300),
         flap_budget: None,
     };
-    for d in [&mut out.bandwidth, &mut out.concurrent].into_iter().flatten() {
+    for d in [&mut out.bandwidth, &mut out.concurrent]
+        .into_iter()
+        .flatten()
+    {
         d.saturation = f64::INFINITY;
     }
     out.predictive.mode = PredictiveMode::Off;
@@ -114,6 +117,9 @@ const HOUR_MS: i64 = 3_600_000;
 struct DimMemory {
     /// (time, need) of the readings kept (the last hour), oldest first.
     needs: VecDeque<(i64, f64)>,
+    /// AWS: (time, need ÷ the capacity in effect when it was read): the metric its alarms
+    /// see, each datapoint against the capacity of its own minute.
+    ratios: VecDeque<(i64, f64)>,
     /// Autopilot: (time, recommendation) over the last hour.
     recs: VecDeque<(i64, f64)>,
     /// AWS: the last scale-in.
@@ -198,6 +204,10 @@ impl PeerState {
                     Dim::Concurrent => demand / (10_000.0 * target),
                 };
                 mem.needs.push_back((now_ms, need));
+                if self.peer == Peer::Aws {
+                    mem.ratios
+                        .push_back((now_ms, need / f64::from(current.max(1))));
+                }
             }
             while mem
                 .needs
@@ -205,6 +215,13 @@ impl PeerState {
                 .is_some_and(|&(t, _)| now_ms - t >= HOUR_MS)
             {
                 mem.needs.pop_front();
+            }
+            while mem
+                .ratios
+                .front()
+                .is_some_and(|&(t, _)| now_ms - t >= 15 * MINUTE_MS)
+            {
+                mem.ratios.pop_front();
             }
             let cover = |need: f64| allowed.iter().copied().find(|&v| f64::from(v) >= need);
             let to = match self.peer {
@@ -263,17 +280,20 @@ fn aws(
     cover: &impl Fn(f64) -> Option<u32>,
 ) -> Option<u32> {
     let &(_, last) = mem.needs.back()?;
-    let oldest = mem.needs.front()?.0;
-    let cur = f64::from(current);
-    // High alarm: every reading of the last 3 minutes above the target (need > capacity),
-    // with readings covering those 3 minutes.
-    let window = |mins: i64| mem.needs.iter().filter(move |&&(t, _)| now - t < mins * MINUTE_MS);
-    if now - oldest >= 2 * MINUTE_MS && window(3).all(|&(_, n)| n > cur) {
+    let oldest = mem.ratios.front()?.0;
+    // High alarm: every datapoint of the last 3 minutes above the target (need above the
+    // capacity of its minute), with datapoints covering those 3 minutes.
+    let window = |mins: i64| {
+        mem.ratios
+            .iter()
+            .filter(move |&&(t, _)| now - t < mins * MINUTE_MS)
+    };
+    if now - oldest >= 2 * MINUTE_MS && window(3).all(|&(_, r)| r > 1.0) {
         return Some(cover(last).unwrap_or(u32::MAX));
     }
     // Low alarm: 15 of 15 minutes below 0.9 × the target, then a 300 s scale-in cooldown.
     let cooled = mem.last_in.is_none_or(|t| now - t >= 5 * MINUTE_MS);
-    if cooled && now - oldest >= 14 * MINUTE_MS && window(15).all(|&(_, n)| n < 0.9 * cur) {
+    if cooled && now - oldest >= 14 * MINUTE_MS && window(15).all(|&(_, r)| r < 0.9) {
         let v = cover(last)?;
         return (v < current).then_some(v);
     }
@@ -327,10 +347,11 @@ mod tests {
         demand.extend(vec![10.0; 20]);
         let got = run(Peer::Aws, &demand, 50);
         assert_eq!(&got[..5], &[50, 50, 200, 200, 200]);
-        // 10 Mbps needs 14.3 → 20; below 0.9 × 200 from minute 5; the readings of the
-        // last 15 minutes are all low from minute 19 (5 + 14).
-        assert_eq!(got[18], 200);
-        assert_eq!(got[19], 20);
+        // Each datapoint is read against its own minute's capacity: minute 2 read 143 on
+        // 50 (high); from minute 3, 143 then 14.3 on 200 are below 0.9 × the target, so
+        // the 15 datapoints of minutes 3..=17 are all low at minute 17: 10 needs 14.3 → 20.
+        assert_eq!(got[16], 200);
+        assert_eq!(got[17], 20);
     }
 
     #[test]
@@ -349,7 +370,10 @@ mod tests {
     #[test]
     fn hpa_policy_is_our_decision_with_hpa_settings() {
         let p = hpa_policy(&fixtures::policy());
-        assert_eq!(p.behavior.scale_down.stabilization, Duration::from_secs(300));
+        assert_eq!(
+            p.behavior.scale_down.stabilization,
+            Duration::from_secs(300)
+        );
         assert_eq!(p.behavior.scale_up.tolerance, 0.1);
         assert!(p.behavior.flap_budget.is_none());
         assert!(p.bandwidth.as_ref().unwrap().saturation.is_infinite());

@@ -542,6 +542,14 @@ mod tests {
     fn record(c: &Case) -> DecisionRecord {
         let now = Timestamp::from_secs(T0);
         let mut policy = fixtures::policy();
+        // The readings above the capacity (100 Mbps on 10) would be saturated: these
+        // cases explain the other stages (one case turns saturation back on).
+        for dim in [&mut policy.bandwidth, &mut policy.concurrent]
+            .into_iter()
+            .flatten()
+        {
+            dim.saturation = f64::INFINITY;
+        }
         (c.tweak)(&mut policy);
         let mut proxy = fixtures::proxy(c.bandwidth, c.concurrent);
         proxy.status = c.status.clone();
@@ -737,6 +745,20 @@ mod tests {
                 ],
                 not: &[
                     "4. Tolerance (band: 5% up, 10% down): did not hold the value; a new value is sought.\n   5. Ladder: the step rule",
+                ],
+                ..base()
+            },
+            Case {
+                name: "a saturated reading goes up max_steps at once",
+                tweak: |p| {
+                    if let Some(b) = p.bandwidth.as_mut() {
+                        b.saturation = crate::policy::DEFAULT_SATURATION;
+                    }
+                },
+                obs: Some((9.8, 14_000.0)),
+                want: &[
+                    "demand reads 98% of the capacity in effect (10 Mbps): the cap hides the real demand, so going up 2 ladder step(s) at once, to 50",
+                    "→ target 50 Mbps (from 10).",
                 ],
                 ..base()
             },

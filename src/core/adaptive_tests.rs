@@ -1,0 +1,348 @@
+//! Table tests for the stages of issue 13: saturation, the flap budget, the window
+//! look-ahead and the seasonal pre-scale. Fixture policy as in `tests.rs`: utilization
+//! 0.7, bandwidth [10, 500] on 10/20/50/100/200/500/1000, up 2 steps / cooldown 1m,
+//! down 1 step / stabilization 10m / cooldown 10m, flap budget 1 per 2h.
+
+use std::time::Duration;
+
+use super::fixtures::{self, ladder, observe, policy, proxy};
+use super::*;
+use crate::policy::{FlapBudget, PredictiveMode};
+
+const T0: Timestamp = Timestamp::from_secs(1_795_939_200); // 2026-11-29T00:00:00Z
+const MIN: Duration = Duration::from_secs(60);
+
+fn bw_codes(d: &Decision) -> Vec<String> {
+    d.reason_codes()
+        .into_iter()
+        .filter(|c| c.starts_with("bandwidth:"))
+        .collect()
+}
+
+/// A controller that has watched the proxy for a day, with no recommendations kept.
+fn seasoned(now: Timestamp) -> ControllerState {
+    let mut st = ControllerState::default();
+    st.bandwidth.observed_since = Some(now - Duration::from_secs(86_400));
+    st.concurrent.observed_since = Some(now - Duration::from_secs(86_400));
+    st
+}
+
+#[test]
+fn a_saturated_reading_goes_up_max_steps_at_once() {
+    // (saturation, current bw, demand Mbps, want bw, bandwidth codes)
+    let cases: &[(f64, u32, f64, u32, &[&str])] = &[
+        // 94 % of 50: need 67 → 100, one step (not saturated).
+        (0.95, 50, 47.0, 100, &["bandwidth:scale.up"]),
+        // 96 % of 50: the cap hides the demand; 2 steps (max_steps) → 200.
+        (
+            0.95,
+            50,
+            48.0,
+            200,
+            &["bandwidth:data.saturated", "bandwidth:scale.up"],
+        ),
+        // Within the tolerance band by need (10.5 ≤ 10 × 1.05 would hold), but
+        // saturated: 96 % of 10 → 50.
+        (
+            0.95,
+            10,
+            9.6,
+            50,
+            &["bandwidth:data.saturated", "bandwidth:scale.up"],
+        ),
+        // A lower saturation threshold: 85 % of 100 is saturated at 0.8.
+        (
+            0.8,
+            100,
+            85.0,
+            500,
+            &["bandwidth:data.saturated", "bandwidth:scale.up"],
+        ),
+        // At the policy max: saturated, but nothing above it.
+        (
+            0.95,
+            500,
+            499.0,
+            500,
+            &["bandwidth:data.saturated", "bandwidth:bounds.max"],
+        ),
+    ];
+    for &(sat, cur, demand, want, want_codes) in cases {
+        let mut p = policy();
+        p.bandwidth.as_mut().unwrap().saturation = sat;
+        let d = decide(
+            &p,
+            &proxy(cur, 2),
+            Some(&ladder()),
+            &observe(demand, 14_000.0, T0),
+            &seasoned(T0),
+            T0,
+        );
+        assert_eq!(d.bandwidth_to, want, "saturation {sat}, {demand} on {cur}");
+        assert_eq!(
+            bw_codes(&d),
+            want_codes,
+            "saturation {sat}, {demand} on {cur}"
+        );
+    }
+}
+
+#[test]
+fn a_saturated_reading_is_never_lowered_by_stabilization_or_tolerance() {
+    // Scale-up stabilization 5m holding a low recommendation: saturation still goes up
+    // (the up window takes the lowest of recent recommendations, as in HPA, so a 5m up
+    // window delays it; with the default 0s it goes at once).
+    let p = policy();
+    let mut st = seasoned(T0);
+    st.bandwidth.recommendations = vec![(T0 - MIN, 20)];
+    let d = decide(
+        &p,
+        &proxy(20, 2),
+        Some(&ladder()),
+        &observe(19.5, 14_000.0, T0),
+        &st,
+        T0,
+    );
+    assert_eq!(d.bandwidth_to, 100, "20 → two steps → 100");
+    assert!(d.bandwidth_to >= d.bandwidth_from);
+}
+
+/// Replays a sequence of (minute, demand Mbps) on one proxy, applying every change at
+/// once; returns the bandwidth after each step and the last state.
+fn replay(
+    p: &crate::policy::Policy,
+    start: u32,
+    demand: &[(u64, f64)],
+) -> (Vec<u32>, ControllerState) {
+    let l = ladder();
+    let mut px = proxy(start, 2);
+    let mut st = seasoned(T0);
+    let mut out = Vec::new();
+    for &(minute, mbps) in demand {
+        let now = T0 + MIN * minute as u32;
+        let d = decide(p, &px, Some(&l), &observe(mbps, 14_000.0, now), &st, now);
+        px.bandwidth = d.bandwidth_to;
+        st = d.next_state;
+        out.push(px.bandwidth);
+    }
+    (out, st)
+}
+
+/// Demand that needs 100 for 5 minutes, then 20 for 15, then 100 again: a pulse that
+/// returns within the flap window.
+fn pulses(n: u64) -> Vec<(u64, f64)> {
+    let mut v = Vec::new();
+    for k in 0..n {
+        for m in 0..40 {
+            let mbps = if m < 15 { 60.0 } else { 10.0 };
+            v.push((k * 40 + m, mbps));
+        }
+    }
+    v
+}
+
+#[test]
+fn reversals_are_recorded_and_stretch_the_scale_down_window() {
+    let mut p = policy();
+    p.behavior.scale_down.cooldown = MIN;
+    p.behavior.scale_down.stabilization = 10 * MIN;
+    let (on, st) = replay(&p, 100, &pulses(4));
+    p.behavior.flap_budget = None;
+    let (off, st_off) = replay(&p, 100, &pulses(4));
+    let changes = |v: &[u32]| v.windows(2).filter(|w| w[0] != w[1]).count();
+    // Without the budget every pulse goes down after 10m and back up: 2 changes per
+    // pulse after the first. With it, the second reversal stretches the window past
+    // the 25-minute gap: it holds.
+    assert!(changes(&off) >= 6, "off: {off:?}");
+    assert!(changes(&on) < changes(&off), "on {on:?} vs off {off:?}");
+    assert!(st_off.bandwidth.reversals.is_empty(), "no budget, no count");
+    assert!(
+        !st.bandwidth.reversals.is_empty() || changes(&on) <= 2,
+        "{st:?}"
+    );
+}
+
+#[test]
+fn the_flap_budget_window_doubles_per_reversal_beyond_the_allowance() {
+    // A recommendation of 200 made 25 minutes ago; demand now needs 43 → 50, one step
+    // down → 100. The window in effect: 10m within the allowance (1 per 2h), 20m one
+    // over, 40m two over: only from two over does the 25-minute-old 200 still hold.
+    let cases: &[(usize, u32)] = &[(0, 100), (1, 100), (2, 100), (3, 200), (4, 200)];
+    for &(n, want) in cases {
+        let p = policy();
+        let mut st = seasoned(T0);
+        st.bandwidth.recommendations = vec![(T0 - 25 * MIN, 200)];
+        st.bandwidth.reversals = (0..n).map(|i| T0 - MIN * (30 + 10 * i as u32)).collect();
+        let d = decide(
+            &p,
+            &proxy(200, 2),
+            Some(&ladder()),
+            &observe(30.0, 14_000.0, T0),
+            &st,
+            T0,
+        );
+        assert_eq!(d.bandwidth_to, want, "{n} reversals: {:?}", bw_codes(&d));
+        assert_eq!(
+            bw_codes(&d).contains(&"bandwidth:scale_down.flap_budget".to_string()),
+            want == 200,
+            "{n} reversals: {:?}",
+            bw_codes(&d)
+        );
+        assert_eq!(
+            d.next_state.bandwidth.reversals.len(),
+            n,
+            "all within 2h: kept"
+        );
+    }
+}
+
+#[test]
+fn the_flap_budget_decays_and_never_blocks_a_scale_up() {
+    let p = policy();
+    let mut st = seasoned(T0);
+    // Five reversals, all older than the 2h period: forgotten, the window is back to 10m.
+    st.bandwidth.reversals = (0..5).map(|i| T0 - MIN * (121 + i)).collect();
+    st.bandwidth.recommendations = vec![(T0 - 25 * MIN, 200)];
+    let d = decide(
+        &p,
+        &proxy(200, 2),
+        Some(&ladder()),
+        &observe(30.0, 14_000.0, T0),
+        &st,
+        T0,
+    );
+    assert_eq!(d.bandwidth_to, 100, "{:?}", bw_codes(&d));
+    assert!(d.next_state.bandwidth.reversals.is_empty());
+    // Five recent reversals: a scale-up still goes at once.
+    let mut st = seasoned(T0);
+    st.bandwidth.reversals = (0..5).map(|i| T0 - MIN * (10 + i)).collect();
+    let d = decide(
+        &p,
+        &proxy(50, 2),
+        Some(&ladder()),
+        &observe(45.0, 14_000.0, T0),
+        &st,
+        T0,
+    );
+    assert_eq!(d.bandwidth_to, 100);
+}
+
+#[test]
+fn the_flap_budget_is_bounded_by_max_stabilization() {
+    let mut p = policy();
+    p.behavior.flap_budget = Some(FlapBudget {
+        max_stabilization: 30 * MIN,
+        ..FlapBudget::DEFAULT
+    });
+    let mut st = seasoned(T0);
+    st.bandwidth.reversals = (0..10).map(|i| T0 - MIN * (5 + i)).collect();
+    // A high 35 minutes ago: beyond the 30m cap however many reversals.
+    st.bandwidth.recommendations = vec![(T0 - 35 * MIN, 200)];
+    let d = decide(
+        &p,
+        &proxy(200, 2),
+        Some(&ladder()),
+        &observe(30.0, 14_000.0, T0),
+        &st,
+        T0,
+    );
+    assert_eq!(d.bandwidth_to, 100, "{:?}", bw_codes(&d));
+}
+
+fn business_hours() -> crate::policy::Window {
+    // 09:00 Asia/Shanghai = 01:00Z on weekdays, bandwidth at least 100.
+    fixtures::window("0 0 9 * * Mon-Fri", 10, 100)
+}
+
+#[test]
+fn window_look_ahead() {
+    // Monday 2026-11-30 01:00Z opens the window. Lead = interval 30s + 60s adjusting.
+    let opens = crate::time::parse_time("2026-11-30T01:00:00Z").unwrap();
+    // (time before the opening, current, demand, want, window.ahead said)
+    let cases: &[(Duration, u32, f64, u32, bool)] = &[
+        // Within the lead (90s): pre-scaled to the window's minimum now.
+        (MIN, 20, 13.3, 100, true),
+        // Further than the lead: nothing yet (need 19 is within tolerance of 20).
+        (5 * MIN, 20, 13.3, 20, false),
+        // Within the scale-down horizon (10m): no scale-down below the coming minimum.
+        (5 * MIN, 100, 3.0, 100, true),
+        // Beyond it: down as usual (one step).
+        (30 * MIN, 100, 3.0, 50, false),
+    ];
+    for &(before, cur, demand, want, ahead) in cases {
+        let mut p = policy();
+        p.windows.push(business_hours());
+        let now = opens - before;
+        let d = decide(
+            &p,
+            &proxy(cur, 2),
+            Some(&ladder()),
+            &observe(demand, 14_000.0, now),
+            &seasoned(now),
+            now,
+        );
+        assert_eq!(d.bandwidth_to, want, "{before:?} before, {cur}");
+        assert_eq!(
+            bw_codes(&d).contains(&"bandwidth:window.ahead".to_string()),
+            ahead,
+            "{before:?} before, {cur}: {:?}",
+            bw_codes(&d)
+        );
+    }
+}
+
+/// A state whose seasonal memory saw a need of `high` Mbps in the hour after `at` on each
+/// of the `days` days before.
+fn learned(p: &crate::policy::Policy, at: Timestamp, days: u32, high: f64) -> ControllerState {
+    let mut st = seasoned(at);
+    let lookback = (p.predictive.lookback.as_secs() / 86_400) as usize;
+    for d in 1..=days {
+        let t = at - Duration::from_secs(86_400) * d + 2 * MIN;
+        st.bandwidth.season.record(t, high, lookback);
+    }
+    st
+}
+
+#[test]
+fn the_seasonal_stage_raises_ahead_and_only_raises() {
+    // At 08:59Z the lead (90s) reaches 09:00; on the three days before, the hour of
+    // 09:00 needed 180 Mbps.
+    let at = crate::time::parse_time("2026-11-30T08:59:00Z").unwrap();
+    // (mode, days learned, learned high, current, demand, want, has predictive code)
+    let cases: &[(PredictiveMode, u32, f64, u32, f64, u32, bool)] = &[
+        (PredictiveMode::Scale, 3, 180.0, 50, 20.0, 200, true),
+        (PredictiveMode::ForecastOnly, 3, 180.0, 50, 20.0, 50, true),
+        (PredictiveMode::Off, 3, 180.0, 50, 20.0, 50, false),
+        // Two days are not enough to forecast.
+        (PredictiveMode::Scale, 2, 180.0, 50, 20.0, 50, false),
+        // A forecast below the reactive need changes nothing (never lowers).
+        (PredictiveMode::Scale, 3, 30.0, 50, 130.0, 200, false),
+    ];
+    for &(mode, days, high, cur, demand, want, code) in cases {
+        let mut p = policy();
+        p.predictive.mode = mode;
+        p.bandwidth.as_mut().unwrap().max = 500;
+        let st = learned(&p, at, days, high);
+        let d = decide(
+            &p,
+            &proxy(cur, 2),
+            Some(&ladder()),
+            &observe(demand, 14_000.0, at),
+            &st,
+            at,
+        );
+        assert_eq!(d.bandwidth_to, want, "{mode:?} {days} days {high}");
+        assert_eq!(
+            bw_codes(&d).contains(&"bandwidth:predictive.ahead".to_string()),
+            code,
+            "{mode:?} {days} days {high}: {:?}",
+            bw_codes(&d)
+        );
+        if mode != PredictiveMode::Off {
+            assert!(
+                !d.next_state.bandwidth.season.is_empty(),
+                "the need is learned"
+            );
+        }
+    }
+}
