@@ -129,7 +129,9 @@ fn bench_fleet(c: &mut Criterion) {
         })
     });
 
-    let mut ladders = String::new();
+    let mut ladders = String::from(
+        "[[proxy]]\nid = \"link-00000000\"\naccess_region = \"region-000000\"\nreal_server_region = \"Shanghai\"\nbandwidth = 10\nconcurrent = 2\n",
+    );
     for i in 0..100_000 {
         write!(
             ladders,
