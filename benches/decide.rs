@@ -73,6 +73,8 @@ fn bench(c: &mut Criterion) {
     windowed
         .windows
         .push(fixtures::window("0 0 9 * * Mon-Fri", 10, 100));
+    // After the first call the window memo answers (the window is closed until its next
+    // opening): this is the warm path.
     g.bench_function("one proxy, full state, one window", |b| {
         b.iter(|| {
             decide(
@@ -84,6 +86,30 @@ fn bench(c: &mut Criterion) {
                 black_box(now),
             )
         })
+    });
+    // The cold path: the memo empty for every decision, so the cron schedule is evaluated
+    // (a fresh copy of the window per iteration, made outside the timing).
+    g.bench_function("one proxy, full state, one window, cold memo", |b| {
+        b.iter_batched_ref(
+            || {
+                let mut p = windowed.clone();
+                for w in &mut p.windows {
+                    w.memo = Default::default();
+                }
+                p
+            },
+            |p| {
+                decide(
+                    black_box(p),
+                    black_box(&proxy),
+                    Some(black_box(&ladder)),
+                    black_box(&obs),
+                    black_box(&state),
+                    black_box(now),
+                )
+            },
+            BatchSize::SmallInput,
+        )
     });
     g.finish();
 }

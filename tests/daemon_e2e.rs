@@ -93,23 +93,28 @@ fn scales_up_on_a_demand_step_and_down_after_the_stabilization_window() {
             .find(|c| c["params"]["ClientToken"] == r["id"])
             .expect("a call per applied decision");
         assert_eq!(call["request_id"], r["request_id"]);
-        for key in [
-            "id",
-            "time",
-            "policy",
-            "proxy_id",
-            "mode",
-            "bandwidth_from",
-            "bandwidth_to",
-            "concurrent_from",
-            "concurrent_to",
-            "reasons",
-            "outcome",
-            "request_id",
-            "error_code",
-        ] {
-            assert!(r.get(key).is_some(), "record lacks {key}");
-        }
+        // The record says what was sent, to whom, under which policy (values, not keys).
+        assert_eq!(r["proxy_id"], call["params"]["ProxyId"], "{r:#?}");
+        assert_eq!(r["bandwidth_to"], call["params"]["Bandwidth"], "{r:#?}");
+        assert_eq!(r["concurrent_to"], call["params"]["Concurrent"], "{r:#?}");
+        assert_eq!(r["policy"], "e2e", "{r:#?}");
+        assert_eq!(r["mode"], "live", "{r:#?}");
+        assert!(r["error_code"].is_null(), "{r:#?}");
+        assert!(
+            r["request_id"].as_str().is_some_and(|s| !s.is_empty()),
+            "{r:#?}"
+        );
+        assert!(
+            r["bandwidth_from"] != r["bandwidth_to"] || r["concurrent_from"] != r["concurrent_to"],
+            "an applied decision changes something: {r:#?}"
+        );
+        assert!(
+            r["reasons"].as_array().is_some_and(|a| !a.is_empty()),
+            "{r:#?}"
+        );
+        let time = r["time"].as_str().expect("a time");
+        let parsed = chrono::DateTime::parse_from_rfc3339(time).expect("time is RFC 3339");
+        assert_eq!(r["time_ms"], parsed.timestamp_millis(), "{r:#?}");
     }
     // `log show` explains a decision stage by stage.
     let id = applied_records[0]["id"].as_str().unwrap();

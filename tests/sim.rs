@@ -248,8 +248,28 @@ fn baselines_match_hand_computed_values() {
     assert_eq!(r.longest_gap_s, 3600.0);
     assert_eq!((r.days_without_change, r.whole_days), (0, 0));
 
-    // The JSON row carries DESIGN.md's field names.
-    assert_proxy_row_fields(&serde_json::to_value(&r).unwrap());
+    // The JSON row carries DESIGN.md's field names, with the values worked out above.
+    let row = serde_json::to_value(&r).unwrap();
+    assert_proxy_row_fields(&row);
+    assert_eq!(row["proxy_id"], r.proxy_id.as_str());
+    assert_eq!(row["changes"], r.changes);
+    assert_eq!(row["under_provisioned_pct"], 40.0);
+    assert_eq!(row["unserved_mbps_hours"], 10.0 + 40.0);
+    assert_eq!(row["footprint_mbps_hours"], 160.0);
+    assert_eq!(row["slack_mbps_hours"], 16.0 + 8.0);
+    assert_eq!(row["cost"], 160.0 * 0.5 + 35.0 * 2.0);
+    assert_eq!(
+        row["baselines"]["oracle"]["slack_mbps_hours"],
+        6.0 + 38.0 + 70.0 + 110.0
+    );
+    assert_eq!(row["over_provisioned_pct"], 20.0);
+    assert_eq!(row["no_data_steps"], 1);
+    assert_eq!(row["baselines"]["static"]["footprint_mbps_hours"], 1000.0);
+    assert_eq!(row["baselines"]["static"]["under_provisioned_pct"], 20.0);
+    assert_eq!(
+        row["baselines"]["static"]["cost"],
+        1000.0 * 0.5 + 100.0 * 2.0
+    );
 }
 
 /// A proxy row of the JSON report carries DESIGN.md's field names, baselines included.
@@ -1046,6 +1066,45 @@ fn simulate_json_has_the_design_fields() {
     for p in proxies {
         assert_proxy_row_fields(p);
     }
+    // The values, not only the keys: the summary is the proxies' totals, the cost is
+    // the footprint at the prices given, and the changes are the decision rows.
+    let f = |v: &serde_json::Value| v.as_f64().unwrap();
+    let total = |k: &str| proxies.iter().map(|p| f(&p[k])).sum::<f64>();
+    for k in [
+        "unserved_mbps_hours",
+        "footprint_mbps_hours",
+        "footprint_concurrent_hours",
+        "censored_samples",
+        "flapping",
+        "changes",
+    ] {
+        let (sum, got) = (total(k), f(&summary[k]));
+        assert!(
+            (sum - got).abs() <= 1e-9 * sum.abs().max(1.0),
+            "summary.{k} {got} != the proxies' {sum}"
+        );
+    }
+    assert!(f(&summary["footprint_mbps_hours"]) > 0.0);
+    let cost = f(&summary["footprint_mbps_hours"]) * 0.01
+        + f(&summary["footprint_concurrent_hours"]) * 0.2;
+    assert!(
+        (f(&summary["cost"]) - cost).abs() <= 1e-9 * cost,
+        "cost {} != {cost}",
+        summary["cost"]
+    );
+    let reasons = summary["reasons"].as_object().unwrap();
+    assert!(!reasons.is_empty());
+    for (code, n) in reasons {
+        let sum: u64 = proxies
+            .iter()
+            .map(|p| p["reasons"][code].as_u64().unwrap_or(0))
+            .sum();
+        assert_eq!(n.as_u64().unwrap(), sum, "summary.reasons.{code}");
+    }
+    for p in proxies {
+        let pct = f(&p["under_provisioned_pct"]);
+        assert!((0.0..=100.0).contains(&pct), "{pct}");
+    }
     let decisions = v["decisions"].as_array().unwrap();
     assert!(!decisions.is_empty());
     for d in decisions {
@@ -1064,6 +1123,21 @@ fn simulate_json_has_the_design_fields() {
         let changed =
             d["bandwidth_from"] != d["bandwidth_to"] || d["concurrent_from"] != d["concurrent_to"];
         assert!(changed, "only changes are listed: {d}");
+    }
+    // One row per change of each proxy, under that proxy's policy; a proxy's changes
+    // chain (each starts where the one before ended).
+    assert_eq!(decisions.len() as f64, f(&summary["changes"]));
+    for p in proxies {
+        let id = &p["proxy_id"];
+        let mine: Vec<_> = decisions.iter().filter(|d| &d["proxy_id"] == id).collect();
+        assert_eq!(mine.len() as u64, p["changes"].as_u64().unwrap(), "{id}");
+        for d in &mine {
+            assert_eq!(d["policy"], p["policy"], "{id}");
+        }
+        for w in mine.windows(2) {
+            assert_eq!(w[1]["bandwidth_from"], w[0]["bandwidth_to"], "{id}");
+            assert_eq!(w[1]["concurrent_from"], w[0]["concurrent_to"], "{id}");
+        }
     }
     // Same seed, same output.
     let again = simulate(&[

@@ -530,7 +530,17 @@ impl DimCtx<'_> {
         if bounded < current
             && let Some(m) = ahead.floor[Ahead::idx(self.dim)]
         {
-            let floor = self.cover(f64::from(m)).min(max).min(current);
+            // An allowed value: the cheapest covering `m`, else the highest not above the
+            // max or the current value (both may lie off the ladder).
+            let cap = max.min(current);
+            let floor = self
+                .values
+                .iter()
+                .copied()
+                .filter(|&v| v <= cap)
+                .find(|&v| v >= m)
+                .or_else(|| self.values.iter().copied().rev().find(|&v| v <= cap))
+                .unwrap_or(bounded);
             if floor > bounded {
                 self.reason(
                     ReasonCode::WindowAhead,

@@ -645,6 +645,8 @@ fn signal(ctx: &mut Ctx<'_>, name: &str, sig: &Spanned<RawSignal>) -> Option<Sig
             }
             None => Some(q.get_ref().trim().to_string()),
         },
+        // Dropped by stage 1 (a wrong type, already reported): not missing as well.
+        None if ctx.dropped.contains(&format!("signals.{name}.query")) => None,
         None => {
             ctx.missing(
                 "signals.query",
@@ -1666,6 +1668,31 @@ max = 500
         let d = diags(&text);
         let errors: Vec<_> = d.iter().filter(|d| d.is_error()).collect();
         assert_eq!(errors.len(), 4, "{d:#?}");
+    }
+
+    /// A signal's `query` of the wrong type is one error (stage 1's), not a second one
+    /// saying the signal has no query: the two stages agree on map keys like `signals.x`.
+    #[test]
+    fn a_wrong_typed_query_is_not_also_missing() {
+        let text = policy(&[("", "[signals.extra]\nquery = 5")]);
+        let d = diags(&text);
+        let errors: Vec<String> = d
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(
+            errors[0].contains("`signals.extra.query`: invalid type"),
+            "{errors:#?}"
+        );
+        // A query left out is still missing.
+        let d = diags(&policy(&[("", "[signals.extra]\nmax_age = \"1m\"")]));
+        assert!(
+            d.iter()
+                .any(|d| d.is_error() && d.message == "signal `extra` has no `query`"),
+            "{d:#?}"
+        );
     }
 
     #[test]
