@@ -111,6 +111,34 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // Predictive pre-scaling on (issue 13): a full week of hourly highs per dimension,
+    // recorded and forecast at every decision; the state is in the reused Decision, as
+    // in the replay.
+    let mut predictive = policy.clone();
+    predictive.predictive.mode = gaap_autoscaler::policy::PredictiveMode::Scale;
+    let mut seasoned = state.clone();
+    for dim in [&mut seasoned.bandwidth, &mut seasoned.concurrent] {
+        for h in 0..7 * 24 {
+            dim.season
+                .record(now - Duration::from_secs(3600 * h), 150.0, 7);
+        }
+    }
+    g.bench_function("one proxy, full state, predictive, decide_into", |b| {
+        b.iter_batched_ref(
+            || Decision::with_state(seasoned.clone()),
+            |d| {
+                decide_into(
+                    black_box(&predictive),
+                    black_box(&proxy),
+                    Some(black_box(&ladder)),
+                    black_box(&obs),
+                    black_box(now),
+                    d,
+                )
+            },
+            BatchSize::SmallInput,
+        )
+    });
     g.finish();
 }
 
