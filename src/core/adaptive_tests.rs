@@ -357,3 +357,47 @@ fn the_seasonal_stage_raises_ahead_and_only_raises() {
         }
     }
 }
+
+#[test]
+fn paid_capacity_is_kept_until_the_end_of_the_billing_day() {
+    // The billing day ends at 16:00Z (00:00 China Standard Time); the lead is 90s.
+    // (time, hold_paid_capacity, want bw: 200 held, or down one step to 100)
+    let cases: &[(&str, bool, u32, bool)] = &[
+        ("2026-11-30T15:00:00Z", true, 200, true),
+        ("2026-11-30T15:58:31Z", true, 100, false), // within the last 90s
+        ("2026-11-30T16:00:00Z", true, 200, true),  // a new day, paid again
+        ("2026-11-30T15:00:00Z", false, 100, false),
+    ];
+    for &(at, hold, want, said) in cases {
+        let now = crate::time::parse_time(at).unwrap();
+        let mut p = policy();
+        p.hold_paid_capacity = hold;
+        let d = decide(
+            &p,
+            &proxy(200, 2),
+            Some(&ladder()),
+            &observe(30.0, 14_000.0, now),
+            &seasoned(now),
+            now,
+        );
+        assert_eq!(d.bandwidth_to, want, "{at} hold {hold}: {:?}", bw_codes(&d));
+        assert_eq!(
+            bw_codes(&d).contains(&"bandwidth:scale_down.paid_capacity".to_string()),
+            said,
+            "{at}"
+        );
+    }
+    // A scale-up is never held.
+    let now = crate::time::parse_time("2026-11-30T15:00:00Z").unwrap();
+    let mut p = policy();
+    p.hold_paid_capacity = true;
+    let d = decide(
+        &p,
+        &proxy(50, 2),
+        Some(&ladder()),
+        &observe(45.0, 14_000.0, now),
+        &seasoned(now),
+        now,
+    );
+    assert_eq!(d.bandwidth_to, 100);
+}

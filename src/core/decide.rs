@@ -564,6 +564,25 @@ impl DimCtx<'_> {
         } else {
             self.cooldown(st, bounded)
         };
+        // Capacity paid for today is kept until the last evaluations of the billing day.
+        if !forced && t.target < current && self.policy.hold_paid_capacity {
+            let left = billing_day_left_ms(self.now);
+            if left > millis(self.policy.lead()) {
+                self.reason(
+                    ReasonCode::HoldPaidCapacity,
+                    format!(
+                        "today's {current} {} is paid for (a day is billed at its highest \
+                         specification): going down to {} waits for the last {} of the \
+                         billing day, {} from now",
+                        self.dim.unit(),
+                        t.target,
+                        crate::time::format_duration(self.policy.lead()),
+                        crate::time::format_duration(Duration::from_millis(left as u64)),
+                    ),
+                );
+                t.target = current;
+            }
+        }
         t
     }
 
@@ -1060,6 +1079,14 @@ impl DimCtx<'_> {
             target
         }
     }
+}
+
+/// Milliseconds from `now` to the end of its GAAP billing day (00:00 China Standard Time,
+/// UTC+8).
+fn billing_day_left_ms(now: Timestamp) -> i64 {
+    const DAY: i64 = 86_400_000;
+    const OFFSET: i64 = 8 * 3_600_000;
+    DAY - (now.millis() + OFFSET).rem_euclid(DAY)
 }
 
 /// A step count as a signed shift: `max_steps` beyond `i32::MAX` (no limit) saturates,

@@ -66,6 +66,7 @@ pub fn policy() -> Policy {
         paused: crate::core::Paused::NONE,
         manual_hold: crate::core::ManualHold::default(),
         manual_hold_allows_saturation: false,
+        hold_paid_capacity: false,
         predictive: crate::policy::Predictive::default(),
     }
 }

@@ -247,6 +247,15 @@ max = 500
 
     #[test]
     fn valid_keys_reach_the_policy() {
+        let paid = format!("hold_paid_capacity = true\n{BASE}");
+        let (p, d) = check_policy(&paid, Path::new("t.toml"));
+        assert!(d.is_empty(), "{d:#?}");
+        assert!(p.unwrap().policy.hold_paid_capacity);
+        let (_, d) = check_policy(
+            &format!("hold_paid_capacity = \"yes\"\n{BASE}"),
+            Path::new("t.toml"),
+        );
+        assert!(d.iter().any(|d| d.is_error() && d.line == 1), "{d:#?}");
         let text = format!(
             "{BASE}saturation = 0.9\n[behavior.scale_down]\nflap_budget = \"2/3h\"\n\
              max_stabilization = \"90m\"\n[predictive]\nmode = \"forecast-only\"\n\

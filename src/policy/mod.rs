@@ -478,6 +478,10 @@ pub struct Policy {
     pub manual_hold: crate::core::ManualHold,
     /// A saturated scale-up may override a manual hold (`manual_hold_allows_saturation`).
     pub manual_hold_allows_saturation: bool,
+    /// Keep capacity already paid for today (GAAP bills a day at its most expensive
+    /// specification, `period_charge = "max"`): scale-downs wait for the last evaluations
+    /// of the billing day (00:00 China Standard Time), `hold_paid_capacity`.
+    pub hold_paid_capacity: bool,
     /// The seasonal recommender (`[predictive]`); off by default.
     pub predictive: Predictive,
 }

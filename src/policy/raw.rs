@@ -41,6 +41,8 @@ pub struct RawPolicy {
     pub manual_hold: Option<Spanned<String>>,
     /// `manual_hold_allows_saturation = true`: a saturated scale-up overrides the hold.
     pub manual_hold_allows_saturation: Option<Spanned<bool>>,
+    /// `hold_paid_capacity = true`: scale-downs wait for the end of the billing day.
+    pub hold_paid_capacity: Option<Spanned<bool>>,
     /// `[predictive]`: the seasonal recommender.
     pub predictive: Option<Spanned<RawPredictive>>,
 }

@@ -174,6 +174,10 @@ fn validate_policy(ctx: &mut Ctx<'_>, raw: RawPolicy) -> Option<CheckedPolicy> {
         .manual_hold_allows_saturation
         .as_ref()
         .is_some_and(|b| *b.get_ref());
+    let hold_paid_capacity = raw
+        .hold_paid_capacity
+        .as_ref()
+        .is_some_and(|b| *b.get_ref());
 
     let signals = signals(ctx, &raw);
     let behavior = behavior(ctx, raw.behavior.as_ref());
@@ -282,6 +286,7 @@ fn validate_policy(ctx: &mut Ctx<'_>, raw: RawPolicy) -> Option<CheckedPolicy> {
         paused,
         manual_hold,
         manual_hold_allows_saturation,
+        hold_paid_capacity,
         predictive,
     };
     Some(CheckedPolicy { policy, spans })
