@@ -19,7 +19,7 @@ use crate::trace::Trace;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  gaap-autoscaler simulate\n  gaap-autoscaler simulate --policies policies/ --metrics export.csv --report report.html\n  gaap-autoscaler simulate --policies a/ --policies b/ --synthetic --days 30 --json"
+    after_help = "Examples:\n  gaap-autoscaler simulate\n  gaap-autoscaler simulate --policies policies/ --metrics export.csv --report report.html\n  gaap-autoscaler simulate --policies a/ --policies b/ --synthetic --days 30 --json\n  gaap-autoscaler simulate --reference all                  # beside HPA, AWS and Autopilot\n  gaap-autoscaler simulate --prices examples/prices-daily.toml   # GAAP's per-day billing\n  gaap-autoscaler simulate --metrics export.csv --start 2026-11-08T00:00:00Z   # [predictive] learns from the data before --start"
 )]
 pub struct SimulateArgs {
     /// A directory (or file) of policies. Repeat to compare several sets side by side on
@@ -69,7 +69,8 @@ pub struct SimulateArgs {
     /// DIR` (a Prometheus to run the daemon against: scripts/demo.sh).
     #[arg(long, value_name = "FILE")]
     pub export_openmetrics: Option<PathBuf>,
-    /// A price table (TOML: `mbps_hour`, `concurrent_hour`, optional `currency`).
+    /// A price table (TOML: `mbps_hour`, `concurrent_hour`, optional `currency`; or
+    /// GAAP's per-day form, a `[daily]` table: examples/prices-daily.toml).
     #[arg(long, value_name = "FILE")]
     pub prices: Option<PathBuf>,
     /// Also replay reference autoscalers on the same trace, proxies and bounds, and
