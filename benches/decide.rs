@@ -24,6 +24,7 @@ fn full_state(now: Timestamp) -> ControllerState {
     ControllerState {
         bandwidth: hist(200),
         concurrent: hist(10),
+        ..ControllerState::default()
     }
 }
 
@@ -72,6 +73,8 @@ fn bench(c: &mut Criterion) {
     windowed
         .windows
         .push(fixtures::window("0 0 9 * * Mon-Fri", 10, 100));
+    // After the first call the window memo answers (the window is closed until its next
+    // opening): this is the warm path.
     g.bench_function("one proxy, full state, one window", |b| {
         b.iter(|| {
             decide(
@@ -83,6 +86,58 @@ fn bench(c: &mut Criterion) {
                 black_box(now),
             )
         })
+    });
+    // The cold path: the memo empty for every decision, so the cron schedule is evaluated
+    // (a fresh copy of the window per iteration, made outside the timing).
+    g.bench_function("one proxy, full state, one window, cold memo", |b| {
+        b.iter_batched_ref(
+            || {
+                let mut p = windowed.clone();
+                for w in &mut p.windows {
+                    w.memo = Default::default();
+                }
+                p
+            },
+            |p| {
+                decide(
+                    black_box(p),
+                    black_box(&proxy),
+                    Some(black_box(&ladder)),
+                    black_box(&obs),
+                    black_box(&state),
+                    black_box(now),
+                )
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // Predictive pre-scaling on (issue 13): a full week of hourly highs per dimension,
+    // recorded and forecast at every decision; the state is in the reused Decision, as
+    // in the replay.
+    let mut predictive = policy.clone();
+    predictive.predictive.mode = gaap_autoscaler::policy::PredictiveMode::Scale;
+    let mut seasoned = state.clone();
+    for dim in [&mut seasoned.bandwidth, &mut seasoned.concurrent] {
+        for h in 0..7 * 24 {
+            dim.season
+                .record(now - Duration::from_secs(3600 * h), 150.0, 7);
+        }
+    }
+    g.bench_function("one proxy, full state, predictive, decide_into", |b| {
+        b.iter_batched_ref(
+            || Decision::with_state(seasoned.clone()),
+            |d| {
+                decide_into(
+                    black_box(&predictive),
+                    black_box(&proxy),
+                    Some(black_box(&ladder)),
+                    black_box(&obs),
+                    black_box(now),
+                    d,
+                )
+            },
+            BatchSize::SmallInput,
+        )
     });
     g.finish();
 }

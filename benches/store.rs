@@ -44,6 +44,64 @@ fn template() -> DecisionRecord {
     )
 }
 
+/// `n` different records (sizes and compression depend on the content): proxies, current
+/// values, demands (scale-ups, scale-downs, holds in the tolerance band, missing data),
+/// policies with and without a window, from a fixed pseudo-random sequence.
+fn varied(n: usize) -> Vec<DecisionRecord> {
+    let ladder = fixtures::ladder();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    (0..n)
+        .map(|k| {
+            let now = Timestamp(T0 + k as i64 * 1000);
+            let mut policy = fixtures::policy();
+            policy.name = format!("policy-{}", next(40));
+            if next(3) == 0 {
+                policy
+                    .windows
+                    .push(fixtures::window("0 0 9 * * Mon-Fri", 10, 100));
+            }
+            let bw = ladder.bandwidth[next(ladder.bandwidth.len() as u64) as usize];
+            let cc = ladder.concurrent[next(ladder.concurrent.len() as u64) as usize];
+            let mut proxy = fixtures::proxy(bw, cc);
+            proxy.id = format!("link-{:08x}", next(1 << 32));
+            let mut obs = fixtures::observe(
+                next(2_000) as f64 + next(1000) as f64 / 1000.0,
+                next(400_000) as f64,
+                now - Duration::from_secs(next(60)),
+            );
+            if next(10) == 0 {
+                obs.signals.clear();
+            }
+            let d = decide(
+                &policy,
+                &proxy,
+                Some(&ladder),
+                &obs,
+                &ControllerState::default(),
+                now,
+            );
+            DecisionRecord::from_decision(
+                &d,
+                &RecordContext {
+                    mode: Mode::Live,
+                    outcome: Outcome::Planned,
+                    proxy: &proxy,
+                    ladder: Some(&ladder),
+                    observation: &obs,
+                    policy: &policy,
+                    note: None,
+                },
+            )
+        })
+        .collect()
+}
+
 /// The record at `T0 + i` ms; `planned` ones go through a two-tree transaction.
 fn at(t: &DecisionRecord, i: i64) -> DecisionRecord {
     let mut r = t.clone();
@@ -69,9 +127,24 @@ fn walk(dir: &std::path::Path) -> u64 {
 fn bench(c: &mut Criterion) {
     let t = template();
     eprintln!(
-        "record size: {} bytes of JSON",
+        "record size: {} bytes of JSON (the scale-up template)",
         serde_json::to_vec(&t).unwrap().len()
     );
+    // Every benchmark below writes these, in turn: 20,000 copies of one record would
+    // compress far better than a real log.
+    let pool = varied(1024);
+    let sizes: Vec<usize> = pool
+        .iter()
+        .map(|r| serde_json::to_vec(r).unwrap().len())
+        .collect();
+    eprintln!(
+        "{} varied records: {}..{} bytes of JSON, mean {:.0}",
+        pool.len(),
+        sizes.iter().min().unwrap(),
+        sizes.iter().max().unwrap(),
+        sizes.iter().sum::<usize>() as f64 / sizes.len() as f64
+    );
+    let rec = |i: i64| at(&pool[i as usize % pool.len()], i);
     // On the project's disk (ext4 here), not a tmpfs: the flush is a real fsync.
     let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
     // Disk per record: 20,000 holds in batches of 100 (one pass each), then the files' size.
@@ -80,12 +153,10 @@ fn bench(c: &mut Criterion) {
         let n = 20_000;
         {
             let log = DecisionLog::open(dir.path()).unwrap();
-            let mut hold = t.clone();
-            hold.outcome = Outcome::Held;
             for b in 0..n / 100 {
                 let batch: Vec<DecisionRecord> = (0..100)
                     .map(|k| {
-                        let mut r = at(&hold, b * 100 + k);
+                        let mut r = rec(b * 100 + k);
                         r.outcome = Outcome::Held;
                         r
                     })
@@ -111,7 +182,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("append planned, flush each", |b| {
         b.iter(|| {
             i += 1;
-            black_box(log.append(&at(&t, i)).unwrap())
+            black_box(log.append(&rec(i)).unwrap())
         })
     });
     g.throughput(Throughput::Elements(100));
@@ -121,7 +192,7 @@ fn bench(c: &mut Criterion) {
                 (0..100)
                     .map(|_| {
                         i += 1;
-                        let mut r = at(&t, i);
+                        let mut r = rec(i);
                         r.outcome = Outcome::Held;
                         r
                     })
@@ -141,7 +212,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || {
                 i += 1;
-                log.append(&at(&t, i)).unwrap()
+                log.append(&rec(i)).unwrap()
             },
             |id| log.record_outcome(&id, Outcome::Applied, &update).unwrap(),
             BatchSize::SmallInput,
@@ -157,7 +228,7 @@ fn bench(c: &mut Criterion) {
     let dir2 = tempfile::tempdir_in(&base).unwrap();
     let log2 = DecisionLog::open(dir2.path()).unwrap();
     for start in (0..20_000).step_by(1000) {
-        let chunk: Vec<DecisionRecord> = (start..start + 1000).map(|k| at(&t, k)).collect();
+        let chunk: Vec<DecisionRecord> = (start..start + 1000).map(rec).collect();
         log2.append_batch(&chunk).unwrap();
     }
     let disk: u64 = walk_size(dir2.path());

@@ -1,4 +1,4 @@
-//! The command line: one binary, six commands. Each command's flags and its `run` live
+//! The command line: one binary, nine commands. Each command's flags and its `run` live
 //! beside the code they drive; this file only lists them.
 
 use std::process::ExitCode;
@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "gaap-autoscaler", version, about, long_about = None)]
 #[command(
-    after_help = "Start here:\n  gaap-autoscaler simulate              replay the bundled policies over a synthetic trace\n  gaap-autoscaler validate policies/    check policy files\n  gaap-autoscaler run --config gaap-autoscaler.toml --dry-run --once\n\nCredentials come from TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY (/ TENCENTCLOUD_TOKEN)\nor ~/.tencentcloud/credentials, or tccli's ~/.tccli/<TCCLI_PROFILE or default>.credential, never from files in this project."
+    after_help = "Start here:\n  gaap-autoscaler simulate              replay the bundled policies over a synthetic trace\n  gaap-autoscaler validate policies/    check policy files\n  gaap-autoscaler run --config gaap-autoscaler.toml --dry-run --once\n  gaap-autoscaler pause --policy web --direction down --for 2h --reason \"migration\"\n\nCredentials come from TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY (/ TENCENTCLOUD_TOKEN)\nor ~/.tencentcloud/credentials, or tccli's ~/.tccli/<TCCLI_PROFILE or default>.credential, never from files in this project."
 )]
 pub struct Cli {
     /// Log level filter (e.g. `info`, `debug`, `gaap_autoscaler=trace`); also RUST_LOG.
@@ -47,6 +47,12 @@ pub enum Command {
     Sandbox(crate::sandbox::cmd::SandboxArgs),
     /// Make one signed call to the GAAP API and print the JSON response.
     Api(crate::cloud::cmd::ApiArgs),
+    /// Pause scaling of a policy or proxy (one direction or both) in the running daemon.
+    Pause(crate::daemon::ctl::PauseArgs),
+    /// Resume what `pause` paused (and end manual holds) in the running daemon.
+    Resume(crate::daemon::ctl::ResumeArgs),
+    /// Show the running daemon's pauses and manual holds.
+    Status(crate::daemon::ctl::StatusArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -57,5 +63,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Log(a) => crate::store::cmd::run(a),
         Command::Sandbox(a) => crate::sandbox::cmd::run(a),
         Command::Api(a) => crate::cloud::cmd::run(a),
+        Command::Pause(a) => crate::daemon::ctl::pause(a),
+        Command::Resume(a) => crate::daemon::ctl::resume(a),
+        Command::Status(a) => crate::daemon::ctl::status(a),
     }
 }

@@ -13,6 +13,7 @@
 //! listen = "127.0.0.1:9464"                       # default: /metrics and /healthz
 //! api_rate = 20                                   # default; requests/second per API action, 1..=20
 //! fleet_refresh = "5m"                            # default: how often DescribeProxies is re-read
+//! control_token = "..."                           # optional: bearer token of /control/* (or GAAP_AUTOSCALER_CONTROL_TOKEN)
 //! ```
 //!
 //! Credentials are never read from this file: a key that looks like one is rejected with a
@@ -80,6 +81,49 @@ pub struct EngineConfig {
     pub api_rate: u32,
     /// How often the fleet (DescribeProxies, ladders) is re-read.
     pub fleet_refresh: Duration,
+    /// The bearer token of the control endpoint (`/control/*`: pause, resume, status);
+    /// the environment's `GAAP_AUTOSCALER_CONTROL_TOKEN` wins over it.
+    pub control_token: Option<ControlToken>,
+}
+
+/// The control endpoint's bearer token: never printed (Debug is redacted).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ControlToken(String);
+
+/// The environment variable that holds the control token (read by `run` and by the
+/// `pause`/`resume`/`status` commands; it wins over `[engine] control_token`).
+pub const CONTROL_TOKEN_ENV: &str = "GAAP_AUTOSCALER_CONTROL_TOKEN";
+
+impl ControlToken {
+    /// A token of at least 16 characters, no whitespace.
+    pub fn new(s: &str) -> Result<ControlToken, &'static str> {
+        let t = s.trim();
+        if t.chars().count() < 16 {
+            Err("the control token is shorter than 16 characters")
+        } else if t.chars().any(char::is_whitespace) {
+            Err("the control token contains whitespace")
+        } else {
+            Ok(ControlToken(t.to_string()))
+        }
+    }
+    /// The token from the environment, if set (an invalid one is an error).
+    pub fn from_env() -> Result<Option<ControlToken>, String> {
+        match std::env::var(CONTROL_TOKEN_ENV) {
+            Ok(v) if !v.trim().is_empty() => ControlToken::new(&v)
+                .map(Some)
+                .map_err(|e| format!("{CONTROL_TOKEN_ENV}: {e}")),
+            _ => Ok(None),
+        }
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ControlToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ControlToken(redacted)")
+    }
 }
 
 impl Config {
@@ -123,6 +167,7 @@ struct RawEngine {
     listen: Option<Spanned<String>>,
     api_rate: Option<Spanned<i64>>,
     fleet_refresh: Option<Spanned<String>>,
+    control_token: Option<Spanned<String>>,
 }
 
 /// Validates a config file's text (errors and warnings); the config when there is no error.
@@ -240,6 +285,7 @@ fn validate_config(ctx: &mut Ctx<'_>, raw: RawConfig) -> Option<Config> {
         listen: DEFAULT_LISTEN.parse().ok()?,
         api_rate: MAX_API_RATE,
         fleet_refresh: Duration::from_secs(300),
+        control_token: None,
     };
     if let Some(e) = &raw.engine {
         let r = e.get_ref();
@@ -276,6 +322,17 @@ fn validate_config(ctx: &mut Ctx<'_>, raw: RawConfig) -> Option<Config> {
             && let Some(d) = ctx.duration(f, "engine.fleet_refresh", false)
         {
             engine.fleet_refresh = d;
+        }
+        if let Some(t) = &r.control_token {
+            // The message never repeats the value.
+            match ControlToken::new(t.get_ref()) {
+                Ok(tok) => engine.control_token = Some(tok),
+                Err(e) => ctx.err(
+                    t.span().start,
+                    format!("`engine.control_token`: {e}"),
+                    "use a random string of 16 or more characters (e.g. `openssl rand -hex 32`), or set GAAP_AUTOSCALER_CONTROL_TOKEN instead",
+                ),
+            }
         }
     }
 
@@ -351,6 +408,11 @@ mod tests {
                 3,
             ),
             (format!("{p}[engine]\napi_rate = 21\n"), "outside 1..=20", 4),
+            (
+                format!("{p}[engine]\ncontrol_token = \"short-tok\"\n"),
+                "shorter than 16 characters",
+                4,
+            ),
             (format!("{p}[engine]\napi_rate = 0\n"), "outside 1..=20", 4),
             (
                 format!("{p}[engine]\nlisten = \"localhost\"\n"),

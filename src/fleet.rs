@@ -209,7 +209,8 @@ fn ladder_list(
 
 fn validate_fleet(ctx: &mut Ctx<'_>, raw: RawFleet) -> Fleet {
     let mut fleet = Fleet::default();
-    let mut ladder_at: Vec<usize> = Vec::new();
+    // The first row of each (access, dest) pair and where it is: one lookup per row.
+    let mut ladder_at: BTreeMap<(String, Option<String>), usize> = BTreeMap::new();
     for l in raw.ladder.iter().flatten() {
         let at = l.span().start;
         let r = l.get_ref();
@@ -228,12 +229,8 @@ fn validate_fleet(ctx: &mut Ctx<'_>, raw: RawFleet) -> Fleet {
         let bandwidth = ladder_list(ctx, &r.bandwidth, "bandwidth", at);
         let concurrent = ladder_list(ctx, &r.concurrent, "concurrent", at);
         let Some(access) = access else { continue };
-        if let Some(i) = fleet
-            .ladders
-            .iter()
-            .position(|e| e.access_region == access && e.dest_region == dest)
-        {
-            let (line, col) = ctx.loc(ladder_at[i]);
+        if let Some(&first) = ladder_at.get(&(access.clone(), dest.clone())) {
+            let (line, col) = ctx.loc(first);
             let pair = match &dest {
                 Some(d) => format!("{access} → {d}"),
                 None => format!("{access} → any destination"),
@@ -246,12 +243,12 @@ fn validate_fleet(ctx: &mut Ctx<'_>, raw: RawFleet) -> Fleet {
             continue;
         }
         if let (Some(b), Some(c)) = (bandwidth, concurrent) {
+            ladder_at.insert((access.clone(), dest.clone()), at);
             fleet.ladders.push(LadderEntry {
                 access_region: access,
                 dest_region: dest,
                 ladder: Ladder::new(b, c),
             });
-            ladder_at.push(at);
         }
     }
     let mut proxy_at: BTreeMap<String, usize> = BTreeMap::new();

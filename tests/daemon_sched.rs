@@ -412,7 +412,11 @@ async fn a_rejected_proxy_is_skipped_until_it_changes() {
         .lock()
         .unwrap()
         .insert("link-00000000".into(), (100.0, 14_000.0));
-    let p = policy_for(1);
+    // The rescale by hand below would hold the proxy for `manual_hold` (issue 12; tested
+    // in tests/control_e2e.rs): off here, so the proxy is decided at once.
+    let mut pol = (*policy_for(1)).clone();
+    pol.manual_hold = gaap_autoscaler::core::ManualHold::Off;
+    let p = Arc::new(pol);
     run_once(&w.engine, std::slice::from_ref(&p), START).await;
     run_once(
         &w.engine,
@@ -913,4 +917,123 @@ async fn a_failed_append_means_no_call() {
     assert!(err.starts_with("decision log:"), "{r:?}");
     assert_eq!(r[0].changes, 0);
     assert!(w.cloud.calls.lock().unwrap().is_empty(), "nothing sent");
+}
+
+/// A run-time pause holds the proxy (logged `guard.paused` with who, why and until, no
+/// call) until its time is over; then the next pass acts. Under paused tokio time.
+#[tokio::test(start_paused = true)]
+async fn a_pause_expires_by_itself() {
+    use gaap_autoscaler::daemon::control::{ControlPort, PauseRequest};
+    let w = world(1, Duration::ZERO, quiet_options());
+    let p = policy_for(1);
+    w.engine.set_policies(std::slice::from_ref(&p));
+    w.metrics
+        .demand
+        .lock()
+        .unwrap()
+        .insert("link-00000000".into(), (100.0, 14_000.0));
+    let status = w
+        .engine
+        .pause(PauseRequest {
+            policy: p.name.clone(),
+            proxy: None,
+            direction: "up".into(),
+            for_: Some("2h".into()),
+            reason: "migration".into(),
+            by: "ops@host".into(),
+        })
+        .unwrap();
+    assert_eq!(status.pauses.len(), 1);
+    let now = w.engine.clock.now();
+    assert_eq!(
+        status.pauses[0].until,
+        Some(now + Duration::from_secs(7200))
+    );
+
+    // Within the two hours: evaluated, held, nothing sent.
+    let mut calls = Vec::new();
+    let r = w.engine.run_pass(&p, now, &mut calls).await;
+    assert_eq!((r.evaluated, r.changes), (1, 0));
+    let recs = w.records();
+    let held = recs.last().unwrap();
+    assert_eq!(held.outcome, Outcome::Held);
+    let reason = held
+        .reason_details
+        .iter()
+        .find(|r| r.code == "guard.paused")
+        .unwrap_or_else(|| panic!("{held:#?}"));
+    for needle in ["ops@host", "migration", "until"] {
+        assert!(reason.detail.contains(needle), "{reason:?}");
+    }
+    assert!(w.cloud.calls.lock().unwrap().is_empty());
+
+    // Two hours later (tokio time): the pause is over, in status and in the next pass.
+    tokio::time::advance(Duration::from_secs(7200)).await;
+    assert!(w.engine.status().pauses.is_empty());
+    let later = w.engine.clock.now();
+    let r = w.engine.run_pass(&p, later, &mut calls).await;
+    for h in calls {
+        h.await.unwrap();
+    }
+    assert_eq!(r.changes, 1, "{r:?}");
+    assert_eq!(w.cloud.calls.lock().unwrap().len(), 1);
+    // Forgotten by the log too: a restarted engine does not bring it back.
+    assert!(w.journal.load_pauses().unwrap().is_empty());
+}
+
+/// A proxy rescaled by hand is held for `manual_hold` (logged observed.manual_change, no
+/// call); a restarted engine keeps the hold (it is controller state), and `resume` ends
+/// it, so the next pass acts.
+#[tokio::test(start_paused = true)]
+async fn a_manual_hold_survives_a_restart_and_resume_ends_it() {
+    use gaap_autoscaler::daemon::control::{ControlPort, ResumeRequest};
+    let w = world(1, Duration::ZERO, quiet_options());
+    let p = policy_for(1);
+    demand_all(&w, 1, 100.0);
+    let calls = || w.cloud.calls.lock().unwrap().len();
+    run_once(&w.engine, std::slice::from_ref(&p), START).await;
+    assert_eq!(calls(), 1);
+    // Someone takes it back down to 10 Mbps.
+    w.cloud.proxies.lock().unwrap()[0].bandwidth = 10;
+    let t1 = START + Duration::from_secs(120);
+    run_once(&w.engine, std::slice::from_ref(&p), t1).await;
+    assert_eq!(calls(), 1, "held: no call");
+    let last = w.records().pop().unwrap();
+    assert_eq!(last.outcome, Outcome::Held);
+    assert!(
+        last.reasons
+            .iter()
+            .any(|r| r.ends_with("observed.manual_change")),
+        "{last:#?}"
+    );
+    let engine = restart(&w, quiet_options());
+    engine.set_policies(std::slice::from_ref(&p));
+    let held = engine.status().manual_holds;
+    assert_eq!(held.len(), 1, "the hold survives the restart");
+    assert_eq!(held[0].proxy, "link-00000000");
+    assert_eq!(held[0].change.unwrap().to.0, 10);
+    run_once(
+        &engine,
+        std::slice::from_ref(&p),
+        t1 + Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(calls(), 1, "still held after the restart");
+    let status = engine
+        .resume(ResumeRequest {
+            policy: p.name.clone(),
+            proxy: Some("link-00000000".into()),
+            direction: None,
+            by: "ops".into(),
+        })
+        .unwrap();
+    assert_eq!(status.resumed, 1);
+    assert!(status.manual_holds.is_empty());
+    run_once(
+        &engine,
+        std::slice::from_ref(&p),
+        t1 + Duration::from_secs(240),
+    )
+    .await;
+    assert_eq!(calls(), 2, "resumed: the next pass acts");
 }

@@ -3,11 +3,17 @@
 
 use std::time::Duration;
 
+use chrono::{Datelike, TimeZone, Timelike};
+use chrono_tz::Tz;
 use gaap_autoscaler::core::fixtures;
 use gaap_autoscaler::core::*;
-use gaap_autoscaler::policy::{FlapBudget, MissingAction, Policy, PredictiveMode, Rule, StepRule};
+use gaap_autoscaler::policy::{
+    CronSpec, FlapBudget, MissingAction, Policy, PredictiveMode, Rule, StepRule, Window,
+};
 use gaap_autoscaler::time::Timestamp;
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::TestRunner;
 
 const NOW: Timestamp = Timestamp::from_secs(1_795_939_200);
 
@@ -70,6 +76,157 @@ fn dim_state() -> impl Strategy<Value = DimState> {
         })
 }
 
+/// Time zones for the windows: without and with summer time (none changes within a week
+/// of `NOW`, 2026-11-29), and a half-hour offset.
+const ZONES: [Tz; 5] = [
+    Tz::UTC,
+    Tz::Asia__Shanghai,
+    Tz::America__New_York,
+    Tz::Europe__Berlin,
+    Tz::Asia__Kolkata,
+];
+const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/// A time window as the test knows it: opens at `hour:minute` local time in `tz` (every
+/// day, or on one weekday), stays open `minutes`, and overrides some bounds.
+#[derive(Debug, Clone)]
+struct WinSpec {
+    tz: Tz,
+    hour: u32,
+    minute: u32,
+    weekday: Option<usize>,
+    minutes: u64,
+    bandwidth: (Option<u32>, Option<u32>),
+    concurrent: (Option<u32>, Option<u32>),
+}
+
+impl WinSpec {
+    fn cron(&self) -> String {
+        let day = self.weekday.map_or("*", |d| DAYS[d]);
+        format!("0 {} {} * * {day}", self.minute, self.hour)
+    }
+
+    /// The policy's window, built as `core::fixtures::window` builds one.
+    fn window(&self) -> Window {
+        let expr = self.cron();
+        Window {
+            cron: CronSpec {
+                schedule: expr.parse().expect("a valid cron expression"),
+                expr,
+            },
+            duration: Duration::from_secs(self.minutes * 60),
+            timezone: self.tz,
+            bandwidth_min: self.bandwidth.0,
+            bandwidth_max: self.bandwidth.1,
+            concurrent_min: self.concurrent.0,
+            concurrent_max: self.concurrent.1,
+            memo: Default::default(),
+        }
+    }
+
+    /// Open at `NOW`, worked out by hand: the latest opening at or before `NOW` (today's
+    /// or an earlier day's, on the weekday if one is set) and `NOW` less than `minutes`
+    /// after it. An earlier opening closes earlier, so the latest one decides.
+    fn active(&self) -> bool {
+        let now = NOW.millis();
+        let local_now = self.tz.timestamp_millis_opt(now).unwrap();
+        for back in 0..=8u64 {
+            let day = local_now.date_naive() - chrono::Days::new(back);
+            if self
+                .weekday
+                .is_some_and(|d| day.weekday().num_days_from_monday() as usize != d)
+            {
+                continue;
+            }
+            let local = day.and_hms_opt(self.hour, self.minute, 0).unwrap();
+            let opened = self.tz.from_local_datetime(&local).single().unwrap();
+            let opened = opened.timestamp_millis();
+            if opened <= now {
+                return now - opened < self.minutes as i64 * 60_000;
+            }
+        }
+        unreachable!("a weekly window opens within 8 days")
+    }
+
+    /// The first opening after `NOW` (Unix ms), worked out as [`WinSpec::active`].
+    fn next_opening(&self) -> i64 {
+        let now = NOW.millis();
+        let local_now = self.tz.timestamp_millis_opt(now).unwrap();
+        for ahead in 0..=8u64 {
+            let day = local_now.date_naive() + chrono::Days::new(ahead);
+            if self
+                .weekday
+                .is_some_and(|d| day.weekday().num_days_from_monday() as usize != d)
+            {
+                continue;
+            }
+            let local = day.and_hms_opt(self.hour, self.minute, 0).unwrap();
+            let opens = self.tz.from_local_datetime(&local).single().unwrap();
+            if opens.timestamp_millis() > now {
+                return opens.timestamp_millis();
+            }
+        }
+        unreachable!("a weekly window opens within 8 days")
+    }
+
+    /// Closed at `NOW` and opening within `lead` (the look-ahead pre-scales to its min).
+    fn opens_within(&self, lead: Duration) -> bool {
+        !self.active() && self.next_opening() - NOW.millis() <= lead.as_millis() as i64
+    }
+
+    fn bounds(&self, dim: Dim) -> (Option<u32>, Option<u32>) {
+        match dim {
+            Dim::Bandwidth => self.bandwidth,
+            Dim::Concurrent => self.concurrent,
+        }
+    }
+}
+
+/// A window opening `ago` minutes before `NOW` (local wall clock; on its weekday or
+/// every day), open for a random time or exactly until `NOW` or one minute past it, or
+/// opening one or two minutes after `NOW` (inside and outside the 90 s look-ahead of the
+/// fixture's policy), with a min and/or a max for either dimension (a min may lie above
+/// the policy's max, a max below its min).
+fn window_spec() -> impl Strategy<Value = WinSpec> {
+    let bw = || prop::option::of(1u32..1500);
+    let cc = || prop::option::of(1u32..40);
+    (
+        0..ZONES.len(),
+        prop_oneof![8 => 0i64..(3 * 1440), 1 => -2i64..0],
+        prop::option::of(0usize..7),
+        (0u8..4, 1u64..3000),
+        (bw(), bw(), cc(), cc()),
+    )
+        .prop_map(
+            |(z, ago, weekday, (mode, random), (bmin, bmax, cmin, cmax))| {
+                let tz = ZONES[z];
+                let opened =
+                    tz.timestamp_millis_opt(NOW.millis()).unwrap() - chrono::Duration::minutes(ago);
+                let minutes = match mode {
+                    0 if ago > 0 => ago as u64,
+                    1 if ago >= 0 => ago as u64 + 1,
+                    _ => random,
+                };
+                WinSpec {
+                    tz,
+                    hour: opened.hour(),
+                    minute: opened.minute(),
+                    // Mostly the opening's own weekday (so it opened `ago` minutes ago).
+                    weekday: weekday.map(|d| {
+                        if d < 4 {
+                            opened.weekday().num_days_from_monday() as usize
+                        } else {
+                            d
+                        }
+                    }),
+                    minutes,
+                    bandwidth: (bmin, bmax),
+                    concurrent: (cmin, cmax),
+                }
+            },
+        )
+}
+
 #[derive(Debug, Clone)]
 struct Case {
     policy: Policy,
@@ -79,6 +236,8 @@ struct Case {
     proxy: ProxyState,
     obs: Observation,
     state: ControllerState,
+    /// The policy's windows (`policy.windows` is built from them).
+    windows: Vec<WinSpec>,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -108,8 +267,11 @@ fn case() -> impl Strategy<Value = Case> {
             status(),
             prop::bool::weighted(0.9),
             any::<bool>(),
+            prop::bool::weighted(0.9),
             adaptive(),
         ),
+        operator(),
+        prop::collection::vec(window_spec(), 0..4),
     )
         .prop_map(|t| {
             let (
@@ -122,7 +284,9 @@ fn case() -> impl Strategy<Value = Case> {
                 (cur_b, cur_c),
                 (rb, rc),
                 (sb, sc),
-                (status, has_ladder, cc_steps, (saturation, budget, mode, quantile)),
+                (status, has_ladder, cc_steps, scalarable, (saturation, budget, mode, quantile)),
+                (op, manual_hold, allows_saturation, known_is_current),
+                windows,
             ) = t;
             let mut p = fixtures::policy();
             let bwd = p.bandwidth.as_mut().unwrap();
@@ -206,12 +370,20 @@ fn case() -> impl Strategy<Value = Case> {
                 on(&ladder.concurrent, Some(cur_c), ladder.concurrent[0]),
             );
             proxy.status = status;
+            proxy.scalarable = i64::from(scalarable);
+            p.windows = windows.iter().map(WinSpec::window).collect();
             let mut obs = Observation::default();
             if let Some(r) = rb {
                 obs.signals.insert("bandwidth".into(), r);
             }
             if let Some(r) = rc {
                 obs.signals.insert("connections".into(), r);
+            }
+            p.manual_hold = manual_hold;
+            p.manual_hold_allows_saturation = allows_saturation;
+            let mut op = op;
+            if known_is_current {
+                op.last_known = Some((proxy.bandwidth, proxy.concurrent));
             }
             Case {
                 policy: p,
@@ -222,7 +394,9 @@ fn case() -> impl Strategy<Value = Case> {
                 state: ControllerState {
                     bandwidth: sb,
                     concurrent: sc,
+                    operator: op,
                 },
+                windows,
             }
         })
 }
@@ -258,6 +432,38 @@ fn without_raising_stages(policy: &Policy) -> Policy {
     p
 }
 
+/// The operator part of the state: values last known (none, the current ones, others),
+/// a manual hold (none, over, running, forever), and the policy's manual_hold settings.
+fn operator() -> impl Strategy<Value = (OperatorState, ManualHold, bool, bool)> {
+    (
+        prop::option::of((1u32..1500, 1u32..40)),
+        prop_oneof![
+            Just(None),
+            (-7_200i64..7_200).prop_map(|s| Some(Timestamp(NOW.millis() + s * 1000))),
+            Just(Some(operator::FOREVER)),
+        ],
+        prop_oneof![
+            Just(ManualHold::Off),
+            (1u64..7_200).prop_map(|s| ManualHold::For(Duration::from_secs(s))),
+            Just(ManualHold::Forever),
+        ],
+        any::<bool>(),
+        prop::bool::weighted(0.5),
+    )
+        .prop_map(|(known, until, mh, sat, current)| {
+            (
+                OperatorState {
+                    last_known: known,
+                    manual_hold_until: until,
+                    manual_change: None,
+                },
+                mh,
+                sat,
+                current,
+            )
+        })
+}
+
 /// RUNNING most of the time; ADJUSTING and other states too.
 fn status() -> impl Strategy<Value = ProxyStatus> {
     prop_oneof![
@@ -276,6 +482,42 @@ impl Case {
 
 fn has_data(obs: &Observation, signal: &str) -> bool {
     matches!(obs.signals.get(signal), Some(Reading::Value { value, .. }) if value.is_finite() && *value >= 0.0)
+}
+
+/// The bounds in effect at `NOW` for `dim`, computed here (ARCHITECTURE.md): the policy's
+/// min/max, replaced by the highest min and the lowest max of the windows open at `NOW`;
+/// a max below the min is raised to the min. Then the look-ahead: the highest min of the
+/// windows closed at `NOW` that open within the policy's lead, where it is higher, is the
+/// min (and raises the max to it).
+fn expected_bounds(c: &Case, dim: Dim) -> (u32, u32) {
+    let cfg = match dim {
+        Dim::Bandwidth => c.policy.bandwidth.as_ref(),
+        Dim::Concurrent => c.policy.concurrent.as_ref(),
+    }
+    .unwrap();
+    let open: Vec<&WinSpec> = c.windows.iter().filter(|w| w.active()).collect();
+    let min = open
+        .iter()
+        .filter_map(|w| w.bounds(dim).0)
+        .max()
+        .unwrap_or(cfg.min);
+    let max = open
+        .iter()
+        .filter_map(|w| w.bounds(dim).1)
+        .min()
+        .unwrap_or(cfg.max);
+    let (min, max) = (min, max.max(min));
+    let lead = c.policy.lead();
+    match c
+        .windows
+        .iter()
+        .filter(|w| w.opens_within(lead))
+        .filter_map(|w| w.bounds(dim).0)
+        .max()
+    {
+        Some(ahead) if ahead > min => (ahead, max.max(ahead)),
+        _ => (min, max),
+    }
 }
 
 fn dims(c: &Case, d: &Decision) -> [(Dim, u32, u32, &'static str); 2] {
@@ -299,18 +541,80 @@ fn dims(c: &Case, d: &Decision) -> [(Dim, u32, u32, &'static str); 2] {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
-    /// Any value that would be sent is an allowed value within the policy bounds.
+    /// While a manual hold lasts (one in the state, or one started by a change seen now),
+    /// no change goes out, except a scale-up that moves nothing down, with `data.saturated`
+    /// among its reasons, when the policy allows it.
     #[test]
-    fn sent_values_are_allowed_and_within_bounds(c in case()) {
+    fn a_manual_hold_lets_no_change_through(c in case()) {
+        let d = decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
+        let seen = (c.proxy.bandwidth, c.proxy.concurrent);
+        let running = c.state.operator.manual_hold_until.is_some_and(|u| NOW < u);
+        let guard_passed = !d.reason_codes().iter().any(|r| r.starts_with("guard."));
+        let detected = guard_passed && c.state.operator.last_known.is_some_and(|k| k != seen);
+        let started = detected && c.policy.manual_hold.until(NOW).is_some();
+        if d.verdict == Verdict::Change && (running || started) {
+            let down = d.bandwidth_to < d.bandwidth_from || d.concurrent_to < d.concurrent_from;
+            let saturated = d.reasons.iter().any(|r| r.code == ReasonCode::DataSaturated);
+            prop_assert!(c.policy.manual_hold_allows_saturation && saturated && !down,
+                "a change through a manual hold: {:?}", d.reason_codes());
+        }
+        if detected {
+            prop_assert!(d.reasons.iter().any(|r| r.code == ReasonCode::ObservedManualChange));
+        }
+        // What is last known afterwards is what the proxy is at once this decision is done.
+        if guard_passed {
+            let after = if d.verdict == Verdict::Change { (d.bandwidth_to, d.concurrent_to) } else { seen };
+            prop_assert_eq!(d.next_state.operator.last_known, Some(after));
+        }
+    }
+
+    /// A paused direction (the policy file's, or one paused at run time and applied after
+    /// `decide`) never produces a change in that direction.
+    #[test]
+    fn a_paused_direction_never_changes(c in case(), up in any::<bool>(), down in any::<bool>(), in_file in any::<bool>()) {
+        let paused = Paused { up, down };
+        let mut policy = c.policy.clone();
+        let mut d = if in_file {
+            policy.paused = paused;
+            decide(&policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW)
+        } else {
+            let mut d = decide(&policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
+            apply_pause(&mut d, &c.state, paused, "paused by a test".into());
+            d
+        };
+        if up {
+            prop_assert!(d.bandwidth_to <= d.bandwidth_from && d.concurrent_to <= d.concurrent_from);
+        }
+        if down {
+            prop_assert!(d.bandwidth_to >= d.bandwidth_from && d.concurrent_to >= d.concurrent_from);
+        }
+        if let Some(dir) = d.direction.take() {
+            prop_assert!(!paused.covers(dir));
+        }
+    }
+
+    /// Any value that would be sent is an allowed value within the bounds in effect at
+    /// `NOW` (the policy's, adjusted by the open windows: computed here, not by the
+    /// implementation), and the decision states those bounds.
+    #[test]
+    fn sent_values_are_allowed_and_within_the_window_adjusted_bounds(c in case()) {
         let d = decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
         for (dim, from, to, _) in dims(&c, &d) {
+            let (min, max) = expected_bounds(&c, dim);
+            let trace = match dim { Dim::Bandwidth => &d.bandwidth, Dim::Concurrent => &d.concurrent };
+            if trace.managed {
+                prop_assert_eq!((trace.min, trace.max), (min, max), "{:?} bounds", dim);
+            }
             if to != from {
-                let cfg = match dim { Dim::Bandwidth => c.policy.bandwidth.as_ref(), Dim::Concurrent => c.policy.concurrent.as_ref() }.unwrap();
                 prop_assert!(c.ladder.values(dim).contains(&to), "{dim:?} {to} not in ladder {:?}", c.ladder.values(dim));
-                prop_assert!(to >= cfg.min && to <= cfg.max, "{dim:?} {to} outside [{}, {}]", cfg.min, cfg.max);
+                prop_assert!(to >= min && to <= max, "{dim:?} {to} outside [{min}, {max}]");
             }
         }
         prop_assert_eq!(d.verdict == Verdict::Change, d.bandwidth_to != d.bandwidth_from || d.concurrent_to != d.concurrent_from);
+        // Only a RUNNING, Scalarable 1 proxy with a ladder may change.
+        if d.verdict == Verdict::Change {
+            prop_assert!(c.proxy.status == ProxyStatus::Running && c.proxy.scalarable == 1 && c.has_ladder);
+        }
     }
 
     /// Missing data never lowers capacity.
@@ -333,10 +637,10 @@ proptest! {
     fn cooldown_holds(c in case()) {
         let d = decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
         for (dim, from, to, signal) in dims(&c, &d) {
-            let cfg = match dim { Dim::Bandwidth => c.policy.bandwidth.as_ref(), Dim::Concurrent => c.policy.concurrent.as_ref() }.unwrap();
+            let (min, max) = expected_bounds(&c, dim);
             let st = c.state.dim(dim);
             let ago = |t: Option<Timestamp>| t.map(|t| Duration::from_millis((NOW.millis() - t.millis()).max(0) as u64));
-            let in_bounds = from >= cfg.min && from <= cfg.max;
+            let in_bounds = from >= min && from <= max;
             if !(in_bounds && has_data(&c.obs, signal)) { continue; }
             if to > from && let Some(a) = ago(st.last_up.max(st.last_down)) {
                 prop_assert!(a >= c.policy.behavior.scale_up.cooldown, "{dim:?} up {a:?} after the last change");
@@ -352,11 +656,11 @@ proptest! {
     fn max_steps_hold(c in case()) {
         let d = decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
         for (dim, from, to, signal) in dims(&c, &d) {
-            let cfg = match dim { Dim::Bandwidth => c.policy.bandwidth.as_ref(), Dim::Concurrent => c.policy.concurrent.as_ref() }.unwrap();
+            let (min, max) = expected_bounds(&c, dim);
             let values = c.ladder.values(dim);
-            let lo = values.iter().copied().find(|&v| v >= cfg.min && v <= cfg.max);
+            let lo = values.iter().copied().find(|&v| v >= min && v <= max);
             // Bounds may force a jump when the limited value would fall outside them.
-            let forced = from < cfg.min || from > cfg.max || lo.is_none();
+            let forced = from < min || from > max || lo.is_none();
             if forced || !has_data(&c.obs, signal) { continue; }
             // Ladder values strictly between from and to, plus the target itself.
             let (a, b) = (from.min(to), from.max(to));
@@ -484,4 +788,114 @@ proptest! {
             }
         }
     }
+}
+
+/// The generator reaches the cases the properties are about (so they are not vacuous):
+/// open and closed windows, several open at once, a window min above the max in effect,
+/// a window max below the policy's min, closing exactly at `NOW`, opening within the
+/// look-ahead and just after it, changes held to a
+/// window bound, every status, no ladder, Scalarable 0, readings dated in the future and
+/// controller stamps dated in the future.
+#[test]
+fn the_generator_reaches_the_cases_that_matter() {
+    let mut runner = TestRunner::deterministic();
+    let strategy = case();
+    let mut seen = std::collections::BTreeMap::<&str, usize>::new();
+    for _ in 0..3000 {
+        let c = strategy.new_tree(&mut runner).unwrap().current();
+        let d = decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
+        let mut hit =
+            |what: &'static str, yes: bool| *seen.entry(what).or_default() += usize::from(yes);
+        let open: Vec<&WinSpec> = c.windows.iter().filter(|w| w.active()).collect();
+        hit("a window open", !open.is_empty());
+        hit("a window closed", c.windows.iter().any(|w| !w.active()));
+        hit("two windows open", open.len() >= 2);
+        let lead = c.policy.lead();
+        hit(
+            "a window opening within the lead",
+            c.windows.iter().any(|w| w.opens_within(lead)),
+        );
+        hit(
+            "a window opening just after the lead",
+            c.windows.iter().any(|w| {
+                !w.active() && !w.opens_within(lead) && w.next_opening() - NOW.millis() <= 120_000
+            }),
+        );
+        hit(
+            "a window closing exactly at NOW",
+            c.windows.iter().any(|w| {
+                let probe = WinSpec {
+                    minutes: w.minutes + 1,
+                    ..w.clone()
+                };
+                !w.active() && probe.active()
+            }),
+        );
+        for dim in Dim::ALL {
+            let cfg_max = match dim {
+                Dim::Bandwidth => c.policy.bandwidth.as_ref(),
+                Dim::Concurrent => c.policy.concurrent.as_ref(),
+            }
+            .unwrap()
+            .max;
+            let (min, max) = expected_bounds(&c, dim);
+            let wmax = open.iter().filter_map(|w| w.bounds(dim).1).min();
+            hit(
+                "a window min raising the max",
+                wmax.unwrap_or(cfg_max) < min,
+            );
+            hit(
+                "bounds set by windows",
+                (min, max) != {
+                    let cfg = match dim {
+                        Dim::Bandwidth => c.policy.bandwidth.as_ref(),
+                        Dim::Concurrent => c.policy.concurrent.as_ref(),
+                    }
+                    .unwrap();
+                    (cfg.min, cfg.max)
+                },
+            );
+        }
+        hit(
+            "a change held to a window bound",
+            d.verdict == Verdict::Change
+                && d.reasons.iter().any(|r| r.code == ReasonCode::WindowActive),
+        );
+        hit("a change", d.verdict == Verdict::Change);
+        hit("ADJUSTING", c.proxy.status == ProxyStatus::Adjusting);
+        hit(
+            "another status",
+            matches!(c.proxy.status, ProxyStatus::Other(_)),
+        );
+        hit("no ladder", !c.has_ladder);
+        hit("Scalarable 0", c.proxy.scalarable == 0);
+        hit(
+            "a reading dated in the future",
+            c.obs
+                .signals
+                .values()
+                .any(|r| matches!(r, Reading::Value { at, .. } if *at > NOW)),
+        );
+        hit(
+            "a cooldown stamp dated in the future",
+            [&c.state.bandwidth, &c.state.concurrent]
+                .iter()
+                .any(|s| s.last_up.max(s.last_down).is_some_and(|t| t > NOW)),
+        );
+        hit(
+            "step rules on both dimensions",
+            matches!(c.policy.bandwidth.as_ref().unwrap().rule, Rule::Steps(_))
+                && matches!(c.policy.concurrent.as_ref().unwrap().rule, Rule::Steps(_)),
+        );
+    }
+    let missing: Vec<_> = seen
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(k, _)| *k)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "never generated: {missing:?} (all: {seen:?})"
+    );
+    assert_eq!(seen.len(), 17, "{seen:?}");
 }

@@ -119,6 +119,7 @@ fn hand_run() -> ProxyRun {
         reasons: Vec::new(),
         changes: Vec::new(),
         api_deferred: 0,
+        unscalable: None,
         forecasts: Default::default(),
     }
 }
@@ -150,7 +151,8 @@ fn forecast_accuracy_and_saturated_changes_are_reported() {
     let fc = r.forecast.expect("forecasts were made");
     assert_eq!(fc.hours, 3);
     assert!((fc.mape_pct - 50.0 / 3.0).abs() < 1e-9, "{fc:?}");
-    assert!(fc.bias_pct.abs() < 1e-9, "{fc:?}");
+    // Bias: Σ(f − d) / Σd = (2 − 6 + 0) / (8 + 24 + 12).
+    assert!((fc.bias_pct + 100.0 * 4.0 / 44.0).abs() < 1e-9, "{fc:?}");
     assert_eq!(r.saturated_changes, 1);
     // Without forecasts there is no accuracy to report.
     assert!(
@@ -246,8 +248,28 @@ fn baselines_match_hand_computed_values() {
     assert_eq!(r.longest_gap_s, 3600.0);
     assert_eq!((r.days_without_change, r.whole_days), (0, 0));
 
-    // The JSON row carries DESIGN.md's field names.
-    assert_proxy_row_fields(&serde_json::to_value(&r).unwrap());
+    // The JSON row carries DESIGN.md's field names, with the values worked out above.
+    let row = serde_json::to_value(&r).unwrap();
+    assert_proxy_row_fields(&row);
+    assert_eq!(row["proxy_id"], r.proxy_id.as_str());
+    assert_eq!(row["changes"], r.changes);
+    assert_eq!(row["under_provisioned_pct"], 40.0);
+    assert_eq!(row["unserved_mbps_hours"], 10.0 + 40.0);
+    assert_eq!(row["footprint_mbps_hours"], 160.0);
+    assert_eq!(row["slack_mbps_hours"], 16.0 + 8.0);
+    assert_eq!(row["cost"], 160.0 * 0.5 + 35.0 * 2.0);
+    assert_eq!(
+        row["baselines"]["oracle"]["slack_mbps_hours"],
+        6.0 + 38.0 + 70.0 + 110.0
+    );
+    assert_eq!(row["over_provisioned_pct"], 20.0);
+    assert_eq!(row["no_data_steps"], 1);
+    assert_eq!(row["baselines"]["static"]["footprint_mbps_hours"], 1000.0);
+    assert_eq!(row["baselines"]["static"]["under_provisioned_pct"], 20.0);
+    assert_eq!(
+        row["baselines"]["static"]["cost"],
+        1000.0 * 0.5 + 100.0 * 2.0
+    );
 }
 
 /// A proxy row of the JSON report carries DESIGN.md's field names, baselines included.
@@ -730,6 +752,13 @@ fn check_html(doc: &str) -> Vec<String> {
         if tag.starts_with('!') {
             continue;
         }
+        // A script's text is not markup.
+        if tag.starts_with("script") {
+            let end = rest.find("</script>").expect("unterminated script");
+            rest = &rest[end + "</script>".len()..];
+            opened.push("script".into());
+            continue;
+        }
         if let Some(name) = tag.strip_prefix('/') {
             let top = stack.pop().unwrap_or_else(|| panic!("stray </{name}>"));
             assert_eq!(top, name.trim(), "mismatched close tag");
@@ -749,35 +778,244 @@ fn check_html(doc: &str) -> Vec<String> {
     opened
 }
 
+/// The text between `open` and the next `close` after it (panics when missing).
+fn between<'a>(doc: &'a str, open: &str, close: &str) -> &'a str {
+    let i = doc.find(open).unwrap_or_else(|| panic!("missing {open}")) + open.len();
+    let j = doc[i..]
+        .find(close)
+        .unwrap_or_else(|| panic!("no {close} after {open}"));
+    &doc[i..i + j]
+}
+
+/// The rows of the first `<table>` after `open`, as proxy ids (the text of each `<a>`).
+fn linked_ids(doc: &str, open: &str) -> Vec<String> {
+    between(doc, open, "</table>")
+        .split("<a href=\"#")
+        .skip(1)
+        .map(|r| between(r, "\">", "</a>").to_string())
+        .collect()
+}
+
 #[test]
-fn html_report_is_a_valid_document_with_one_chart_per_proxy() {
-    let proxies = vec![
-        proxy("link-a", 20, 5),
-        proxy("link-b", 100, 5),
-        proxy("link-<c>", 50, 2),
-    ];
+fn html_report_has_an_axis_summary_worst_lists_index_and_unscalable_apart() {
+    let mut legacy = proxy("link-legacy", 20, 5);
+    legacy.scalarable = 0;
+    // 25 scalable proxies (more than a worst list holds), small enough to be short of
+    // capacity at the synthetic peaks, and one that cannot be resized.
+    let mut proxies: Vec<ProxyState> = (0..25)
+        .map(|i| proxy(&format!("link-{i:02}"), 10 + i, 5))
+        .collect();
+    proxies.push(proxy("link-<c>", 50, 2));
+    proxies.push(legacy);
     let (spec, trace) = synthetic_trace(&proxies, 2);
-    let mut policy = fixtures::policy();
-    policy.selector = bandwidth_policy().selector;
+    let policy = bandwidth_policy();
     let opts = SimOptions::new(spec.start, spec.end() - Duration::from_secs(60));
-    let run = replay(&set(policy), &fleet(proxies), &trace, &opts, &mut |_| {}).unwrap();
+    let s = set(policy);
+    let f = fleet(proxies);
+    let run = replay(&s, &f, &trace, &opts, &mut |_| {}).unwrap();
+    let hpa = gaap_autoscaler::sim::replay_reference(
+        &s,
+        gaap_autoscaler::sim::reference::Peer::Hpa,
+        &f,
+        &trace,
+        &opts,
+        &mut |_| {},
+    )
+    .unwrap();
+    let reports = vec![report::set_report(&run, None)];
+    let hpa_report = report::set_report(&hpa, None);
+    let doc = html::render_with_reference(
+        &reports,
+        std::slice::from_ref(&run),
+        std::slice::from_ref(&s),
+        &[html::Reference {
+            name: "hpa",
+            report: &hpa_report,
+            run: &hpa,
+        }],
+        &["a note & more".into()],
+    );
+    check_html(&doc);
+    assert!(doc.contains("link-&lt;c&gt;") && doc.contains("a note &amp; more"));
+    // Offline: nothing but the SVG namespace names a URL.
+    let rest = doc.replace("http://www.w3.org/2000/svg", "");
+    assert!(!rest.contains("http://") && !rest.contains("https://") && !rest.contains("src="));
+
+    // In reading order: summary, the three worst lists, the unscalable, the index.
+    let at = |needle: &str| {
+        doc.find(needle)
+            .unwrap_or_else(|| panic!("missing {needle}"))
+    };
+    let order = [
+        at("id=\"s0-summary\""),
+        at("id=\"s0-worst-under\""),
+        at("id=\"s0-worst-flaps\""),
+        at("id=\"s0-worst-cost\""),
+        at("id=\"s0-unscalable\""),
+        at("id=\"s0-index\""),
+        at("<details class=\"px\""),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+
+    // The summary: policy, static, oracle and the peer; the legacy proxy out of the totals.
+    let summary = between(&doc, "id=\"s0-summary\"", "</table>");
+    for row in [
+        "<td>policy</td>",
+        "<td>static</td>",
+        "<td>oracle</td>",
+        "<td>reference: hpa</td>",
+    ] {
+        assert!(summary.contains(row), "{row}");
+    }
+    assert!(summary.contains("27 proxies replayed (26 scalable in the totals, 1 not scalable"));
+    assert_eq!(reports[0].summary.excluded_unscalable, 1);
+
+    // Worst lists: at most 20 rows, scalable proxies only, worst first.
+    let under = linked_ids(&doc, "id=\"s0-worst-under\"");
+    assert!(!under.is_empty() && under.len() <= 20, "{under:?}");
+    assert!(!under.contains(&"link-legacy".to_string()));
+    let pct = |id: &str| {
+        reports[0]
+            .proxies
+            .iter()
+            .find(|p| html::escape(&p.proxy_id) == id)
+            .unwrap()
+            .figures
+            .under_provisioned_pct
+    };
+    assert!(
+        under.windows(2).all(|w| pct(&w[0]) >= pct(&w[1])),
+        "{under:?}"
+    );
+    for list in ["s0-worst-flaps", "s0-worst-cost"] {
+        let ids = linked_ids(&doc, &format!("id=\"{list}\""));
+        assert!(
+            ids.len() <= 20 && !ids.contains(&"link-legacy".to_string()),
+            "{list}"
+        );
+    }
+    // Apart: the legacy proxy, with why.
+    let apart = between(&doc, "id=\"s0-unscalable\"", "</table>");
+    assert!(
+        apart.contains("link-legacy") && apart.contains("Scalarable 0"),
+        "{apart}"
+    );
+    // The index: every proxy, each linking to its chart.
+    let index = linked_ids(&doc, "id=\"s0-index\"");
+    assert_eq!(index.len(), 27);
+    for id in &index {
+        assert!(doc.contains(&format!("<b>{id}</b>")), "chart of {id}");
+    }
+    assert_eq!(doc.matches("<svg class=\"ch\"").count(), 27);
+    // Every index link leads to a chart.
+    let hrefs: Vec<&str> = between(&doc, "id=\"s0-index\"", "</table>")
+        .split("<a href=\"#")
+        .skip(1)
+        .map(|r| &r[..r.find('"').unwrap()])
+        .collect();
+    assert_eq!(hrefs.len(), 27);
+    for h in hrefs {
+        assert!(
+            doc.contains(&format!("<details class=\"px\" id=\"{h}\"")),
+            "{h}"
+        );
+    }
+
+    // The time axis: dated ticks within the range, on every chart.
+    let chart = between(&doc, "<svg class=\"ch\"", "</details>");
+    let t0: i64 = between(chart, "data-t0=\"", "\"").parse().unwrap();
+    let t1: i64 = between(chart, "data-t1=\"", "\"").parse().unwrap();
+    assert_eq!(t0, spec.start.millis());
+    let axis = between(chart, "<g class=\"ax\"", "</g>");
+    let ticks: Vec<i64> = axis
+        .split("data-t=\"")
+        .skip(1)
+        .map(|r| r[..r.find('"').unwrap()].parse().unwrap())
+        .collect();
+    assert!(ticks.len() >= 3, "{axis}");
+    assert!(ticks.iter().all(|t| (t0..=t1).contains(t)));
+    assert!(
+        axis.contains(">11-02 06:00<") || axis.contains(">11-02 12:00<"),
+        "{axis}"
+    );
+    // Per panel: the demand band, the capacity, the oracle, the static line, the peer.
+    for class in ["dem", "cap", "ora", "x0"] {
+        assert_eq!(
+            chart
+                .matches(&format!("<path class=\"{class}\" data-v="))
+                .count(),
+            2,
+            "{class}"
+        );
+    }
+    assert_eq!(chart.matches("<line class=\"sta\"").count(), 2);
+    assert!(chart.contains("reference: hpa"));
+    // Change markers: one per change (or cluster), with the change's reasons by index
+    // into the document's reason table (the browser test checks the hover text).
+    let changed = run
+        .proxies
+        .iter()
+        .find(|p| !p.changes.is_empty())
+        .expect("a change");
+    let its = between(
+        &doc,
+        &format!("<b>{}</b>", html::escape(&changed.proxy_id)),
+        "</details>",
+    );
+    let marks = between(its, "data-m=\"", "\"");
+    let table: Vec<String> = serde_json::from_str(between(
+        &doc,
+        "<script type=\"application/json\" id=\"reasons\">",
+        "</script>",
+    ))
+    .unwrap();
+    let first = marks.split('|').next().unwrap();
+    let fields: Vec<&str> = first.split(',').collect();
+    let c = &changed.changes[0];
+    assert_eq!(
+        fields[2].parse::<i64>().unwrap(),
+        (c.time.millis() - t0) / 1000,
+        "{first}"
+    );
+    let listed: Vec<&str> = fields[4].split(':').nth(4).unwrap().split('+').collect();
+    let named: Vec<&str> = listed
+        .iter()
+        .map(|i| table[i.parse::<usize>().unwrap()].as_str())
+        .collect();
+    assert_eq!(named, c.reasons, "{first}");
+}
+
+/// The replay's step capacity, as drawn: the encoded columns keep the highest value per
+/// column, so a one-step peak survives downsampling.
+#[test]
+fn html_columns_keep_a_one_minute_peak() {
+    let minutes = 30 * 24 * 60;
+    let trace = trace_of("link-a", minutes, |m| {
+        Some(if m == 20_000 { 500.0 } else { 10.0 })
+    });
+    let run = run_one(
+        bandwidth_policy(),
+        vec![proxy("link-a", 20, 5)],
+        &trace,
+        minutes,
+    );
     let reports = vec![report::set_report(&run, None)];
     let doc = html::render(
         &reports,
         std::slice::from_ref(&run),
-        &["a note & more".into()],
+        &[set(bandwidth_policy())],
+        &[],
     );
-    let tags = check_html(&doc);
-    assert_eq!(tags.iter().filter(|t| *t == "svg").count(), 3);
-    assert!(doc.contains("link-&lt;c&gt;"));
-    assert!(!doc.contains("<script"), "no script");
+    let dem = between(&doc, "<path class=\"dem\" data-v=\"", "\"");
+    // One column near the top (the chart's top is 1.05 × the peak): the peak's; the rest
+    // is low.
+    let high = dem.chars().filter(|c| ('u'..='z').contains(c)).count();
+    assert_eq!(high, 1, "{dem}");
     assert!(
-        !doc.contains("http://")
-            || !doc
-                .replace("http://www.w3.org/2000/svg", "")
-                .contains("http://")
+        dem.chars()
+            .all(|c| c.is_ascii_digit() || "ABCux".contains(c)),
+        "{dem}"
     );
-    assert!(!doc.contains("https://"), "nothing fetched");
 }
 
 #[test]
@@ -873,6 +1111,45 @@ fn simulate_json_has_the_design_fields() {
     for p in proxies {
         assert_proxy_row_fields(p);
     }
+    // The values, not only the keys: the summary is the proxies' totals, the cost is
+    // the footprint at the prices given, and the changes are the decision rows.
+    let f = |v: &serde_json::Value| v.as_f64().unwrap();
+    let total = |k: &str| proxies.iter().map(|p| f(&p[k])).sum::<f64>();
+    for k in [
+        "unserved_mbps_hours",
+        "footprint_mbps_hours",
+        "footprint_concurrent_hours",
+        "censored_samples",
+        "flapping",
+        "changes",
+    ] {
+        let (sum, got) = (total(k), f(&summary[k]));
+        assert!(
+            (sum - got).abs() <= 1e-9 * sum.abs().max(1.0),
+            "summary.{k} {got} != the proxies' {sum}"
+        );
+    }
+    assert!(f(&summary["footprint_mbps_hours"]) > 0.0);
+    let cost = f(&summary["footprint_mbps_hours"]) * 0.01
+        + f(&summary["footprint_concurrent_hours"]) * 0.2;
+    assert!(
+        (f(&summary["cost"]) - cost).abs() <= 1e-9 * cost,
+        "cost {} != {cost}",
+        summary["cost"]
+    );
+    let reasons = summary["reasons"].as_object().unwrap();
+    assert!(!reasons.is_empty());
+    for (code, n) in reasons {
+        let sum: u64 = proxies
+            .iter()
+            .map(|p| p["reasons"][code].as_u64().unwrap_or(0))
+            .sum();
+        assert_eq!(n.as_u64().unwrap(), sum, "summary.reasons.{code}");
+    }
+    for p in proxies {
+        let pct = f(&p["under_provisioned_pct"]);
+        assert!((0.0..=100.0).contains(&pct), "{pct}");
+    }
     let decisions = v["decisions"].as_array().unwrap();
     assert!(!decisions.is_empty());
     for d in decisions {
@@ -891,6 +1168,21 @@ fn simulate_json_has_the_design_fields() {
         let changed =
             d["bandwidth_from"] != d["bandwidth_to"] || d["concurrent_from"] != d["concurrent_to"];
         assert!(changed, "only changes are listed: {d}");
+    }
+    // One row per change of each proxy, under that proxy's policy; a proxy's changes
+    // chain (each starts where the one before ended).
+    assert_eq!(decisions.len() as f64, f(&summary["changes"]));
+    for p in proxies {
+        let id = &p["proxy_id"];
+        let mine: Vec<_> = decisions.iter().filter(|d| &d["proxy_id"] == id).collect();
+        assert_eq!(mine.len() as u64, p["changes"].as_u64().unwrap(), "{id}");
+        for d in &mine {
+            assert_eq!(d["policy"], p["policy"], "{id}");
+        }
+        for w in mine.windows(2) {
+            assert_eq!(w[1]["bandwidth_from"], w[0]["bandwidth_to"], "{id}");
+            assert_eq!(w[1]["concurrent_from"], w[0]["concurrent_to"], "{id}");
+        }
     }
     // Same seed, same output.
     let again = simulate(&[
@@ -930,9 +1222,16 @@ fn simulate_reads_a_csv_and_writes_the_html_report() {
     );
     assert!(stdout.contains("1 NaN values"), "{stdout}");
     let doc = std::fs::read_to_string(&html_path).unwrap();
-    let tags = check_html(&doc);
-    // Every fleet proxy a policy selects gets a chart (five in the bundled fleet).
-    assert_eq!(tags.iter().filter(|t| *t == "svg").count(), 5);
+    check_html(&doc);
+    // Every fleet proxy a policy selects gets a chart (five in the bundled fleet); the
+    // legacy proxy (Scalarable 0) is listed apart and left out of the totals.
+    assert_eq!(doc.matches("<svg class=\"ch\"").count(), 5);
+    let apart = between(&doc, "id=\"s0-unscalable\"", "</table>");
+    assert!(apart.contains("link-legacy01"), "{apart}");
+    assert!(
+        stdout.contains("not scalable, left out of FLEET (1): link-legacy01"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -1146,6 +1445,164 @@ fn simulate_exits_2_when_prometheus_is_unreachable() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(&url));
 }
 
+// ---- the report in a real browser ------------------------------------------------------
+
+/// Loads `url` in headless Chromium (Debian package `chromium`; the test fails without
+/// it), runs its scripts and returns (the DOM after them, Chromium's log on stderr).
+fn chromium_dump_dom(url: &str) -> (String, String) {
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("timeout")
+        .args([
+            "120",
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--window-size=1280,900",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=10000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .expect("run chromium (apt-get install chromium)");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "chromium failed ({}; is the Debian package `chromium` installed?): {stderr}",
+        out.status
+    );
+    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+}
+
+/// The report of the bundled fleet (two days, every reference peer) opens in Chromium
+/// without a console message; its script draws the chart opened by the URL's anchor,
+/// labels the time axis, zooms every chart to a range dragged on one and relabels in
+/// another time zone. The driving script is appended to a copy of the report and records
+/// what it saw on `<body>`.
+#[test]
+fn html_report_works_in_chromium_without_console_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.html");
+    let out = simulate(&[
+        "--days",
+        "2",
+        "--reference",
+        "all",
+        "--report",
+        path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let driver = r#"<script>
+(function(){const b=document.body.dataset,svg=document.querySelector("details[open] svg.ch");
+b.drawn=svg.querySelectorAll("path[d^='M']").length;
+b.marks=svg.querySelectorAll(".mk line").length;
+b.mark0=svg.querySelector(".mk line title").textContent;
+b.axis0=svg.querySelector("g.ax").textContent;
+const r=svg.getBoundingClientRect(),k=r.width/svg.viewBox.baseVal.width;
+const ev=(type,x)=>svg.dispatchEvent(new MouseEvent(type,{clientX:r.left+(56+x)*k,clientY:r.top+60*k,bubbles:true}));
+ev("mousedown",150);ev("mousemove",300);ev("mouseup",300);
+b.zoom=document.querySelectorAll("svg.plot")[0].getAttribute("viewBox");
+b.zoomlast=[...document.querySelectorAll("svg.plot")].pop().getAttribute("viewBox");
+b.axis1=svg.querySelector("g.ax").textContent;
+const tz=document.getElementById("tz");tz.value="480";tz.dispatchEvent(new Event("change"));
+b.axis2=svg.querySelector("g.ax").textContent;
+b.range=document.getElementById("range").textContent;
+b.driven="1";})();
+</script>
+</body>"#;
+    let driven = doc.replacen("</body>", driver, 1);
+    assert_ne!(driven, doc);
+    std::fs::write(&path, driven).unwrap();
+    let (dom, log) = chromium_dump_dom(&format!("file://{}#s0-link-kicu7m5b", path.display()));
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    let body = between(&dom, "<body", ">");
+    let attr = |name: &str| -> String {
+        let v = between(body, &format!("data-{name}=\""), "\"");
+        v.replace("&amp;", "&")
+    };
+    assert_eq!(attr("ready"), "1", "the report's script ran to its end");
+    assert_eq!(attr("driven"), "1", "{body}");
+    // The anchored chart is open and drawn: per panel at least demand, capacity, oracle
+    // and the three peers.
+    assert!(attr("drawn").parse::<u32>().unwrap() >= 12, "{body}");
+    // Change markers with their reasons on hover (`bandwidth:scale.up`...).
+    assert!(attr("marks").parse::<u32>().unwrap() > 0, "{body}");
+    let mark0 = attr("mark0");
+    assert!(
+        mark0.contains(" UTC ") && (mark0.contains('↑') || mark0.contains('↓')),
+        "{mark0}"
+    );
+    assert!(
+        mark0.contains("bandwidth:") || mark0.contains("concurrent:"),
+        "{mark0}"
+    );
+    // Zoomed: a quarter of the columns, on every chart.
+    let vb: Vec<f64> = attr("zoom")
+        .split(' ')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(
+        (vb[0] - 150.0).abs() < 2.0 && (vb[2] - 150.0).abs() < 2.0,
+        "{vb:?}"
+    );
+    assert_eq!(
+        attr("zoom").split(' ').take(3).collect::<Vec<_>>(),
+        attr("zoomlast").split(' ').take(3).collect::<Vec<_>>()
+    );
+    // The axis: days over the whole range → hours once zoomed → other hours at UTC+08:00.
+    let (a0, a1, a2) = (attr("axis0"), attr("axis1"), attr("axis2"));
+    assert!(a0 != a1 && a1 != a2, "{a0} / {a1} / {a2}");
+    assert!(a1.contains(':'), "{a1}");
+    assert!(attr("range").contains("UTC+08:00"), "{}", attr("range"));
+}
+
+/// The report stays within 20 MB for 2,000 proxies × 30 days: at most 10 KB per proxy
+/// (plus the fixed style and script) on a 30-day run of the bundled fleet.
+#[test]
+fn html_report_size_is_bounded_per_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.html");
+    let out = simulate(&["--days", "30", "--report", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Progress is for terminals: nothing on a pipe.
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let charts = doc.matches("<svg class=\"ch\"").count();
+    assert_eq!(charts, 5);
+    let fixed =
+        doc.find("<h2>Notes</h2>").map_or(0, |i| doc.len() - i) + doc.find("<body>").unwrap();
+    let per_proxy = (doc.len() - fixed) / charts;
+    assert!(per_proxy <= 10_000, "{per_proxy} bytes per proxy");
+    // Thirty days of markers were written (not left out to stay small).
+    let markers: usize = doc
+        .split("data-m=\"")
+        .skip(1)
+        .map(|r| &r[..r.find('"').unwrap()])
+        .filter(|m| !m.is_empty())
+        .map(|m| m.split('|').count())
+        .sum();
+    assert!(markers > 30, "{markers} markers");
+}
+
 /// The seasonal recommender warms up on the data before `--start`: a proxy whose demand
 /// needs 200 Mbps every day from 09:00 is pre-scaled before 09:00 on the first replayed
 /// day, and only when there is history before the start to learn it from.
@@ -1217,4 +1674,79 @@ fn predictive_warms_up_from_the_data_before_the_start() {
     .unwrap();
     let at = first_up(&cold).expect("a reactive scale-up");
     assert!(at >= 9 * 60, "no history, no forecast: minute {at}");
+}
+
+/// `simulate --pause`: a scheduled pause holds scale-ups from `from` to `until` (the
+/// proxy evaluated all along, logged as guard.paused), and the replay acts once it ends.
+#[test]
+fn a_replayed_pause_schedule_holds_its_direction_for_its_time() {
+    let minutes = 3 * 60;
+    let trace = trace_of("link-a", minutes, |m| {
+        Some(if m < 30 { 10.0 } else { 120.0 })
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pauses.toml");
+    let from = Timestamp(T0 + 20 * MIN);
+    let until = Timestamp(T0 + 90 * MIN);
+    std::fs::write(
+        &file,
+        format!(
+            "[[pause]]\npolicy = \"{}\"\ndirection = \"up\"\nfrom = \"{from}\"\nuntil = \"{until}\"\nreason = \"migration\"\n",
+            fixtures::policy().name
+        ),
+    )
+    .unwrap();
+    let pauses = gaap_autoscaler::sim::cmd::load_pause_schedule(&file).unwrap();
+    assert_eq!(pauses.len(), 1);
+    let opts = SimOptions {
+        pauses,
+        ..SimOptions::new(Timestamp(T0), Timestamp(T0 + (minutes - 1) * MIN))
+    };
+    let run = replay(
+        &set(bandwidth_policy()),
+        &fleet(vec![proxy("link-a", 20, 5)]),
+        &trace,
+        &opts,
+        &mut |_| {},
+    )
+    .unwrap();
+    let p = &run.proxies[0];
+    let ups: Vec<Timestamp> = p
+        .changes
+        .iter()
+        .filter(|c| c.direction == Direction::Up)
+        .map(|c| c.time)
+        .collect();
+    assert!(!ups.is_empty(), "scales up once the pause ends");
+    assert!(
+        ups.iter().all(|&t| t >= until),
+        "a scale-up while paused: {ups:?}"
+    );
+    let held = p
+        .reasons
+        .iter()
+        .find(|(c, _)| c.as_str() == "guard.paused")
+        .map_or(0, |(_, n)| *n);
+    assert!(held > 0, "{:?}", p.reasons);
+    // Without the schedule the same replay scales up at the step (minute 30).
+    let plain = run_one(
+        bandwidth_policy(),
+        vec![proxy("link-a", 20, 5)],
+        &trace,
+        minutes,
+    );
+    assert!(plain.proxies[0].changes[0].time < until);
+    // A schedule whose `until` is not after `from` is refused, with the file named.
+    std::fs::write(
+        &file,
+        format!("[[pause]]\npolicy = \"web\"\ndirection = \"up\"\nfrom = \"{until}\"\nuntil = \"{from}\"\n"),
+    )
+    .unwrap();
+    let err = gaap_autoscaler::sim::cmd::load_pause_schedule(&file)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("pauses.toml") && err.contains("pause 1"),
+        "{err}"
+    );
 }

@@ -1,7 +1,7 @@
 //! Table tests for the stages of issue 13: saturation, the flap budget, the window
 //! look-ahead and the seasonal pre-scale. Fixture policy as in `tests.rs`: utilization
 //! 0.7, bandwidth [10, 500] on 10/20/50/100/200/500/1000, up 2 steps / cooldown 1m,
-//! down 1 step / stabilization 10m / cooldown 10m, flap budget 1 per 2h.
+//! down 1 step / stabilization 10m / cooldown 10m; the flap-budget tests set 1 per 2h.
 
 use std::time::Duration;
 
@@ -11,6 +11,17 @@ use crate::policy::{FlapBudget, PredictiveMode};
 
 const T0: Timestamp = Timestamp::from_secs(1_795_939_200); // 2026-11-29T00:00:00Z
 const MIN: Duration = Duration::from_secs(60);
+
+/// The fixture policy with a flap budget of one reversal per 2h (up to 4h).
+fn budget_1_per_2h() -> crate::policy::Policy {
+    let mut p = policy();
+    p.behavior.flap_budget = Some(FlapBudget {
+        reversals: 1,
+        per: Duration::from_secs(2 * 3600),
+        max_stabilization: Duration::from_secs(4 * 3600),
+    });
+    p
+}
 
 fn bw_codes(d: &Decision) -> Vec<String> {
     d.reason_codes()
@@ -143,7 +154,7 @@ fn pulses(n: u64) -> Vec<(u64, f64)> {
 
 #[test]
 fn reversals_are_recorded_and_stretch_the_scale_down_window() {
-    let mut p = policy();
+    let mut p = budget_1_per_2h();
     p.behavior.scale_down.cooldown = MIN;
     p.behavior.scale_down.stabilization = 10 * MIN;
     let (on, st) = replay(&p, 100, &pulses(4));
@@ -169,7 +180,7 @@ fn the_flap_budget_window_doubles_per_reversal_beyond_the_allowance() {
     // over, 40m two over: only from two over does the 25-minute-old 200 still hold.
     let cases: &[(usize, u32)] = &[(0, 100), (1, 100), (2, 100), (3, 200), (4, 200)];
     for &(n, want) in cases {
-        let p = policy();
+        let p = budget_1_per_2h();
         let mut st = seasoned(T0);
         st.bandwidth.recommendations = vec![(T0 - 25 * MIN, 200)];
         st.bandwidth.reversals = (0..n).map(|i| T0 - MIN * (30 + 10 * i as u32)).collect();
@@ -198,7 +209,7 @@ fn the_flap_budget_window_doubles_per_reversal_beyond_the_allowance() {
 
 #[test]
 fn the_flap_budget_decays_and_never_blocks_a_scale_up() {
-    let p = policy();
+    let p = budget_1_per_2h();
     let mut st = seasoned(T0);
     // Five reversals, all older than the 2h period: forgotten, the window is back to 10m.
     st.bandwidth.reversals = (0..5).map(|i| T0 - MIN * (121 + i)).collect();
@@ -345,4 +356,48 @@ fn the_seasonal_stage_raises_ahead_and_only_raises() {
             );
         }
     }
+}
+
+#[test]
+fn paid_capacity_is_kept_until_the_end_of_the_billing_day() {
+    // The billing day ends at 16:00Z (00:00 China Standard Time); the lead is 90s.
+    // (time, hold_paid_capacity, want bw: 200 held, or down one step to 100)
+    let cases: &[(&str, bool, u32, bool)] = &[
+        ("2026-11-30T15:00:00Z", true, 200, true),
+        ("2026-11-30T15:58:31Z", true, 100, false), // within the last 90s
+        ("2026-11-30T16:00:00Z", true, 200, true),  // a new day, paid again
+        ("2026-11-30T15:00:00Z", false, 100, false),
+    ];
+    for &(at, hold, want, said) in cases {
+        let now = crate::time::parse_time(at).unwrap();
+        let mut p = policy();
+        p.hold_paid_capacity = hold;
+        let d = decide(
+            &p,
+            &proxy(200, 2),
+            Some(&ladder()),
+            &observe(30.0, 14_000.0, now),
+            &seasoned(now),
+            now,
+        );
+        assert_eq!(d.bandwidth_to, want, "{at} hold {hold}: {:?}", bw_codes(&d));
+        assert_eq!(
+            bw_codes(&d).contains(&"bandwidth:scale_down.paid_capacity".to_string()),
+            said,
+            "{at}"
+        );
+    }
+    // A scale-up is never held.
+    let now = crate::time::parse_time("2026-11-30T15:00:00Z").unwrap();
+    let mut p = policy();
+    p.hold_paid_capacity = true;
+    let d = decide(
+        &p,
+        &proxy(50, 2),
+        Some(&ladder()),
+        &observe(45.0, 14_000.0, now),
+        &seasoned(now),
+        now,
+    );
+    assert_eq!(d.bandwidth_to, 100);
 }

@@ -62,10 +62,15 @@ pub fn decide_into(
     }
     let ladder = ladder.expect("guard rejects a missing ladder");
 
-    let stamps_before = [Dim::Bandwidth, Dim::Concurrent].map(|dim| {
-        let st = d.next_state.dim(dim);
-        (st.last_up, st.last_down)
-    });
+    let stamps_before = super::operator::stamps(&d.next_state);
+    // An operator's change since the last evaluation (issue 12).
+    super::operator::observe(
+        policy.manual_hold,
+        (proxy.bandwidth, proxy.concurrent),
+        &mut d.next_state.operator,
+        now,
+        &mut d.reasons,
+    );
     let windows = active_windows(&policy.windows, now);
     let ahead = Ahead::of(policy, now);
     for dim in Dim::ALL {
@@ -135,19 +140,15 @@ pub fn decide_into(
             "no stage asked for a change: keeping the current values",
         ));
     }
+    if d.verdict == Verdict::Change {
+        d.next_state.operator.last_known = Some((d.bandwidth_to, d.concurrent_to));
+    }
+    super::operator::hold(policy.manual_hold_allows_saturation, d, &stamps_before, now);
     // The policy file's own pause (issue 12); run-time pauses are applied by the caller.
     if policy.paused.any() {
-        let mut before = ControllerState::default();
-        for (dim, (up, down)) in [Dim::Bandwidth, Dim::Concurrent]
-            .into_iter()
-            .zip(stamps_before)
-        {
-            before.dim_mut(dim).last_up = up;
-            before.dim_mut(dim).last_down = down;
-        }
-        super::pause::apply_pause(
+        super::pause::apply_pause_stamps(
             d,
-            &before,
+            &stamps_before,
             policy.paused,
             "paused by the policy file".to_string(),
         );
@@ -529,7 +530,17 @@ impl DimCtx<'_> {
         if bounded < current
             && let Some(m) = ahead.floor[Ahead::idx(self.dim)]
         {
-            let floor = self.cover(f64::from(m)).min(max).min(current);
+            // An allowed value: the cheapest covering `m`, else the highest not above the
+            // max or the current value (both may lie off the ladder).
+            let cap = max.min(current);
+            let floor = self
+                .values
+                .iter()
+                .copied()
+                .filter(|&v| v <= cap)
+                .find(|&v| v >= m)
+                .or_else(|| self.values.iter().copied().rev().find(|&v| v <= cap))
+                .unwrap_or(bounded);
             if floor > bounded {
                 self.reason(
                     ReasonCode::WindowAhead,
@@ -553,6 +564,25 @@ impl DimCtx<'_> {
         } else {
             self.cooldown(st, bounded)
         };
+        // Capacity paid for today is kept until the last evaluations of the billing day.
+        if !forced && t.target < current && self.policy.hold_paid_capacity {
+            let left = billing_day_left_ms(self.now);
+            if left > millis(self.policy.lead()) {
+                self.reason(
+                    ReasonCode::HoldPaidCapacity,
+                    format!(
+                        "today's {current} {} is paid for (a day is billed at its highest \
+                         specification): going down to {} waits for the last {} of the \
+                         billing day, {} from now",
+                        self.dim.unit(),
+                        t.target,
+                        crate::time::format_duration(self.policy.lead()),
+                        crate::time::format_duration(Duration::from_millis(left as u64)),
+                    ),
+                );
+                t.target = current;
+            }
+        }
         t
     }
 
@@ -1049,6 +1079,14 @@ impl DimCtx<'_> {
             target
         }
     }
+}
+
+/// Milliseconds from `now` to the end of its GAAP billing day (00:00 China Standard Time,
+/// UTC+8).
+fn billing_day_left_ms(now: Timestamp) -> i64 {
+    const DAY: i64 = 86_400_000;
+    const OFFSET: i64 = 8 * 3_600_000;
+    DAY - (now.millis() + OFFSET).rem_euclid(DAY)
 }
 
 /// A step count as a signed shift: `max_steps` beyond `i32::MAX` (no limit) saturates,

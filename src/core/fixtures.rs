@@ -64,6 +64,9 @@ pub fn policy() -> Policy {
         windows: Vec::new(),
         billing_type: None,
         paused: crate::core::Paused::NONE,
+        manual_hold: crate::core::ManualHold::default(),
+        manual_hold_allows_saturation: false,
+        hold_paid_capacity: false,
         predictive: crate::policy::Predictive::default(),
     }
 }

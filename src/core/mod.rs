@@ -9,6 +9,7 @@
 mod adaptive_tests;
 pub(crate) mod decide;
 pub mod fixtures;
+pub mod operator;
 pub mod pause;
 pub mod reason;
 pub mod season;
@@ -20,7 +21,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use decide::{decide, decide_into};
-pub use pause::{Paused, apply_pause};
+pub use operator::ManualHold;
+pub use pause::{Pause, Paused, Scope, apply_pause, apply_pause_stamps, paused_at};
 pub use reason::{Detail, Reason, ReasonCode};
 pub use season::Season;
 
@@ -237,6 +239,36 @@ pub struct DimState {
 pub struct ControllerState {
     pub bandwidth: DimState,
     pub concurrent: DimState,
+    /// What the engine last applied or saw, and an operator's manual hold (issue 12).
+    #[serde(default)]
+    pub operator: OperatorState,
+}
+
+/// The proxy's values as the engine last applied, confirmed or saw them, and the hold an
+/// operator's change started. Plain data, part of the controller state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OperatorState {
+    /// (bandwidth, concurrent) as last applied by the engine or seen by it. Values that
+    /// differ from these, with no change of ours in flight, are an operator's change.
+    #[serde(default)]
+    pub last_known: Option<(u32, u32)>,
+    /// Until when an operator's change holds the proxy ([`operator::FOREVER`]: until
+    /// resumed).
+    #[serde(default)]
+    pub manual_hold_until: Option<Timestamp>,
+    /// The change that started the hold.
+    #[serde(default)]
+    pub manual_change: Option<ManualChange>,
+}
+
+/// An operator's change, as the engine observed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManualChange {
+    /// The evaluation that saw it.
+    pub at: Timestamp,
+    /// (bandwidth, concurrent) before and after.
+    pub from: (u32, u32),
+    pub to: (u32, u32),
 }
 
 impl ControllerState {

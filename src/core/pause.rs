@@ -6,7 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ControllerState, Decision, Dim, Direction, Reason, ReasonCode, Verdict};
+use crate::time::Timestamp;
+
+use super::operator::Stamps;
+use super::{ControllerState, Decision, Direction, ReasonCode, Verdict};
 
 /// The directions an operator paused for one proxy (plain data, from the policy's static
 /// key or the daemon's pause store).
@@ -49,6 +52,12 @@ impl Paused {
 /// A change that moves one dimension up and the other down is held when either of its
 /// moves is paused. Pure; never fails.
 pub fn apply_pause(d: &mut Decision, before: &ControllerState, paused: Paused, why: String) {
+    apply_pause_stamps(d, &super::operator::stamps(before), paused, why);
+}
+
+/// [`apply_pause`] with the cooldown stamps of the starting state (the replay reuses its
+/// decision, so it keeps only these).
+pub fn apply_pause_stamps(d: &mut Decision, before: &Stamps, paused: Paused, why: String) {
     if d.verdict != Verdict::Change {
         return;
     }
@@ -57,25 +66,127 @@ pub fn apply_pause(d: &mut Decision, before: &ControllerState, paused: Paused, w
     if !((up && paused.up) || (down && paused.down)) {
         return;
     }
-    d.verdict = Verdict::Hold;
-    d.direction = None;
-    d.bandwidth_to = d.bandwidth_from;
-    d.concurrent_to = d.concurrent_from;
-    d.bandwidth.target = d.bandwidth_from;
-    d.concurrent.target = d.concurrent_from;
-    for dim in Dim::ALL {
-        let was = before.dim(dim);
-        let st = d.next_state.dim_mut(dim);
-        st.last_up = was.last_up;
-        st.last_down = was.last_down;
-        // A change not made reverses nothing.
-        let t = d.time;
-        st.reversals.retain(|&r| r != t);
+    super::operator::hold_change(d, before, ReasonCode::GuardPaused, why);
+}
+
+/// What a run-time pause covers: a whole policy, or one proxy (in whichever policy).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Policy(String),
+    Proxy(String),
+}
+
+impl Scope {
+    pub fn covers(&self, policy: &str, proxy: &str) -> bool {
+        match self {
+            Scope::Policy(p) => p == policy,
+            Scope::Proxy(p) => p == proxy,
+        }
     }
-    d.reasons
-        .retain(|r| !matches!(r.code, ReasonCode::ScaleUp | ReasonCode::ScaleDown));
-    d.reasons
-        .push(Reason::new(ReasonCode::GuardPaused, None, why));
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Policy(p) => write!(f, "policy {p}"),
+            Scope::Proxy(p) => write!(f, "proxy {p}"),
+        }
+    }
+}
+
+/// `scale_up` / `scale_down`: the names of the directions in files, flags and JSON.
+pub fn direction_name(d: Direction) -> &'static str {
+    match d {
+        Direction::Up => "scale_up",
+        Direction::Down => "scale_down",
+    }
+}
+
+/// Parses a direction to pause: `up`, `down`, `both`, `scale_up`, `scale_down`.
+pub fn parse_directions(s: &str) -> Result<Paused, String> {
+    match s.trim() {
+        "up" | "scale_up" => Ok(Paused {
+            up: true,
+            down: false,
+        }),
+        "down" | "scale_down" => Ok(Paused {
+            up: false,
+            down: true,
+        }),
+        "both" => Ok(Paused::BOTH),
+        other => Err(format!(
+            "`{other}` is not a direction: use up, down or both (or scale_up, scale_down)"
+        )),
+    }
+}
+
+impl Paused {
+    /// The directions it covers, up first.
+    pub fn directions(self) -> impl Iterator<Item = Direction> {
+        [(self.up, Direction::Up), (self.down, Direction::Down)]
+            .into_iter()
+            .filter_map(|(on, d)| on.then_some(d))
+    }
+}
+
+/// One run-time pause of one direction (`gaap-autoscaler pause`): plain data, kept by the
+/// daemon in the decision log; time is a value (`until`), so an expired pause stops
+/// applying by itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub scope: Scope,
+    pub direction: Direction,
+    pub since: Timestamp,
+    /// None: until resumed.
+    pub until: Option<Timestamp>,
+    pub reason: String,
+    /// Who paused (user@host, or `--by`).
+    pub by: String,
+}
+
+impl Pause {
+    /// In force at `now`: from `since` (a replayed schedule may start later) until `until`.
+    pub fn active(&self, now: Timestamp) -> bool {
+        self.since <= now && self.until.is_none_or(|u| now < u)
+    }
+    /// "scale_down paused for policy web by ops@host until 2026-12-07T01:00:00Z: migration"
+    pub fn sentence(&self) -> String {
+        let until = match self.until {
+            Some(u) => format!(" until {u}"),
+            None => " until resumed".to_string(),
+        };
+        let why = if self.reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", self.reason)
+        };
+        format!(
+            "{} paused for {} by {} since {}{until}{why}",
+            direction_name(self.direction),
+            self.scope,
+            self.by,
+            self.since
+        )
+    }
+}
+
+/// The directions the active pauses cover for (policy, proxy) at `now`, and the sentence
+/// that says who paused them, why and until when.
+pub fn paused_at(pauses: &[Pause], policy: &str, proxy: &str, now: Timestamp) -> (Paused, String) {
+    let mut out = Paused::NONE;
+    let mut why = Vec::new();
+    for p in pauses
+        .iter()
+        .filter(|p| p.active(now) && p.scope.covers(policy, proxy))
+    {
+        match p.direction {
+            Direction::Up => out.up = true,
+            Direction::Down => out.down = true,
+        }
+        why.push(p.sentence());
+    }
+    (out, why.join("; "))
 }
 
 #[cfg(test)]
@@ -172,6 +283,62 @@ mod tests {
         assert_eq!(d.verdict, Verdict::Hold);
         assert!(d.reason_codes().contains(&"guard.paused".to_string()));
         assert_eq!(d.next_state.bandwidth.last_up, None);
+    }
+
+    #[test]
+    fn run_time_pauses_apply_by_scope_and_until_they_expire() {
+        let pause = |scope: Scope, direction, until: Option<i64>| Pause {
+            scope,
+            direction,
+            since: T0,
+            until: until.map(|s| T0 + Duration::from_secs(s as u64)),
+            reason: "migration".into(),
+            by: "ops@host".into(),
+        };
+        let pauses = vec![
+            pause(Scope::Policy("web".into()), Direction::Down, Some(7200)),
+            pause(Scope::Proxy("link-x".into()), Direction::Up, None),
+        ];
+        let at = |s: u64| T0 + Duration::from_secs(s);
+        // (policy, proxy, at, expect up, expect down)
+        let rows = [
+            ("web", "link-a", at(0), false, true),
+            ("web", "link-a", at(7199), false, true),
+            ("web", "link-a", at(7200), false, false),
+            ("web", "link-x", at(60), true, true),
+            ("api", "link-x", at(86_400 * 30), true, false),
+            ("api", "link-b", at(0), false, false),
+        ];
+        for (policy, proxy, now, up, down) in rows {
+            let (p, why) = paused_at(&pauses, policy, proxy, now);
+            assert_eq!(p, Paused { up, down }, "{policy} {proxy} {now}");
+            assert_eq!(why.is_empty(), !p.any());
+        }
+        let (_, why) = paused_at(&pauses, "web", "link-a", T0);
+        assert_eq!(
+            why,
+            "scale_down paused for policy web by ops@host since 2026-11-29T08:00:00Z until 2026-11-29T10:00:00Z: migration"
+        );
+        for (text, want) in [
+            (
+                "up",
+                Ok(Paused {
+                    up: true,
+                    down: false,
+                }),
+            ),
+            (
+                "scale_down",
+                Ok(Paused {
+                    up: false,
+                    down: true,
+                }),
+            ),
+            ("both", Ok(Paused::BOTH)),
+        ] {
+            assert_eq!(parse_directions(text), want);
+        }
+        assert!(parse_directions("sideways").is_err());
     }
 
     proptest! {

@@ -51,6 +51,8 @@ pub enum ReasonCode {
     // 9. cooldown
     CooldownUp,
     CooldownDown,
+    /// `hold_paid_capacity`: today's capacity is paid; going down waits for the day's end.
+    HoldPaidCapacity,
     // 10. result
     ScaleUp,
     ScaleDown,
@@ -86,6 +88,7 @@ impl ReasonCode {
             WindowAhead => "window.ahead",
             CooldownUp => "cooldown.up",
             CooldownDown => "cooldown.down",
+            HoldPaidCapacity => "scale_down.paid_capacity",
             ScaleUp => "scale.up",
             ScaleDown => "scale.down",
             NoChange => "hold.no_change",
@@ -105,7 +108,7 @@ impl ReasonCode {
             Stabilized | FlapBudget | ScaleDownAnticipatedFlapping | PredictiveAhead => 6,
             MaxSteps => 7,
             BoundMin | BoundMax | NoAllowedValue | WindowActive | WindowAhead => 8,
-            CooldownUp | CooldownDown => 9,
+            CooldownUp | CooldownDown | HoldPaidCapacity => 9,
             ScaleUp | ScaleDown | NoChange => 10,
         }
     }

@@ -169,8 +169,10 @@ fn data_stage_holds_then_falls_back_upward() {
             );
         }
         st = d.next_state;
-        // Keep the proxy at 100 to see the streak grow.
+        // Keep the proxy at 100 to see the streak grow (the change is not applied, so
+        // the values last known are 100's too).
         st.bandwidth.last_up = None;
+        st.operator.last_known = Some((px.bandwidth, px.concurrent));
     }
     assert_eq!(seen[0].0, 100);
     assert_eq!(seen[1].0, 100);

@@ -163,8 +163,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             warn!(listen = %local, "{w}");
             crate::telemetry::notice(&format!("gaap-autoscaler: warning: {w}"));
         }
+        let control_token = match crate::config::ControlToken::from_env() {
+            Ok(Some(t)) => Some(t),
+            Ok(None) => config.engine.control_token.clone(),
+            Err(e) => return Err(env_error(e)),
+        };
+        let access = super::control::Access::new(control_token, local);
+        if matches!(access, super::control::Access::Refused) {
+            warn!(listen = %local, "pause and resume are refused: the endpoint is not on loopback and no control token is set ([engine] control_token or GAAP_AUTOSCALER_CONTROL_TOKEN)");
+        }
         let ready = Arc::new(AtomicBool::new(false));
         let reader_log = Arc::clone(&log);
+        let scrape_engine = Arc::clone(&engine);
         let sampler_stats = Arc::clone(&stats);
         let sampler_limiter = Arc::clone(&limiter);
         let state = HttpState {
@@ -177,13 +187,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 for (action, n) in sampler_limiter.available() {
                     sampler_stats.api_tokens.with_label_values(&[action.as_str()]).set(i64::from(n));
                 }
+                scrape_engine.refresh_paused_metric(scrape_engine.clock.now());
             })),
+            control: Some(Arc::clone(&engine) as Arc<dyn super::control::ControlPort>),
+            access,
         };
         let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(http::serve(listener, state, async {
             let _ = http_stopped.await;
         }));
-        info!(address = %local, "serving /metrics, /healthz, /readyz and /log/decisions");
+        info!(address = %local, "serving /metrics, /healthz, /readyz, /log/decisions and /control");
         crate::telemetry::notice(&format!(
             "gaap-autoscaler: listening on http://{local} (policies: {})",
             policies.len()

@@ -160,6 +160,8 @@ pub struct Engine<C: Cloud, M: Metrics> {
     unwatched: Mutex<Vec<(String, String)>>,
     /// Reconciliation has not succeeded yet (or failed): retried before each pass.
     needs_reconcile: std::sync::atomic::AtomicBool,
+    /// The operators' run-time pauses (issue 12), as kept in the log's control tree.
+    pauses: Mutex<Vec<core::Pause>>,
 }
 
 impl<C: Cloud, M: Metrics> Engine<C, M> {
@@ -176,6 +178,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
         let unreconciled: HashSet<String> =
             journal.pending()?.into_iter().map(|r| r.proxy_id).collect();
         let needs_reconcile = std::sync::atomic::AtomicBool::new(!unreconciled.is_empty());
+        let pauses = journal.load_pauses()?;
         Ok(Arc::new(Engine {
             cloud,
             metrics,
@@ -193,6 +196,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             policies: Mutex::new(Vec::new()),
             needs_reconcile,
             unwatched: Mutex::new(Vec::new()),
+            pauses: Mutex::new(pauses),
         }))
     }
 
@@ -427,7 +431,24 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                 proxy.real_server_region.clone(),
             ));
             let obs = readings.per_proxy.get(&proxy.id).unwrap_or(&empty);
-            let decision = core::decide(policy, proxy, ladder, obs, &state, now);
+            let mut decision = core::decide(policy, proxy, ladder, obs, &state, now);
+            // The operators' run-time pauses: the proxy is still evaluated and logged.
+            let (paused, why) = core::paused_at(
+                &self.pauses.lock().expect("lock"),
+                &policy.name,
+                &proxy.id,
+                now,
+            );
+            if paused.any() {
+                core::apply_pause(&mut decision, &state, paused, why);
+            }
+            if core::operator::detected(&state.operator, &decision) {
+                self.stats
+                    .manual_changes
+                    .with_label_values(&[policy.name.as_str()])
+                    .inc();
+                warn!(policy = %policy.name, proxy = %proxy.id, "the proxy was changed outside the autoscaler");
+            }
             report.evaluated += 1;
             let (outcome, note) = self.outcome_of(&decision, proxy, mode);
             records.push(DecisionRecord::from_decision(
@@ -531,12 +552,18 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                     // Held, dry-run and skipped decisions carry their state on (a dry-run
                     // change counts as made, so its cooldowns show what live mode would
                     // do); a change skipped for an earlier rejection did not happen.
-                    let next =
+                    let mut next =
                         if outcome == Outcome::Skipped && d.decision.verdict == Verdict::Change {
                             d.state
                         } else {
                             d.decision.next_state
                         };
+                    // The proxy stays where it was: that is what the next pass must see
+                    // (else a dry-run or skipped change would look like an operator's).
+                    if d.decision.verdict == Verdict::Change {
+                        next.operator.last_known =
+                            Some((d.decision.bandwidth_from, d.decision.concurrent_from));
+                    }
                     self.keep_state(&d.key, next, d.mode);
                 }
             }
@@ -614,7 +641,10 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                     if let Err(e) = self.journal.record_outcome(&c.id, Outcome::Failed, &update) {
                         error!(id = %c.id, error = %e, "cannot record the outcome");
                     }
-                    self.keep_state(&c.key, c.prev_state, Mode::Live);
+                    let mut state = c.prev_state;
+                    // Where the proxy is now is not known to be ours.
+                    state.operator.last_known = None;
+                    self.keep_state(&c.key, state, Mode::Live);
                 }
             }
         }
@@ -731,7 +761,10 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                 .insert(proxy.id.clone());
             self.needs_reconcile
                 .store(true, std::sync::atomic::Ordering::SeqCst);
-            self.keep_state(key, prev_state, Mode::Live);
+            let mut state = prev_state;
+            // Applied or not, unknown: the next pass takes what it sees as known.
+            state.operator.last_known = None;
+            self.keep_state(key, state, Mode::Live);
             self.busy.lock().expect("lock").remove(&proxy.id);
             return;
         }
@@ -757,6 +790,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             s.bandwidth.last_down = prev_state.bandwidth.last_down;
             s.concurrent.last_up = prev_state.concurrent.last_up;
             s.concurrent.last_down = prev_state.concurrent.last_down;
+            s.operator.last_known = Some((proxy.bandwidth, proxy.concurrent));
             s
         };
         self.keep_state(key, state, Mode::Live);
@@ -1067,6 +1101,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
     fn stamp_cooldown(&self, p: &DecisionRecord, at: Timestamp) {
         let key = (p.policy.clone(), p.proxy_id.clone());
         let mut state = self.state_of(&key);
+        state.operator.last_known = Some((p.bandwidth_to, p.concurrent_to));
         for (dim, from, to) in [
             (&mut state.bandwidth, p.bandwidth_from, p.bandwidth_to),
             (&mut state.concurrent, p.concurrent_from, p.concurrent_to),
@@ -1167,4 +1202,226 @@ pub enum ReconcileError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Cloud(#[from] PortError),
+}
+
+impl<C: Cloud, M: Metrics> Engine<C, M> {
+    /// Forgets the pauses whose time is over (in memory and in the log).
+    fn drop_expired_pauses(&self, now: Timestamp) {
+        let mut pauses = self.pauses.lock().expect("lock");
+        let (keep, gone): (Vec<_>, Vec<_>) = pauses.drain(..).partition(|p| p.active(now));
+        *pauses = keep;
+        for p in gone {
+            info!(scope = %p.scope, direction = core::pause::direction_name(p.direction), "pause expired");
+            if let Err(e) = self.journal.remove_pause(&p) {
+                warn!(error = %e, "cannot forget an expired pause");
+            }
+        }
+    }
+
+    /// Sets `gaap_autoscaler_paused` from the pauses in force at `now` and the policy
+    /// files' own pauses.
+    pub fn refresh_paused_metric(&self, now: Timestamp) {
+        self.drop_expired_pauses(now);
+        let gauge = &self.stats.paused;
+        gauge.reset();
+        for p in self.pauses.lock().expect("lock").iter() {
+            let dir = core::pause::direction_name(p.direction);
+            match &p.scope {
+                core::Scope::Policy(name) => gauge.with_label_values(&[name.as_str(), "", dir]),
+                core::Scope::Proxy(id) => {
+                    let policy = self
+                        .states
+                        .lock()
+                        .expect("lock")
+                        .keys()
+                        .find(|k| &k.1 == id)
+                        .map(|k| k.0.clone())
+                        .unwrap_or_default();
+                    gauge.with_label_values(&[policy.as_str(), id.as_str(), dir])
+                }
+            }
+            .set(1);
+        }
+        for pol in self.policies.lock().expect("lock").iter() {
+            for d in pol.paused.directions() {
+                gauge
+                    .with_label_values(&[pol.name.as_str(), "", core::pause::direction_name(d)])
+                    .set(1);
+            }
+        }
+    }
+
+    fn control_status(&self, now: Timestamp) -> super::control::ControlStatus {
+        use super::control::{ControlStatus, HoldStatus, StaticPause};
+        self.refresh_paused_metric(now);
+        let pauses = self.pauses.lock().expect("lock").clone();
+        let static_pauses = self
+            .policies
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|p| p.paused.any())
+            .map(|p| StaticPause {
+                policy: p.name.clone(),
+                directions: p.paused,
+            })
+            .collect();
+        let mut manual_holds: Vec<HoldStatus> = self
+            .states
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(_, st)| core::operator::held(&st.operator, now))
+            .map(|((policy, proxy), st)| HoldStatus {
+                policy: policy.clone(),
+                proxy: proxy.clone(),
+                until: st
+                    .operator
+                    .manual_hold_until
+                    .filter(|&u| u != core::operator::FOREVER),
+                change: st.operator.manual_change,
+            })
+            .collect();
+        manual_holds.sort_by(|a, b| (&a.policy, &a.proxy).cmp(&(&b.policy, &b.proxy)));
+        ControlStatus {
+            now,
+            pauses,
+            static_pauses,
+            manual_holds,
+            resumed: 0,
+        }
+    }
+}
+
+fn scope_of(policy: &str, proxy: Option<&str>) -> core::Scope {
+    match proxy {
+        Some(id) => core::Scope::Proxy(id.to_string()),
+        None => core::Scope::Policy(policy.to_string()),
+    }
+}
+
+impl<C: Cloud, M: Metrics> super::control::ControlPort for Engine<C, M> {
+    fn pause(
+        &self,
+        req: super::control::PauseRequest,
+    ) -> Result<super::control::ControlStatus, super::control::ControlError> {
+        use super::control::ControlError;
+        let now = self.clock.now();
+        if !self
+            .policies
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|p| p.name == req.policy)
+        {
+            return Err(ControlError::NotFound(format!(
+                "no running policy is named `{}`",
+                req.policy
+            )));
+        }
+        let dirs =
+            core::pause::parse_directions(&req.direction).map_err(ControlError::BadRequest)?;
+        let until = match req.for_.as_deref() {
+            None => None,
+            Some(text) => {
+                let d = crate::time::parse_duration(text)
+                    .map_err(|e| ControlError::BadRequest(format!("--for: {e}")))?;
+                if d.is_zero() {
+                    return Err(ControlError::BadRequest(
+                        "--for must be longer than 0".into(),
+                    ));
+                }
+                Some(now + d)
+            }
+        };
+        if req.reason.chars().count() > 500 {
+            return Err(ControlError::BadRequest(
+                "the reason is longer than 500 characters".into(),
+            ));
+        }
+        let scope = scope_of(&req.policy, req.proxy.as_deref());
+        let by = if req.by.trim().is_empty() {
+            "unknown".to_string()
+        } else {
+            req.by.clone()
+        };
+        for direction in dirs.directions() {
+            let pause = core::Pause {
+                scope: scope.clone(),
+                direction,
+                since: now,
+                until,
+                reason: req.reason.clone(),
+                by: by.clone(),
+            };
+            self.journal.save_pause(&pause)?;
+            info!(scope = %pause.scope, direction = core::pause::direction_name(direction), by = %pause.by, reason = %pause.reason, until = ?pause.until, "paused");
+            let mut pauses = self.pauses.lock().expect("lock");
+            pauses.retain(|p| !(p.scope == pause.scope && p.direction == direction));
+            pauses.push(pause);
+        }
+        Ok(self.control_status(now))
+    }
+
+    fn resume(
+        &self,
+        req: super::control::ResumeRequest,
+    ) -> Result<super::control::ControlStatus, super::control::ControlError> {
+        use super::control::ControlError;
+        let now = self.clock.now();
+        let dirs = core::pause::parse_directions(req.direction.as_deref().unwrap_or("both"))
+            .map_err(ControlError::BadRequest)?;
+        let scope = scope_of(&req.policy, req.proxy.as_deref());
+        let mut resumed = 0;
+        let gone: Vec<core::Pause> = {
+            let mut pauses = self.pauses.lock().expect("lock");
+            let (gone, keep): (Vec<_>, Vec<_>) = pauses
+                .drain(..)
+                .partition(|p| p.scope == scope && dirs.covers(p.direction));
+            *pauses = keep;
+            gone
+        };
+        for p in &gone {
+            self.journal.remove_pause(p)?;
+            resumed += 1;
+        }
+        // Manual holds end too (`manual_hold = "forever"` lasts until this).
+        let mut ended = Vec::new();
+        {
+            let mut states = self.states.lock().expect("lock");
+            for ((policy, proxy), st) in states.iter_mut() {
+                let hit = match &scope {
+                    core::Scope::Policy(name) => policy == name,
+                    core::Scope::Proxy(id) => proxy == id,
+                };
+                if hit && core::operator::end_hold(&mut st.operator) {
+                    ended.push(((policy.clone(), proxy.clone()), st.clone()));
+                }
+            }
+        }
+        let live: HashSet<String> = self
+            .policies
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|p| p.mode == Mode::Live && !self.options.dry_run)
+            .map(|p| p.name.clone())
+            .collect();
+        for (key, st) in ended {
+            // A dry run stores no controller state (the hold ends in memory only).
+            if live.contains(&key.0) {
+                self.journal.save_state(&key.0, &key.1, &st)?;
+            }
+            resumed += 1;
+        }
+        self.journal.flush()?;
+        info!(scope = %scope, by = %req.by, resumed, "resumed");
+        let mut status = self.control_status(now);
+        status.resumed = resumed;
+        Ok(status)
+    }
+
+    fn status(&self) -> super::control::ControlStatus {
+        self.control_status(self.clock.now())
+    }
 }

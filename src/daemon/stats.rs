@@ -22,6 +22,11 @@ pub struct Stats {
     pub reloads: IntCounterVec,
     /// Evaluation ticks skipped because the previous pass of the policy was still running.
     pub skipped_ticks: IntCounterVec,
+    /// Run-time and policy-file pauses in force: 1 per (policy, proxy, direction); proxy
+    /// is empty for a whole policy, policy empty for a proxy paused by id.
+    pub paused: IntGaugeVec,
+    /// Operators' changes seen (a proxy's values changed outside the autoscaler).
+    pub manual_changes: IntCounterVec,
 }
 
 impl Stats {
@@ -77,6 +82,16 @@ impl Stats {
             "Ticks skipped because the previous pass was still running.",
             &["policy"],
         );
+        let paused = gauge(
+            "paused",
+            "Pauses in force (1 each): policy, proxy (empty: the whole policy), direction.",
+            &["policy", "proxy", "direction"],
+        );
+        let manual_changes = counter(
+            "manual_changes_total",
+            "Proxies seen changed outside the autoscaler, by policy.",
+            &["policy"],
+        );
         let pass_duration = HistogramVec::new(
             HistogramOpts::new("pass_duration_seconds", "Duration of one evaluation pass.")
                 .buckets(vec![
@@ -98,6 +113,8 @@ impl Stats {
             proxies,
             reloads,
             skipped_ticks,
+            paused,
+            manual_changes,
         }
     }
 

@@ -387,13 +387,22 @@ pub(crate) fn humanize(message: &str) -> String {
 /// The closest candidate to `word` by edit distance, if close enough to be a likely typo.
 pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let w = word.to_ascii_lowercase();
-    let limit = (w.chars().count() / 3).max(2);
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(&w, &c.to_ascii_lowercase()), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+    let len = w.chars().count();
+    let limit = (len / 3).max(2);
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        // The distance is at least the difference in length: a candidate that far off
+        // cannot be within the limit (349k unknown keys cost no distance at all then).
+        if len.abs_diff(c.chars().count()) > limit {
+            continue;
+        }
+        let d = edit_distance(&w, &c.to_ascii_lowercase());
+        // The first of the closest, as before.
+        if d <= limit && best.is_none_or(|(b, _)| d < b) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
 }
 
 /// Levenshtein distance over chars.
@@ -550,6 +559,50 @@ mod tests {
         ];
         for (word, want) in cases {
             assert_eq!(suggest(word, keys), *want, "suggest({word})");
+        }
+    }
+
+    /// Skipping candidates by their length changes no answer: the same pick as the first
+    /// of the closest by full distance, for words of every length against keys of every
+    /// length (ties included: `max`/`min` for `mxn`).
+    #[test]
+    fn suggestions_skip_only_what_could_not_be_picked() {
+        let keys = [
+            "min",
+            "max",
+            "name",
+            "proxies",
+            "interval",
+            "on_missing_data",
+            "target_utilization",
+            "é",
+            "ÉÉÉ",
+            "",
+        ];
+        let words = [
+            "",
+            "m",
+            "mxn",
+            "nmae",
+            "proxy",
+            "intervall",
+            "on_missing",
+            "unknown_key_number_000001",
+            "target_utilisation",
+            "éé",
+            "x".repeat(40).as_str(),
+        ]
+        .map(str::to_string);
+        for word in &words {
+            let w = word.to_ascii_lowercase();
+            let limit = (w.chars().count() / 3).max(2);
+            let naive = keys
+                .iter()
+                .map(|c| (edit_distance(&w, &c.to_ascii_lowercase()), *c))
+                .filter(|(d, _)| *d <= limit)
+                .min_by_key(|(d, _)| *d)
+                .map(|(_, c)| c);
+            assert_eq!(suggest(word, keys), naive, "suggest({word:?})");
         }
     }
 

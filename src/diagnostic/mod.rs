@@ -161,7 +161,7 @@ impl<'a> LineIndex<'a> {
         let mut n = 0;
         for chunk in bytes.chunks(Self::CHUNK) {
             chars_before_chunk.push(n);
-            n += chunk.iter().filter(|b| !is_continuation(**b)).count();
+            n += count_chars(chunk);
         }
         chars_before_chunk.push(n);
         LineIndex {
@@ -175,11 +175,7 @@ impl<'a> LineIndex<'a> {
     fn chars_before(&self, offset: usize) -> usize {
         let c = offset / Self::CHUNK;
         let from = c * Self::CHUNK;
-        self.chars_before_chunk[c]
-            + self.text[from..offset]
-                .iter()
-                .filter(|b| !is_continuation(**b))
-                .count()
+        self.chars_before_chunk[c] + count_chars(&self.text[from..offset])
     }
 
     /// 1-based (line, col) of a byte offset (col counts chars), as [`Diagnostic::line_col`].
@@ -187,10 +183,14 @@ impl<'a> LineIndex<'a> {
         let offset = offset.min(self.text.len());
         let line = self.starts.partition_point(|s| *s <= offset);
         let start = self.starts[line - 1];
-        (
-            line,
-            self.chars_before(offset) - self.chars_before(start) + 1,
-        )
+        // A short way into the line: count its chars (the usual case, a few bytes); a long
+        // one: from the chunk counts, so a place costs at most two chunks' scans.
+        let chars = if offset - start <= Self::CHUNK {
+            count_chars(&self.text[start..offset])
+        } else {
+            self.chars_before(offset) - self.chars_before(start)
+        };
+        (line, chars + 1)
     }
 
     /// An error at byte `offset`.
@@ -200,8 +200,9 @@ impl<'a> LineIndex<'a> {
     }
 }
 
-fn is_continuation(b: u8) -> bool {
-    b & 0xC0 == 0x80
+/// Chars in UTF-8 `bytes` (the bytes that are not continuation bytes).
+fn count_chars(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|b| **b & 0xC0 != 0x80).count()
 }
 
 /// The first `limit` diagnostics, one per line (as [`render`]), then a line counting the

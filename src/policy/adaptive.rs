@@ -29,9 +29,9 @@ pub(super) fn saturation(ctx: &mut Ctx<'_>, dim: &str, v: Option<&Spanned<f64>>)
     }
 }
 
-const FLAP_HELP: &str = "write `\"N/DURATION\"` (e.g. `\"1/2h\"`: one reversal in 2h is \
-                         tolerated, each further one doubles the scale-down stabilization) or \
-                         `\"off\"`";
+const FLAP_HELP: &str = "write `\"N/DURATION\"`: N reversals within DURATION are free, each \
+                         further one doubles the scale-down stabilization (default `\"0/4h\"`), \
+                         or `\"off\"`";
 
 /// `behavior.scale_down.flap_budget` and `max_stabilization`; on scale_up both are errors.
 pub(super) fn flap_budget(
@@ -49,7 +49,7 @@ pub(super) fn flap_budget(
                 ctx.err(
                     v.span().start,
                     format!("`behavior.{which}.{key}` is a scale-down setting"),
-                    "move it to [behavior.scale_down]".to_string(),
+                    "move it to [behavior.scale_down]",
                 );
             }
         }
@@ -247,6 +247,15 @@ max = 500
 
     #[test]
     fn valid_keys_reach_the_policy() {
+        let paid = format!("hold_paid_capacity = true\n{BASE}");
+        let (p, d) = check_policy(&paid, Path::new("t.toml"));
+        assert!(d.is_empty(), "{d:#?}");
+        assert!(p.unwrap().policy.hold_paid_capacity);
+        let (_, d) = check_policy(
+            &format!("hold_paid_capacity = \"yes\"\n{BASE}"),
+            Path::new("t.toml"),
+        );
+        assert!(d.iter().any(|d| d.is_error() && d.line == 1), "{d:#?}");
         let text = format!(
             "{BASE}saturation = 0.9\n[behavior.scale_down]\nflap_budget = \"2/3h\"\n\
              max_stabilization = \"90m\"\n[predictive]\nmode = \"forecast-only\"\n\
@@ -273,7 +282,7 @@ max = 500
         let (p, d) = check_policy(&off, Path::new("t.toml"));
         assert!(d.is_empty(), "{d:#?}");
         assert_eq!(p.unwrap().policy.behavior.flap_budget, None);
-        // Defaults: saturation 0.95, the budget on (1 per 2h, up to 4h), predictive off.
+        // Defaults: saturation 0.95, the budget on (no reversal free per 4h, up to 4h), predictive off.
         let (p, _) = check_policy(BASE, Path::new("t.toml"));
         let p = p.unwrap().policy;
         assert_eq!(p.bandwidth.unwrap().saturation, 0.95);

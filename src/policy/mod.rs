@@ -9,7 +9,7 @@ pub mod cmd;
 pub mod raw;
 pub mod validate;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering, fence};
 use std::time::Duration;
@@ -244,10 +244,14 @@ pub fn fleet_checks(policies: &[CheckedPolicy], fleet: &Fleet) -> Vec<Diagnostic
         .map(|c| (&c.policy, Some(&c.spans)))
         .collect();
     let mut diags = claims(&with_spans, fleet);
+    // Looked up once per proxy: a 10 MB fleet against a policy of many ids stays linear.
+    let fleet_ids: HashSet<&str> = fleet.proxies.iter().map(|p| p.id.as_str()).collect();
+    let ladders = LadderIndex::new(fleet);
     for c in policies {
         let p = &c.policy;
+        let selector = Matcher::new(&p.selector);
         for (id, loc) in &c.spans.proxies {
-            if fleet.proxy(id).is_none() {
+            if !fleet_ids.contains(id.as_str()) {
                 diags.push(
                     diag_at(
                         p,
@@ -262,14 +266,14 @@ pub fn fleet_checks(policies: &[CheckedPolicy], fleet: &Fleet) -> Vec<Diagnostic
         let matched: Vec<_> = fleet
             .proxies
             .iter()
-            .filter(|x| p.selector.matches(&x.id, &x.tags))
+            .filter(|x| selector.matches(&x.id, &x.tags))
             .collect();
         if matched.is_empty()
             && !c.spans.proxies.is_empty()
             && c.spans
                 .proxies
                 .iter()
-                .all(|(id, _)| fleet.proxy(id).is_none())
+                .all(|(id, _)| !fleet_ids.contains(id.as_str()))
         {
             // Already reported per id above.
         } else if matched.is_empty() {
@@ -285,8 +289,7 @@ pub fn fleet_checks(policies: &[CheckedPolicy], fleet: &Fleet) -> Vec<Diagnostic
             );
         }
         for proxy in matched {
-            let Some(ladder) = fleet.ladder_for(&proxy.access_region, &proxy.real_server_region)
-            else {
+            let Some(ladder) = ladders.get(&proxy.access_region, &proxy.real_server_region) else {
                 continue;
             };
             let dims = [
@@ -327,23 +330,95 @@ pub fn fleet_checks(policies: &[CheckedPolicy], fleet: &Fleet) -> Vec<Diagnostic
     diags
 }
 
+/// [`Fleet::ladder_for`] with the rows in a map, built once.
+struct LadderIndex<'a>(HashMap<(&'a str, Option<&'a str>), &'a crate::core::Ladder>);
+
+impl<'a> LadderIndex<'a> {
+    fn new(fleet: &'a Fleet) -> Self {
+        let mut rows = HashMap::new();
+        for l in &fleet.ladders {
+            // The first row of a pair, as `ladder_for` finds it.
+            rows.entry((l.access_region.as_str(), l.dest_region.as_deref()))
+                .or_insert(&l.ladder);
+        }
+        LadderIndex(rows)
+    }
+    fn get(&self, access: &str, dest: &str) -> Option<&'a crate::core::Ladder> {
+        self.0
+            .get(&(access, Some(dest)))
+            .or_else(|| self.0.get(&(access, None)))
+            .copied()
+    }
+}
+
+/// [`Selector::matches`] with the ids in a set, built once (a policy may list 100,000s).
+struct Matcher<'a> {
+    ids: HashSet<&'a str>,
+    selector: &'a Selector,
+}
+
+impl<'a> Matcher<'a> {
+    fn new(selector: &'a Selector) -> Self {
+        Matcher {
+            ids: selector.proxies.iter().map(String::as_str).collect(),
+            selector,
+        }
+    }
+    fn by_id(&self, id: &str) -> bool {
+        self.ids.contains(id)
+    }
+    fn matches(&self, id: &str, tags: &BTreeMap<String, String>) -> bool {
+        let t = &self.selector.tags;
+        self.by_id(id) || (!t.is_empty() && t.iter().all(|(k, v)| tags.get(k) == Some(v)))
+    }
+}
+
 fn claims(policies: &[(&Policy, Option<&PolicySpans>)], fleet: &Fleet) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
+    let matchers: Vec<Matcher<'_>> = policies
+        .iter()
+        .map(|(p, _)| Matcher::new(&p.selector))
+        .collect();
+    // Where each policy lists each id (the first place, as `selector_of`).
+    let places: Vec<Option<HashMap<&str, validate::Loc>>> = policies
+        .iter()
+        .map(|(_, spans)| {
+            spans.map(|s| {
+                let mut m = HashMap::new();
+                for (id, loc) in &s.proxies {
+                    m.entry(id.as_str()).or_insert(*loc);
+                }
+                m
+            })
+        })
+        .collect();
+    let selector_of = |i: usize, id: &str| -> validate::Loc {
+        let (_, spans) = policies[i];
+        spans.map_or((0, 0), |s| {
+            places[i]
+                .as_ref()
+                .and_then(|m| m.get(id).copied())
+                .or(s.select)
+                .unwrap_or(s.name)
+        })
+    };
     for proxy in &fleet.proxies {
-        let owners: Vec<_> = policies
-            .iter()
-            .filter(|(p, _)| p.selector.matches(&proxy.id, &proxy.tags))
+        let owners: Vec<usize> = (0..policies.len())
+            .filter(|&i| matchers[i].matches(&proxy.id, &proxy.tags))
             .collect();
-        let Some(((first, first_spans), rest)) = owners.split_first().map(|(f, r)| (*f, r)) else {
+        let Some((&f, rest)) = owners.split_first() else {
             continue;
         };
-        for (p, spans) in rest {
-            let by_id = |q: &Policy| q.selector.proxies.iter().any(|x| x == &proxy.id);
-            if by_id(first) && by_id(p) && spans.is_some() {
+        let (first, _) = policies[f];
+        for &i in rest {
+            let (p, spans) = policies[i];
+            let by_id = |i: usize| matchers[i].by_id(&proxy.id);
+            if by_id(f) && by_id(i) && spans.is_some() {
                 continue; // reported by `cross_checks` at the ids
             }
-            let how = |q: &Policy| {
-                if by_id(q) {
+            let how = |i: usize| {
+                let q = policies[i].0;
+                if by_id(i) {
                     "by id".to_string()
                 } else {
                     let tags: Vec<String> = q
@@ -355,8 +430,8 @@ fn claims(policies: &[(&Policy, Option<&PolicySpans>)], fleet: &Fleet) -> Vec<Di
                     format!("by tags {}", tags.join(","))
                 }
             };
-            let first_loc = first_spans.map_or((0, 0), |s| s.selector_of(&proxy.id));
-            let loc = spans.map_or((0, 0), |s| s.selector_of(&proxy.id));
+            let first_loc = selector_of(f, &proxy.id);
+            let loc = selector_of(i, &proxy.id);
             diags.push(diag_at(
                 p,
                 loc,
@@ -364,10 +439,10 @@ fn claims(policies: &[(&Policy, Option<&PolicySpans>)], fleet: &Fleet) -> Vec<Di
                     "proxy `{}` is selected by two policies: `{}` ({}, {}) and `{}` ({})",
                     proxy.id,
                     first.name,
-                    how(first),
+                    how(f),
                     place(first, first_loc),
                     p.name,
-                    how(p)
+                    how(i)
                 ),
                 "a proxy may belong to one policy only: narrow a tag selector or remove the id from one policy",
             ));
@@ -399,6 +474,14 @@ pub struct Policy {
     pub billing_type: Option<i64>,
     /// Directions paused by the policy file (`paused = true`, `[pause] directions`).
     pub paused: crate::core::Paused,
+    /// How long an operator's change holds the proxy (`manual_hold`, default 1h).
+    pub manual_hold: crate::core::ManualHold,
+    /// A saturated scale-up may override a manual hold (`manual_hold_allows_saturation`).
+    pub manual_hold_allows_saturation: bool,
+    /// Keep capacity already paid for today (GAAP bills a day at its most expensive
+    /// specification, `period_charge = "max"`): scale-downs wait for the last evaluations
+    /// of the billing day (00:00 China Standard Time), `hold_paid_capacity`.
+    pub hold_paid_capacity: bool,
     /// The seasonal recommender (`[predictive]`); off by default.
     pub predictive: Predictive,
 }
@@ -468,7 +551,7 @@ impl Default for Predictive {
     }
 }
 
-/// The flap budget (`behavior.scale_down.flap_budget = "1/2h"`): a reversal (a change
+/// The flap budget (`behavior.scale_down.flap_budget = "0/4h"`, the default): a reversal (a change
 /// against the previous one within [`FLAP_WINDOW`]) beyond `reversals` within `per`
 /// doubles the scale-down stabilization of that proxy's dimension, up to
 /// `max_stabilization`; as the reversals age past `per` it returns to the policy's own.
@@ -484,8 +567,8 @@ pub const FLAP_WINDOW: Duration = Duration::from_secs(30 * 60);
 
 impl FlapBudget {
     pub const DEFAULT: FlapBudget = FlapBudget {
-        reversals: 1,
-        per: Duration::from_secs(2 * 3600),
+        reversals: 0,
+        per: Duration::from_secs(4 * 3600),
         max_stabilization: Duration::from_secs(4 * 3600),
     };
 }
@@ -740,36 +823,65 @@ mod memo_tests {
     use super::WindowMemo;
 
     /// Writers store intervals whose answer is a function of the interval; readers, racing
-    /// them, must only ever see an answer that belongs to the interval they matched.
+    /// them, must only ever see an answer that belongs to the interval they matched. The
+    /// readers sweep every time from the start of the writes until one sweep after the
+    /// last write: that last sweep meets the one interval left, at all its 10 times (so
+    /// the reads are checked, not skipped), and the hits while writing are counted.
     #[test]
     fn a_racing_memo_never_mixes_two_intervals() {
+        use std::sync::Barrier;
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let memo = WindowMemo::default();
         assert_eq!(memo.get(0), None, "empty");
-        std::thread::scope(|s| {
+        let writing = AtomicUsize::new(2);
+        let start = Barrier::new(4);
+        let (while_writing, last_sweep) = std::thread::scope(|s| {
             for w in 0..2i64 {
-                let memo = &memo;
+                let (memo, writing, start) = (&memo, &writing, &start);
                 s.spawn(move || {
+                    start.wait();
                     for i in 0..50_000i64 {
                         let k = (i * 2 + w) % 1_000;
                         memo.set(k * 10, k * 10 + 10, k % 2 == 0);
                     }
+                    writing.fetch_sub(1, Ordering::SeqCst);
                 });
             }
-            for _ in 0..2 {
-                let memo = &memo;
-                s.spawn(move || {
-                    let mut hits = 0u32;
-                    for i in 0..200_000i64 {
-                        let t = (i * 7) % 10_000;
-                        if let Some(active) = memo.get(t) {
-                            hits += 1;
-                            assert_eq!(active, (t / 10) % 2 == 0, "torn read at {t}");
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (memo, writing, start) = (&memo, &writing, &start);
+                    s.spawn(move || {
+                        start.wait();
+                        let mut while_writing = 0u64;
+                        loop {
+                            let done = writing.load(Ordering::SeqCst) == 0;
+                            let mut hits = 0u64;
+                            for t in 0..10_000i64 {
+                                if let Some(active) = memo.get(t) {
+                                    hits += 1;
+                                    assert_eq!(active, (t / 10) % 2 == 0, "torn read at {t}");
+                                }
+                            }
+                            if done {
+                                return (while_writing, hits);
+                            }
+                            while_writing += hits;
                         }
-                    }
-                    hits
-                });
-            }
+                    })
+                })
+                .collect();
+            let results: Vec<(u64, u64)> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+            (
+                results.iter().map(|r| r.0).sum::<u64>(),
+                results.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )
         });
+        assert_eq!(
+            last_sweep,
+            [10, 10],
+            "one interval of 10 ms left after the writes"
+        );
+        eprintln!("{while_writing} reads answered while the writers ran");
         memo.set(5, 15, true);
         assert_eq!(
             (memo.get(4), memo.get(5), memo.get(15)),

@@ -37,6 +37,12 @@ pub struct RawPolicy {
     pub paused: Option<Spanned<bool>>,
     /// `[pause] directions = ["scale_up" | "scale_down"]`.
     pub pause: Option<Spanned<RawPause>>,
+    /// `manual_hold = "1h"` (or `"0"`, `"forever"`): how long an operator's change holds.
+    pub manual_hold: Option<Spanned<String>>,
+    /// `manual_hold_allows_saturation = true`: a saturated scale-up overrides the hold.
+    pub manual_hold_allows_saturation: Option<Spanned<bool>>,
+    /// `hold_paid_capacity = true`: scale-downs wait for the end of the billing day.
+    pub hold_paid_capacity: Option<Spanned<bool>>,
     /// `[predictive]`: the seasonal recommender.
     pub predictive: Option<Spanned<RawPredictive>>,
 }

@@ -166,6 +166,19 @@ fn validate_policy(ctx: &mut Ctx<'_>, raw: RawPolicy) -> Option<CheckedPolicy> {
         }
     }
 
+    let manual_hold = raw
+        .manual_hold
+        .as_ref()
+        .map_or(crate::core::ManualHold::default(), |h| manual_hold(ctx, h));
+    let manual_hold_allows_saturation = raw
+        .manual_hold_allows_saturation
+        .as_ref()
+        .is_some_and(|b| *b.get_ref());
+    let hold_paid_capacity = raw
+        .hold_paid_capacity
+        .as_ref()
+        .is_some_and(|b| *b.get_ref());
+
     let signals = signals(ctx, &raw);
     let behavior = behavior(ctx, raw.behavior.as_ref());
     let predictive = super::adaptive::predictive(ctx, raw.predictive.as_ref());
@@ -271,9 +284,36 @@ fn validate_policy(ctx: &mut Ctx<'_>, raw: RawPolicy) -> Option<CheckedPolicy> {
         windows,
         billing_type,
         paused,
+        manual_hold,
+        manual_hold_allows_saturation,
+        hold_paid_capacity,
         predictive,
     };
     Some(CheckedPolicy { policy, spans })
+}
+
+/// `manual_hold`: a duration, `"0"` (no hold) or `"forever"` (until resumed).
+fn manual_hold(ctx: &mut Ctx<'_>, v: &Spanned<String>) -> crate::core::ManualHold {
+    use crate::core::ManualHold;
+    match v.get_ref().trim() {
+        "forever" => ManualHold::Forever,
+        "0" => ManualHold::Off,
+        t => match crate::time::parse_duration(t)
+            .ok()
+            .filter(|_| !t.starts_with('-'))
+        {
+            Some(d) if d.is_zero() => ManualHold::Off,
+            Some(d) => ManualHold::For(d),
+            None => {
+                ctx.err(
+                    v.span().start,
+                    format!("`manual_hold` = `{}` is not a duration", v.get_ref()),
+                    "write a duration (e.g. `1h`, the default), `\"0\"` to hold nothing, or `\"forever\"` to hold until `resume`",
+                );
+                ManualHold::default()
+            }
+        },
+    }
 }
 
 const SELECT_HELP: &str =
@@ -610,6 +650,8 @@ fn signal(ctx: &mut Ctx<'_>, name: &str, sig: &Spanned<RawSignal>) -> Option<Sig
             }
             None => Some(q.get_ref().trim().to_string()),
         },
+        // Dropped by stage 1 (a wrong type, already reported): not missing as well.
+        None if ctx.dropped.contains(&format!("signals.{name}.query")) => None,
         None => {
             ctx.missing(
                 "signals.query",
@@ -1414,6 +1456,21 @@ max = 500
                 "`sideways` is not a direction to pause",
                 2,
             ),
+            (
+                &[("^", "manual_hold = \"an hour\"")],
+                "`manual_hold` = `an hour` is not a duration",
+                2,
+            ),
+            (
+                &[("^", "manual_hold = \"-1h\"")],
+                "`manual_hold` = `-1h` is not a duration",
+                2,
+            ),
+            (
+                &[("^", "manual_hold_allows_saturation = \"yes\"")],
+                "manual_hold_allows_saturation",
+                2,
+            ),
             (&[("query", "query = 'max(rate(x[5m])'")], "unclosed `(`", 6),
             (&[("query", "query = ''")], "query` is empty", 6),
             (
@@ -1616,6 +1673,31 @@ max = 500
         let d = diags(&text);
         let errors: Vec<_> = d.iter().filter(|d| d.is_error()).collect();
         assert_eq!(errors.len(), 4, "{d:#?}");
+    }
+
+    /// A signal's `query` of the wrong type is one error (stage 1's), not a second one
+    /// saying the signal has no query: the two stages agree on map keys like `signals.x`.
+    #[test]
+    fn a_wrong_typed_query_is_not_also_missing() {
+        let text = policy(&[("", "[signals.extra]\nquery = 5")]);
+        let d = diags(&text);
+        let errors: Vec<String> = d
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(
+            errors[0].contains("`signals.extra.query`: invalid type"),
+            "{errors:#?}"
+        );
+        // A query left out is still missing.
+        let d = diags(&policy(&[("", "[signals.extra]\nmax_age = \"1m\"")]));
+        assert!(
+            d.iter()
+                .any(|d| d.is_error() && d.message == "signal `extra` has no `query`"),
+            "{d:#?}"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::trace::Trace;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  gaap-autoscaler simulate\n  gaap-autoscaler simulate --policies policies/ --metrics export.csv --report report.html\n  gaap-autoscaler simulate --policies a/ --policies b/ --synthetic --days 30 --json"
+    after_help = "Examples:\n  gaap-autoscaler simulate\n  gaap-autoscaler simulate --policies policies/ --metrics export.csv --report report.html\n  gaap-autoscaler simulate --policies a/ --policies b/ --synthetic --days 30 --json\n  gaap-autoscaler simulate --reference all                  # beside HPA, AWS and Autopilot\n  gaap-autoscaler simulate --prices examples/prices-daily.toml   # GAAP's per-day billing\n  gaap-autoscaler simulate --metrics export.csv --start 2026-11-08T00:00:00Z   # [predictive] learns from the data before --start"
 )]
 pub struct SimulateArgs {
     /// A directory (or file) of policies. Repeat to compare several sets side by side on
@@ -69,7 +69,8 @@ pub struct SimulateArgs {
     /// DIR` (a Prometheus to run the daemon against: scripts/demo.sh).
     #[arg(long, value_name = "FILE")]
     pub export_openmetrics: Option<PathBuf>,
-    /// A price table (TOML: `mbps_hour`, `concurrent_hour`, optional `currency`).
+    /// A price table (TOML: `mbps_hour`, `concurrent_hour`, optional `currency`; or
+    /// GAAP's per-day form, a `[daily]` table: examples/prices-daily.toml).
     #[arg(long, value_name = "FILE")]
     pub prices: Option<PathBuf>,
     /// Also replay reference autoscalers on the same trace, proxies and bounds, and
@@ -77,6 +78,72 @@ pub struct SimulateArgs {
     /// tracking), `autopilot` (Autopilot's moving window), or `all`.
     #[arg(long, value_name = "LIST", value_parser = parse_reference)]
     pub reference: Option<super::reference::Peers>,
+    /// Replay a pause schedule (TOML, `[[pause]]` tables with `policy`, optional `proxy`,
+    /// `direction` up|down|both, `from`, optional `until`, `reason`): what the pauses
+    /// would have cost, beside the same replay without them.
+    #[arg(long, value_name = "FILE")]
+    pub pause: Option<PathBuf>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseFile {
+    #[serde(default)]
+    pause: Vec<PauseEntry>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseEntry {
+    policy: String,
+    proxy: Option<String>,
+    direction: String,
+    from: String,
+    until: Option<String>,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Reads a pause schedule (`--pause FILE`).
+pub fn load_pause_schedule(path: &std::path::Path) -> anyhow::Result<Vec<crate::core::Pause>> {
+    use crate::core::{Pause, Scope};
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the pause schedule {}", path.display()))?;
+    let file: PauseFile =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, e) in file.pause.into_iter().enumerate() {
+        let at = |what: &str, err: String| {
+            anyhow::anyhow!("{}: pause {}: {what}: {err}", path.display(), i + 1)
+        };
+        let dirs =
+            crate::core::pause::parse_directions(&e.direction).map_err(|x| at("direction", x))?;
+        let since = crate::time::parse_time(&e.from).map_err(|x| at("from", x))?;
+        let until = e
+            .until
+            .as_deref()
+            .map(crate::time::parse_time)
+            .transpose()
+            .map_err(|x| at("until", x))?;
+        if until.is_some_and(|u| u <= since) {
+            return Err(at("until", "is not after `from`".into()));
+        }
+        let scope = match e.proxy {
+            Some(id) => Scope::Proxy(id),
+            None => Scope::Policy(e.policy.clone()),
+        };
+        for direction in dirs.directions() {
+            out.push(Pause {
+                scope: scope.clone(),
+                direction,
+                since,
+                until,
+                reason: e.reason.clone(),
+                by: format!("the pause schedule {}", path.display()),
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn parse_reference(s: &str) -> Result<super::reference::Peers, String> {
@@ -287,7 +354,14 @@ fn load_source(
             proxies: Some(fleet.proxies.iter().map(|p| p.id.clone()).collect()),
             signals: Some(signals),
         };
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let phase = Phase::start(format!(
+            "reading {} ({:.1} MiB)",
+            path.display(),
+            size as f64 / f64::from(1u32 << 20)
+        ));
         let (trace, stats) = csv::read_file(path, &filter)?;
+        drop(phase);
         let mut notes = vec![format!(
             "{}: {} samples read from {} lines; {} NaN values (read as no data)",
             path.display(),
@@ -346,7 +420,13 @@ fn load_source(
     };
     let targets: Vec<Target> = fleet.proxies.iter().map(Target::of).collect();
     let (bw, conn) = signal_names(sets);
+    let phase = Phase::start(format!(
+        "generating the synthetic trace ({} proxies × {} days, {samples} samples)",
+        targets.len(),
+        spec.days
+    ));
     let trace = synthetic::generate(&spec, &targets, &bw, &conn);
+    drop(phase);
     let last = spec.end() - spec.step;
     Ok(Source {
         traces: vec![trace],
@@ -442,18 +522,48 @@ fn prometheus_source(
     })
 }
 
+/// One phase of `simulate` shown on a terminal as a spinner with its elapsed time
+/// (nothing when stderr is not a terminal); cleared when dropped.
+struct Phase(Option<indicatif::ProgressBar>);
+
+impl Phase {
+    fn start(message: String) -> Phase {
+        Phase(std::io::stderr().is_terminal().then(|| {
+            let pb = indicatif::ProgressBar::new_spinner();
+            pb.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            pb.set_message(message);
+            pb.enable_steady_tick(Duration::from_millis(120));
+            pb
+        }))
+    }
+}
+
+impl Drop for Phase {
+    fn drop(&mut self) {
+        if let Some(pb) = &self.0 {
+            pb.finish_and_clear();
+        }
+    }
+}
+
 pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let phase = Phase::start("loading the policies and the fleet".into());
     let prices = match &args.prices {
         Some(p) => Some(Prices::load(p)?),
         None => None,
     };
     let mut fleet = load_fleet(args.fleet.as_deref())?;
     let sets = load_sets(&args.policies)?;
+    drop(phase);
     let source = load_source(&args, &sets, &mut fleet)?;
     // Before anything is sized by the range (a sample dated 2100 would otherwise make the
     // replay list 74 years of evaluation times).
     check_sets_range(&sets, &fleet, source.start, source.end)?;
     if let Some(path) = &args.export_openmetrics {
+        let _phase = Phase::start(format!("writing OpenMetrics to {}", path.display()));
         let names = super::openmetrics::names(sets.iter().flat_map(|s| &s.policies))
             .map_err(|e| anyhow::anyhow!("--export-openmetrics: {e}"))?;
         let text = super::openmetrics::render(&source.traces[0], &names);
@@ -462,6 +572,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     }
     let mut opts = SimOptions::new(source.start, source.end);
     opts.adjusting = args.adjusting;
+    if let Some(path) = &args.pause {
+        opts.pauses = load_pause_schedule(path)?;
+    }
 
     let peers_n = args.reference.as_ref().map_or(0, |p| p.0.len()) as u64;
     let total: u64 = sets
@@ -487,7 +600,11 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
                 pb.inc(n);
             }
         };
-        runs.push(replay(set, &fleet, trace, &opts, &mut tick)?);
+        let mut run = replay(set, &fleet, trace, &opts, &mut tick)?;
+        if !opts.pauses.is_empty() {
+            run.label = format!("{} (with the pauses)", run.label);
+        }
+        runs.push(run);
     }
     // The reference peers, on the first set's proxies, bounds and schedules.
     let peers = args.reference.clone().map(|p| p.0).unwrap_or_default();
@@ -507,9 +624,24 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             &mut tick,
         )?);
     }
+    // With a pause schedule, the first set again without it: what the pauses cost.
+    let unpaused = if opts.pauses.is_empty() {
+        None
+    } else {
+        let plain = SimOptions {
+            pauses: Vec::new(),
+            ..opts.clone()
+        };
+        let mut run = replay(&sets[0], &fleet, &source.traces[0], &plain, &mut |_| {})?;
+        run.label = format!("{} (without the pauses)", sets[0].label);
+        Some(run)
+    };
+    let unpaused_named = unpaused.is_some();
+    peer_runs.extend(unpaused);
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
+    let phase = Phase::start("computing the report's figures".into());
     let reports: Vec<SetReport> = runs
         .iter()
         .map(|r| report::set_report(r, prices.as_ref()))
@@ -518,21 +650,31 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|r| report::set_report(r, prices.as_ref()))
         .collect();
+    drop(phase);
     if let Some(path) = &args.report {
-        // The peers are charted as further sets, after the policies.
-        let all_reports: Vec<SetReport> = reports.iter().chain(&peer_reports).cloned().collect();
-        let all_runs: Vec<super::SimRun> = runs.iter().chain(&peer_runs).cloned().collect();
-        let doc = html::render(&all_reports, &all_runs, &source.notes);
+        let _phase = Phase::start(format!("writing the HTML report {}", path.display()));
+        // The peers are drawn as extra capacity lines on the charts and summed up beside
+        // the policy in each fleet summary.
+        let reference: Vec<html::Reference> = peers
+            .iter()
+            .zip(peer_reports.iter().zip(&peer_runs))
+            .map(|(p, (report, run))| html::Reference {
+                name: p.as_str(),
+                report,
+                run,
+            })
+            .collect();
+        let doc = html::render_with_reference(&reports, &runs, &sets, &reference, &source.notes);
         std::fs::write(path, doc)
             .with_context(|| format!("cannot write the HTML report to {}", path.display()))?;
     }
     let mut out = std::io::stdout().lock();
     if args.json {
-        let named: Vec<(&str, SetReport)> = peers
+        let names = peers
             .iter()
             .map(|p| p.as_str())
-            .zip(peer_reports.iter().cloned())
-            .collect();
+            .chain(unpaused_named.then_some("without-pauses"));
+        let named: Vec<(&str, SetReport)> = names.zip(peer_reports.iter().cloned()).collect();
         let doc = report::json_document_with_reference(&reports, &runs, &named);
         serde_json::to_writer(&mut out, &doc)?;
         writeln!(out)?;

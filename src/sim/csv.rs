@@ -1,17 +1,25 @@
 //! The metrics CSV of `simulate --metrics FILE`: header `timestamp,proxy_id,signal,value`,
 //! one sample per line; timestamp in RFC 3339 or Unix seconds.
 //!
-//! A hand-rolled, streaming reader (one reused line buffer, no allocation per sample):
-//! - a malformed line, an unparsable timestamp or value, or a timestamp earlier than the
-//!   previous sample of the same series → an error naming `file:line`;
+//! A streaming reader on the `csv` crate (RFC 4180: fields may be quoted, a quoted field
+//! may hold commas and doubled quotes; one reused `ByteRecord`, no allocation per sample):
+//! - a malformed line, an unparsable timestamp or value, a field holding a line break, or
+//!   a timestamp earlier than the previous sample of the same series → an error naming
+//!   `file:line`;
 //! - `NaN` values are kept (they read as no data) and counted;
 //! - samples of proxies not in the fleet or of signals no policy uses are skipped and
 //!   counted (the report prints the counts); blank lines and `#` comments are ignored;
-//!   fields may be wrapped in double quotes.
+//!   blanks around fields are trimmed; a UTF-8 byte order mark is ignored.
+//!
+//! Times are read by `chrono`; the one hand-written path left is the exact shape
+//! `YYYY-MM-DDTHH:MM:SSZ` and whole Unix seconds (see [`parse_timestamp`]; its benchmark is
+//! `benches/csv_time.rs`).
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::rc::Rc;
 
 use crate::time::{Timestamp, parse_time};
 use crate::trace::{Series, Trace};
@@ -70,14 +78,14 @@ pub struct Filter {
     pub signals: Option<BTreeSet<String>>,
 }
 
-/// Files larger than this are parsed by several threads, each a byte range.
+/// Files larger than this are parsed by several threads, each a range of whole lines.
 const PARALLEL_BYTES: u64 = 8 << 20;
 
 /// The most samples one metrics file may hold (16 bytes each in memory: about 1.6 GB).
 pub const MAX_SAMPLES: u64 = 100_000_000;
 
-/// Reads a metrics CSV file (large files in parallel byte ranges; the result and every
-/// error are the same as a sequential read).
+/// Reads a metrics CSV file (large files in parallel ranges of whole lines; the result and
+/// every error are the same as a sequential read).
 pub fn read_file(path: &Path, filter: &Filter) -> Result<(Trace, CsvStats), CsvError> {
     let name = path.display().to_string();
     let io = |e: std::io::Error| CsvError::Io {
@@ -90,11 +98,26 @@ pub fn read_file(path: &Path, filter: &Filter) -> Result<(Trace, CsvStats), CsvE
         let file = std::fs::File::open(path).map_err(io)?;
         return read(file, &name, filter);
     }
-    let bounds: Vec<u64> = (0..=threads).map(|i| len * i / threads).collect();
+    // Part boundaries at line starts: the first line beginning at or after i/threads of
+    // the file. (A quoted field spanning a boundary is an error either way: fields may not
+    // hold line breaks, so the first error is the same as in a sequential read.)
+    let mut starts = vec![0u64];
+    for i in 1..threads {
+        let from = len * i / threads;
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        file.seek(SeekFrom::Start(from - 1)).map_err(io)?;
+        let mut skip = Vec::new();
+        let n = BufReader::new(file)
+            .read_until(b'\n', &mut skip)
+            .map_err(io)?;
+        let start = (from - 1 + n as u64).max(*starts.last().unwrap_or(&0));
+        starts.push(start);
+    }
+    starts.push(len);
     let chunks: Vec<Result<Chunk, CsvError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads as usize)
             .map(|i| {
-                let (from, to) = (bounds[i], bounds[i + 1]);
+                let (from, to) = (starts[i], starts[i + 1]);
                 let name = &name;
                 scope.spawn(move || -> Result<Chunk, CsvError> {
                     let io = |e: std::io::Error| CsvError::Io {
@@ -102,22 +125,12 @@ pub fn read_file(path: &Path, filter: &Filter) -> Result<(Trace, CsvStats), CsvE
                         message: e.to_string(),
                     };
                     let mut file = std::fs::File::open(path).map_err(io)?;
-                    // A chunk starts at the first line beginning at or after `from`.
-                    let mut start = from;
-                    if from > 0 {
-                        file.seek(SeekFrom::Start(from - 1)).map_err(io)?;
-                    }
-                    let mut reader = BufReader::with_capacity(1 << 20, file);
-                    if from > 0 {
-                        let mut skip = Vec::new();
-                        start = from - 1 + reader.read_until(b'\n', &mut skip).map_err(io)? as u64;
-                    }
+                    file.seek(SeekFrom::Start(from)).map_err(io)?;
                     Ok(parse_chunk(
-                        &mut reader,
+                        file.take(to - from),
                         name,
                         filter,
                         i == 0,
-                        to.saturating_sub(start),
                         // Each reader its share, so the file stays under the cap.
                         MAX_SAMPLES / threads,
                     ))
@@ -148,15 +161,7 @@ pub fn read_capped<R: Read>(
     filter: &Filter,
     max_samples: u64,
 ) -> Result<(Trace, CsvStats), CsvError> {
-    let mut reader = BufReader::with_capacity(1 << 20, input);
-    merge(vec![parse_chunk(
-        &mut reader,
-        name,
-        filter,
-        true,
-        u64::MAX,
-        max_samples,
-    )])
+    merge(vec![parse_chunk(input, name, filter, true, max_samples)])
 }
 
 /// The result of parsing a run of lines (line numbers local to the run).
@@ -249,75 +254,125 @@ fn backwards(t: Timestamp, prev: Timestamp, proxy: &str, signal: &str) -> String
     )
 }
 
-/// Parses lines until `byte_limit` bytes have been consumed (a line starting before the
-/// limit is read whole) or the input ends.
-fn parse_chunk<R: BufRead>(
-    reader: &mut R,
+/// A reader that remembers whether its input has ended (a record read when it has ended
+/// had no line break after it, so its line is the reader's current line, not the one
+/// before) and its last byte.
+struct EndAware<R> {
+    inner: R,
+    seen: Rc<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    ended: Cell<bool>,
+    /// The last byte read, if any.
+    last: Cell<Option<u8>>,
+}
+
+impl<R: Read> Read for EndAware<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.seen.ended.set(true);
+        } else if n > 0 {
+            self.seen.last.set(Some(buf[n - 1]));
+        }
+        Ok(n)
+    }
+}
+
+/// The series being filled, and the lookup of a record's series.
+struct Sink<'f> {
+    filter: &'f Filter,
+    /// Series by "proxy\u{0}signal"; the last series used is cached (files are usually
+    /// grouped by series, or by time with few series).
+    index: HashMap<Vec<u8>, usize>,
+    series: Vec<((String, String), Series, u64)>,
+    key: Vec<u8>,
+    last_key: Vec<u8>,
+    last_slot: Option<Option<usize>>,
+    skip: BTreeSet<Vec<u8>>,
+    stats: CsvStats,
+}
+
+/// Parses the records of `input` (a whole file, or a run of whole lines of one).
+fn parse_chunk<R: Read>(
+    input: R,
     name: &str,
     filter: &Filter,
     expect_header: bool,
-    byte_limit: u64,
     max_samples: u64,
 ) -> Chunk {
-    let mut buf: Vec<u8> = Vec::with_capacity(256);
-    let mut stats = CsvStats {
-        name: Some(name.to_string()),
-        ..CsvStats::default()
+    let seen = Rc::new(Seen::default());
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        // `\n` ends a record; a `\r` before it is trimmed with the other blanks (by hand,
+        // after the check for line breaks inside fields: `csv::Trim` would take a line
+        // break at a field's end with them).
+        .terminator(csv::Terminator::Any(b'\n'))
+        .buffer_capacity(1 << 18)
+        .from_reader(EndAware {
+            inner: input,
+            seen: Rc::clone(&seen),
+        });
+    let mut record = csv::ByteRecord::new();
+    let mut sink = Sink {
+        filter,
+        index: HashMap::new(),
+        series: Vec::new(),
+        key: Vec::with_capacity(64),
+        last_key: Vec::with_capacity(64),
+        last_slot: None,
+        skip: BTreeSet::new(),
+        stats: CsvStats {
+            name: Some(name.to_string()),
+            ..CsvStats::default()
+        },
     };
+    let mut header_seen = !expect_header;
+    let mut error = None;
     let err = |line: u64, message: String| CsvError::Line {
         file: name.to_string(),
         line,
         message,
     };
-    // Series by "proxy\u{0}signal"; the last series used is cached (files are usually
-    // grouped by series, or by time with few series).
-    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
-    let mut series: Vec<((String, String), Series, u64)> = Vec::new();
-    let mut key: Vec<u8> = Vec::with_capacity(64);
-    let mut last_key: Vec<u8> = Vec::with_capacity(64);
-    let mut last_slot: Option<Option<usize>> = None;
-    let mut skip_cache: HashMap<Vec<u8>, ()> = HashMap::new();
-    let mut header_seen = !expect_header;
-    let mut lineno = 0u64;
-    let mut consumed = 0u64;
-    let mut error = None;
-    while consumed < byte_limit {
-        buf.clear();
-        let n = match reader.read_until(b'\n', &mut buf) {
-            Ok(n) => n,
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
             Err(e) => {
-                error = Some(CsvError::Io {
-                    file: name.to_string(),
-                    message: e.to_string(),
+                error = Some(match e.into_kind() {
+                    csv::ErrorKind::Io(e) => CsvError::Io {
+                        file: name.to_string(),
+                        message: e.to_string(),
+                    },
+                    other => err(reader.position().line(), format!("{other:?}")),
                 });
                 break;
             }
+        }
+        // The line the record ends on (the reader has counted its line break, unless the
+        // input ended without one).
+        let line = reader.position().line() - u64::from(!seen.ended.get());
+        let result = if !header_seen {
+            check_header(&record).map(|blank| header_seen = !blank)
+        } else {
+            sink.record(&record, line)
         };
-        if n == 0 {
+        if let Err(message) = result {
+            // A record holding line breaks started that many lines earlier.
+            let breaks = record
+                .iter()
+                .map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64)
+                .sum::<u64>();
+            error = Some(err(line - breaks, message));
             break;
         }
-        consumed += n as u64;
-        lineno += 1;
-        if let Err(e) = parse_line(
-            &buf,
-            lineno,
-            expect_header,
-            filter,
-            &mut header_seen,
-            &mut key,
-            &mut last_key,
-            &mut last_slot,
-            &mut index,
-            &mut skip_cache,
-            &mut series,
-            &mut stats,
-        ) {
-            error = Some(err(lineno, e));
-            break;
-        }
-        if stats.samples > max_samples {
+        if sink.stats.samples > max_samples {
             error = Some(err(
-                lineno,
+                line,
                 format!(
                     "more than {max_samples} samples (about {} MB in memory): simulate a shorter period, or keep only the fleet's proxies and the policies' signals in the file",
                     max_samples * 16 / 1_000_000
@@ -326,152 +381,149 @@ fn parse_chunk<R: BufRead>(
             break;
         }
     }
+    // Lines in the run (used to number the next run's lines; after an error, unused):
+    // the line breaks, plus a last line without one.
+    let lines =
+        reader.position().line() - 1 + u64::from(seen.last.get().is_some_and(|b| b != b'\n'));
     Chunk {
-        series,
-        stats,
-        lines: lineno,
+        series: sink.series,
+        stats: sink.stats,
+        lines,
         header_seen: header_seen && expect_header,
         error,
     }
 }
 
-/// One line: the header, a comment/blank, or a sample. Errors are messages (the caller
-/// adds file and line).
-#[allow(clippy::too_many_arguments)]
-fn parse_line(
-    buf: &[u8],
-    lineno: u64,
-    expect_header: bool,
-    filter: &Filter,
-    header_seen: &mut bool,
-    key: &mut Vec<u8>,
-    last_key: &mut Vec<u8>,
-    last_slot: &mut Option<Option<usize>>,
-    index: &mut HashMap<Vec<u8>, usize>,
-    skip_cache: &mut HashMap<Vec<u8>, ()>,
-    series: &mut Vec<((String, String), Series, u64)>,
-    stats: &mut CsvStats,
-) -> Result<(), String> {
-    let mut line: &[u8] = buf;
-    while let [rest @ .., b'\n' | b'\r'] = line {
-        line = rest;
-    }
-    if lineno == 1 && expect_header && line.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        line = &line[3..];
-    }
-    let trimmed = line.trim_ascii();
-    if trimmed.is_empty() || trimmed.starts_with(b"#") {
-        return Ok(());
-    }
-    if !*header_seen {
-        let cols: Vec<String> = std::str::from_utf8(trimmed)
-            .unwrap_or("")
-            .split(',')
-            .map(|c| c.trim().to_ascii_lowercase())
-            .collect();
-        if cols != ["timestamp", "proxy_id", "signal", "value"] {
-            return Err(format!("expected the header `{HEADER}`"));
+/// A blank line (one empty field: blanks are trimmed) or a comment (`#` first).
+fn is_blank_or_comment(record: &csv::ByteRecord) -> bool {
+    match record.get(0) {
+        None => true,
+        Some(first) => {
+            let first = first.trim_ascii();
+            (record.len() == 1 && first.is_empty()) || first.starts_with(b"#")
         }
-        *header_seen = true;
-        return Ok(());
     }
-    stats.lines += 1;
-    let mut fields = line.split(|&b| b == b',');
-    let (Some(ts), Some(proxy), Some(signal), Some(value), None) = (
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-    ) else {
-        let count = line.split(|&b| b == b',').count();
-        return Err(format!(
-            "expected 4 comma-separated fields ({HEADER}), found {count}"
-        ));
-    };
-    let (ts, value) = (unquote(ts), unquote(value));
-    let proxy = unquote(proxy);
-    let signal = unquote(signal);
-    if proxy.is_empty() || signal.is_empty() {
-        return Err("empty proxy_id or signal".into());
-    }
-    let t = parse_timestamp(ts).ok_or_else(|| {
-        format!(
-            "unparsable timestamp `{}`: use RFC 3339 (2026-11-29T08:00:00Z) or Unix seconds",
-            String::from_utf8_lossy(ts)
-        )
-    })?;
-    let v = parse_value(value).ok_or_else(|| {
-        format!(
-            "unparsable value `{}`: expected a number (or NaN)",
-            String::from_utf8_lossy(value)
-        )
-    })?;
-    key.clear();
-    key.extend_from_slice(proxy);
-    key.push(0);
-    key.extend_from_slice(signal);
-    let slot = match *last_slot {
-        Some(slot) if *last_key == *key => slot,
-        _ => {
-            let slot = if let Some(&i) = index.get(key.as_slice()) {
-                Some(i)
-            } else if skip_cache.contains_key(key.as_slice()) {
-                None
-            } else {
-                let p = String::from_utf8_lossy(proxy).into_owned();
-                let s = String::from_utf8_lossy(signal).into_owned();
-                let proxy_ok = filter.proxies.as_ref().is_none_or(|f| f.contains(&p));
-                let signal_ok = filter.signals.as_ref().is_none_or(|f| f.contains(&s));
-                if proxy_ok && signal_ok {
-                    index.insert(key.clone(), series.len());
-                    series.push(((p, s), Series::default(), lineno));
-                    Some(series.len() - 1)
-                } else {
-                    skip_cache.insert(key.clone(), ());
-                    None
-                }
-            };
-            last_key.clear();
-            last_key.extend_from_slice(key);
-            *last_slot = Some(slot);
-            slot
-        }
-    };
-    let Some(i) = slot else {
-        let p = String::from_utf8_lossy(proxy);
-        let s = String::from_utf8_lossy(signal);
-        if filter
-            .proxies
-            .as_ref()
-            .is_some_and(|f| !f.contains(p.as_ref()))
-        {
-            *stats.unknown_proxies.entry(p.into_owned()).or_insert(0) += 1;
-        } else {
-            *stats.unknown_signals.entry(s.into_owned()).or_insert(0) += 1;
-        }
-        return Ok(());
-    };
-    let ((sp, ss), s, _) = &mut series[i];
-    if let Some(&prev) = s.times.last()
-        && t.millis() < prev
-    {
-        return Err(backwards(t, Timestamp(prev), sp, ss));
-    }
-    if v.is_nan() {
-        stats.nan_values += 1;
-    }
-    s.push(t, v);
-    stats.samples += 1;
-    Ok(())
 }
 
-/// A field without surrounding blanks and double quotes (`"link-a"` → `link-a`).
-fn unquote(b: &[u8]) -> &[u8] {
-    let b = b.trim_ascii();
-    match b {
-        [b'"', inner @ .., b'"'] => inner.trim_ascii(),
-        _ => b,
+/// Ok(true) for a blank or comment line before the header, Ok(false) for the header.
+fn check_header(record: &csv::ByteRecord) -> Result<bool, String> {
+    if is_blank_or_comment(record) {
+        return Ok(true);
+    }
+    let names = ["timestamp", "proxy_id", "signal", "value"];
+    if record.len() == names.len()
+        && record
+            .iter()
+            .zip(names)
+            .all(|(got, want)| got.trim_ascii().eq_ignore_ascii_case(want.as_bytes()))
+    {
+        Ok(false)
+    } else {
+        Err(format!("expected the header `{HEADER}`"))
+    }
+}
+
+impl Sink<'_> {
+    /// One record after the header: a comment/blank, or a sample. Errors are messages
+    /// (the caller adds file and line).
+    fn record(&mut self, record: &csv::ByteRecord, line: u64) -> Result<(), String> {
+        if is_blank_or_comment(record) {
+            return Ok(());
+        }
+        self.stats.lines += 1;
+        // First: a record cut by a part boundary inside quotes gets this error too.
+        if record.iter().any(|f| f.contains(&b'\n')) {
+            return Err("a quoted field holds a line break: a sample is one line".into());
+        }
+        if record.len() != 4 {
+            return Err(format!(
+                "expected 4 comma-separated fields ({HEADER}), found {}",
+                record.len()
+            ));
+        }
+        let field = |i: usize| record[i].trim_ascii();
+        let (ts, proxy, signal, value) = (field(0), field(1), field(2), field(3));
+        if proxy.is_empty() || signal.is_empty() {
+            return Err("empty proxy_id or signal".into());
+        }
+        let t = parse_timestamp(ts).ok_or_else(|| {
+            format!(
+                "unparsable timestamp `{}`: use RFC 3339 (2026-11-29T08:00:00Z) or Unix seconds",
+                String::from_utf8_lossy(ts)
+            )
+        })?;
+        let v = parse_value(value).ok_or_else(|| {
+            format!(
+                "unparsable value `{}`: expected a number (or NaN)",
+                String::from_utf8_lossy(value)
+            )
+        })?;
+        let Some(i) = self.slot(proxy, signal, line) else {
+            let p = String::from_utf8_lossy(proxy);
+            if self
+                .filter
+                .proxies
+                .as_ref()
+                .is_some_and(|f| !f.contains(p.as_ref()))
+            {
+                *self
+                    .stats
+                    .unknown_proxies
+                    .entry(p.into_owned())
+                    .or_insert(0) += 1;
+            } else {
+                let s = String::from_utf8_lossy(signal).into_owned();
+                *self.stats.unknown_signals.entry(s).or_insert(0) += 1;
+            }
+            return Ok(());
+        };
+        let ((sp, ss), s, _) = &mut self.series[i];
+        if let Some(&prev) = s.times.last()
+            && t.millis() < prev
+        {
+            return Err(backwards(t, Timestamp(prev), sp, ss));
+        }
+        if v.is_nan() {
+            self.stats.nan_values += 1;
+        }
+        s.push(t, v);
+        self.stats.samples += 1;
+        Ok(())
+    }
+
+    /// The index of the series of (proxy, signal), None when the filter skips it.
+    fn slot(&mut self, proxy: &[u8], signal: &[u8], line: u64) -> Option<usize> {
+        self.key.clear();
+        self.key.extend_from_slice(proxy);
+        self.key.push(0);
+        self.key.extend_from_slice(signal);
+        if let Some(slot) = self.last_slot
+            && self.last_key == self.key
+        {
+            return slot;
+        }
+        let slot = if let Some(&i) = self.index.get(self.key.as_slice()) {
+            Some(i)
+        } else if self.skip.contains(self.key.as_slice()) {
+            None
+        } else {
+            let p = String::from_utf8_lossy(proxy).into_owned();
+            let s = String::from_utf8_lossy(signal).into_owned();
+            let proxy_ok = self.filter.proxies.as_ref().is_none_or(|f| f.contains(&p));
+            let signal_ok = self.filter.signals.as_ref().is_none_or(|f| f.contains(&s));
+            if proxy_ok && signal_ok {
+                self.index.insert(self.key.clone(), self.series.len());
+                self.series.push(((p, s), Series::default(), line));
+                Some(self.series.len() - 1)
+            } else {
+                self.skip.insert(self.key.clone());
+                None
+            }
+        };
+        self.last_key.clear();
+        self.last_key.extend_from_slice(&self.key);
+        self.last_slot = Some(slot);
+        slot
     }
 }
 
@@ -483,36 +535,41 @@ fn parse_value(b: &[u8]) -> Option<f64> {
     s.parse::<f64>().ok()
 }
 
-/// Unix seconds (integer or fraction) or RFC 3339. Fast paths for integers and
-/// `YYYY-MM-DDTHH:MM:SSZ`; anything else goes through [`parse_time`].
+/// Unix seconds (integer or fraction) or RFC 3339, through [`parse_time`] (chrono), with
+/// hand-written digit reading for whole seconds and the exact shape
+/// `YYYY-MM-DDTHH:MM:SSZ` (the calendar is still chrono's).
+///
+/// Whether the fast path pays is what `cargo bench --bench csv_time` measures (fast path
+/// against `parse_timestamp_general`, per shape). NOT YET MEASURED: the bench was written
+/// in issue 16's session but the machine was too loaded to build it in release; take the
+/// figure, write it here, and drop the fast path if it gains less than ~1.5×.
 pub fn parse_timestamp(b: &[u8]) -> Option<Timestamp> {
     if !b.is_empty() && b.len() <= 12 && b.iter().all(u8::is_ascii_digit) {
-        let mut n: i64 = 0;
-        for &c in b {
-            n = n * 10 + i64::from(c - b'0');
-        }
-        return Some(Timestamp::from_secs(n));
+        return Some(Timestamp::from_secs(digits(b)?));
     }
     if b.len() == 20
         && b[19] == b'Z'
-        && let Some(t) = fast_rfc3339(b)
+        && let Some(t) = utc_seconds(b)
     {
         return Some(t);
     }
     parse_time(std::str::from_utf8(b).ok()?).ok()
 }
 
-fn fast_rfc3339(b: &[u8]) -> Option<Timestamp> {
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let mut n = 0i64;
-        for &c in &b[r] {
-            if !c.is_ascii_digit() {
-                return None;
-            }
-            n = n * 10 + i64::from(c - b'0');
-        }
-        Some(n)
-    };
+/// The general path alone (the benchmark's reference).
+pub fn parse_timestamp_general(b: &[u8]) -> Option<Timestamp> {
+    parse_time(std::str::from_utf8(b).ok()?).ok()
+}
+
+fn digits(b: &[u8]) -> Option<i64> {
+    b.iter().try_fold(0i64, |n, &c| {
+        c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (also `t` or a space for `T`); None for anything else, or a
+/// date or time chrono rejects.
+fn utc_seconds(b: &[u8]) -> Option<Timestamp> {
     if b[4] != b'-'
         || b[7] != b'-'
         || !matches!(b[10], b'T' | b't' | b' ')
@@ -521,50 +578,14 @@ fn fast_rfc3339(b: &[u8]) -> Option<Timestamp> {
     {
         return None;
     }
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let days_in_month = [
-        31,
-        if leap(y) { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&m)
-        || d < 1
-        || d > days_in_month[(m - 1) as usize]
-        || hh > 23
-        || mm > 59
-        || ss > 59
-    {
-        return None;
-    }
-    let days = days_from_civil(y, m, d);
-    Some(Timestamp::from_secs(
-        days * 86_400 + hh * 3600 + mm * 60 + ss,
-    ))
-}
-
-fn leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let n = |r: std::ops::Range<usize>| digits(&b[r]).and_then(|v| u32::try_from(v).ok());
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::try_from(digits(&b[0..4])?).ok()?,
+        n(5..7)?,
+        n(8..10)?,
+    )?;
+    let time = date.and_hms_opt(n(11..13)?, n(14..16)?, n(17..19)?)?;
+    Some(Timestamp::from_secs(time.and_utc().timestamp()))
 }
 
 /// Writes a trace as metrics CSV (Unix seconds), for exports, tests and benchmarks.
@@ -595,18 +616,97 @@ mod tests {
             "2024-02-29T23:59:59Z",
             "1970-01-01T00:00:00Z",
             "2000-03-01T00:00:00Z",
+            "1900-03-01T00:00:00Z",
+            "2026-11-29t08:00:00Z",
             "2026-11-29T16:00:00+08:00",
+            "2026-11-29T08:00:00.250Z",
             "1795939200.5",
         ] {
             assert_eq!(parse_timestamp(s.as_bytes()), parse_time(s).ok(), "{s}");
+            assert_eq!(
+                parse_timestamp(s.as_bytes()),
+                parse_timestamp_general(s.as_bytes()),
+                "{s}"
+            );
         }
         for bad in [
             "2026-13-01T00:00:00Z",
             "2023-02-29T00:00:00Z",
+            "2100-02-29T00:00:00Z",
+            "2026-11-29T24:00:00Z",
+            "2026-11-29T08:60:00Z",
+            "2026-11-29T08:00:00X",
+            "2026-11-2x T08:00:0Z",
             "yesterday",
             "",
         ] {
             assert_eq!(parse_timestamp(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    /// Times as written in the file → Unix ms.
+    #[test]
+    fn times_in_the_file() {
+        let cases: &[(&str, i64)] = &[
+            ("0", 0),
+            ("1795939200", 1_795_939_200_000),
+            ("1795939200.25", 1_795_939_200_250),
+            ("2026-11-29T08:00:00Z", 1_795_939_200_000),
+            ("2026-11-29 08:00:00Z", 1_795_939_200_000),
+            ("2026-11-29T16:00:00+08:00", 1_795_939_200_000),
+            ("2026-11-29T08:00:00.5Z", 1_795_939_200_500),
+            ("\"2026-11-29T08:00:00Z\"", 1_795_939_200_000),
+            (" 1795939200 ", 1_795_939_200_000),
+        ];
+        for (field, ms) in cases {
+            let text = format!("timestamp,proxy_id,signal,value\n{field},link-a,bandwidth,1\n");
+            let (trace, _) = parse(&text).unwrap_or_else(|e| panic!("{field}: {e}"));
+            assert_eq!(
+                trace.series("link-a", "bandwidth").unwrap().times,
+                [*ms],
+                "{field}"
+            );
+        }
+    }
+
+    /// RFC 4180 quoting: a quoted field may hold commas and doubled quotes; quoted header
+    /// names are names. (The hand-rolled reader split `"link,a"` at its comma, kept the
+    /// doubled quotes and rejected a quoted header.)
+    #[test]
+    fn quoted_fields_follow_rfc_4180() {
+        let cases: &[(&str, &str, &str, f64)] = &[
+            ("1,\"link,a\",bandwidth,2", "link,a", "bandwidth", 2.0),
+            (
+                "1,\"link-\"\"a\"\"\",bandwidth,2",
+                "link-\"a\"",
+                "bandwidth",
+                2.0,
+            ),
+            ("1,link-a,\"bw\",\"2.5\"", "link-a", "bw", 2.5),
+            ("1, link-a , bandwidth ,2", "link-a", "bandwidth", 2.0),
+            ("1,link-a,bandwidth,2\r", "link-a", "bandwidth", 2.0),
+            ("1,\"\",bandwidth,2", "", "", 0.0),
+        ];
+        for (line, proxy, signal, value) in cases {
+            for header in [
+                "timestamp,proxy_id,signal,value",
+                "\"timestamp\",\"proxy_id\",\"signal\",\"value\"",
+                "\u{feff}Timestamp, proxy_id ,signal,VALUE\r",
+            ] {
+                let text = format!("{header}\n{line}\n");
+                match parse(&text) {
+                    Ok((trace, _)) => {
+                        let s = trace
+                            .series(proxy, signal)
+                            .unwrap_or_else(|| panic!("{text:?}: {trace:?}"));
+                        assert_eq!(s.values, [*value], "{text:?}");
+                    }
+                    Err(e) => assert!(
+                        proxy.is_empty() && e.to_string() == "m.csv:2: empty proxy_id or signal",
+                        "{text:?}: {e}"
+                    ),
+                }
+            }
         }
     }
 
@@ -625,7 +725,7 @@ mod tests {
             "timestamp,proxy_id,signal,value\n\
              1000,link-a,bandwidth,10\n\
              2026-11-29T08:00:00Z,link-a,bandwidth,12.5\r\n\
-             \n# a comment\n\
+             \n# a comment\n  \n  # an indented comment\n\
              1000,link-a,connections,NaN\n\
              \"2026-11-29T08:01:00Z\",\"link-a\",\"bandwidth\",\"13\"\n",
         )
@@ -638,6 +738,7 @@ mod tests {
         assert_eq!(s.values, vec![10.0, 12.5, 13.0]);
         assert!(trace.series("link-a", "connections").unwrap().values[0].is_nan());
         assert_eq!(stats.samples, 4);
+        assert_eq!(stats.lines, 4);
         assert_eq!(stats.nan_values, 1);
     }
 
@@ -647,7 +748,7 @@ mod tests {
             (
                 "timestamp,proxy_id,signal,value\n1000,link-a,bandwidth\n",
                 2,
-                "4 comma-separated",
+                "expected 4 comma-separated fields (timestamp,proxy_id,signal,value), found 3",
             ),
             (
                 "timestamp,proxy_id,signal,value\n1000,link-a,bandwidth,1,2\n",
@@ -657,19 +758,30 @@ mod tests {
             (
                 "timestamp,proxy_id,signal,value\n\n10x0,link-a,bandwidth,1\n",
                 3,
-                "unparsable timestamp",
+                "unparsable timestamp `10x0`: use RFC 3339 (2026-11-29T08:00:00Z) or Unix seconds",
             ),
             (
-                "timestamp,proxy_id,signal,value\n1000,link-a,bandwidth,abc\n",
+                "timestamp,proxy_id,signal,value\n1000,link-a,bandwidth,abc",
                 2,
-                "unparsable value",
+                "unparsable value `abc`: expected a number (or NaN)",
             ),
             (
                 "timestamp,proxy_id,signal,value\n2000,link-a,bandwidth,1\n1000,link-b,bandwidth,1\n1000,link-a,bandwidth,1\n",
                 4,
                 "earlier than the previous sample",
             ),
+            (
+                "timestamp,proxy_id,signal,value\n# c\n1000,\"link\na\",bandwidth,1\n2000,link-a,bandwidth,1\n",
+                3,
+                "a quoted field holds a line break",
+            ),
+            (
+                "timestamp,proxy_id,signal,value\n1000,\"link-a\n",
+                2,
+                "a quoted field holds a line break",
+            ),
             ("time,proxy,signal,value\n", 1, "expected the header"),
+            ("# only a comment\n\n", 2, "empty file"),
             ("", 1, "empty file"),
         ];
         for (text, line, needle) in cases {

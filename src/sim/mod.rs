@@ -63,6 +63,9 @@ pub struct SimOptions {
     /// Threads for the replay; 0 = one per core when the fleet is large enough to gain.
     /// The result never depends on it.
     pub threads: usize,
+    /// A pause schedule to replay (`--pause FILE`): each pause holds its direction from
+    /// `since` to `until`, as the daemon's run-time pauses do.
+    pub pauses: Vec<crate::core::Pause>,
 }
 
 impl SimOptions {
@@ -73,6 +76,7 @@ impl SimOptions {
             adjusting: Duration::from_secs(60),
             api_calls_per_second: API_CALLS_PER_SECOND,
             threads: 0,
+            pauses: Vec::new(),
         }
     }
 }
@@ -158,9 +162,20 @@ pub struct ProxyRun {
     pub changes: Vec<Change>,
     /// Changes whose API call was pushed to a later second by the budget.
     pub api_deferred: u64,
+    /// Why the proxy cannot be resized (Scalarable not 1, not RUNNING), if so: the report
+    /// shows it apart and leaves it out of the policy-vs-baseline fleet totals.
+    pub unscalable: Option<String>,
     /// The seasonal forecasts made, per dimension (bandwidth, concurrent): the hour they
     /// were for (Unix ms of its start) → (sum of the forecast needs, how many).
     pub forecasts: [BTreeMap<i64, (f64, u32)>; 2],
+}
+
+/// Why `proxy` cannot be resized at all (None: it can). ADJUSTING is a passing state.
+pub fn unscalable_reason(proxy: &ProxyState) -> Option<String> {
+    if let ProxyStatus::Other(s) = &proxy.status {
+        return Some(format!("status {s}, not RUNNING"));
+    }
+    (proxy.scalarable != 1).then(|| format!("Scalarable {}", proxy.scalarable))
 }
 
 impl ProxyRun {
@@ -355,6 +370,8 @@ struct Live<'a> {
     run: ProxyRun,
     /// A reference peer deciding instead of `core::decide` (`--reference`).
     peer: Option<reference::PeerState>,
+    /// The replayed pauses that cover this proxy (`--pause`).
+    pauses: Vec<crate::core::Pause>,
 }
 
 /// Where one dimension's demand comes from.
@@ -533,9 +550,16 @@ fn replay_with(
                 reasons: Vec::new(),
                 changes: Vec::new(),
                 api_deferred: 0,
+                unscalable: unscalable_reason(proxy),
                 forecasts: Default::default(),
             },
             peer: peer.map(reference::PeerState::new),
+            pauses: opts
+                .pauses
+                .iter()
+                .filter(|p| p.scope.covers(&policy.name, &proxy.id))
+                .cloned()
+                .collect(),
         });
     }
     let limit = opts.api_calls_per_second.clamp(1, API_CALLS_PER_SECOND);
@@ -938,9 +962,17 @@ fn evaluate(live: &mut Live, now: i64, step: u32) -> Option<Direction> {
     }
     // Wait and Skip leave the state as it was (the guard stops before any stage).
     let d = &mut live.decision;
+    let before = crate::core::operator::stamps(&d.next_state);
     match &mut live.peer {
         None => decide_into(live.policy, &live.proxy, live.ladder, &live.obs, t, d),
         Some(peer) => peer.decide(live.policy, &live.proxy, live.ladder, &live.obs, t, d),
+    }
+    if !live.pauses.is_empty() {
+        let (paused, why) =
+            crate::core::paused_at(&live.pauses, &live.policy.name, &live.proxy.id, t);
+        if paused.any() {
+            crate::core::apply_pause_stamps(d, &before, paused, why);
+        }
     }
     for r in &d.reasons {
         match run.reasons.iter_mut().find(|(c, _)| *c == r.code) {

@@ -165,7 +165,7 @@ fn render_set(out: &mut String, r: &SetReport) {
     if let Some(fc) = &s.forecast {
         let _ = writeln!(
             out,
-            "    forecast             MAPE {:.1}%, bias {:+.1}% over {} proxy-hours (mean forecast need against the hour's highest need)",
+            "    forecast             MAPE {:.1}%, bias {:+.1}% over {} proxy-hours (forecast need against each hour's highest need)",
             fc.mape_pct, fc.bias_pct, fc.hours
         );
     }
@@ -197,6 +197,14 @@ fn render_set(out: &mut String, r: &SetReport) {
     }
     for o in &s.overlapping_selections {
         let _ = writeln!(out, "    overlap: {o}");
+    }
+    if s.excluded_unscalable > 0 {
+        let _ = writeln!(
+            out,
+            "    not scalable, left out of FLEET ({}): {}",
+            s.excluded_unscalable,
+            s.unscalable_proxies.join(", ")
+        );
     }
     if r.proxies.len() > 10 {
         worst(out, "worst by under-provisioned %", &r.proxies, |p| {
@@ -235,7 +243,11 @@ fn compared(f: &Figures, b: &Baselines) -> [String; 4] {
 }
 
 fn row(p: &ProxyReport) -> Vec<String> {
-    let mut cells = vec![p.proxy_id.clone(), p.policy.clone()];
+    let policy = match &p.unscalable {
+        Some(_) => format!("{} (not scalable)", p.policy),
+        None => p.policy.clone(),
+    };
+    let mut cells = vec![p.proxy_id.clone(), policy];
     cells.extend(compared(&p.figures, &p.baselines));
     cells.extend([
         format!("{}/{}", p.changes_up, p.changes_down),
@@ -247,7 +259,10 @@ fn row(p: &ProxyReport) -> Vec<String> {
 }
 
 fn worst(out: &mut String, title: &str, proxies: &[ProxyReport], key: fn(&ProxyReport) -> f64) {
-    let mut v: Vec<&ProxyReport> = proxies.iter().filter(|p| key(p) > 0.0).collect();
+    let mut v: Vec<&ProxyReport> = proxies
+        .iter()
+        .filter(|p| p.unscalable.is_none() && key(p) > 0.0)
+        .collect();
     v.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.proxy_id.cmp(&b.proxy_id)));
     let list: Vec<String> = v
         .iter()

@@ -250,11 +250,17 @@ pub struct ProxyReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forecast: Option<ForecastAccuracy>,
     pub baselines: Baselines,
+    /// Why the proxy cannot be resized (Scalarable 0, not RUNNING); such a proxy is left
+    /// out of the fleet totals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unscalable: Option<String>,
 }
 
 /// The seasonal forecast against what came: per proxy, dimension and hour forecast, the
-/// mean forecast need against the hour's highest true need (`demand / target`), over the
-/// hours with data and a need above zero. MAPE and bias in %, bias > 0 = over-forecast.
+/// mean forecast need `f` against the hour's highest true need `d` (`demand / target`),
+/// over the hours with data and a need above zero (anchors §(d) 14): MAPE = mean(|d − f| / d)
+/// and bias = mean(f − d) / mean(d), in % (bias > 0: over-forecast). MAPE is large where
+/// the need is near zero, as its definition makes it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ForecastAccuracy {
     pub hours: u64,
@@ -263,7 +269,9 @@ pub struct ForecastAccuracy {
     #[serde(skip)]
     abs_sum: f64,
     #[serde(skip)]
-    sum: f64,
+    diff_sum: f64,
+    #[serde(skip)]
+    actual_sum: f64,
 }
 
 impl ForecastAccuracy {
@@ -285,10 +293,11 @@ impl ForecastAccuracy {
             }
             for (hour, &(sum, n)) in hours {
                 if let Some(&actual) = highs.get(hour).filter(|&&a| a > 0.0) {
-                    let err = (sum / f64::from(n) - actual) / actual;
+                    let diff = sum / f64::from(n) - actual;
                     acc.hours += 1;
-                    acc.abs_sum += err.abs();
-                    acc.sum += err;
+                    acc.abs_sum += diff.abs() / actual;
+                    acc.diff_sum += diff;
+                    acc.actual_sum += actual;
                 }
             }
         }
@@ -300,12 +309,13 @@ impl ForecastAccuracy {
     fn merge(&mut self, o: &ForecastAccuracy) {
         self.hours += o.hours;
         self.abs_sum += o.abs_sum;
-        self.sum += o.sum;
+        self.diff_sum += o.diff_sum;
+        self.actual_sum += o.actual_sum;
     }
     fn finish(&mut self) {
         if self.hours > 0 {
             self.mape_pct = 100.0 * self.abs_sum / self.hours as f64;
-            self.bias_pct = 100.0 * self.sum / self.hours as f64;
+            self.bias_pct = 100.0 * self.diff_sum / self.actual_sum;
         }
     }
 }
@@ -319,7 +329,13 @@ pub struct Summary {
     pub start: String,
     pub end: String,
     pub adjusting_s: f64,
+    /// Proxies replayed (a policy selects them), unscalable ones included.
     pub proxies: u64,
+    /// Replayed proxies that cannot be resized (Scalarable 0, not RUNNING): left out of
+    /// every fleet total below (their baselines would resize what cannot be resized).
+    pub excluded_unscalable: u64,
+    /// Those proxies as `id: why`.
+    pub unscalable_proxies: Vec<String>,
     pub proxy_days: f64,
     pub steps: u64,
     pub changes: u64,
@@ -693,6 +709,7 @@ pub fn proxy_report(run: &ProxyRun, set: &str, prices: Option<&Prices>) -> Proxy
             .map(|(c, n)| (c.as_str().to_string(), *n))
             .collect(),
         api_deferred: run.api_deferred,
+        unscalable: run.unscalable.clone(),
         saturated_changes: run
             .changes
             .iter()
@@ -741,6 +758,11 @@ pub fn set_report(run: &SimRun, prices: Option<&Prices>) -> SetReport {
     let mut up = Latency::default();
     let mut down = Latency::default();
     for p in &proxies {
+        if let Some(why) = &p.unscalable {
+            s.excluded_unscalable += 1;
+            s.unscalable_proxies.push(format!("{}: {why}", p.proxy_id));
+            continue;
+        }
         s.proxy_days += p.days;
         s.steps += p.steps;
         s.changes += p.changes;

@@ -25,8 +25,17 @@ pub fn explain(r: &DecisionRecord) -> String {
         }
     }
     result(&mut o, r);
+    operator(&mut o, r);
     outcome(&mut o, r);
     o
+}
+
+/// An operator's pause or change (issue 12): who, why, until when. A pause applies after
+/// stage 10, so it is not a guard stop.
+fn operator(o: &mut String, r: &DecisionRecord) {
+    for e in r.reason_details.iter().filter(|e| e.code == "guard.paused") {
+        let _ = writeln!(o, "   Paused: {} [{}].", e.detail, e.reason);
+    }
 }
 
 fn unit(dim: Dim) -> &'static str {
@@ -133,7 +142,8 @@ fn header(o: &mut String, r: &DecisionRecord) {
 
 /// Stage 1. Returns true if the guard stopped the decision.
 fn guard(o: &mut String, r: &DecisionRecord) -> bool {
-    let rs = reasons(r, 1, None);
+    let mut rs = reasons(r, 1, None);
+    rs.retain(|e| e.code != "guard.paused");
     if !rs.is_empty() {
         let stop = match r.verdict {
             Verdict::Wait => "the decision waits for the proxy to finish adjusting",

@@ -8,6 +8,8 @@
 //!   kept in the same transaction as the record, so start-up reconciliation reads a
 //!   handful of keys instead of scanning 90 days of decisions.
 //! - `state`: `policy \0 proxy` → the controller state (JSON, versioned).
+//! - `control`: the operators' run-time pauses (`pause \0 scope \0 name \0 direction` →
+//!   the pause as JSON), flushed when written, so a restart keeps them.
 //!
 //! Durability: `append`, `record_outcome` and `record_completion` flush before they
 //! return. `save_state` does not (it becomes durable at the next flush of any kind,
@@ -26,12 +28,13 @@ use super::record::{
     DecisionRecord, LogFilter, Outcome, OutcomeUpdate, RECORD_VERSION, decision_id, id_millis,
     id_proxy, id_proxy_part, parse_decision_id,
 };
-use crate::core::ControllerState;
+use crate::core::{ControllerState, Pause, Scope};
 use crate::time::Timestamp;
 
 const DECISIONS: &str = "decisions";
 const PENDING: &str = "pending";
 const STATE: &str = "state";
+const CONTROL: &str = "control";
 
 /// sled's page cache. Its default (1 GiB) would let the daemon's memory grow with the
 /// log; the log is written far more than read, so a small cache costs little.
@@ -45,6 +48,7 @@ pub struct DecisionLog {
     decisions: sled::Tree,
     pending: sled::Tree,
     state: sled::Tree,
+    control: sled::Tree,
 }
 
 impl std::fmt::Debug for DecisionLog {
@@ -231,12 +235,14 @@ impl DecisionLog {
         let decisions = db.open_tree(DECISIONS)?;
         let pending = db.open_tree(PENDING)?;
         let state = db.open_tree(STATE)?;
+        let control = db.open_tree(CONTROL)?;
         Ok(DecisionLog {
             dir,
             db,
             decisions,
             pending,
             state,
+            control,
         })
     }
 
@@ -303,6 +309,7 @@ impl DecisionLog {
                     decisions: db.open_tree(DECISIONS)?,
                     pending: db.open_tree(PENDING)?,
                     state: db.open_tree(STATE)?,
+                    control: db.open_tree(CONTROL)?,
                     db,
                 })
             }
@@ -598,6 +605,33 @@ impl DecisionLog {
         Ok(())
     }
 
+    /// Keeps a run-time pause (replacing the one of the same scope and direction), flushed.
+    pub fn save_pause(&self, pause: &Pause) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(pause).map_err(StoreError::Encode)?;
+        self.control.insert(pause_key(pause), value)?;
+        self.flush()
+    }
+
+    /// Forgets a run-time pause (resumed or expired), flushed.
+    pub fn remove_pause(&self, pause: &Pause) -> Result<(), StoreError> {
+        self.control.remove(pause_key(pause))?;
+        self.flush()
+    }
+
+    /// Every run-time pause kept, expired ones included (they apply no more).
+    pub fn load_pauses(&self) -> Result<Vec<Pause>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.control.scan_prefix(b"pause\0") {
+            let (k, v) = kv?;
+            let pause = serde_json::from_slice(&v).map_err(|source| StoreError::Corrupt {
+                id: String::from_utf8_lossy(&k).replace('\0', "/"),
+                source,
+            })?;
+            out.push(pause);
+        }
+        Ok(out)
+    }
+
     /// Deletes records older than `older_than` (retention), except `planned` ones, which
     /// still wait for reconciliation. Returns how many were deleted; flushes.
     pub fn prune(&self, older_than: Timestamp) -> Result<usize, StoreError> {
@@ -625,6 +659,15 @@ impl DecisionLog {
         self.db.flush()?;
         Ok(())
     }
+}
+
+fn pause_key(p: &Pause) -> Vec<u8> {
+    let (kind, name) = match &p.scope {
+        Scope::Policy(n) => ("policy", n),
+        Scope::Proxy(n) => ("proxy", n),
+    };
+    let dir = crate::core::pause::direction_name(p.direction);
+    format!("pause\0{kind}\0{name}\0{dir}").into_bytes()
 }
 
 fn decode_state(policy: &str, proxy: &str, v: &[u8]) -> Result<ControllerState, StoreError> {
@@ -700,6 +743,44 @@ fn is_lock_error(e: &sled::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pauses_survive_a_reopen_and_replace_by_scope_and_direction() {
+        use crate::core::Direction;
+        let dir = tempfile::tempdir().unwrap();
+        let pause = |scope: Scope, direction, reason: &str| Pause {
+            scope,
+            direction,
+            since: Timestamp::from_secs(1_795_939_200),
+            until: None,
+            reason: reason.into(),
+            by: "ops@host".into(),
+        };
+        {
+            let log = DecisionLog::open(dir.path()).unwrap();
+            log.save_pause(&pause(Scope::Policy("web".into()), Direction::Down, "a"))
+                .unwrap();
+            log.save_pause(&pause(Scope::Policy("web".into()), Direction::Down, "b"))
+                .unwrap();
+            log.save_pause(&pause(Scope::Proxy("link-x".into()), Direction::Up, "c"))
+                .unwrap();
+            log.save_pause(&pause(Scope::Proxy("link-x".into()), Direction::Down, "d"))
+                .unwrap();
+            log.remove_pause(&pause(Scope::Proxy("link-x".into()), Direction::Down, ""))
+                .unwrap();
+        }
+        let log = DecisionLog::open_waiting(dir.path(), std::time::Duration::from_secs(5)).unwrap();
+        let mut reasons: Vec<String> = log
+            .load_pauses()
+            .unwrap()
+            .into_iter()
+            .map(|p| p.reason)
+            .collect();
+        reasons.sort();
+        assert_eq!(reasons, ["b", "c"]);
+        // The pauses are not controller states.
+        assert!(log.load_all_states().unwrap().is_empty());
+    }
 
     #[test]
     fn keys_sort_in_time_order() {

@@ -1,6 +1,7 @@
 //! Helpers shared by integration tests: `mod support;` in a test file.
 #![allow(dead_code)]
 
+pub mod e2e;
 pub mod prom;
 
 use std::time::Duration;
