@@ -41,11 +41,13 @@ fn the_demo_applies_changes_at_the_sandbox() {
         .filter(|l| l.trim_start().starts_with("applied "))
         .count();
     assert_eq!(listed, applied, "{stderr}");
-    // The decisions were shown live: log list printed an applied change.
+    // The decisions were shown live: log list printed an applied change, its values
+    // moving (its reasons vary with the time of day: in business hours the window's
+    // bounds.min comes first and scale.up may be among the "+N more").
     assert!(
         stdout
             .lines()
-            .any(|l| l.contains(" applied ") && l.contains("scale.up")),
+            .any(|l| l.contains(" applied ") && l.contains('→')),
         "{stdout}"
     );
 }

@@ -1114,7 +1114,16 @@ fn simulate_json_has_the_design_fields() {
     // The values, not only the keys: the summary is the proxies' totals, the cost is
     // the footprint at the prices given, and the changes are the decision rows.
     let f = |v: &serde_json::Value| v.as_f64().unwrap();
-    let total = |k: &str| proxies.iter().map(|p| f(&p[k])).sum::<f64>();
+    // Unscalable proxies are replayed and listed but left out of the fleet totals.
+    let scalable: Vec<&serde_json::Value> = proxies
+        .iter()
+        .filter(|p| p["unscalable"].is_null())
+        .collect();
+    assert_eq!(
+        summary["excluded_unscalable"].as_u64().unwrap() as usize,
+        proxies.len() - scalable.len()
+    );
+    let total = |k: &str| scalable.iter().map(|p| f(&p[k])).sum::<f64>();
     for k in [
         "unserved_mbps_hours",
         "footprint_mbps_hours",
@@ -1140,7 +1149,7 @@ fn simulate_json_has_the_design_fields() {
     let reasons = summary["reasons"].as_object().unwrap();
     assert!(!reasons.is_empty());
     for (code, n) in reasons {
-        let sum: u64 = proxies
+        let sum: u64 = scalable
             .iter()
             .map(|p| p["reasons"][code].as_u64().unwrap_or(0))
             .sum();
