@@ -14,12 +14,13 @@ const HOUR_MS: i64 = 3_600_000;
 /// A forecast needs at least this many days with a high for its hour.
 pub const MIN_DAYS: usize = 3;
 
-/// Slot `(day % N) * 24 + hour` holds the high of that hour on day `days[slot]` (Unix
-/// days; `u32::MAX` = empty).
+/// Slot `hour * N + day % N` holds `(day, high)`: the high of that hour on that day (Unix
+/// days; `u32::MAX` = empty). An hour's N days sit side by side, so recording and
+/// forecasting touch one or two cache lines (the replay decides for each proxy in turn,
+/// with a cold cache).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Season {
-    pub days: Vec<u32>,
-    pub highs: Vec<f32>,
+    pub slots: Vec<(u32, f32)>,
 }
 
 fn day_hour(at: Timestamp) -> (u32, usize) {
@@ -31,31 +32,29 @@ fn day_hour(at: Timestamp) -> (u32, usize) {
 
 impl Season {
     pub fn is_empty(&self) -> bool {
-        self.days.is_empty()
+        self.slots.is_empty()
     }
 
     /// Records `need` (capacity units) seen at `at`, keeping `lookback_days` days.
     pub fn record(&mut self, at: Timestamp, need: f64, lookback_days: usize) {
         let n = lookback_days.max(1);
-        if self.days.len() != n * HOURS || self.highs.len() != n * HOURS {
-            self.days = vec![u32::MAX; n * HOURS];
-            self.highs = vec![0.0; n * HOURS];
+        if self.slots.len() != n * HOURS {
+            self.slots = vec![(u32::MAX, 0.0); n * HOURS];
         }
         let (day, hour) = day_hour(at);
-        let slot = (day as usize % n) * HOURS + hour;
+        let slot = &mut self.slots[hour * n + day as usize % n];
         let v = need as f32;
-        if self.days[slot] != day {
-            self.days[slot] = day;
-            self.highs[slot] = v;
-        } else if v > self.highs[slot] {
-            self.highs[slot] = v;
+        if slot.0 != day {
+            *slot = (day, v);
+        } else if v > slot.1 {
+            slot.1 = v;
         }
     }
 
     /// The `quantile` of the daily highs of `at`'s hour over the days kept up to `at`'s
     /// day; None with fewer than [`MIN_DAYS`] of them.
     pub fn forecast(&self, at: Timestamp, quantile: f64) -> Option<f64> {
-        let n = self.days.len() / HOURS;
+        let n = self.slots.len() / HOURS;
         if n == 0 {
             return None;
         }
@@ -63,11 +62,9 @@ impl Season {
         let oldest = day.saturating_sub(n as u32);
         let mut vals = [0f32; crate::policy::MAX_LOOKBACK_DAYS as usize];
         let mut k = 0;
-        for d in 0..n {
-            let slot = d * HOURS + hour;
-            let sd = self.days[slot];
+        for &(sd, high) in &self.slots[hour * n..(hour + 1) * n] {
             if sd != u32::MAX && sd > oldest && sd <= day && k < vals.len() {
-                vals[k] = self.highs[slot];
+                vals[k] = high;
                 k += 1;
             }
         }
