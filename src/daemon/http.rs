@@ -33,6 +33,8 @@ pub struct HttpState {
     pub log: Option<LogReader>,
     /// Called before rendering /metrics (e.g. to sample the API budget).
     pub before_scrape: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Under `[ha]`: this daemon's role for /readyz ("leader (a)", "follower of a").
+    pub role: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -61,7 +63,11 @@ async fn metrics(State(s): State<HttpState>) -> Response {
 
 async fn readyz(State(s): State<HttpState>) -> Response {
     if s.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n").into_response()
+        // A follower is ready too: it takes over when the leader goes.
+        match &s.role {
+            Some(role) => (StatusCode::OK, format!("ready: {}\n", role())).into_response(),
+            None => (StatusCode::OK, "ready\n").into_response(),
+        }
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

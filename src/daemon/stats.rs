@@ -22,6 +22,8 @@ pub struct Stats {
     pub reloads: IntCounterVec,
     /// Evaluation ticks skipped because the previous pass of the policy was still running.
     pub skipped_ticks: IntCounterVec,
+    /// Under `[ha]`: 1 while this daemon (label `instance`) leads, else 0.
+    pub leader: IntGaugeVec,
 }
 
 impl Stats {
@@ -77,6 +79,11 @@ impl Stats {
             "Ticks skipped because the previous pass was still running.",
             &["policy"],
         );
+        let leader = gauge(
+            "leader",
+            "1 while this daemon leads under [ha] (the only one that evaluates and sends), else 0.",
+            &["instance"],
+        );
         let pass_duration = HistogramVec::new(
             HistogramOpts::new("pass_duration_seconds", "Duration of one evaluation pass.")
                 .buckets(vec![
@@ -98,6 +105,7 @@ impl Stats {
             proxies,
             reloads,
             skipped_ticks,
+            leader,
         }
     }
 

@@ -1,6 +1,8 @@
 //! Helpers shared by integration tests: `mod support;` in a test file.
 #![allow(dead_code)]
 
+pub mod daemon;
+pub mod etcd;
 pub mod prom;
 
 use std::time::Duration;
