@@ -219,6 +219,10 @@ fn one_daemon_acts_and_the_other_takes_over_after_a_sigkill_mid_burst() {
     let killed = std::time::SystemTime::now();
 
     b.wait_role("ready: leader (b)", Duration::from_secs(15));
+    eprintln!(
+        "failover: b leads {:.2} s after the kill (lease_ttl {TTL}, interval 1s)",
+        killed.elapsed().unwrap().as_secs_f64()
+    );
     assert_eq!(b.leader_gauge(), Some(1));
     let calls = wait_all_at_target(&sandbox, &ids, Duration::from_secs(60));
     check_calls(&calls, &ids);

@@ -9,7 +9,7 @@
 //! of shared state is conditioned on the leader key's create revision ([`Leadership::fence`]),
 //! so a paused old leader that wakes up cannot overwrite its successor.
 //!
-//! Followers poll the key every `ttl/4` and campaign when it is gone.
+//! Followers poll the key every `ttl/10` (at least 100 ms) and campaign when it is gone.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -186,7 +186,9 @@ impl Leadership {
 pub async fn run(etcd: std::sync::Arc<Etcd>, me: std::sync::Arc<Leadership>, prefix: String) {
     let key = leader_key(&prefix);
     let ttl = me.ttl;
-    let poll = ttl / 4;
+    // Followers look often: the poll adds to the failover time (lease expiry + poll + the
+    // next pass), and one range request is cheap.
+    let poll = (ttl / 10).max(Duration::from_millis(100));
     let renew = ttl / 6;
     while !me.stop.load(Ordering::SeqCst) {
         // Follower: who leads?
@@ -277,5 +279,49 @@ pub async fn run(etcd: std::sync::Arc<Etcd>, me: std::sync::Arc<Leadership>, pre
     if let Some(l) = me.lease() {
         me.step_down("resigned");
         let _ = etcd.revoke(l).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_fence_closes_without_a_renewal_and_moves_with_one() {
+        let gauge = prometheus::IntGauge::new("leader_test", "test").unwrap();
+        let me = Leadership::new("a", Duration::from_secs(10), Some(gauge.clone()));
+        assert!(!me.may_act());
+        assert!(me.fence("/p").is_none());
+        assert_eq!(me.describe(), "follower, no leader yet");
+
+        let won = Instant::now();
+        me.become_leader(42, 7, won + Duration::from_secs(5));
+        assert_eq!(me.term(), 1);
+        assert!(me.may_act());
+        assert_eq!(gauge.get(), 1);
+        assert_eq!(me.describe(), "leader (a)");
+        match me.fence("/p") {
+            Some(Compare::CreateRevision(key, rev)) => {
+                assert_eq!((key, rev), (b"/p/leader".to_vec(), 42));
+            }
+            None => panic!("a leader within its fence has one"),
+        }
+
+        // A renewal confirmed moves the fence; without another, acting stops there.
+        tokio::time::advance(Duration::from_secs(4)).await;
+        me.extend(Instant::now() + Duration::from_secs(5));
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert!(me.may_act(), "the renewal moved the fence");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(!me.may_act(), "half the TTL without a renewal: no acting");
+        assert!(me.fence("/p").is_none(), "and no shared write");
+        me.sample();
+        assert_eq!(gauge.get(), 0, "the gauge follows the fence at a scrape");
+
+        me.step_down("test");
+        me.extend(Instant::now() + Duration::from_secs(60));
+        assert!(!me.may_act(), "a renewal does not make a follower lead");
+        me.follow(Some("b".into()));
+        assert_eq!(me.describe(), "follower of b");
     }
 }

@@ -7,7 +7,8 @@
 //!   completed), under a lease of [`LOG_TTL`], for every daemon's sled log (see [`mirror`]).
 //!
 //! Writes are staged ([`SharedStore::stage_state`], [`SharedStore::stage_record`]) and
-//! written by [`SharedStore::flush`] in transactions of at most [`MAX_TXN_OPS`] operations,
+//! written by [`SharedStore::flush`] in transactions of at most [`MAX_TXN_OPS`] operations
+//! and [`MAX_TXN_BYTES`],
 //! each conditioned on the leader key's create revision ([`Leadership::fence`]): a daemon
 //! that lost the leadership (or never had it) writes nothing.
 
@@ -27,6 +28,8 @@ use crate::store::{DecisionLog, DecisionRecord, Outcome, StoreError};
 /// How long a record stays under `log/` for the other daemons to copy: a daemon down
 /// longer than this misses the records made meanwhile (the others keep them).
 pub const LOG_TTL: Duration = Duration::from_secs(900);
+/// The most key and value bytes one transaction carries.
+pub const MAX_TXN_BYTES: usize = 1024 * 1024;
 /// How often [`mirror`] reads `log/`.
 pub const MIRROR_EVERY: Duration = Duration::from_millis(500);
 
@@ -75,6 +78,24 @@ fn record_of(value: &[u8], what: &[u8]) -> Result<DecisionRecord, StoreError> {
     let mut key = vec![0u8; 8];
     key.extend_from_slice(what);
     decode(&key, value)
+}
+
+/// How many of `entries` (at least one) fit one transaction: at most [`MAX_TXN_OPS`]
+/// operations and [`MAX_TXN_BYTES`] of keys and values (etcd refuses a request over
+/// `--max-request-bytes`, 1.5 MiB by default).
+fn txn_len(entries: &[(Vec<u8>, Staged)]) -> usize {
+    let mut bytes = 0usize;
+    for (i, (k, s)) in entries.iter().enumerate().take(MAX_TXN_OPS) {
+        bytes += k.len()
+            + match s {
+                Staged::Put { value, .. } => value.len(),
+                Staged::Delete => 0,
+            };
+        if i > 0 && bytes > MAX_TXN_BYTES {
+            return i;
+        }
+    }
+    entries.len().min(MAX_TXN_OPS)
 }
 
 impl SharedStore {
@@ -193,7 +214,7 @@ impl SharedStore {
         };
         let mut entries: Vec<(Vec<u8>, Staged)> = staged.into_iter().collect();
         while !entries.is_empty() {
-            let rest = entries.split_off(entries.len().min(MAX_TXN_OPS));
+            let rest = entries.split_off(txn_len(&entries));
             let ops: Vec<Op> = entries
                 .iter()
                 .map(|(k, s)| match s {
@@ -316,5 +337,37 @@ pub async fn mirror(
             Err(e) => debug!(error = %e, "cannot read the shared log"),
         }
         tokio::time::sleep(MIRROR_EVERY).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str, n: usize) -> (Vec<u8>, Staged) {
+        (
+            key.as_bytes().to_vec(),
+            Staged::Put {
+                value: vec![0; n],
+                log: false,
+            },
+        )
+    }
+
+    #[test]
+    fn transactions_are_bounded_by_operations_and_bytes() {
+        let small: Vec<_> = (0..300).map(|i| put(&format!("k{i}"), 10)).collect();
+        assert_eq!(txn_len(&small), MAX_TXN_OPS);
+        assert_eq!(txn_len(&small[..5]), 5);
+        // 400 KiB each: two fit under 1 MiB, the third does not.
+        let big: Vec<_> = (0..5).map(|i| put(&format!("k{i}"), 400 * 1024)).collect();
+        assert_eq!(txn_len(&big), 2);
+        // One value over the limit still goes alone (etcd says whether it fits).
+        let huge = vec![put("h", 2 * MAX_TXN_BYTES), put("s", 1)];
+        assert_eq!(txn_len(&huge), 1);
+        let deletes: Vec<_> = (0..200)
+            .map(|i| (format!("d{i}").into_bytes(), Staged::Delete))
+            .collect();
+        assert_eq!(txn_len(&deletes), MAX_TXN_OPS);
     }
 }
