@@ -198,7 +198,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 ha_tasks.push(tokio::spawn(crate::ha::election::run(Arc::clone(etcd), Arc::clone(leadership), h.prefix.clone())));
                 ha_tasks.push(tokio::spawn(crate::ha::shared::mirror(Arc::clone(etcd), h.prefix.clone(), Arc::clone(&log), Arc::clone(&mirror_stop))));
                 info!(instance = %h.instance, prefix = %h.prefix, etcd = ?h.etcd, lease_ttl = ?h.lease_ttl, "high availability on etcd: campaigning");
-                Engine::new_shared(cloud, Arc::new(prometheus), Arc::clone(&log), Arc::clone(&stats), options, clock.clone(), shared, on_takeover)
+                Engine::new_shared(cloud, Arc::new(prometheus), Arc::clone(&log), Arc::clone(&stats), options, clock.clone(), crate::daemon::engine::HaParts { store: shared, on_takeover })
             }
         };
 

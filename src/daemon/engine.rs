@@ -168,6 +168,14 @@ pub struct Engine<C: Cloud, M: Metrics> {
     shared: Option<Shared>,
 }
 
+/// What [`Engine::new_shared`] needs of `[ha]`.
+pub struct HaParts {
+    /// Shared state and pending intents in etcd, with the leadership that fences them.
+    pub store: Arc<SharedStore>,
+    /// Called on every takeover, before the first send (e.g. to seed the API budget).
+    pub on_takeover: Box<dyn Fn() + Send + Sync>,
+}
+
 /// The engine's side of `[ha]`.
 struct Shared {
     store: Arc<SharedStore>,
@@ -201,9 +209,9 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
         )))
     }
 
-    /// The engine of one daemon of `[ha]`: it acts only while `shared`'s leadership lets
+    /// The engine of one daemon of `[ha]`: it acts only while `ha.store`'s leadership lets
     /// it; on each election won it loads the controller states and pending intents from
-    /// etcd (not from its sled log), reconciles the intents, and calls `on_takeover`
+    /// etcd (not from its sled log), reconciles the intents, and calls `ha.on_takeover`
     /// (e.g. to seed the API budget) before its first send.
     pub fn new_shared(
         cloud: Arc<C>,
@@ -212,8 +220,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
         stats: Arc<Stats>,
         options: EngineOptions,
         clock: Clock,
-        shared: Arc<SharedStore>,
-        on_takeover: Box<dyn Fn() + Send + Sync>,
+        ha: HaParts,
     ) -> Arc<Self> {
         Arc::new(Self::build(
             (cloud, metrics, journal, stats),
@@ -222,10 +229,10 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             HashMap::new(),
             HashSet::new(),
             Some(Shared {
-                store: shared,
+                store: ha.store,
                 loaded_term: std::sync::atomic::AtomicU64::new(0),
                 taking_over: tokio::sync::Mutex::new(()),
-                on_takeover,
+                on_takeover: ha.on_takeover,
             }),
         ))
     }

@@ -20,6 +20,8 @@ pub struct Member {
     child: Option<Child>,
     /// The watchdog's stdin: closing it (drop, or this process dying) kills the member.
     _watchdog: Option<ChildStdin>,
+    /// The watchdog shell, waited for once its stdin is closed.
+    watchdog: Option<Child>,
 }
 
 pub struct EtcdCluster {
@@ -57,6 +59,7 @@ impl EtcdCluster {
                     name,
                     child: None,
                     _watchdog: None,
+                    watchdog: None,
                 }
             })
             .collect();
@@ -112,7 +115,7 @@ impl EtcdCluster {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start etcd: {e}; {INSTALL_HINT}"));
         let pid = child.id();
-        let watchdog = Command::new("sh")
+        let mut watchdog = Command::new("sh")
             .args([
                 "-c",
                 &format!("cat >/dev/null; kill -CONT {pid}; kill -9 {pid}"),
@@ -122,7 +125,8 @@ impl EtcdCluster {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        m._watchdog = watchdog.stdin;
+        m._watchdog = watchdog.stdin.take();
+        m.watchdog = Some(watchdog);
         if let Ok(Some(s)) = child.try_wait() {
             panic!("etcd {} exited at once: {s}", m.name);
         }
@@ -159,6 +163,9 @@ impl EtcdCluster {
             let _ = c.wait();
         }
         self.members[i]._watchdog = None;
+        if let Some(mut w) = self.members[i].watchdog.take() {
+            let _ = w.wait();
+        }
     }
 
     /// Starts a killed member again on its data dir (it rejoins the cluster).
@@ -173,6 +180,7 @@ impl EtcdCluster {
                 dir: PathBuf::new(),
                 child: None,
                 _watchdog: None,
+                watchdog: None,
             },
         );
         self.spawn(&mut m);
