@@ -230,8 +230,12 @@ fn one_daemon_acts_and_the_other_takes_over_after_a_sigkill_mid_burst() {
         (applied(&sandbox.modify_calls()).len() >= 8).then_some(())
     });
     // Only the leader made decisions; the follower's log holds copies of them.
-    let copies = b.records();
-    assert!(!copies.is_empty(), "the follower copies the shared log");
+    // (It copies every 0.5 s: wait, bounded, for the first copies.)
+    let copies = wait_for(
+        "the follower to copy the shared log",
+        Duration::from_secs(10),
+        || Some(b.records()).filter(|r| !r.is_empty()),
+    );
     assert!(
         copies.iter().all(|r| r["instance"] == "a"),
         "only the leader decides"

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -30,6 +31,8 @@ use crate::store::{DecisionLog, DecisionRecord, Outcome, StoreError};
 pub const LOG_TTL: Duration = Duration::from_secs(900);
 /// The most key and value bytes one transaction carries.
 pub const MAX_TXN_BYTES: usize = 1024 * 1024;
+/// How many transactions of one flush are in flight at once.
+const CONCURRENT_TXNS: usize = 8;
 /// How often [`mirror`] reads `log/`.
 pub const MIRROR_EVERY: Duration = Duration::from_millis(500);
 
@@ -213,39 +216,60 @@ impl SharedStore {
             0
         };
         let mut entries: Vec<(Vec<u8>, Staged)> = staged.into_iter().collect();
+        let mut parts = Vec::new();
         while !entries.is_empty() {
             let rest = entries.split_off(txn_len(&entries));
-            let ops: Vec<Op> = entries
-                .iter()
-                .map(|(k, s)| match s {
-                    Staged::Put { value, log } => Op::Put {
-                        key: k.clone(),
-                        value: value.clone(),
-                        lease: if *log { lease } else { 0 },
-                    },
-                    Staged::Delete => Op::Delete(k.clone()),
-                })
-                .collect();
-            // The fence is checked again before each part: the leadership may end midway.
-            if self.leadership.fence(&self.prefix).is_none() {
-                return Err(SharedError::NotLeader);
-            }
-            match self.etcd.txn(std::slice::from_ref(&fence), &ops, &[]).await {
+            parts.push(std::mem::replace(&mut entries, rest));
+        }
+        // The parts hold distinct keys, so they go concurrently (etcd commits concurrent
+        // proposals together: one pass of 2,000 states is not 17 round trips in a row),
+        // each fenced on its own.
+        let fence = &fence;
+        let results: Vec<_> =
+            futures_util::stream::iter(parts.into_iter().map(|part| async move {
+                let ops: Vec<Op> = part
+                    .iter()
+                    .map(|(k, s)| match s {
+                        Staged::Put { value, log } => Op::Put {
+                            key: k.clone(),
+                            value: value.clone(),
+                            lease: if *log { lease } else { 0 },
+                        },
+                        Staged::Delete => Op::Delete(k.clone()),
+                    })
+                    .collect();
+                let r = self.etcd.txn(std::slice::from_ref(fence), &ops, &[]).await;
+                (part, r)
+            }))
+            .buffer_unordered(CONCURRENT_TXNS)
+            .collect()
+            .await;
+        let mut not_leader = false;
+        let mut failed = BTreeMap::new();
+        let mut error = None;
+        for (part, r) in results {
+            match r {
                 Ok(t) if t.succeeded => {
                     debug!(
-                        ops = ops.len(),
+                        ops = part.len(),
                         revision = t.revision,
                         "shared state written"
                     );
-                    entries = rest;
                 }
-                Ok(_) => return Err(SharedError::NotLeader),
+                Ok(_) => not_leader = true,
                 Err(e) => {
-                    entries.extend(rest);
-                    self.restage(entries.into_iter().collect());
-                    return Err(e.into());
+                    error.get_or_insert(e);
+                    failed.extend(part);
                 }
             }
+        }
+        if not_leader {
+            // Another daemon leads: what is left is its business now.
+            return Err(SharedError::NotLeader);
+        }
+        if let Some(e) = error {
+            self.restage(failed);
+            return Err(e.into());
         }
         Ok(())
     }
