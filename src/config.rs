@@ -14,6 +14,11 @@
 //! api_rate = 20                                   # default; requests/second per API action, 1..=20
 //! fleet_refresh = "5m"                            # default: how often DescribeProxies is re-read
 //! control_token = "..."                           # optional: bearer token of /control/* (or GAAP_AUTOSCALER_CONTROL_TOKEN)
+//! [ha]                                            # optional: high availability on etcd
+//! etcd = ["http://127.0.0.1:2379"]                # required in [ha]: etcd client URLs
+//! prefix = "/gaap-autoscaler"                     # default: where election, state and log keys live
+//! lease_ttl = "10s"                               # default: the leader's lease (2s..=1h)
+//! instance = "host-a"                             # default: hostname-pid
 //! ```
 //!
 //! Credentials are never read from this file: a key that looks like one is rejected with a
@@ -55,6 +60,52 @@ pub struct Config {
     pub tencentcloud: TencentCloudConfig,
     pub prometheus: PrometheusConfig,
     pub engine: EngineConfig,
+    /// `[ha]`: run as one of several daemons sharing etcd; None: one process, sled only.
+    pub ha: Option<HaConfig>,
+}
+
+/// The default `[ha] prefix`.
+pub const DEFAULT_HA_PREFIX: &str = "/gaap-autoscaler";
+/// The shortest `[ha] lease_ttl`: a leader steps down at half of it, and the half must
+/// cover one window of the API budget (1 s) so a new leader never overlaps the old one's
+/// last second of sends.
+pub const MIN_LEASE_TTL: Duration = Duration::from_secs(2);
+
+/// `[ha]`: leader election, shared state and the shared decision log on etcd.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HaConfig {
+    /// etcd client URLs (v3 JSON gateway; any member answers).
+    pub etcd: Vec<String>,
+    /// Key prefix, without a trailing slash (e.g. `/gaap-autoscaler`).
+    pub prefix: String,
+    /// The leader's lease; the leader steps down at half of it without a renewal.
+    pub lease_ttl: Duration,
+    /// This daemon's name in the election and in the records it makes.
+    pub instance: String,
+}
+
+/// `hostname-pid`: the default instance name.
+pub fn default_instance() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let host = if ok {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    let host = if host.is_empty() {
+        "localhost".into()
+    } else {
+        host
+    };
+    format!("{host}-{}", std::process::id())
+}
+
+/// Whether `name` may name an instance: 1..=64 printable ASCII characters, no spaces.
+pub fn valid_instance(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_graphic())
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -143,6 +194,16 @@ struct RawConfig {
     tencentcloud: Option<Spanned<RawTencentCloud>>,
     prometheus: Option<Spanned<RawPrometheus>>,
     engine: Option<Spanned<RawEngine>>,
+    ha: Option<Spanned<RawHa>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHa {
+    etcd: Option<Spanned<Vec<Spanned<String>>>>,
+    prefix: Option<Spanned<String>>,
+    lease_ttl: Option<Spanned<String>>,
+    instance: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -336,6 +397,8 @@ fn validate_config(ctx: &mut Ctx<'_>, raw: RawConfig) -> Option<Config> {
         }
     }
 
+    let ha = raw.ha.as_ref().and_then(|h| validate_ha(ctx, h));
+
     if ctx.has_errors() {
         return None;
     }
@@ -344,6 +407,79 @@ fn validate_config(ctx: &mut Ctx<'_>, raw: RawConfig) -> Option<Config> {
         tencentcloud,
         prometheus,
         engine,
+        ha,
+    })
+}
+
+fn validate_ha(ctx: &mut Ctx<'_>, h: &Spanned<RawHa>) -> Option<HaConfig> {
+    let r = h.get_ref();
+    let mut etcd = Vec::new();
+    match &r.etcd {
+        None => ctx.missing(
+            "ha.etcd",
+            h.span().start,
+            "[ha] has no `etcd`",
+            "list the etcd client URLs, e.g. `etcd = [\"http://10.0.0.1:2379\", \"http://10.0.0.2:2379\", \"http://10.0.0.3:2379\"]`",
+        ),
+        Some(list) if list.get_ref().is_empty() => ctx.err(
+            list.span().start,
+            "`ha.etcd` is empty",
+            "list at least one etcd client URL (every member of the cluster, for failover)",
+        ),
+        Some(list) => {
+            for u in list.get_ref() {
+                if let Some(url) = http_url(ctx, u, "ha.etcd") {
+                    etcd.push(url);
+                }
+            }
+        }
+    }
+    let mut prefix = DEFAULT_HA_PREFIX.to_string();
+    if let Some(p) = &r.prefix {
+        let v = p.get_ref().trim().trim_end_matches('/');
+        if !v.starts_with('/') || v.len() < 2 || v.chars().any(|c| c.is_control() || c == '\0') {
+            ctx.err(
+                p.span().start,
+                format!("`ha.prefix` = `{}` is not a key prefix", p.get_ref()),
+                "start it with `/` and give it a name, e.g. `/gaap-autoscaler` (the default)",
+            );
+        } else {
+            prefix = v.to_string();
+        }
+    }
+    let mut lease_ttl = Duration::from_secs(10);
+    if let Some(t) = &r.lease_ttl
+        && let Some(d) = ctx.duration(t, "ha.lease_ttl", false)
+    {
+        if d < MIN_LEASE_TTL || d > Duration::from_secs(3600) || d.subsec_nanos() != 0 {
+            ctx.err(
+                t.span().start,
+                format!("`ha.lease_ttl` = `{}` is outside 2s..=1h or not whole seconds", t.get_ref()),
+                "etcd leases count whole seconds; the leader steps down at half the TTL, which must cover the API budget's 1 s window; the default is 10s",
+            );
+        } else {
+            lease_ttl = d;
+        }
+    }
+    let instance = match &r.instance {
+        Some(i) => {
+            let v = i.get_ref().trim();
+            if !valid_instance(v) {
+                ctx.err(
+                    i.span().start,
+                    format!("`ha.instance` = `{}` is not an instance name", i.get_ref()),
+                    "use 1 to 64 printable characters without spaces, e.g. `host-a`; the default is hostname-pid",
+                );
+            }
+            v.to_string()
+        }
+        None => default_instance(),
+    };
+    Some(HaConfig {
+        etcd,
+        prefix,
+        lease_ttl,
+        instance,
     })
 }
 
@@ -369,6 +505,35 @@ mod tests {
         assert_eq!(c.engine.listen.to_string(), "127.0.0.1:9464");
         assert_eq!(c.engine.api_rate, 20);
         assert_eq!(c.engine.fleet_refresh, Duration::from_secs(300));
+        assert_eq!(c.ha, None, "no [ha]: one process, sled only");
+    }
+
+    #[test]
+    fn ha_defaults_and_values() {
+        let p = "[prometheus]\nurl = \"http://127.0.0.1:9090\"\n";
+        let (c, d) = check(&format!(
+            "{p}[ha]\netcd = [\"http://127.0.0.1:2379/\", \"https://e2:2379\"]\n"
+        ));
+        assert!(d.is_empty(), "{d:#?}");
+        let ha = c.unwrap().ha.unwrap();
+        assert_eq!(ha.etcd, ["http://127.0.0.1:2379", "https://e2:2379"]);
+        assert_eq!(ha.prefix, DEFAULT_HA_PREFIX);
+        assert_eq!(ha.lease_ttl, Duration::from_secs(10));
+        assert!(
+            ha.instance.ends_with(&format!("-{}", std::process::id())),
+            "{}",
+            ha.instance
+        );
+        assert!(valid_instance(&ha.instance));
+        let (c, d) = check(&format!(
+            "{p}[ha]\netcd = [\"http://e:2379\"]\nprefix = \"/x/y/\"\nlease_ttl = \"2s\"\ninstance = \"host-a\"\n"
+        ));
+        assert!(d.is_empty(), "{d:#?}");
+        let ha = c.unwrap().ha.unwrap();
+        assert_eq!(
+            (ha.prefix.as_str(), ha.lease_ttl, ha.instance.as_str()),
+            ("/x/y", Duration::from_secs(2), "host-a")
+        );
     }
 
     #[test]
@@ -449,6 +614,52 @@ mod tests {
                 format!("{p}[tencentcloud]\nregion = \"ap guangzhou\"\n"),
                 "not a region name",
                 4,
+            ),
+            (
+                format!("{p}[ha]\nprefix = \"/x\"\n"),
+                "[ha] has no `etcd`",
+                3,
+            ),
+            (format!("{p}[ha]\netcd = []\n"), "`ha.etcd` is empty", 4),
+            (
+                format!("{p}[ha]\netcd = [\"http://e:1\", \"e:2379\"]\n"),
+                "must be an http:// or https:// URL",
+                4,
+            ),
+            (
+                format!("{p}[ha]\netcd = [\"http://u:p@e:2379\"]\n"),
+                "contains credentials",
+                4,
+            ),
+            (
+                format!("{p}[ha]\netcd = [\"http://e:1\"]\nprefix = \"gaap\"\n"),
+                "is not a key prefix",
+                5,
+            ),
+            (
+                format!("{p}[ha]\netcd = [\"http://e:1\"]\nlease_ttl = \"1s\"\n"),
+                "outside 2s..=1h",
+                5,
+            ),
+            (
+                format!("{p}[ha]\netcd = [\"http://e:1\"]\nlease_ttl = \"2500ms\"\n"),
+                "not whole seconds",
+                5,
+            ),
+            (
+                format!("{p}[ha]\netcd = [\"http://e:1\"]\nlease_ttl = \"soon\"\n"),
+                "invalid duration",
+                5,
+            ),
+            (
+                format!("{p}[ha]\netcd = [\"http://e:1\"]\ninstance = \"host a\"\n"),
+                "is not an instance name",
+                5,
+            ),
+            (
+                format!("{p}[ha]\netcd = [\"http://e:1\"]\nleader = \"x\"\n"),
+                "unknown key `leader` in `ha`",
+                5,
             ),
         ];
         for (text, want, line) in cases {

@@ -11,6 +11,7 @@
 //! - [`sandbox`]: a local stand-in for the GAAP API.
 //! - [`store`]: the sled decision log and the `log` command.
 //! - [`daemon`]: the scheduler and `run`.
+//! - [`ha`]: high availability on etcd (leader election, shared state, shared log).
 //! - [`sim`]: the dry-run simulation and its report.
 //! - [`net`]: HTTP rules shared by the clients (no redirects, bounded bodies).
 //! - [`time`]: timestamps and durations as values.
@@ -23,6 +24,7 @@ pub mod daemon;
 pub mod diagnostic;
 pub mod exit;
 pub mod fleet;
+pub mod ha;
 pub mod metrics;
 pub mod net;
 pub mod par;

@@ -140,6 +140,13 @@ impl ClientConfig {
     }
 }
 
+/// Asked right before each attempt of a modifying call, after the budget's wait: false
+/// stops the call unsent (under `[ha]`: this daemon no longer leads).
+pub type SendGate = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// The actions a [`SendGate`] guards.
+const GATED: [&str; 1] = ["ModifyProxyConfiguration"];
+
 /// The real client. Cheap to share behind an `Arc`; the limiter is shared with every other
 /// caller of the same account.
 pub struct GaapClient {
@@ -148,6 +155,7 @@ pub struct GaapClient {
     credentials: Credentials,
     limiter: Arc<RateLimiter>,
     jitter_state: AtomicU64,
+    gate: Option<SendGate>,
 }
 
 impl std::fmt::Debug for GaapClient {
@@ -180,7 +188,19 @@ impl GaapClient {
             credentials,
             limiter,
             jitter_state: AtomicU64::new(seed),
+            gate: None,
         })
+    }
+
+    /// Adds a [`SendGate`] to the modifying calls.
+    pub fn with_send_gate(mut self, gate: SendGate) -> GaapClient {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// Whether the gate lets `action` be sent now.
+    fn gate_open(&self, action: &str) -> bool {
+        !GATED.contains(&action) || self.gate.as_ref().is_none_or(|g| g())
     }
 
     pub fn limiter(&self) -> &Arc<RateLimiter> {
@@ -209,6 +229,11 @@ impl GaapClient {
         let body = serde_json::to_vec(params).map_err(|e| CallError::Request(e.to_string()))?;
         // The permit is held until the call has ended: the budget counts it until then.
         let _sent = self.limiter.acquire(action, priority).await;
+        if !self.gate_open(action) {
+            return Err(CallError::Request(
+                "not sent: the send gate closed (this daemon no longer leads)".into(),
+            ));
+        }
         self.send(action, body).await
     }
 
@@ -288,6 +313,18 @@ impl GaapClient {
             attempt += 1;
             // Held until the call has ended: the budget counts the request until then.
             let sent = self.limiter.acquire(action, priority).await;
+            if !self.gate_open(action) {
+                // Earlier attempts may have been applied: the outcome is unknown, and the
+                // decision stays pending for whoever may send (same ClientToken).
+                return Err((
+                    CallError::OutcomeUnknown {
+                        action: action.to_string(),
+                        message: "not sent: the send gate closed (this daemon no longer leads)"
+                            .into(),
+                    },
+                    attempt - 1,
+                ));
+            }
             let result = self.send(action, body.clone()).await;
             drop(sent);
             let err = match result {

@@ -31,7 +31,7 @@ use crate::time::parse_duration;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  gaap-autoscaler run --config gaap-autoscaler.toml --dry-run --once   one pass, nothing applied\n  gaap-autoscaler run --config gaap-autoscaler.toml                     the daemon\n\nSignals: SIGHUP reloads the policies (so does changing a policy file); an invalid new\npolicy set is reported and the running one kept. SIGTERM/SIGINT stop scheduling, let\nin-flight calls finish (--grace), flush the log and exit 0."
+    after_help = "Examples:\n  gaap-autoscaler run --config gaap-autoscaler.toml --dry-run --once   one pass, nothing applied\n  gaap-autoscaler run --config gaap-autoscaler.toml                     the daemon\n\nSignals: SIGHUP reloads the policies (so does changing a policy file); an invalid new\npolicy set is reported and the running one kept. SIGTERM/SIGINT stop scheduling, let\nin-flight calls finish (--grace), flush the log and exit 0.\n\nHigh availability: with an [ha] section (etcd URLs, prefix, lease_ttl, instance) two or\nthree daemons share one etcd; the one holding the lease leads (evaluates and sends), the\nothers stay ready (/readyz says `ready: follower of NAME`; gaap_autoscaler_leader{instance}\nis 1 only on the leader). A leader without a lease renewal for lease_ttl/2 stops sending;\nshared state is written only in etcd transactions fenced on the leader key. --once\nrefuses [ha] unless --dry-run (which ignores it). Without [ha]: one process, sled only."
 )]
 pub struct RunArgs {
     /// The config file (see examples/gaap-autoscaler.toml).
@@ -107,14 +107,45 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             "{e}; set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY, or write ~/.tencentcloud/credentials"
         ))
     })?;
+    // [ha]: a dry run sends nothing, so it takes no part in the election (it would keep
+    // the live daemons from leading); `--once` acts at once, whoever leads, so it may not.
+    let ha = match &config.ha {
+        Some(_) if args.dry_run => {
+            crate::telemetry::notice(
+                "gaap-autoscaler: --dry-run: [ha] ignored (a dry run sends nothing and takes no part in the election)",
+            );
+            None
+        }
+        Some(_) if args.once => anyhow::bail!(
+            "{}: `run --once` cannot be used with [ha] (it would act whoever leads); add --dry-run, or run the daemon",
+            args.config.display()
+        ),
+        other => other.clone(),
+    };
     let limiter = Arc::new(RateLimiter::new(config.engine.api_rate)?);
     let mut client_config = ClientConfig::new(endpoint);
     client_config.region = config.tencentcloud.region.clone();
-    let client = Arc::new(GaapClient::new(
-        client_config,
-        credentials,
-        Arc::clone(&limiter),
-    )?);
+    let stats = Arc::new(Stats::new());
+    let ha = ha
+        .map(|h| -> anyhow::Result<_> {
+            // Each etcd request is bounded by a quarter of the TTL, so a dead member costs
+            // the leader one try, not its lease.
+            let etcd = crate::ha::Etcd::new(&h.etcd, h.lease_ttl / 4)
+                .map_err(|e| env_error(e.to_string()))?;
+            let leadership = Arc::new(crate::ha::Leadership::new(
+                &h.instance,
+                h.lease_ttl,
+                Some(stats.leader.with_label_values(&[h.instance.as_str()])),
+            ));
+            Ok((h, Arc::new(etcd), leadership))
+        })
+        .transpose()?;
+    let mut client = GaapClient::new(client_config, credentials, Arc::clone(&limiter))?;
+    if let Some((_, _, leadership)) = &ha {
+        let l = Arc::clone(leadership);
+        client = client.with_send_gate(Arc::new(move || l.may_act()));
+    }
+    let client = Arc::new(client);
     let prometheus = Prometheus::new(
         &config.prometheus.url,
         ClientOptions::with_timeout(config.prometheus.timeout),
@@ -139,7 +170,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
-        let stats = Arc::new(Stats::new());
         let clock = Clock::system();
         let options = EngineOptions {
             dry_run: args.dry_run,
@@ -150,8 +180,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             ..EngineOptions::default()
         };
         let cloud = Arc::new(GaapCloud { api: client });
-        let engine = Engine::new(cloud, Arc::new(prometheus), Arc::clone(&log), Arc::clone(&stats), options, clock.clone())
-            .map_err(|e| env_error(e.to_string()))?;
+        let mut ha_tasks = Vec::new();
+        let mirror_stop = Arc::new(AtomicBool::new(false));
+        let engine = match &ha {
+            None => Engine::new(cloud, Arc::new(prometheus), Arc::clone(&log), Arc::clone(&stats), options, clock.clone())
+                .map_err(|e| env_error(e.to_string()))?,
+            Some((h, etcd, leadership)) => {
+                let shared = Arc::new(crate::ha::SharedStore::new(Arc::clone(etcd), &h.prefix, Arc::clone(leadership)));
+                // A new leader's budget starts spent: the old leader may have used the
+                // whole window just before it stopped (it stops sending half a TTL before
+                // its lease can expire, and the TTL is at least 2 s).
+                let seed_limiter = Arc::clone(&limiter);
+                let rate = config.engine.api_rate as usize;
+                let on_takeover = Box::new(move || {
+                    seed_limiter.seed("ModifyProxyConfiguration", &vec![Duration::ZERO; rate]);
+                });
+                ha_tasks.push(tokio::spawn(crate::ha::election::run(Arc::clone(etcd), Arc::clone(leadership), h.prefix.clone())));
+                ha_tasks.push(tokio::spawn(crate::ha::shared::mirror(Arc::clone(etcd), h.prefix.clone(), Arc::clone(&log), Arc::clone(&mirror_stop))));
+                info!(instance = %h.instance, prefix = %h.prefix, etcd = ?h.etcd, lease_ttl = ?h.lease_ttl, "high availability on etcd: campaigning");
+                Engine::new_shared(cloud, Arc::new(prometheus), Arc::clone(&log), Arc::clone(&stats), options, clock.clone(), crate::daemon::engine::HaParts { store: shared, on_takeover })
+                    .map_err(|e| env_error(e.to_string()))?
+            }
+        };
 
         // The HTTP endpoint comes up first, so /healthz answers during reconciliation.
         let listen = args.listen.unwrap_or(config.engine.listen);
@@ -177,6 +227,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let scrape_engine = Arc::clone(&engine);
         let sampler_stats = Arc::clone(&stats);
         let sampler_limiter = Arc::clone(&limiter);
+        let sampler_leadership = ha.as_ref().map(|(_, _, l)| Arc::clone(l));
         let state = HttpState {
             stats: Arc::clone(&stats),
             ready: Arc::clone(&ready),
@@ -187,10 +238,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 for (action, n) in sampler_limiter.available() {
                     sampler_stats.api_tokens.with_label_values(&[action.as_str()]).set(i64::from(n));
                 }
+                if let Some(l) = &sampler_leadership {
+                    l.sample();
+                }
                 scrape_engine.refresh_paused_metric(scrape_engine.clock.now());
             })),
             control: Some(Arc::clone(&engine) as Arc<dyn super::control::ControlPort>),
             access,
+            role: ha.as_ref().map(|(_, _, l)| {
+                let l = Arc::clone(l);
+                Arc::new(move || l.describe()) as Arc<dyn Fn() -> String + Send + Sync>
+            }),
         };
         let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(http::serve(listener, state, async {
@@ -203,7 +261,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ));
 
         engine.set_policies(&policies);
-        match engine.reconcile(clock.now()).await {
+        // Under [ha] the leader reconciles the shared intents when it takes over.
+        let startup = if ha.is_some() { Ok(Default::default()) } else { engine.reconcile(clock.now()).await };
+        match startup {
             Ok(s) if s.kept > 0 && engine.options.dry_run => crate::telemetry::notice(&format!(
                 "gaap-autoscaler: {} decisions logged without an answer stay pending (dry run: none re-sent)",
                 s.kept
@@ -247,6 +307,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             daemon(&engine, policies, &config, &args, &stats).await;
             ExitCode::SUCCESS
         };
+        if let Some((_, _, leadership)) = &ha {
+            // Hand over at once: the lease is revoked, a follower takes over.
+            leadership.resign();
+            mirror_stop.store(true, Ordering::SeqCst);
+            for t in ha_tasks {
+                let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+            }
+        }
         let _ = http_stop.send(());
         let _ = server.await;
         if let Err(e) = log.flush() {

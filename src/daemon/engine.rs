@@ -17,6 +17,7 @@ use super::ports::{Cloud, Metrics, ModifyCall, ModifyResult, PolicyReadings, Por
 use super::schedule::Clock;
 use super::stats::Stats;
 use crate::core::{self, ControllerState, Direction, Ladder, ProxyState, ProxyStatus, Verdict};
+use crate::ha::SharedStore;
 use crate::policy::{Mode, Policy};
 use crate::store::{
     DecisionLog, DecisionRecord, LogFilter, Outcome, OutcomeUpdate, RecordContext, StoreError,
@@ -99,6 +100,8 @@ pub struct PassReport {
     /// Signal queries that failed (their proxies held).
     pub query_errors: usize,
     pub error: Option<String>,
+    /// Under `[ha]`: this daemon does not lead, so nothing was evaluated.
+    pub follower: bool,
 }
 
 /// What one pass reads of the fleet.
@@ -162,6 +165,27 @@ pub struct Engine<C: Cloud, M: Metrics> {
     needs_reconcile: std::sync::atomic::AtomicBool,
     /// The operators' run-time pauses (issue 12), as kept in the log's control tree.
     pauses: Mutex<Vec<core::Pause>>,
+    /// Under `[ha]`: where controller state and pending intents are shared (the sled log
+    /// keeps the history either way). None: the sled log holds them too.
+    shared: Option<Shared>,
+}
+
+/// What [`Engine::new_shared`] needs of `[ha]`.
+pub struct HaParts {
+    /// Shared state and pending intents in etcd, with the leadership that fences them.
+    pub store: Arc<SharedStore>,
+    /// Called on every takeover, before the first send (e.g. to seed the API budget).
+    pub on_takeover: Box<dyn Fn() + Send + Sync>,
+}
+
+/// The engine's side of `[ha]`.
+struct Shared {
+    store: Arc<SharedStore>,
+    /// The election term whose shared state is loaded (0: none yet).
+    loaded_term: std::sync::atomic::AtomicU64,
+    taking_over: tokio::sync::Mutex<()>,
+    /// Called on every takeover, before the first send (the API budget's seed).
+    on_takeover: Box<dyn Fn() + Send + Sync>,
 }
 
 impl<C: Cloud, M: Metrics> Engine<C, M> {
@@ -177,9 +201,60 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
         let states = journal.load_all_states()?.into_iter().collect();
         let unreconciled: HashSet<String> =
             journal.pending()?.into_iter().map(|r| r.proxy_id).collect();
-        let needs_reconcile = std::sync::atomic::AtomicBool::new(!unreconciled.is_empty());
         let pauses = journal.load_pauses()?;
-        Ok(Arc::new(Engine {
+        Ok(Arc::new(Self::build(
+            (cloud, metrics, journal, stats),
+            options,
+            clock,
+            states,
+            unreconciled,
+            pauses,
+            None,
+        )))
+    }
+
+    /// The engine of one daemon of `[ha]`: it acts only while `ha.store`'s leadership lets
+    /// it; on each election won it loads the controller states and pending intents from
+    /// etcd (not from its sled log), reconciles the intents, and calls `ha.on_takeover`
+    /// (e.g. to seed the API budget) before its first send. Run-time pauses stay per
+    /// daemon: they are loaded from, and kept in, this daemon's own sled log.
+    pub fn new_shared(
+        cloud: Arc<C>,
+        metrics: Arc<M>,
+        journal: Arc<DecisionLog>,
+        stats: Arc<Stats>,
+        options: EngineOptions,
+        clock: Clock,
+        ha: HaParts,
+    ) -> Result<Arc<Self>, StoreError> {
+        let pauses = journal.load_pauses()?;
+        Ok(Arc::new(Self::build(
+            (cloud, metrics, journal, stats),
+            options,
+            clock,
+            HashMap::new(),
+            HashSet::new(),
+            pauses,
+            Some(Shared {
+                store: ha.store,
+                loaded_term: std::sync::atomic::AtomicU64::new(0),
+                taking_over: tokio::sync::Mutex::new(()),
+                on_takeover: ha.on_takeover,
+            }),
+        )))
+    }
+
+    fn build(
+        (cloud, metrics, journal, stats): (Arc<C>, Arc<M>, Arc<DecisionLog>, Arc<Stats>),
+        options: EngineOptions,
+        clock: Clock,
+        states: HashMap<(String, String), ControllerState>,
+        unreconciled: HashSet<String>,
+        pauses: Vec<core::Pause>,
+        shared: Option<Shared>,
+    ) -> Self {
+        let needs_reconcile = std::sync::atomic::AtomicBool::new(!unreconciled.is_empty());
+        Engine {
             cloud,
             metrics,
             journal,
@@ -197,7 +272,120 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             needs_reconcile,
             unwatched: Mutex::new(Vec::new()),
             pauses: Mutex::new(pauses),
-        }))
+            shared,
+        }
+    }
+
+    /// Under `[ha]`: whether this daemon leads now (always true without `[ha]`).
+    pub fn may_act(&self) -> bool {
+        self.shared
+            .as_ref()
+            .is_none_or(|s| s.store.leadership().may_act())
+    }
+
+    /// Under `[ha]`, before a leader's pass: if this election's shared state is not loaded
+    /// yet, loads the controller states and the pending intents from etcd, marks the
+    /// intents' proxies for reconciliation and seeds the budget. Ok(false): not the leader.
+    async fn take_over(&self) -> Result<bool, crate::ha::SharedError> {
+        use std::sync::atomic::Ordering;
+        let Some(sh) = &self.shared else {
+            return Ok(true);
+        };
+        let leadership = sh.store.leadership();
+        if !leadership.may_act() {
+            return Ok(false);
+        }
+        let term = leadership.term();
+        if sh.loaded_term.load(Ordering::SeqCst) == term {
+            return Ok(true);
+        }
+        let _one = sh.taking_over.lock().await;
+        if sh.loaded_term.load(Ordering::SeqCst) == term {
+            return Ok(true);
+        }
+        // What an earlier term of ours staged is its own; the shared state is the truth.
+        sh.store.discard();
+        let states = sh.store.load_states().await?;
+        let pending = sh.store.pending().await?;
+        for p in &pending {
+            // The sled log may not have copied it yet: reconciliation answers it there.
+            self.journal.upsert(p)?;
+        }
+        info!(
+            states = states.len(),
+            pending = pending.len(),
+            instance = leadership.instance(),
+            "took over as leader: shared controller states and pending intents loaded"
+        );
+        *self.states.lock().expect("lock") = states.into_iter().collect();
+        *self.unreconciled.lock().expect("lock") =
+            pending.into_iter().map(|r| r.proxy_id).collect();
+        self.last_holds.lock().expect("lock").clear();
+        self.needs_reconcile.store(true, Ordering::SeqCst);
+        (sh.on_takeover)();
+        sh.loaded_term.store(term, Ordering::SeqCst);
+        Ok(true)
+    }
+
+    /// Under `[ha]`: writes what is staged for etcd (fenced). Ok without `[ha]`.
+    async fn flush_shared(&self) -> Result<(), crate::ha::SharedError> {
+        match &self.shared {
+            Some(sh) => sh.store.flush().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Under `[ha]`, a pass whose intents could not be written to etcd: its changes are
+    /// not sent. In this daemon's log they are closed (`Ha.NotLeader` or `Ha.Unavailable`);
+    /// an intent that did reach etcd is the leader's to reconcile, and its answer, copied
+    /// from the shared log, supersedes this one.
+    fn not_shared(&self, changes: Vec<Change>, why: &crate::ha::SharedError) {
+        let code = match why {
+            crate::ha::SharedError::NotLeader => "Ha.NotLeader",
+            _ => "Ha.Unavailable",
+        };
+        for c in changes {
+            let update = OutcomeUpdate {
+                error_code: Some(code.into()),
+                error_message: Some(format!("not sent: the intent could not be shared ({why})")),
+                ..OutcomeUpdate::default()
+            };
+            // Staged too: if the intent did reach etcd (an answer lost on the way), the
+            // next fenced write closes it there, so no later leader re-sends it.
+            if let Err(e) = self.answer(&c.id, Outcome::Failed, &update) {
+                error!(id = %c.id, error = %e, "cannot record the outcome");
+            }
+            self.keep_state(&c.key, c.prev_state, Mode::Live);
+        }
+    }
+
+    /// Under `[ha]`: stages the log's current version of record `id` for etcd.
+    fn share_record(&self, id: &str) {
+        let Some(sh) = &self.shared else { return };
+        match self.journal.get(id) {
+            Ok(Some(r)) => {
+                if let Err(e) = sh.store.stage_record(&r) {
+                    error!(id, error = %e, "cannot stage a record for the shared log");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => error!(id, error = %e, "cannot read a record to share it"),
+        }
+    }
+
+    /// Records an answer in the log (and, under `[ha]`, stages it for etcd: the pending
+    /// intent is deleted when it is written).
+    fn answer(&self, id: &str, outcome: Outcome, update: &OutcomeUpdate) -> Result<(), StoreError> {
+        self.journal.record_outcome(id, outcome, update)?;
+        self.share_record(id);
+        Ok(())
+    }
+
+    fn complete(&self, id: &str, at: Timestamp) {
+        if let Err(e) = self.journal.record_completion(id, at) {
+            error!(id, error = %e, "cannot record completion");
+        }
+        self.share_record(id);
     }
 
     /// The policies now running (call at start and on every reload).
@@ -292,10 +480,23 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                     folded.push(key);
                 }
                 _ => {
-                    last.remove(&key);
+                    if let Some(prev) = last.remove(&key)
+                        && prev.repeats > 0
+                        && let Some(sh) = &self.shared
+                        && let Err(e) = sh.store.stage_record(&prev)
+                    {
+                        // Its last count reaches the other daemons with it.
+                        error!(id = %prev.id, error = %e, "cannot stage a record for the shared log");
+                    }
                     at.push(i);
                     fresh.push(rec);
                 }
+            }
+        }
+        if let Some(sh) = &self.shared {
+            let me = sh.store.leadership().instance();
+            for r in &mut fresh {
+                r.instance = Some(me.to_string());
             }
         }
         let stored = self
@@ -312,6 +513,10 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
         };
         for ((i, mut rec), id) in at.into_iter().zip(fresh).zip(stored) {
             ids[i] = Some(id.clone());
+            if let Some(sh) = &self.shared {
+                rec.id = id.clone();
+                sh.store.stage_record(&rec)?;
+            }
             if matches!(rec.outcome, Outcome::Held | Outcome::Skipped) && rec.note.is_none() {
                 rec.id = id;
                 last.insert((rec.policy.clone(), rec.proxy_id.clone()), rec);
@@ -339,6 +544,19 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             time: now,
             ..PassReport::default()
         };
+        match self.take_over().await {
+            Ok(true) => {}
+            Ok(false) => {
+                debug!(policy = %policy.name, "follower: not evaluated");
+                report.follower = true;
+                return report;
+            }
+            Err(e) => {
+                error!(policy = %policy.name, error = %e, "cannot load the shared state; nothing decided this pass");
+                report.error = Some(format!("shared state: {e}"));
+                return report;
+            }
+        }
         self.retry_reconciliation(now).await;
         let (view, readings) = match self.read(policy, now, &mut report).await {
             Ok(r) => r,
@@ -362,6 +580,13 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
         };
         let changes = self.carry_on(policy, ids, decided, &mut report);
         let changes = self.recheck_if_stale(changes, &view, &mut report).await;
+        // Under [ha] the pass's intents and states reach etcd (fenced) before any send.
+        if let Err(e) = self.flush_shared().await {
+            error!(policy = %policy.name, error = %e, changes = changes.len(), "cannot write the shared state; not acting on this pass");
+            report.error = Some(format!("shared state: {e}"));
+            self.not_shared(changes, &e);
+            return report;
+        }
         report.changes = changes.len();
         self.send(policy, changes, calls);
         self.stats
@@ -638,7 +863,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                         error_message: Some(message),
                         ..OutcomeUpdate::default()
                     };
-                    if let Err(e) = self.journal.record_outcome(&c.id, Outcome::Failed, &update) {
+                    if let Err(e) = self.answer(&c.id, Outcome::Failed, &update) {
                         error!(id = %c.id, error = %e, "cannot record the outcome");
                     }
                     let mut state = c.prev_state;
@@ -672,7 +897,13 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             let engine = Arc::clone(self);
             debug!(policy = %policy.name, proxy = %c.proxy.id, id = %c.id, "sending");
             calls.push(tokio::spawn(async move {
-                let result = engine.cloud.modify(call).await;
+                // Under [ha], leadership is checked right before the call (and again by
+                // the client before each attempt, after the budget's wait).
+                let result = if engine.may_act() {
+                    engine.cloud.modify(call).await
+                } else {
+                    not_leader_result()
+                };
                 engine
                     .settle(
                         &c.key,
@@ -705,6 +936,12 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             && let Err(e) = self.journal.save_state(&key.0, &key.1, &state)
         {
             error!(policy = %key.0, proxy = %key.1, error = %e, "cannot persist controller state");
+        }
+        if mode == Mode::Live
+            && let Some(sh) = &self.shared
+            && let Err(e) = sh.store.stage_state(&key.0, &key.1, &state)
+        {
+            error!(policy = %key.0, proxy = %key.1, error = %e, "cannot stage controller state");
         }
         self.states.lock().expect("lock").insert(key.clone(), state);
     }
@@ -765,6 +1002,9 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             // Applied or not, unknown: the next pass takes what it sees as known.
             state.operator.last_known = None;
             self.keep_state(key, state, Mode::Live);
+            if let Err(e) = self.flush_shared().await {
+                debug!(id, error = %e, "state not shared");
+            }
             self.busy.lock().expect("lock").remove(&proxy.id);
             return;
         }
@@ -778,7 +1018,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             .modify_calls
             .with_label_values(&[label.as_str()])
             .inc();
-        if let Err(e) = self.journal.record_outcome(id, outcome, &update) {
+        if let Err(e) = self.answer(id, outcome, &update) {
             error!(id, error = %e, "cannot record the outcome");
         }
         // A change that did not happen starts no cooldown.
@@ -794,6 +1034,10 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             s
         };
         self.keep_state(key, state, Mode::Live);
+        if let Err(e) = self.flush_shared().await {
+            // The intent stays pending in etcd: the next leader confirms it (same token).
+            warn!(id, error = %e, "the answer is not in the shared state");
+        }
         if outcome == Outcome::Applied {
             if self.options.watch_completion {
                 self.watch(id, &proxy.id).await;
@@ -833,13 +1077,14 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                 if !running.contains(proxy) {
                     return true;
                 }
-                if let Err(e) = self.journal.record_completion(id, at) {
-                    error!(id, error = %e, "cannot record completion");
-                }
+                self.complete(id, at);
                 info!(proxy = %proxy, id, "change complete: proxy RUNNING");
                 done += 1;
                 false
             });
+        }
+        if let Err(e) = self.flush_shared().await {
+            debug!(error = %e, "completions not shared");
         }
         (done, left.len())
     }
@@ -853,8 +1098,9 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             match self.cloud.statuses(&ids).await {
                 Ok(s) if s.get(proxy_id) == Some(&ProxyStatus::Running) => {
                     let at = self.clock.now();
-                    if let Err(e) = self.journal.record_completion(id, at) {
-                        error!(id, error = %e, "cannot record completion");
+                    self.complete(id, at);
+                    if let Err(e) = self.flush_shared().await {
+                        debug!(id, error = %e, "completion not shared");
                     }
                     info!(proxy = proxy_id, id, "change complete: proxy RUNNING");
                     return;
@@ -922,7 +1168,12 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
         self: &Arc<Self>,
         now: Timestamp,
     ) -> Result<ReconcileSummary, ReconcileError> {
-        let pending = self.journal.pending()?;
+        let pending = match &self.shared {
+            None => self.journal.pending()?,
+            // Only the leader reconciles; the intents are in etcd.
+            Some(_) if !self.may_act() => return Err(ReconcileError::NotLeader),
+            Some(sh) => sh.store.pending().await?,
+        };
         let mut summary = ReconcileSummary::default();
         if pending.is_empty() {
             self.unreconciled.lock().expect("lock").clear();
@@ -982,8 +1233,12 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                 Plan::Resend => self.resend(p, now, &mut summary).await,
             };
             info!(id = %p.id, proxy = %p.proxy_id, outcome = outcome.as_str(), code = update.error_code.as_deref().unwrap_or(""), "reconciled");
-            self.journal.record_outcome(&p.id, outcome, &update)?;
+            if self.shared.is_some() {
+                self.journal.upsert(p)?;
+            }
+            self.answer(&p.id, outcome, &update)?;
         }
+        self.flush_shared().await?;
         *self.unreconciled.lock().expect("lock") = still_pending;
         Ok(summary)
     }
@@ -1081,7 +1336,11 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             billing_type: p.billing_type,
             urgent: p.bandwidth_to > p.bandwidth_from || p.concurrent_to > p.concurrent_from,
         };
-        let result = self.cloud.modify(call).await;
+        let result = if self.may_act() {
+            self.cloud.modify(call).await
+        } else {
+            not_leader_result()
+        };
         let (outcome, update) = outcome_update(&result);
         if let ModifyResult::Applied {
             confirmed_duplicate,
@@ -1150,6 +1409,18 @@ impl Plan {
     }
 }
 
+/// What a send that leadership stopped looks like to `settle`: an unknown outcome, so the
+/// intent stays pending for the leader's reconciliation (same ClientToken).
+fn not_leader_result() -> ModifyResult {
+    ModifyResult::Failed {
+        code: Some(crate::cloud::error::OUTCOME_UNKNOWN.to_string()),
+        message:
+            "not sent: this daemon is no longer the leader; the leader reconciles the decision"
+                .into(),
+        attempts: 0,
+    }
+}
+
 /// The log's view of a call's answer.
 fn outcome_update(result: &ModifyResult) -> (Outcome, OutcomeUpdate) {
     match result.clone() {
@@ -1202,6 +1473,10 @@ pub enum ReconcileError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Cloud(#[from] PortError),
+    #[error(transparent)]
+    Shared(#[from] crate::ha::SharedError),
+    #[error("not the leader: the leader reconciles")]
+    NotLeader,
 }
 
 impl<C: Cloud, M: Metrics> Engine<C, M> {
@@ -1411,6 +1686,12 @@ impl<C: Cloud, M: Metrics> super::control::ControlPort for Engine<C, M> {
             // A dry run stores no controller state (the hold ends in memory only).
             if live.contains(&key.0) {
                 self.journal.save_state(&key.0, &key.1, &st)?;
+                // Under [ha] the leader's next fenced write carries it to etcd, so a
+                // new leader does not bring the hold back (a follower's stage is
+                // discarded when it takes over: its states are reloaded from etcd).
+                if let Some(sh) = &self.shared {
+                    sh.store.stage_state(&key.0, &key.1, &st)?;
+                }
             }
             resumed += 1;
         }

@@ -41,6 +41,8 @@ pub struct HttpState {
     pub control: Option<Arc<dyn ControlPort>>,
     /// Who may pause and resume.
     pub access: Access,
+    /// Under `[ha]`: this daemon's role for /readyz ("leader (a)", "follower of a").
+    pub role: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -72,7 +74,11 @@ async fn metrics(State(s): State<HttpState>) -> Response {
 
 async fn readyz(State(s): State<HttpState>) -> Response {
     if s.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n").into_response()
+        // A follower is ready too: it takes over when the leader goes.
+        match &s.role {
+            Some(role) => (StatusCode::OK, format!("ready: {}\n", role())).into_response(),
+            None => (StatusCode::OK, "ready\n").into_response(),
+        }
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

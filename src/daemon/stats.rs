@@ -27,6 +27,8 @@ pub struct Stats {
     pub paused: IntGaugeVec,
     /// Operators' changes seen (a proxy's values changed outside the autoscaler).
     pub manual_changes: IntCounterVec,
+    /// Under `[ha]`: 1 while this daemon (label `instance`) leads, else 0.
+    pub leader: IntGaugeVec,
 }
 
 impl Stats {
@@ -92,6 +94,11 @@ impl Stats {
             "Proxies seen changed outside the autoscaler, by policy.",
             &["policy"],
         );
+        let leader = gauge(
+            "leader",
+            "1 while this daemon leads under [ha] (the only one that evaluates and sends), else 0.",
+            &["instance"],
+        );
         let pass_duration = HistogramVec::new(
             HistogramOpts::new("pass_duration_seconds", "Duration of one evaluation pass.")
                 .buckets(vec![
@@ -115,6 +122,7 @@ impl Stats {
             skipped_ticks,
             paused,
             manual_changes,
+            leader,
         }
     }
 

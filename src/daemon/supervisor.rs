@@ -63,7 +63,9 @@ fn spawn_policy<C: Cloud, M: Metrics>(
                 break;
             }
             let report = engine.run_pass(&policy, next, &mut calls).await;
-            info!(policy = %policy.name, time = %next, evaluated = report.evaluated, changes = report.changes, busy = report.busy, "pass done");
+            if !report.follower {
+                info!(policy = %policy.name, time = %next, evaluated = report.evaluated, changes = report.changes, busy = report.busy, "pass done");
+            }
             calls.retain(|h| !h.is_finished());
             last = Some(next);
         }

@@ -95,6 +95,9 @@ fn header(o: &mut String, r: &DecisionRecord) {
     let _ = writeln!(o, "Decision {}", r.id);
     let _ = writeln!(o, "  time:    {}", r.time);
     let _ = writeln!(o, "  policy:  {} ({} mode)", r.policy, r.mode);
+    if let Some(i) = &r.instance {
+        let _ = writeln!(o, "  by:      {i}");
+    }
     let name = p
         .name
         .as_deref()

@@ -117,7 +117,8 @@ fn key_text(key: &[u8]) -> String {
     String::from_utf8_lossy(key.get(8..).unwrap_or(key)).into_owned()
 }
 
-fn decode(key: &[u8], value: &[u8]) -> Result<DecisionRecord, StoreError> {
+/// Reads a stored record (its version checked first); `key` names it in errors.
+pub fn decode(key: &[u8], value: &[u8]) -> Result<DecisionRecord, StoreError> {
     // Check the version first so a newer record says so instead of failing to parse.
     #[derive(Deserialize)]
     struct Version {
@@ -453,6 +454,33 @@ impl DecisionLog {
             .map_err(|e| tx_error(e, id))
     }
 
+    /// Stores a copy of a record made elsewhere (the shared log of `[ha]`) under its own
+    /// id, unless the log already has it as far along ([`DecisionRecord::progress`]);
+    /// the pending index follows its outcome. Not flushed. Returns whether it was stored.
+    pub fn upsert(&self, record: &DecisionRecord) -> Result<bool, StoreError> {
+        let key = key_for_id(&record.id).ok_or_else(|| StoreError::NotFound(record.id.clone()))?;
+        if let Some(old) = self.decisions.get(&key)?
+            && let Ok(old) = decode(&key, &old)
+            && old.progress() >= record.progress()
+        {
+            return Ok(false);
+        }
+        let value = serde_json::to_vec(record).map_err(StoreError::Encode)?;
+        let planned = record.outcome == Outcome::Planned;
+        (&self.decisions, &self.pending)
+            .transaction(|(d, p)| {
+                d.insert(key.as_slice(), value.as_slice())?;
+                if planned {
+                    p.insert(key.as_slice(), &[] as &[u8])?;
+                } else {
+                    p.remove(key.as_slice())?;
+                }
+                Ok(())
+            })
+            .map_err(|e: TransactionError<Abort>| tx_error(e, &record.id))?;
+        Ok(true)
+    }
+
     /// One record by id; None if there is none.
     pub fn get(&self, id: &str) -> Result<Option<DecisionRecord>, StoreError> {
         let Some(key) = key_for_id(id) else {
@@ -564,11 +592,7 @@ impl DecisionLog {
         proxy: &str,
         state: &ControllerState,
     ) -> Result<(), StoreError> {
-        let value = serde_json::to_vec(&StoredState {
-            v: RECORD_VERSION,
-            state: state.clone(),
-        })
-        .map_err(StoreError::Encode)?;
+        let value = encode_state(state)?;
         self.state.insert(state_key(policy, proxy), value)?;
         Ok(())
     }
@@ -670,7 +694,18 @@ fn pause_key(p: &Pause) -> Vec<u8> {
     format!("pause\0{kind}\0{name}\0{dir}").into_bytes()
 }
 
-fn decode_state(policy: &str, proxy: &str, v: &[u8]) -> Result<ControllerState, StoreError> {
+/// A controller state as the log stores it (versioned JSON); the shared store of `[ha]`
+/// stores the same bytes.
+pub fn encode_state(state: &ControllerState) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(&StoredState {
+        v: RECORD_VERSION,
+        state: state.clone(),
+    })
+    .map_err(StoreError::Encode)
+}
+
+/// Reads what [`encode_state`] wrote.
+pub fn decode_state(policy: &str, proxy: &str, v: &[u8]) -> Result<ControllerState, StoreError> {
     let stored: StoredState = serde_json::from_slice(v).map_err(|source| StoreError::Corrupt {
         id: format!("state {policy}/{proxy}"),
         source,

@@ -364,6 +364,10 @@ pub struct DecisionRecord {
     /// The time of the last hold counted in `repeats`.
     #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
     pub last_time: Option<Timestamp>,
+    /// The daemon that made the decision, under `[ha]` (several daemons share one log);
+    /// absent for a lone daemon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     pub inputs: Inputs,
 }
 
@@ -399,6 +403,19 @@ pub struct OutcomeUpdate {
 }
 
 impl DecisionRecord {
+    /// How far a record has come (logged, answered and when, completed, holds counted):
+    /// of two copies of one decision, the one further along wins (the shared log's
+    /// mirror never moves a record back).
+    pub fn progress(&self) -> (bool, Option<Timestamp>, bool, u32, Option<Timestamp>) {
+        (
+            self.outcome != Outcome::Planned,
+            self.answered_at,
+            self.completed_at.is_some(),
+            self.repeats,
+            self.last_time,
+        )
+    }
+
     /// Builds the record of a decision, with id sequence 0 (the log moves to the next free
     /// sequence if another decision already took it).
     pub fn from_decision(d: &Decision, ctx: &RecordContext<'_>) -> DecisionRecord {
@@ -438,6 +455,7 @@ impl DecisionRecord {
             billing_type: ctx.policy.billing_type,
             note: ctx.note.map(str::to_string),
             repeats: 0,
+            instance: None,
             last_time: None,
             inputs: Inputs {
                 signals: ctx.observation.signals.clone(),

@@ -1,5 +1,6 @@
 //! The end-to-end harness: the sandbox binary as the GAAP API, a real Prometheus, and a
-//! work dir with a fleet, a policy and a config for `gaap-autoscaler run`.
+//! work dir with a fleet, a policy and a config for `gaap-autoscaler run`, over loopback
+//! (used by tests/daemon_e2e.rs, tests/control_e2e.rs and tests/ha.rs).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -191,6 +192,9 @@ cooldown = "0s"
 pub struct Setup {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// The sandbox's and Prometheus's URLs (tests/ha.rs writes one config per daemon).
+    pub sandbox_url: String,
+    pub prom_url: String,
 }
 
 impl Setup {
@@ -240,7 +244,17 @@ impl Setup {
             ),
         )
         .unwrap();
-        (Setup { dir, config }, sandbox, prom)
+        let (sandbox_url, prom_url) = (sandbox.url.clone(), prom.url.clone());
+        (
+            Setup {
+                dir,
+                config,
+                sandbox_url,
+                prom_url,
+            },
+            sandbox,
+            prom,
+        )
     }
 
     pub fn command(&self, args: &[&str]) -> Command {

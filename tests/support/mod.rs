@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod e2e;
+pub mod etcd;
 pub mod prom;
 
 use std::time::Duration;
