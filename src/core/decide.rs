@@ -43,16 +43,7 @@ pub fn decide_into(
     now: Timestamp,
     d: &mut Decision,
 ) {
-    d.time = now;
-    d.verdict = Verdict::Hold;
-    d.bandwidth_from = proxy.bandwidth;
-    d.bandwidth_to = proxy.bandwidth;
-    d.concurrent_from = proxy.concurrent;
-    d.concurrent_to = proxy.concurrent;
-    d.direction = None;
-    d.reasons.clear();
-    d.bandwidth = DimTrace::unmanaged(proxy.bandwidth);
-    d.concurrent = DimTrace::unmanaged(proxy.concurrent);
+    d.reset(proxy, now);
 
     // 1. Guard.
     if let Some((verdict, code, detail)) = guard(policy, proxy, ladder) {
@@ -171,6 +162,23 @@ impl Decision {
             concurrent: DimTrace::unmanaged(0),
             next_state: state,
         }
+    }
+}
+
+impl Decision {
+    /// Starts a reused decision over for `proxy` at `now`: a hold at its current values,
+    /// no reasons, unmanaged traces; `next_state` (the state to start from) is kept.
+    pub fn reset(&mut self, proxy: &ProxyState, now: Timestamp) {
+        self.time = now;
+        self.verdict = Verdict::Hold;
+        self.bandwidth_from = proxy.bandwidth;
+        self.bandwidth_to = proxy.bandwidth;
+        self.concurrent_from = proxy.concurrent;
+        self.concurrent_to = proxy.concurrent;
+        self.direction = None;
+        self.reasons.clear();
+        self.bandwidth = DimTrace::unmanaged(proxy.bandwidth);
+        self.concurrent = DimTrace::unmanaged(proxy.concurrent);
     }
 }
 

@@ -19,8 +19,8 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::core::{
-    Decision, Detail, Dim, DimTrace, Direction, Ladder, Observation, ProxyState, ProxyStatus,
-    Reason, ReasonCode, Verdict,
+    Decision, Detail, Dim, Direction, Ladder, Observation, ProxyState, ProxyStatus, Reason,
+    ReasonCode, Verdict,
 };
 use crate::policy::{Behavior, DirectionBehavior, Policy, PredictiveMode, Rule};
 use crate::time::Timestamp;
@@ -152,16 +152,7 @@ impl PeerState {
         now: Timestamp,
         d: &mut Decision,
     ) {
-        d.time = now;
-        d.verdict = Verdict::Hold;
-        d.direction = None;
-        d.reasons.clear();
-        d.bandwidth_from = proxy.bandwidth;
-        d.bandwidth_to = proxy.bandwidth;
-        d.concurrent_from = proxy.concurrent;
-        d.concurrent_to = proxy.concurrent;
-        d.bandwidth = DimTrace::default();
-        d.concurrent = DimTrace::default();
+        d.reset(proxy, now);
         let guard = match (&proxy.status, proxy.scalarable, ladder) {
             (ProxyStatus::Adjusting, _, _) => Some((Verdict::Wait, ReasonCode::GuardAdjusting)),
             (ProxyStatus::Other(_), _, _) => Some((Verdict::Skip, ReasonCode::GuardNotRunning)),
