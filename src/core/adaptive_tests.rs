@@ -23,6 +23,25 @@ fn budget_1_per_2h() -> crate::policy::Policy {
     p
 }
 
+/// Decides the fixture proxy at `bandwidth` Mbps (2 concurrent units, 14,000 connections)
+/// reading `mbps`, from `state`, at `now`.
+fn decide_bw(
+    p: &crate::policy::Policy,
+    bandwidth: u32,
+    mbps: f64,
+    state: &ControllerState,
+    now: Timestamp,
+) -> Decision {
+    decide(
+        p,
+        &proxy(bandwidth, 2),
+        Some(&ladder()),
+        &observe(mbps, 14_000.0, now),
+        state,
+        now,
+    )
+}
+
 fn bw_codes(d: &Decision) -> Vec<String> {
     d.reason_codes()
         .into_iter()
@@ -81,14 +100,7 @@ fn a_saturated_reading_goes_up_max_steps_at_once() {
     for &(sat, cur, demand, want, want_codes) in cases {
         let mut p = policy();
         p.bandwidth.as_mut().unwrap().saturation = sat;
-        let d = decide(
-            &p,
-            &proxy(cur, 2),
-            Some(&ladder()),
-            &observe(demand, 14_000.0, T0),
-            &seasoned(T0),
-            T0,
-        );
+        let d = decide_bw(&p, cur, demand, &seasoned(T0), T0);
         assert_eq!(d.bandwidth_to, want, "saturation {sat}, {demand} on {cur}");
         assert_eq!(
             bw_codes(&d),
@@ -106,14 +118,7 @@ fn a_saturated_reading_is_never_lowered_by_stabilization_or_tolerance() {
     let p = policy();
     let mut st = seasoned(T0);
     st.bandwidth.recommendations = vec![(T0 - MIN, 20)];
-    let d = decide(
-        &p,
-        &proxy(20, 2),
-        Some(&ladder()),
-        &observe(19.5, 14_000.0, T0),
-        &st,
-        T0,
-    );
+    let d = decide_bw(&p, 20, 19.5, &st, T0);
     assert_eq!(d.bandwidth_to, 100, "20 → two steps → 100");
     assert!(d.bandwidth_to >= d.bandwidth_from);
 }
@@ -184,14 +189,7 @@ fn the_flap_budget_window_doubles_per_reversal_beyond_the_allowance() {
         let mut st = seasoned(T0);
         st.bandwidth.recommendations = vec![(T0 - 25 * MIN, 200)];
         st.bandwidth.reversals = (0..n).map(|i| T0 - MIN * (30 + 10 * i as u32)).collect();
-        let d = decide(
-            &p,
-            &proxy(200, 2),
-            Some(&ladder()),
-            &observe(30.0, 14_000.0, T0),
-            &st,
-            T0,
-        );
+        let d = decide_bw(&p, 200, 30.0, &st, T0);
         assert_eq!(d.bandwidth_to, want, "{n} reversals: {:?}", bw_codes(&d));
         assert_eq!(
             bw_codes(&d).contains(&"bandwidth:scale_down.flap_budget".to_string()),
@@ -214,27 +212,13 @@ fn the_flap_budget_decays_and_never_blocks_a_scale_up() {
     // Five reversals, all older than the 2h period: forgotten, the window is back to 10m.
     st.bandwidth.reversals = (0..5).map(|i| T0 - MIN * (121 + i)).collect();
     st.bandwidth.recommendations = vec![(T0 - 25 * MIN, 200)];
-    let d = decide(
-        &p,
-        &proxy(200, 2),
-        Some(&ladder()),
-        &observe(30.0, 14_000.0, T0),
-        &st,
-        T0,
-    );
+    let d = decide_bw(&p, 200, 30.0, &st, T0);
     assert_eq!(d.bandwidth_to, 100, "{:?}", bw_codes(&d));
     assert!(d.next_state.bandwidth.reversals.is_empty());
     // Five recent reversals: a scale-up still goes at once.
     let mut st = seasoned(T0);
     st.bandwidth.reversals = (0..5).map(|i| T0 - MIN * (10 + i)).collect();
-    let d = decide(
-        &p,
-        &proxy(50, 2),
-        Some(&ladder()),
-        &observe(45.0, 14_000.0, T0),
-        &st,
-        T0,
-    );
+    let d = decide_bw(&p, 50, 45.0, &st, T0);
     assert_eq!(d.bandwidth_to, 100);
 }
 
@@ -249,14 +233,7 @@ fn the_flap_budget_is_bounded_by_max_stabilization() {
     st.bandwidth.reversals = (0..10).map(|i| T0 - MIN * (5 + i)).collect();
     // A high 35 minutes ago: beyond the 30m cap however many reversals.
     st.bandwidth.recommendations = vec![(T0 - 35 * MIN, 200)];
-    let d = decide(
-        &p,
-        &proxy(200, 2),
-        Some(&ladder()),
-        &observe(30.0, 14_000.0, T0),
-        &st,
-        T0,
-    );
+    let d = decide_bw(&p, 200, 30.0, &st, T0);
     assert_eq!(d.bandwidth_to, 100, "{:?}", bw_codes(&d));
 }
 
@@ -284,14 +261,7 @@ fn window_look_ahead() {
         let mut p = policy();
         p.windows.push(business_hours());
         let now = opens - before;
-        let d = decide(
-            &p,
-            &proxy(cur, 2),
-            Some(&ladder()),
-            &observe(demand, 14_000.0, now),
-            &seasoned(now),
-            now,
-        );
+        let d = decide_bw(&p, cur, demand, &seasoned(now), now);
         assert_eq!(d.bandwidth_to, want, "{before:?} before, {cur}");
         assert_eq!(
             bw_codes(&d).contains(&"bandwidth:window.ahead".to_string()),
@@ -334,14 +304,7 @@ fn the_seasonal_stage_raises_ahead_and_only_raises() {
         p.predictive.mode = mode;
         p.bandwidth.as_mut().unwrap().max = 500;
         let st = learned(&p, at, days, high);
-        let d = decide(
-            &p,
-            &proxy(cur, 2),
-            Some(&ladder()),
-            &observe(demand, 14_000.0, at),
-            &st,
-            at,
-        );
+        let d = decide_bw(&p, cur, demand, &st, at);
         assert_eq!(d.bandwidth_to, want, "{mode:?} {days} days {high}");
         assert_eq!(
             bw_codes(&d).contains(&"bandwidth:predictive.ahead".to_string()),
@@ -372,14 +335,7 @@ fn paid_capacity_is_kept_until_the_end_of_the_billing_day() {
         let now = crate::time::parse_time(at).unwrap();
         let mut p = policy();
         p.hold_paid_capacity = hold;
-        let d = decide(
-            &p,
-            &proxy(200, 2),
-            Some(&ladder()),
-            &observe(30.0, 14_000.0, now),
-            &seasoned(now),
-            now,
-        );
+        let d = decide_bw(&p, 200, 30.0, &seasoned(now), now);
         assert_eq!(d.bandwidth_to, want, "{at} hold {hold}: {:?}", bw_codes(&d));
         assert_eq!(
             bw_codes(&d).contains(&"bandwidth:scale_down.paid_capacity".to_string()),
@@ -391,13 +347,6 @@ fn paid_capacity_is_kept_until_the_end_of_the_billing_day() {
     let now = crate::time::parse_time("2026-11-30T15:00:00Z").unwrap();
     let mut p = policy();
     p.hold_paid_capacity = true;
-    let d = decide(
-        &p,
-        &proxy(50, 2),
-        Some(&ladder()),
-        &observe(45.0, 14_000.0, now),
-        &seasoned(now),
-        now,
-    );
+    let d = decide_bw(&p, 50, 45.0, &seasoned(now), now);
     assert_eq!(d.bandwidth_to, 100);
 }
