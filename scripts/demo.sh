@@ -102,7 +102,7 @@ SECRET_KEY=demoSecretKey00000000000000000000
   --adjusting 10s >"$WORK/sandbox.out" 2>"$WORK/sandbox.log" &
 PIDS+=($!)
 for _ in $(seq 1 100); do grep -q 'listening on' "$WORK/sandbox.out" 2>/dev/null && break; sleep 0.1; done
-SANDBOX=$(sed -n 's/^sandbox listening on //p' "$WORK/sandbox.out" | head -1)
+SANDBOX=$(sed -n 's/^sandbox listening on //p' "$WORK/sandbox.out" | sed -n 1p)
 [ -n "$SANDBOX" ] || { echo "demo: the sandbox did not start:" >&2; cat "$WORK/sandbox.log" >&2; exit 2; }
 echo "   sandbox on $SANDBOX"
 
