@@ -54,6 +54,16 @@ impl Metrics for MemMetrics {
             query_errors: Vec::new(),
         }
     }
+
+    // The bench policy's [predictive] is off: never asked.
+    async fn hourly_highs(
+        &self,
+        _: &Policy,
+        _: &[String],
+        _: Timestamp,
+    ) -> Result<History, String> {
+        Ok(History::new())
+    }
 }
 
 fn bench(c: &mut Criterion) {

@@ -119,6 +119,10 @@ impl Cloud for FakeCloud {
 struct FakeMetrics {
     demand: Mutex<HashMap<String, (f64, f64)>>,
     queries: Mutex<Vec<Timestamp>>,
+    /// The answer to a warm-up's history query (None: no history).
+    history: Mutex<Option<Result<History, String>>>,
+    /// The proxies each history query asked for.
+    history_asks: Mutex<Vec<Vec<String>>>,
 }
 
 impl Metrics for FakeMetrics {
@@ -138,6 +142,20 @@ impl Metrics for FakeMetrics {
             }
         }
         r
+    }
+
+    async fn hourly_highs(
+        &self,
+        _policy: &Policy,
+        proxies: &[String],
+        _now: Timestamp,
+    ) -> Result<History, String> {
+        self.history_asks.lock().unwrap().push(proxies.to_vec());
+        self.history
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or(Ok(History::new()))
     }
 }
 
@@ -1036,4 +1054,78 @@ async fn a_manual_hold_survives_a_restart_and_resume_ends_it() {
     )
     .await;
     assert_eq!(calls(), 2, "resumed: the next pass acts");
+}
+
+/// `[predictive]` in the daemon: the seasonal memory of a proxy met for the first time is
+/// warmed from one history query, so the very first pass can pre-scale for the hour
+/// ahead; the query is made once per proxy, and not at all with predictive off.
+#[tokio::test(start_paused = true)]
+async fn the_first_pass_is_warmed_from_history_and_pre_scales() {
+    use gaap_autoscaler::policy::PredictiveMode;
+    // (mode, history answer, pre-scales, history queries)
+    let cases: Vec<(PredictiveMode, Option<Result<History, String>>, bool, usize)> = vec![
+        (PredictiveMode::Scale, Some(Ok(busy_hours())), true, 1),
+        (
+            PredictiveMode::ForecastOnly,
+            Some(Ok(busy_hours())),
+            false,
+            1,
+        ),
+        // A failed history query: logged, the memory learns online, not asked again.
+        (PredictiveMode::Scale, Some(Err("down".into())), false, 1),
+        (PredictiveMode::Off, Some(Ok(busy_hours())), false, 0),
+    ];
+    for (mode, history, pre_scales, asks) in cases {
+        let w = world(1, Duration::ZERO, quiet_options());
+        let mut p = (*policy_for(1)).clone();
+        p.predictive.mode = mode;
+        let p = Arc::new(p);
+        *w.metrics.history.lock().unwrap() = history;
+        // Quiet now (10 Mbps at 0.7 needs 20, the current value): only the forecast raises.
+        w.metrics
+            .demand
+            .lock()
+            .unwrap()
+            .insert("link-00000000".into(), (10.0, 10_000.0));
+        for i in 1..=3 {
+            w.engine
+                .run_pass(&p, START + Duration::from_secs(30 * i), &mut Vec::new())
+                .await;
+        }
+        let label = format!("{mode:?}");
+        let asked = w.metrics.history_asks.lock().unwrap().clone();
+        assert_eq!(asked.len(), asks, "{label}: {asked:?}");
+        for a in &asked {
+            assert_eq!(a, &["link-00000000".to_string()], "{label}");
+        }
+        let recs = w.records();
+        let first = &recs[0];
+        let ahead = first
+            .reason_details
+            .iter()
+            .any(|r| r.code == "predictive.ahead");
+        // forecast-only says what it would do, and does not do it.
+        assert_eq!(
+            ahead,
+            mode != PredictiveMode::Off
+                && asks == 1
+                && matches!(w.metrics.history.lock().unwrap().as_ref(), Some(Ok(_))),
+            "{label}: {first:#?}"
+        );
+        assert_eq!(
+            first.bandwidth_to > first.bandwidth_from,
+            pre_scales,
+            "{label}: {first:#?}"
+        );
+    }
+}
+
+/// Three days of hourly highs of 140 Mbps in START's hour (need 200 at 0.7), by proxy and
+/// signal, as the warm-up query answers them.
+fn busy_hours() -> History {
+    let hour = START.secs() - START.secs() % 3600;
+    let points = (1..=3)
+        .map(|d| (Timestamp::from_secs(hour - d * 86_400), 140.0))
+        .collect();
+    History::from([(("link-00000000".into(), "bandwidth".into()), points)])
 }

@@ -200,6 +200,60 @@ async fn observe_classifies_every_proxy_at_an_explicit_time() {
     }
 }
 
+/// The daemon's warm-up of the seasonal memory: one point per whole hour of the lookback,
+/// each that hour's maximum (computed here from the generated samples), at the hour's
+/// start; an hour without data has no point; a proxy with two series teaches nothing.
+#[tokio::test]
+async fn hourly_highs_are_each_whole_hours_maximum() {
+    let prom = client(&server().url);
+    let mut p = policy(
+        Duration::from_secs(60),
+        &[
+            signal("bandwidth", BW, Duration::from_secs(300)),
+            signal("connections", CONN, Duration::from_secs(300)),
+        ],
+    );
+    p.predictive.lookback = Duration::from_secs(86_400);
+    let now_s = END - 1800;
+    let this_hour = now_s - now_s % 3600;
+    let ids: Vec<String> = ["link-ok000001", "link-gap00003", "link-dup00007"]
+        .map(String::from)
+        .to_vec();
+    let h = prom
+        .hourly_highs(&p, &ids, Timestamp::from_secs(now_s))
+        .await
+        .unwrap();
+    let key = |proxy: &str, sig: &str| (proxy.to_string(), sig.to_string());
+    let ok = &h[&key("link-ok000001", "bandwidth")];
+    assert_eq!(ok.len(), 24, "{ok:?}");
+    for (i, &(at, v)) in ok.iter().enumerate() {
+        let hour = this_hour - 86_400 + 3600 * i as i64;
+        assert_eq!(at, Timestamp::from_secs(hour));
+        let want = (0..60)
+            .map(|m| bw_ok1(hour + 60 * m))
+            .fold(f64::MIN, f64::max);
+        assert!((v - want).abs() < 1e-9, "hour {hour}: {v} != {want}");
+    }
+    let conns = &h[&key("link-ok000001", "connections")];
+    assert_eq!(conns.len(), 24);
+    for &(at, v) in conns {
+        let want = (0..60)
+            .map(|m| 20_000.0 + (((at.secs() + 60 * m) / 60) % 100) as f64)
+            .fold(f64::MIN, f64::max);
+        assert_eq!(v, want, "{at:?}");
+    }
+    // The gap (08:40 to 10:40) leaves hour 09 without any sample.
+    let gap = &h[&key("link-gap00003", "bandwidth")];
+    let hours: Vec<i64> = gap.iter().map(|(t, _)| t.secs()).collect();
+    let empty_hour = GAP.0 - GAP.0 % 3600 + 3600;
+    assert!(!hours.contains(&empty_hour), "{hours:?}");
+    assert_eq!(gap.len(), 23);
+    assert!(gap.iter().all(|&(_, v)| v == 42.0));
+    assert!(h[&key("link-dup00007", "bandwidth")].is_empty());
+    // Proxies not asked for are not kept.
+    assert!(!h.contains_key(&key("link-ok000002", "bandwidth")));
+}
+
 #[tokio::test]
 async fn staleness_follows_the_newest_evaluation_with_a_value() {
     let prom = client(&server().url);

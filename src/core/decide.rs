@@ -65,7 +65,7 @@ pub fn decide_into(
     let windows = active_windows(&policy.windows, now);
     let ahead = Ahead::of(policy, now);
     for dim in Dim::ALL {
-        let Some(cfg) = dimension(policy, dim) else {
+        let Some(cfg) = policy.dimension(dim) else {
             continue;
         };
         let current = current_value(proxy, dim);
@@ -201,13 +201,6 @@ impl DimTrace {
     }
 }
 
-fn dimension(policy: &Policy, dim: Dim) -> Option<&Dimension> {
-    match dim {
-        Dim::Bandwidth => policy.bandwidth.as_ref(),
-        Dim::Concurrent => policy.concurrent.as_ref(),
-    }
-}
-
 fn current_value(proxy: &ProxyState, dim: Dim) -> u32 {
     match dim {
         Dim::Bandwidth => proxy.bandwidth,
@@ -257,7 +250,7 @@ fn guard(
         None => Some("no allowed values are known for this proxy's regions".to_string()),
         Some(l) => Dim::ALL
             .into_iter()
-            .find(|&dim| dimension(policy, dim).is_some() && l.values(dim).is_empty())
+            .find(|&dim| policy.dimension(dim).is_some() && l.values(dim).is_empty())
             .map(|dim| format!("the region's allowed {} list is empty", dim.as_str())),
     };
     missing.map(|m| (Verdict::Skip, ReasonCode::GuardNoLadder, m.into()))
@@ -716,17 +709,14 @@ impl DimCtx<'_> {
         let scale = p.mode == PredictiveMode::Scale;
         self.reason(
             ReasonCode::PredictiveAhead,
-            format!(
-                "the forecast need {} ahead is {fc:.2} (the {:.0}th percentile of that hour's \
-                 daily highs): {} {v} instead of {recommended}",
-                crate::time::format_duration(lead),
-                p.quantile * 100.0,
-                if scale {
-                    "pre-scaling to"
-                } else {
-                    "forecast-only, would pre-scale to"
-                }
-            ),
+            Detail::Predictive {
+                lead,
+                forecast: fc,
+                quantile: p.quantile,
+                to: v,
+                recommended,
+                scale,
+            },
         );
         (if scale { v } else { recommended }, forecast)
     }

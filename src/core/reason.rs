@@ -179,6 +179,17 @@ pub enum Detail {
         min: u32,
         max: u32,
     },
+    /// Stage 5b: the seasonal forecast of the need `lead` ahead (`quantile` of that hour's
+    /// daily highs) asks for `to` instead of `recommended`; `scale` = pre-scales (else
+    /// forecast-only, would).
+    Predictive {
+        lead: Duration,
+        forecast: f64,
+        quantile: f64,
+        to: u32,
+        recommended: u32,
+        scale: bool,
+    },
     /// Stage 10: `from` → `to` in the dimension's unit.
     Scale {
         from: u32,
@@ -263,6 +274,25 @@ impl fmt::Display for Detail {
             Detail::WindowBounds { min, max } => {
                 write!(f, "a time window sets the bounds to [{min}, {max}]")
             }
+            Detail::Predictive {
+                lead,
+                forecast,
+                quantile,
+                to,
+                recommended,
+                scale,
+            } => write!(
+                f,
+                "the forecast need {} ahead is {forecast:.2} (the {:.0}th percentile of that \
+                 hour's daily highs): {} {to} instead of {recommended}",
+                crate::time::format_duration(*lead),
+                quantile * 100.0,
+                if *scale {
+                    "pre-scaling to"
+                } else {
+                    "forecast-only, would pre-scale to"
+                }
+            ),
             Detail::Scale { from, to, dim } => write!(f, "{from} → {to} {}", dim.unit()),
         }
     }
@@ -316,6 +346,30 @@ mod tests {
                     above: false,
                 },
                 "need 9.50 is within 10% below 10",
+            ),
+            (
+                Detail::Predictive {
+                    lead: m(120),
+                    forecast: 123.456,
+                    quantile: 0.9,
+                    to: 200,
+                    recommended: 100,
+                    scale: true,
+                },
+                "the forecast need 2m ahead is 123.46 (the 90th percentile of that hour's daily \
+                 highs): pre-scaling to 200 instead of 100",
+            ),
+            (
+                Detail::Predictive {
+                    lead: m(120),
+                    forecast: 60.0,
+                    quantile: 0.95,
+                    to: 100,
+                    recommended: 50,
+                    scale: false,
+                },
+                "the forecast need 2m ahead is 60.00 (the 95th percentile of that hour's daily \
+                 highs): forecast-only, would pre-scale to 100 instead of 50",
             ),
             (
                 Detail::Stabilized {

@@ -93,11 +93,8 @@ pub fn warm_up(
     if policy.predictive.mode == PredictiveMode::Off {
         return;
     }
-    let cfg = match dim {
-        super::Dim::Bandwidth => policy.bandwidth.as_ref(),
-        super::Dim::Concurrent => policy.concurrent.as_ref(),
-    };
-    let Some(Rule::TargetTracking { target_utilization }) = cfg.map(|c| &c.rule) else {
+    let Some(Rule::TargetTracking { target_utilization }) = policy.dimension(dim).map(|c| &c.rule)
+    else {
         return;
     };
     let unit = match dim {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::ports::{Cloud, Metrics, ModifyCall, ModifyResult, PolicyReadings, PortError};
+use super::ports::{Cloud, History, Metrics, ModifyCall, ModifyResult, PolicyReadings, PortError};
 use crate::cloud::client::{GaapApi, ModifyFailure, ModifyOutcome, ModifyRequest, ProxyQuery};
 use crate::cloud::error::{CallError, OUTCOME_UNKNOWN, RetryClass};
 use crate::core::{Ladder, ProxyState, ProxyStatus};
@@ -168,6 +168,17 @@ impl Metrics for Prometheus {
                 })
                 .collect(),
         }
+    }
+
+    async fn hourly_highs(
+        &self,
+        policy: &Policy,
+        proxies: &[String],
+        now: Timestamp,
+    ) -> Result<History, String> {
+        Prometheus::hourly_highs(self, policy, proxies, now)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -153,6 +153,9 @@ pub struct Engine<C: Cloud, M: Metrics> {
     /// Proxies with a decision logged as planned and never answered (from the log at
     /// start-up): their live passes wait until reconciliation settles the decision.
     unreconciled: Mutex<HashSet<String>>,
+    /// (policy, proxy) whose seasonal memory this process has tried to warm from history
+    /// (`[predictive]`): once each, at the first pass that meets the proxy.
+    warmed: Mutex<HashSet<(String, String)>>,
     /// One reconciliation at a time (start-up, or retried before a pass).
     reconciling: tokio::sync::Mutex<()>,
     /// The running policies (for reconciliation: which policy manages a proxy now, and
@@ -267,6 +270,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             blocked: Mutex::new(HashMap::new()),
             last_holds: Mutex::new(HashMap::new()),
             unreconciled: Mutex::new(unreconciled),
+            warmed: Mutex::new(HashSet::new()),
             reconciling: tokio::sync::Mutex::new(()),
             policies: Mutex::new(Vec::new()),
             needs_reconcile,
@@ -566,6 +570,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                 return report;
             }
         };
+        self.warm_predictive(policy, &view, now).await;
         let (decided, records) = self.decide_all(policy, &view, &readings, now, &mut report);
         // The whole pass is logged in one batch (one flush) before anything is sent:
         // durable before acting, without a disk sync per proxy.
@@ -615,6 +620,56 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                 .inc();
         }
         Ok((view, readings))
+    }
+
+    /// `[predictive]`: warms the seasonal memory of the proxies this process meets for the
+    /// first time and whose memory is empty (a restart keeps it in the controller state)
+    /// from one bounded range query of hourly highs per signal. A failed query is logged
+    /// and not retried: the memory then learns online, as it would have anyway.
+    async fn warm_predictive(&self, policy: &Policy, view: &View, now: Timestamp) {
+        if policy.predictive.mode == crate::policy::PredictiveMode::Off {
+            return;
+        }
+        let cold: Vec<String> = {
+            let mut warmed = self.warmed.lock().expect("lock");
+            view.proxies
+                .iter()
+                .filter(|p| warmed.insert((policy.name.clone(), p.id.clone())))
+                .filter(|p| {
+                    let st = self.state_of(&(policy.name.clone(), p.id.clone()));
+                    st.bandwidth.season.is_empty() && st.concurrent.season.is_empty()
+                })
+                .map(|p| p.id.clone())
+                .collect()
+        };
+        if cold.is_empty() {
+            return;
+        }
+        let history = match self.metrics.hourly_highs(policy, &cold, now).await {
+            Ok(h) => h,
+            Err(e) => {
+                warn!(policy = %policy.name, proxies = cold.len(), error = %e, "cannot read the history to warm the predictive memory; it learns online");
+                return;
+            }
+        };
+        let mut hours = 0usize;
+        let mut states = self.states.lock().expect("lock");
+        for id in &cold {
+            let key = (policy.name.clone(), id.clone());
+            let mut state = states.get(&key).cloned().unwrap_or_default();
+            for dim in [core::Dim::Bandwidth, core::Dim::Concurrent] {
+                let Some(cfg) = policy.dimension(dim) else {
+                    continue;
+                };
+                let Some(points) = history.get(&(id.clone(), cfg.signal.clone())) else {
+                    continue;
+                };
+                hours += points.len();
+                core::season::warm_up(policy, dim, state.dim_mut(dim), points.iter().copied());
+            }
+            states.insert(key, state);
+        }
+        info!(policy = %policy.name, proxies = cold.len(), hours, "predictive memory warmed from history");
     }
 
     /// Decides every proxy of the view that may be decided now; returns the decisions and

@@ -105,4 +105,19 @@ pub trait Metrics: Send + Sync + 'static {
         proxies: &[String],
         now: Timestamp,
     ) -> impl Future<Output = PolicyReadings> + Send;
+
+    /// Each proxy's highest demand in each whole hour of the policy's `[predictive]`
+    /// lookback before `now`, by (proxy, signal name), each point at its hour's start:
+    /// what the seasonal memory is warmed from when the daemon first meets a proxy. One
+    /// bounded query per signal. Err (its text): the history could not be read; the
+    /// memory then learns online.
+    fn hourly_highs(
+        &self,
+        policy: &Policy,
+        proxies: &[String],
+        now: Timestamp,
+    ) -> impl Future<Output = Result<History, String>> + Send;
 }
+
+/// Hourly highs by (proxy, signal name), see [`Metrics::hourly_highs`].
+pub type History = HashMap<(String, String), Vec<(Timestamp, f64)>>;

@@ -314,6 +314,38 @@ impl RangeWindow {
     }
 }
 
+/// The range the daemon warms the seasonal memory from at start-up (issue 13,
+/// `[predictive]`): one point per whole hour of the `lookback` before `now`, evaluated at
+/// the hour's last second, so that [`hourly_high_query`] there is that hour's highest
+/// value. The current, partial hour is left to the live evaluations. Bounded: 24 points a
+/// day (at most 672 for the longest lookback). None when the lookback is under an hour.
+pub fn hourly_highs_window(lookback: Duration, now: Timestamp) -> Option<RangeWindow> {
+    let now_s = now.millis().div_euclid(1000);
+    let this_hour = now_s - now_s.rem_euclid(3600);
+    let hours = i64::try_from(lookback.as_secs() / 3600).unwrap_or(i64::MAX);
+    if hours == 0 {
+        return None;
+    }
+    let first = this_hour.saturating_sub(hours.saturating_mul(3600));
+    Some(RangeWindow {
+        start: first + 3599,
+        end: this_hour - 1,
+        step: 3600,
+    })
+}
+
+/// `query`'s highest value over the hour before each evaluation, sampled on the policy's
+/// evaluation `step` (a subquery): at the hour's last second, the samples from the hour's
+/// first second on.
+pub fn hourly_high_query(query: &str, step: Duration) -> String {
+    format!("max_over_time(({query})[1h:{}s])", whole_secs(step))
+}
+
+/// The start of the hour a point of [`hourly_highs_window`] (at `t_ms`) stands for.
+pub fn hour_of_point(t_ms: i64) -> Timestamp {
+    Timestamp(t_ms - 3_599_000)
+}
+
 /// Whole seconds, at least 1: range queries take integer start/end (the client crate's
 /// API), so evaluation steps are whole seconds.
 fn whole_secs(d: Duration) -> i64 {
@@ -652,6 +684,50 @@ mod tests {
             offset: 0,
         };
         assert_eq!(range_chunks(0, 86_400 * 8, grid, 11_000).len(), 2);
+    }
+
+    #[test]
+    fn hourly_highs_cover_whole_hours_of_the_lookback() {
+        let h = 3_600_000i64;
+        let day0 = 1_788_739_200_000i64; // 2026-09-07T00:00:00Z
+        // (lookback, now, window)
+        let cases = [
+            // 2 h back from 10:30: hours 08 and 09, evaluated at 08:59:59 and 09:59:59.
+            (
+                Duration::from_secs(7_200),
+                Timestamp(day0 + 10 * h + h / 2),
+                Some((day0 / 1000 + 8 * 3600 + 3599, day0 / 1000 + 10 * 3600 - 1)),
+            ),
+            // Exactly on the hour: the hour that just ended is the last one.
+            (
+                Duration::from_secs(3_600),
+                Timestamp(day0 + 10 * h),
+                Some((day0 / 1000 + 9 * 3600 + 3599, day0 / 1000 + 9 * 3600 + 3599)),
+            ),
+            (Duration::from_secs(3_599), Timestamp(day0 + 10 * h), None),
+        ];
+        for (lookback, now, want) in cases {
+            let got = hourly_highs_window(lookback, now);
+            assert_eq!(
+                got.map(|w| (w.start, w.end)),
+                want,
+                "{lookback:?} at {now:?}"
+            );
+            if let Some(w) = got {
+                assert_eq!(w.step, 3600);
+                // Each point stands for the hour it closes.
+                let first = hour_of_point(w.start * 1000);
+                assert_eq!(first.millis() % h, 0);
+                assert_eq!(w.points() as u64, lookback.as_secs() / 3600);
+            }
+        }
+        // A week: 168 points, one request (far below the 11,000-point limit).
+        let w = hourly_highs_window(Duration::from_secs(7 * 86_400), Timestamp(day0)).unwrap();
+        assert_eq!(w.points(), 168);
+        assert_eq!(
+            hourly_high_query("sum by (p) (rate(x[1m]))", Duration::from_millis(30_500)),
+            "max_over_time((sum by (p) (rate(x[1m])))[1h:31s])"
+        );
     }
 
     #[test]

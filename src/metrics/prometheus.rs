@@ -13,8 +13,8 @@ use tokio::time::Instant;
 
 use super::{
     ClientOptions, Grid, LabeledSeries, MAX_POINTS_PER_REQUEST, MetricsError, PolicyObservation,
-    RangeWindow, SignalError, evaluation_grid, observe_window, parse_float, range_chunks,
-    readings_at,
+    RangeWindow, SignalError, evaluation_grid, hour_of_point, hourly_high_query,
+    hourly_highs_window, observe_window, parse_float, range_chunks, readings_at,
 };
 use crate::policy::{Diagnostic, Policy, Severity, Signal};
 use crate::time::Timestamp;
@@ -264,6 +264,67 @@ impl Prometheus {
         }
         out.errors.sort_by(|a, b| a.signal.cmp(&b.signal));
         out
+    }
+
+    /// The seasonal memory's warm-up at start-up (issue 13): for each signal that a
+    /// target-tracking dimension of `policy` reads, each proxy's highest value in each
+    /// whole hour of the `[predictive] lookback` before `now` ([`hourly_highs_window`]:
+    /// one bounded request per signal, 24 points a day), by (proxy, signal name), each
+    /// point at the start of its hour. Only `proxies` are kept.
+    pub async fn hourly_highs(
+        &self,
+        policy: &Policy,
+        proxies: &[String],
+        now: Timestamp,
+    ) -> Result<HashMap<(String, String), Vec<(Timestamp, f64)>>, MetricsError> {
+        let mut out = HashMap::new();
+        let Some(window) = hourly_highs_window(policy.predictive.lookback, now) else {
+            return Ok(out);
+        };
+        // The subquery samples on the evaluation step (a cron's from its last day).
+        let grid = evaluation_grid(
+            &policy.schedule,
+            now - Duration::from_secs(86_400),
+            now,
+            1_000,
+        );
+        let step = Duration::from_secs(grid.step.max(1) as u64);
+        let keep: HashSet<&str> = proxies.iter().map(String::as_str).collect();
+        let names: std::collections::BTreeSet<&str> = [&policy.bandwidth, &policy.concurrent]
+            .into_iter()
+            .flatten()
+            .filter(|d| matches!(d.rule, crate::policy::Rule::TargetTracking { .. }))
+            .map(|d| d.signal.as_str())
+            .collect();
+        for name in names {
+            let Some(signal) = policy.signals.get(name) else {
+                continue;
+            };
+            let query = hourly_high_query(&signal.query, step);
+            let deadline = Instant::now() + self.opts.deadline;
+            let series = self
+                .range_series(&query, &signal.proxy_label, window, None, deadline)
+                .await?;
+            for s in series {
+                let Some(proxy) = s.proxy else { continue };
+                if !keep.contains(proxy.as_str()) {
+                    continue;
+                }
+                let points = s
+                    .samples
+                    .into_iter()
+                    .map(|(t, v)| (hour_of_point(t), v))
+                    .collect();
+                // Several series for one proxy: ambiguous, nothing learned from them.
+                match out.entry((proxy, name.to_string())) {
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(points);
+                    }
+                    std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().clear(),
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Fetches the history of every signal of `policies` over `[start, end]` as range

@@ -487,6 +487,14 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The configuration of one dimension, if the policy manages it.
+    pub fn dimension(&self, dim: crate::core::Dim) -> Option<&Dimension> {
+        match dim {
+            crate::core::Dim::Bandwidth => self.bandwidth.as_ref(),
+            crate::core::Dim::Concurrent => self.concurrent.as_ref(),
+        }
+    }
+
     /// How far ahead capacity must be decided to be in effect in time: `[predictive]
     /// lead`, else one evaluation interval plus the usual ADJUSTING time. Windows are
     /// pre-scaled by it too.
