@@ -1063,7 +1063,8 @@ async fn a_manual_hold_survives_a_restart_and_resume_ends_it() {
 async fn the_first_pass_is_warmed_from_history_and_pre_scales() {
     use gaap_autoscaler::policy::PredictiveMode;
     // (mode, history answer, pre-scales, history queries)
-    let cases: Vec<(PredictiveMode, Option<Result<History, String>>, bool, usize)> = vec![
+    type Case = (PredictiveMode, Option<Result<History, String>>, bool, usize);
+    let cases: Vec<Case> = vec![
         (PredictiveMode::Scale, Some(Ok(busy_hours())), true, 1),
         (
             PredictiveMode::ForecastOnly,
