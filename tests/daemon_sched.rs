@@ -1130,3 +1130,70 @@ fn busy_hours() -> History {
         .collect();
     History::from([(("link-00000000".into(), "bandwidth".into()), points)])
 }
+
+/// A `resume` while a pass is in flight is not undone by that pass: here a saturated
+/// reading overrides a manual hold (`manual_hold_allows_saturation`), and while its call is
+/// on its way the operator resumes the proxy; when the call answers, the state the pass
+/// keeps must not bring the hold back.
+#[tokio::test(start_paused = true)]
+async fn a_resume_during_a_pass_is_not_undone_by_it() {
+    use gaap_autoscaler::core::ManualHold;
+    use gaap_autoscaler::daemon::control::{ControlPort, ResumeRequest};
+    let w = world(1, Duration::from_secs(20), quiet_options());
+    let mut pol = (*policy_for(1)).clone();
+    pol.manual_hold = ManualHold::Forever;
+    pol.manual_hold_allows_saturation = true;
+    let p = Arc::new(pol);
+    demand_all(&w, 1, 30.0);
+    run_once(&w.engine, std::slice::from_ref(&p), START).await;
+    assert_eq!(w.cloud.calls.lock().unwrap().len(), 1);
+    // An operator takes it down to 10 Mbps (demand is low now): held, forever.
+    w.cloud.proxies.lock().unwrap()[0].bandwidth = 10;
+    demand_all(&w, 1, 1.0);
+    let t1 = START + Duration::from_secs(120);
+    run_once(&w.engine, std::slice::from_ref(&p), t1).await;
+    assert_eq!(w.engine.status().manual_holds.len(), 1);
+    assert_eq!(w.cloud.calls.lock().unwrap().len(), 1, "held: no call");
+    // Saturated (10 Mbps on 10): the hold lets the scale-up through; its call takes 20 s.
+    demand_all(&w, 1, 10.0);
+    let engine = w.engine.clone();
+    let pass = {
+        let p = p.clone();
+        tokio::spawn(async move {
+            run_once(
+                &engine,
+                std::slice::from_ref(&p),
+                t1 + Duration::from_secs(120),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        w.cloud.calls.lock().unwrap().len(),
+        2,
+        "the call is on its way"
+    );
+    assert!(!pass.is_finished());
+    let status = w
+        .engine
+        .resume(ResumeRequest {
+            policy: p.name.clone(),
+            proxy: Some("link-00000000".into()),
+            direction: None,
+            by: "ops".into(),
+        })
+        .unwrap();
+    assert!(status.manual_holds.is_empty());
+    pass.await.unwrap();
+    assert_eq!(
+        w.cloud.calls.lock().unwrap().len(),
+        2,
+        "the saturated scale-up was sent"
+    );
+    let holds = w.engine.status().manual_holds;
+    assert!(
+        holds.is_empty(),
+        "the pass brought the hold back: {holds:?}"
+    );
+}

@@ -125,6 +125,10 @@ struct Decided<'v> {
     mode: Mode,
 }
 
+/// A manual hold `resume` ended: (policy, proxy), the observation that started it, and
+/// when it ended.
+type EndedHold = ((String, String), Option<Timestamp>, Timestamp);
+
 /// A logged change about to be sent.
 struct Change {
     id: String,
@@ -156,6 +160,11 @@ pub struct Engine<C: Cloud, M: Metrics> {
     /// (policy, proxy) whose seasonal memory this process has tried to warm from history
     /// (`[predictive]`): once each, at the first pass that meets the proxy.
     warmed: Mutex<HashSet<(String, String)>>,
+    /// The manual holds `resume` ended in the last hour: (policy, proxy), when the hold's
+    /// change was observed, when it was ended (engine time). A pass in flight at the
+    /// resume keeps a state it read before, and must not bring such a hold back (see
+    /// [`Engine::keep_state`]).
+    ended_holds: Mutex<Vec<EndedHold>>,
     /// One reconciliation at a time (start-up, or retried before a pass).
     reconciling: tokio::sync::Mutex<()>,
     /// The running policies (for reconciliation: which policy manages a proxy now, and
@@ -271,6 +280,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             last_holds: Mutex::new(HashMap::new()),
             unreconciled: Mutex::new(unreconciled),
             warmed: Mutex::new(HashSet::new()),
+            ended_holds: Mutex::new(Vec::new()),
             reconciling: tokio::sync::Mutex::new(()),
             policies: Mutex::new(Vec::new()),
             needs_reconcile,
@@ -986,7 +996,8 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
     /// Keeps a proxy's next controller state: in memory always, in the store only for
     /// live decisions (a `--dry-run` engine decides in dry-run mode), so a dry run never
     /// changes what the live daemon does next.
-    fn keep_state(&self, key: &(String, String), state: ControllerState, mode: Mode) {
+    fn keep_state(&self, key: &(String, String), mut state: ControllerState, mode: Mode) {
+        self.honour_resumes(key, &mut state);
         if mode == Mode::Live
             && let Err(e) = self.journal.save_state(&key.0, &key.1, &state)
         {
@@ -999,6 +1010,25 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             error!(policy = %key.0, proxy = %key.1, error = %e, "cannot stage controller state");
         }
         self.states.lock().expect("lock").insert(key.clone(), state);
+    }
+
+    /// Ends a manual hold in `state` that a `resume` ended meanwhile: the state was read
+    /// before the resume by a pass still in flight. (The same hold: the same proxy and the
+    /// same observed change; a hold observed afterwards stays.)
+    fn honour_resumes(&self, key: &(String, String), state: &mut ControllerState) {
+        if state.operator.manual_hold_until.is_none() {
+            return;
+        }
+        let seen = state.operator.manual_change.map(|c| c.at);
+        let ended = self
+            .ended_holds
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|(k, at, _)| k == key && *at == seen);
+        if ended {
+            core::operator::end_hold(&mut state.operator);
+        }
     }
 
     /// Records the answer to a sent decision, then (if applied) watches the proxy until it
@@ -1724,7 +1754,13 @@ impl<C: Cloud, M: Metrics> super::control::ControlPort for Engine<C, M> {
                     core::Scope::Policy(name) => policy == name,
                     core::Scope::Proxy(id) => proxy == id,
                 };
+                let seen = st.operator.manual_change.map(|c| c.at);
                 if hit && core::operator::end_hold(&mut st.operator) {
+                    // Remembered, so that a pass in flight does not bring it back.
+                    let mut recent = self.ended_holds.lock().expect("lock");
+                    let hour_ago = now - std::time::Duration::from_secs(3600);
+                    recent.retain(|(_, _, at)| *at >= hour_ago);
+                    recent.push(((policy.clone(), proxy.clone()), seen, now));
                     ended.push(((policy.clone(), proxy.clone()), st.clone()));
                 }
             }
