@@ -960,6 +960,7 @@ async fn a_pause_expires_by_itself() {
             reason: "migration".into(),
             by: "ops@host".into(),
         })
+        .await
         .unwrap();
     assert_eq!(status.pauses.len(), 1);
     let now = w.engine.clock.now();
@@ -1044,6 +1045,7 @@ async fn a_manual_hold_survives_a_restart_and_resume_ends_it() {
             direction: None,
             by: "ops".into(),
         })
+        .await
         .unwrap();
     assert_eq!(status.resumed, 1);
     assert!(status.manual_holds.is_empty());
@@ -1183,6 +1185,7 @@ async fn a_resume_during_a_pass_is_not_undone_by_it() {
             direction: None,
             by: "ops".into(),
         })
+        .await
         .unwrap();
     assert!(status.manual_holds.is_empty());
     pass.await.unwrap();
@@ -1196,4 +1199,149 @@ async fn a_resume_during_a_pass_is_not_undone_by_it() {
         holds.is_empty(),
         "the pass brought the hold back: {holds:?}"
     );
+}
+
+/// Under `[ha]` an operator may talk to any daemon: a pause taken by the follower holds
+/// on the leader, and a resume taken by the follower ends the leader's pause and manual
+/// hold (real etcd, real election; the shared `control` key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pauses_and_resumes_reach_every_daemon_through_etcd() {
+    use gaap_autoscaler::core::{Direction, ManualHold, Scope};
+    use gaap_autoscaler::daemon::control::{ControlPort, PauseRequest, ResumeRequest};
+    use gaap_autoscaler::daemon::engine::HaParts;
+    use gaap_autoscaler::ha::{Etcd, Leadership, SharedStore, election};
+    let cluster = support::etcd::EtcdCluster::start(1);
+    cluster.wait_healthy(Duration::from_secs(30));
+    let etcd = Arc::new(Etcd::new(&cluster.urls(), Duration::from_secs(5)).unwrap());
+    let mut pol = (*policy_for(1)).clone();
+    pol.manual_hold = ManualHold::Forever;
+    let p = Arc::new(pol);
+    let cloud = Arc::new(FakeCloud::default());
+    {
+        let mut px = fixtures::proxy(20, 2);
+        px.id = "link-00000000".into();
+        *cloud.proxies.lock().unwrap() = vec![px];
+        *cloud.clock.lock().unwrap() = Some(Clock::starting_at(START));
+    }
+    let metrics = Arc::new(FakeMetrics::default());
+    let mut daemons = Vec::new();
+    let mut dirs = Vec::new();
+    for name in ["a", "b"] {
+        let me = Arc::new(Leadership::new(name, Duration::from_secs(10), None));
+        tokio::spawn(election::run(etcd.clone(), me.clone(), "/t".into()));
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(DecisionLog::open(dir.path()).unwrap());
+        dirs.push(dir);
+        let engine = Engine::new_shared(
+            cloud.clone(),
+            metrics.clone(),
+            journal,
+            Arc::new(Stats::new()),
+            quiet_options(),
+            Clock::starting_at(START),
+            HaParts {
+                store: Arc::new(SharedStore::new(etcd.clone(), "/t", me.clone())),
+                on_takeover: Box::new(|| {}),
+            },
+        )
+        .unwrap();
+        engine.set_policies(std::slice::from_ref(&p));
+        daemons.push((me, engine));
+    }
+    let started = std::time::Instant::now();
+    while !daemons.iter().any(|(me, _)| me.may_act()) {
+        assert!(started.elapsed() < Duration::from_secs(30), "nobody leads");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (leader, follower) = if daemons[0].0.may_act() {
+        (daemons[0].1.clone(), daemons[1].1.clone())
+    } else {
+        (daemons[1].1.clone(), daemons[0].1.clone())
+    };
+    let pass = |e: &Arc<Engine<FakeCloud, FakeMetrics>>, secs: u64| {
+        let (e, p) = (e.clone(), p.clone());
+        async move {
+            let mut calls = Vec::new();
+            let r = e
+                .run_pass(&p, START + Duration::from_secs(secs), &mut calls)
+                .await;
+            for h in calls {
+                h.await.unwrap();
+            }
+            r
+        }
+    };
+
+    // The follower takes a pause: the leader's next pass applies it.
+    follower
+        .pause(PauseRequest {
+            policy: p.name.clone(),
+            proxy: None,
+            direction: "down".into(),
+            for_: None,
+            reason: "migration".into(),
+            by: "ops@b".into(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        leader.status().pauses.is_empty(),
+        "not before its next pass"
+    );
+    pass(&leader, 30).await;
+    let pauses = leader.status().pauses;
+    assert_eq!(pauses.len(), 1, "{pauses:?}");
+    assert_eq!(pauses[0].scope, Scope::Policy(p.name.clone()));
+    assert_eq!(pauses[0].direction, Direction::Down);
+    assert_eq!(pauses[0].by, "ops@b");
+
+    // The leader scales up (saturated), then an operator takes the proxy back down by
+    // hand: the leader holds it, forever.
+    metrics
+        .demand
+        .lock()
+        .unwrap()
+        .insert("link-00000000".into(), (30.0, 14_000.0));
+    let r = pass(&leader, 60).await;
+    assert_eq!(r.changes, 1, "{r:?}");
+    cloud.proxies.lock().unwrap()[0].bandwidth = 10;
+    metrics
+        .demand
+        .lock()
+        .unwrap()
+        .insert("link-00000000".into(), (1.0, 14_000.0));
+    pass(&leader, 180).await;
+    assert_eq!(leader.status().manual_holds.len(), 1);
+
+    // The follower takes the resume: the pause is gone everywhere, the hold ends on the
+    // leader at its next pass.
+    let status = follower
+        .resume(ResumeRequest {
+            policy: p.name.clone(),
+            proxy: None,
+            direction: None,
+            by: "ops@b".into(),
+        })
+        .await
+        .unwrap();
+    assert!(status.pauses.is_empty());
+    pass(&leader, 210).await;
+    assert!(leader.status().pauses.is_empty());
+    let holds = leader.status().manual_holds;
+    assert!(
+        holds.is_empty(),
+        "the follower's resume did not end the leader's hold: {holds:?}"
+    );
+    // Once applied, a resume is not applied again: a new hand change holds again.
+    cloud.proxies.lock().unwrap()[0].bandwidth = 20;
+    pass(&leader, 300).await;
+    pass(&leader, 330).await;
+    assert_eq!(
+        leader.status().manual_holds.len(),
+        1,
+        "a later hand change holds"
+    );
+    for (me, _) in &daemons {
+        me.resign();
+    }
 }

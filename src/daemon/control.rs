@@ -90,6 +90,9 @@ pub enum ControlError {
     NotFound(String),
     #[error("the decision log cannot keep it: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// Under `[ha]`: taken here, but not shared with the other daemons.
+    #[error("taken by this daemon, but not shared with the others (etcd): {0}; send it again")]
+    Shared(String),
 }
 
 impl ControlError {
@@ -97,15 +100,22 @@ impl ControlError {
         match self {
             ControlError::BadRequest(_) => 400,
             ControlError::NotFound(_) => 404,
-            ControlError::Store(_) => 503,
+            ControlError::Store(_) | ControlError::Shared(_) => 503,
         }
     }
 }
 
 /// What the HTTP layer needs of the engine (not generic, so `HttpState` stays plain).
 pub trait ControlPort: Send + Sync {
-    fn pause(&self, req: PauseRequest) -> Result<ControlStatus, ControlError>;
-    fn resume(&self, req: ResumeRequest) -> Result<ControlStatus, ControlError>;
+    /// Under `[ha]` the pause is shared with every daemon (etcd) before it answers.
+    fn pause(
+        &self,
+        req: PauseRequest,
+    ) -> futures_util::future::BoxFuture<'_, Result<ControlStatus, ControlError>>;
+    fn resume(
+        &self,
+        req: ResumeRequest,
+    ) -> futures_util::future::BoxFuture<'_, Result<ControlStatus, ControlError>>;
     fn status(&self) -> ControlStatus;
 }
 

@@ -18,11 +18,13 @@ use super::schedule::Clock;
 use super::stats::Stats;
 use crate::core::{self, ControllerState, Direction, Ladder, ProxyState, ProxyStatus, Verdict};
 use crate::ha::SharedStore;
+use crate::ha::shared::{RESUME_TTL, SharedResume};
 use crate::policy::{Mode, Policy};
 use crate::store::{
     DecisionLog, DecisionRecord, LogFilter, Outcome, OutcomeUpdate, RecordContext, StoreError,
 };
 use crate::time::Timestamp;
+use futures_util::future::BoxFuture;
 
 /// How the engine behaves, beyond the policies.
 #[derive(Clone, Debug)]
@@ -165,6 +167,10 @@ pub struct Engine<C: Cloud, M: Metrics> {
     /// resume keeps a state it read before, and must not bring such a hold back (see
     /// [`Engine::keep_state`]).
     ended_holds: Mutex<Vec<EndedHold>>,
+    /// Under `[ha]`: the shared resumes applied here (or present at the first read of
+    /// `prefix/control`, applied by whoever led then), and whether it was read yet.
+    applied_resumes: Mutex<HashSet<SharedResume>>,
+    control_synced: std::sync::atomic::AtomicBool,
     /// One reconciliation at a time (start-up, or retried before a pass).
     reconciling: tokio::sync::Mutex<()>,
     /// The running policies (for reconciliation: which policy manages a proxy now, and
@@ -281,6 +287,8 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             unreconciled: Mutex::new(unreconciled),
             warmed: Mutex::new(HashSet::new()),
             ended_holds: Mutex::new(Vec::new()),
+            applied_resumes: Mutex::new(HashSet::new()),
+            control_synced: std::sync::atomic::AtomicBool::new(false),
             reconciling: tokio::sync::Mutex::new(()),
             policies: Mutex::new(Vec::new()),
             needs_reconcile,
@@ -558,6 +566,7 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             time: now,
             ..PassReport::default()
         };
+        self.sync_control(now).await;
         match self.take_over().await {
             Ok(true) => {}
             Ok(false) => {
@@ -630,6 +639,60 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
                 .inc();
         }
         Ok((view, readings))
+    }
+
+    /// Under `[ha]`, before each pass (leader or follower): takes the shared pauses
+    /// (`prefix/control`, the truth) and applies the resumes another daemon took, so that
+    /// an operator may talk to any daemon. A failed read keeps what this daemon has.
+    async fn sync_control(&self, now: Timestamp) {
+        let Some(sh) = &self.shared else {
+            return;
+        };
+        let shared = match sh.store.control().await {
+            Ok((c, _)) => c,
+            Err(e) => {
+                warn!(error = %e, "cannot read the shared pauses; keeping this daemon's");
+                return;
+            }
+        };
+        // Expired pauses stay in etcd until the next change; they are not taken.
+        let pauses: Vec<core::Pause> = shared
+            .pauses
+            .iter()
+            .filter(|p| p.until.is_none_or(|u| now < u))
+            .cloned()
+            .collect();
+        let local = self.pauses.lock().expect("lock").clone();
+        let same = local.len() == pauses.len() && local.iter().all(|p| pauses.contains(p));
+        if !same {
+            for p in local.iter().filter(|p| !pauses.contains(p)) {
+                if let Err(e) = self.journal.remove_pause(p) {
+                    warn!(error = %e, "cannot forget a pause in the local log");
+                }
+            }
+            for p in pauses.iter().filter(|p| !local.contains(p)) {
+                if let Err(e) = self.journal.save_pause(p) {
+                    warn!(error = %e, "cannot keep a shared pause in the local log");
+                }
+            }
+            info!(pauses = pauses.len(), "pauses taken from the shared state");
+            *self.pauses.lock().expect("lock") = pauses;
+        }
+        let first = !self
+            .control_synced
+            .swap(true, std::sync::atomic::Ordering::SeqCst);
+        let mut applied = self.applied_resumes.lock().expect("lock");
+        for r in &shared.resumes {
+            if applied.insert(r.clone()) && !first {
+                match self.end_holds(&r.scope, now) {
+                    Ok(n) => {
+                        info!(scope = %r.scope, instance = %r.instance, ended = n, "a resume taken by another daemon applied")
+                    }
+                    Err(e) => warn!(scope = %r.scope, error = %e, "cannot apply a shared resume"),
+                }
+            }
+        }
+        applied.retain(|r| shared.resumes.contains(r));
     }
 
     /// `[predictive]`: warms the seasonal memory of the proxies this process meets for the
@@ -1660,11 +1723,13 @@ fn scope_of(policy: &str, proxy: Option<&str>) -> core::Scope {
     }
 }
 
-impl<C: Cloud, M: Metrics> super::control::ControlPort for Engine<C, M> {
-    fn pause(
+impl<C: Cloud, M: Metrics> Engine<C, M> {
+    /// `pause` on this daemon: validated, kept in the log and in memory. Returns the
+    /// pauses made (one per direction).
+    fn pause_here(
         &self,
         req: super::control::PauseRequest,
-    ) -> Result<super::control::ControlStatus, super::control::ControlError> {
+    ) -> Result<Vec<core::Pause>, super::control::ControlError> {
         use super::control::ControlError;
         let now = self.clock.now();
         if !self
@@ -1705,6 +1770,7 @@ impl<C: Cloud, M: Metrics> super::control::ControlPort for Engine<C, M> {
         } else {
             req.by.clone()
         };
+        let mut made = Vec::new();
         for direction in dirs.directions() {
             let pause = core::Pause {
                 scope: scope.clone(),
@@ -1718,20 +1784,22 @@ impl<C: Cloud, M: Metrics> super::control::ControlPort for Engine<C, M> {
             info!(scope = %pause.scope, direction = core::pause::direction_name(direction), by = %pause.by, reason = %pause.reason, until = ?pause.until, "paused");
             let mut pauses = self.pauses.lock().expect("lock");
             pauses.retain(|p| !(p.scope == pause.scope && p.direction == direction));
-            pauses.push(pause);
+            pauses.push(pause.clone());
+            made.push(pause);
         }
-        Ok(self.control_status(now))
+        Ok(made)
     }
 
-    fn resume(
+    /// `resume` on this daemon: the pauses it covers are forgotten, the manual holds it
+    /// covers end. Returns how many of both.
+    fn resume_here(
         &self,
-        req: super::control::ResumeRequest,
-    ) -> Result<super::control::ControlStatus, super::control::ControlError> {
-        use super::control::ControlError;
-        let now = self.clock.now();
-        let dirs = core::pause::parse_directions(req.direction.as_deref().unwrap_or("both"))
-            .map_err(ControlError::BadRequest)?;
-        let scope = scope_of(&req.policy, req.proxy.as_deref());
+        scope: &core::Scope,
+        dirs: core::Paused,
+        by: &str,
+        now: Timestamp,
+    ) -> Result<usize, super::control::ControlError> {
+        let scope = scope.clone();
         let mut resumed = 0;
         let gone: Vec<core::Pause> = {
             let mut pauses = self.pauses.lock().expect("lock");
@@ -1745,12 +1813,25 @@ impl<C: Cloud, M: Metrics> super::control::ControlPort for Engine<C, M> {
             self.journal.remove_pause(p)?;
             resumed += 1;
         }
-        // Manual holds end too (`manual_hold = "forever"` lasts until this).
+        resumed += self.end_holds(&scope, now)?;
+        self.journal.flush()?;
+        info!(scope = %scope, by = %by, resumed, "resumed");
+        Ok(resumed)
+    }
+
+    /// Ends the manual holds of `scope` (`resume`; `manual_hold = "forever"` lasts until
+    /// this). Returns how many.
+    fn end_holds(
+        &self,
+        scope: &core::Scope,
+        now: Timestamp,
+    ) -> Result<usize, super::control::ControlError> {
+        let mut resumed = 0;
         let mut ended = Vec::new();
         {
             let mut states = self.states.lock().expect("lock");
             for ((policy, proxy), st) in states.iter_mut() {
-                let hit = match &scope {
+                let hit = match scope {
                     core::Scope::Policy(name) => policy == name,
                     core::Scope::Proxy(id) => proxy == id,
                 };
@@ -1786,11 +1867,69 @@ impl<C: Cloud, M: Metrics> super::control::ControlPort for Engine<C, M> {
             }
             resumed += 1;
         }
-        self.journal.flush()?;
-        info!(scope = %scope, by = %req.by, resumed, "resumed");
-        let mut status = self.control_status(now);
-        status.resumed = resumed;
-        Ok(status)
+        Ok(resumed)
+    }
+}
+
+impl<C: Cloud, M: Metrics> super::control::ControlPort for Engine<C, M> {
+    fn pause(
+        &self,
+        req: super::control::PauseRequest,
+    ) -> BoxFuture<'_, Result<super::control::ControlStatus, super::control::ControlError>> {
+        Box::pin(async move {
+            let made = self.pause_here(req)?;
+            // Under [ha], for every daemon (whichever leads now or later).
+            if let Some(sh) = &self.shared {
+                sh.store
+                    .update_control(|c| {
+                        for p in &made {
+                            c.pauses
+                                .retain(|q| !(q.scope == p.scope && q.direction == p.direction));
+                            c.pauses.push(p.clone());
+                        }
+                    })
+                    .await
+                    .map_err(|e| super::control::ControlError::Shared(e.to_string()))?;
+            }
+            Ok(self.control_status(self.clock.now()))
+        })
+    }
+
+    fn resume(
+        &self,
+        req: super::control::ResumeRequest,
+    ) -> BoxFuture<'_, Result<super::control::ControlStatus, super::control::ControlError>> {
+        Box::pin(async move {
+            let now = self.clock.now();
+            let dirs = core::pause::parse_directions(req.direction.as_deref().unwrap_or("both"))
+                .map_err(super::control::ControlError::BadRequest)?;
+            let scope = scope_of(&req.policy, req.proxy.as_deref());
+            let resumed = self.resume_here(&scope, dirs, &req.by, now)?;
+            if let Some(sh) = &self.shared {
+                let mark = SharedResume {
+                    scope: scope.clone(),
+                    at: now,
+                    instance: sh.store.leadership().instance().to_string(),
+                };
+                // Applied here already: the sync does not apply it again.
+                self.applied_resumes
+                    .lock()
+                    .expect("lock")
+                    .insert(mark.clone());
+                sh.store
+                    .update_control(|c| {
+                        c.pauses
+                            .retain(|p| !(p.scope == scope && dirs.covers(p.direction)));
+                        c.resumes.retain(|r| r.at + RESUME_TTL > now);
+                        c.resumes.push(mark.clone());
+                    })
+                    .await
+                    .map_err(|e| super::control::ControlError::Shared(e.to_string()))?;
+            }
+            let mut status = self.control_status(now);
+            status.resumed = resumed;
+            Ok(status)
+        })
     }
 
     fn status(&self) -> super::control::ControlStatus {

@@ -160,7 +160,7 @@ async fn pause(
         Ok(r) => r,
         Err(r) => return *r,
     };
-    control_answer(control.pause(req))
+    control_answer(control.pause(req).await)
 }
 
 async fn resume(
@@ -176,7 +176,7 @@ async fn resume(
         Ok(r) => r,
         Err(r) => return *r,
     };
-    control_answer(control.resume(req))
+    control_answer(control.resume(req).await)
 }
 
 /// A read: open like /metrics and the decision log.

@@ -304,7 +304,7 @@ mod tests {
             Some(Compare::CreateRevision(key, rev)) => {
                 assert_eq!((key, rev), (b"/p/leader".to_vec(), 42));
             }
-            None => panic!("a leader within its fence has one"),
+            other => panic!("a leader within its fence has one on its key: {other:?}"),
         }
 
         // A renewal confirmed moves the fence; without another, acting stops there.

@@ -41,6 +41,8 @@ pub struct Kv {
 pub enum Compare {
     /// The key's create revision equals this (0: the key does not exist).
     CreateRevision(Vec<u8>, i64),
+    /// The key's last modification revision equals this (0: the key does not exist).
+    ModRevision(Vec<u8>, i64),
 }
 
 /// An operation of a transaction.
@@ -367,6 +369,10 @@ impl Etcd {
                 Compare::CreateRevision(key, rev) => json!({
                     "result": "EQUAL", "target": "CREATE", "key": b64(key),
                     "create_revision": rev.to_string(),
+                }),
+                Compare::ModRevision(key, rev) => json!({
+                    "result": "EQUAL", "target": "MOD", "key": b64(key),
+                    "mod_revision": rev.to_string(),
                 }),
             })
             .collect();

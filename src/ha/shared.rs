@@ -4,7 +4,10 @@
 //! - `pending/<id>`: a decision logged as planned and not answered yet (its record): the
 //!   intents a new leader reconciles with the same ClientToken;
 //! - `log/<id>`: every record the leader makes (and each new version of it: answered,
-//!   completed), under a lease of [`LOG_TTL`], for every daemon's sled log (see [`mirror`]).
+//!   completed), under a lease of [`LOG_TTL`], for every daemon's sled log (see [`mirror`]);
+//! - `control`: the operators' run-time pauses and the last hour's resumes
+//!   ([`SharedControl`]), which any daemon may change (an operator may talk to any of
+//!   them), by compare-and-swap on the key's revision, not fenced by the leadership.
 //!
 //! Writes are staged ([`SharedStore::stage_state`], [`SharedStore::stage_record`]) and
 //! written by [`SharedStore::flush`] in transactions of at most [`MAX_TXN_OPS`] operations
@@ -21,10 +24,11 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::election::Leadership;
-use super::etcd::{Etcd, EtcdError, MAX_TXN_OPS, Op};
+use super::etcd::{Compare, Etcd, EtcdError, MAX_TXN_OPS, Op};
 use crate::core::ControllerState;
 use crate::store::log::{decode, decode_state, encode_state};
 use crate::store::{DecisionLog, DecisionRecord, Outcome, StoreError};
+use crate::time::Timestamp;
 
 /// How long a record stays under `log/` for the other daemons to copy: a daemon down
 /// longer than this misses the records made meanwhile (the others keep them).
@@ -46,6 +50,30 @@ pub enum SharedError {
     Etcd(#[from] EtcdError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The shared pauses changed under us too often in a row.
+    #[error("the shared pauses kept changing under this daemon ({0} tries); try again")]
+    Contended(usize),
+}
+
+/// How long a resume stays in [`SharedControl::resumes`] for the other daemons to apply.
+pub const RESUME_TTL: Duration = Duration::from_secs(3600);
+
+/// The operators' run-time control shared by the daemons of `[ha]` (`prefix/control`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SharedControl {
+    /// The pauses every daemon applies.
+    pub pauses: Vec<crate::core::Pause>,
+    /// The resumes of the last [`RESUME_TTL`]: the daemon that leads ends the manual holds
+    /// a resume covers, whichever daemon took it.
+    pub resumes: Vec<SharedResume>,
+}
+
+/// One `resume`, as shared: its scope, and when and where it was taken (its identity).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct SharedResume {
+    pub scope: crate::core::Scope,
+    pub at: Timestamp,
+    pub instance: String,
 }
 
 enum Staged {
@@ -123,6 +151,54 @@ impl SharedStore {
 
     fn stage(&self, key: Vec<u8>, s: Staged) {
         crate::par::lock(&self.staged).insert(key, s);
+    }
+
+    fn control_key(&self) -> Vec<u8> {
+        format!("{}/control", self.prefix).into_bytes()
+    }
+
+    /// The shared pauses and resumes, and the key's revision (0: never written).
+    pub async fn control(&self) -> Result<(SharedControl, i64), SharedError> {
+        match self.etcd.get(&self.control_key()).await? {
+            None => Ok((SharedControl::default(), 0)),
+            Some(kv) => {
+                let c =
+                    serde_json::from_slice(&kv.value).map_err(|source| StoreError::Corrupt {
+                        id: String::from_utf8_lossy(&kv.key).into_owned(),
+                        source,
+                    })?;
+                Ok((c, kv.mod_revision))
+            }
+        }
+    }
+
+    /// Changes the shared pauses and resumes with `change`, by compare-and-swap on the
+    /// key's revision (a daemon that changed it meanwhile makes us read and apply again;
+    /// at most 16 tries). Returns what was written.
+    pub async fn update_control(
+        &self,
+        change: impl Fn(&mut SharedControl),
+    ) -> Result<SharedControl, SharedError> {
+        const TRIES: usize = 16;
+        let key = self.control_key();
+        for _ in 0..TRIES {
+            let (mut c, rev) = self.control().await?;
+            change(&mut c);
+            let value = serde_json::to_vec(&c).map_err(StoreError::Encode)?;
+            let put = Op::Put {
+                key: key.clone(),
+                value,
+                lease: 0,
+            };
+            let done = self
+                .etcd
+                .txn(&[Compare::ModRevision(key.clone(), rev)], &[put], &[])
+                .await?;
+            if done.succeeded {
+                return Ok(c);
+            }
+        }
+        Err(SharedError::Contended(TRIES))
     }
 
     /// Stages a controller state.
