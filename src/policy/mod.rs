@@ -4,7 +4,6 @@
 //! [`validate`] turns them into the rich types below, collecting every problem as a
 //! [`Diagnostic`] with file, line and column. The decision core only ever sees [`Policy`].
 
-mod adaptive;
 pub mod cmd;
 pub mod raw;
 pub mod validate;
@@ -15,8 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering, fence};
 use std::time::Duration;
 
 pub use crate::diagnostic::{self, Diagnostic, Severity};
-pub use adaptive::MAX_LOOKBACK_DAYS;
-pub use validate::{CheckedPolicy, PolicySpans, check_policy, parse_cron};
+pub use validate::{CheckedPolicy, MAX_LOOKBACK_DAYS, PolicySpans, check_policy, parse_cron};
 
 use crate::fleet::Fleet;
 
