@@ -2,7 +2,7 @@
 //! (every syntax error), deserialize into serde types with spans while collecting *every*
 //! problem (see [`deserialize_all`]), then [`Ctx`] collects the checks of stage 2.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
@@ -86,6 +86,7 @@ pub fn deserialize_all<T: DeserializeOwned>(
         root_span: root_span.clone(),
         diags,
         dropped: BTreeSet::new(),
+        known: HashMap::new(),
         _t: std::marker::PhantomData,
     };
     c.table(&mut Vec::new(), &mut table, &mut Vec::new());
@@ -130,6 +131,8 @@ struct Collector<'a, T> {
     root_span: Range<usize>,
     diags: Vec<Diagnostic>,
     dropped: BTreeSet<String>,
+    /// The known keys of each table type met with an unknown key.
+    known: HashMap<String, Known>,
     _t: std::marker::PhantomData<T>,
 }
 
@@ -226,7 +229,11 @@ impl<T: DeserializeOwned> Collector<'_, T> {
                     }
                     _ => {}
                 }
-                if self.diags.len() > before {
+                let emptied = matches!(v.get_ref(), DeValue::Table(t) if t.is_empty());
+                if emptied {
+                    // Every part failed and is out: an empty table stands (checked above).
+                    err = None;
+                } else if self.diags.len() > before {
                     // Its failing parts are out: the rest may stand (or fail otherwise).
                     err = self.try_entry(levels, &k, v.clone());
                 }
@@ -253,6 +260,7 @@ impl<T: DeserializeOwned> Collector<'_, T> {
             &dotted,
             message,
             self.secret_keys,
+            &mut self.known,
         );
         self.diags.push(diag);
         self.dropped.insert(strip_indices(&dotted));
@@ -300,13 +308,14 @@ fn serde_diag(
     dotted: &str,
     message: &str,
     secret_keys: &[&str],
+    known: &mut HashMap<String, Known>,
 ) -> (Diagnostic, Option<String>) {
     let message = first_line(message);
     if let Some(rest) = message.strip_prefix("unknown field `")
         && let Some(end) = rest.find('`')
     {
         let field = &rest[..end];
-        let expected = backticked(&rest[end + 1..]);
+        let expected = Known::of(known, &rest[end + 1..]);
         let within = dotted
             .rsplit_once('.')
             .map(|(parent, _)| parent)
@@ -323,11 +332,11 @@ fn serde_diag(
                 );
             return (d, None);
         }
-        let suggested = suggest(field, expected.iter().map(String::as_str));
+        let suggested = suggest(field, expected.names.iter().map(String::as_str));
         let help = match suggested {
             Some(s) => format!("did you mean `{s}`?"),
-            None if expected.is_empty() => format!("no keys are allowed {place}"),
-            None => format!("known keys {place}: {}", join_ticks(&expected)),
+            None if expected.names.is_empty() => format!("no keys are allowed {place}"),
+            None => format!("known keys {place}: {}", expected.listed),
         };
         let d = lines
             .diag(path, pos, format!("unknown key `{field}` {place}"))
@@ -343,6 +352,25 @@ fn serde_diag(
         .diag(path, pos, format!("{key}{}", humanize(message)))
         .with_help("see the format reference in the README for the type of each key");
     (d, None)
+}
+
+/// The keys a table knows, read from serde's "expected one of `a`, `b`" once per table
+/// type: 349k unknown keys in one table read and list them once, not 349k times.
+struct Known {
+    names: Vec<String>,
+    /// "`a`, `b`", for the help line.
+    listed: String,
+}
+
+impl Known {
+    fn of<'c>(cache: &'c mut HashMap<String, Known>, expected: &str) -> &'c Known {
+        if !cache.contains_key(expected) {
+            let names = backticked(expected);
+            let listed = join_ticks(&names);
+            cache.insert(expected.to_string(), Known { names, listed });
+        }
+        &cache[expected]
+    }
 }
 
 fn backticked(s: &str) -> Vec<String> {
@@ -375,7 +403,10 @@ pub(crate) fn humanize(message: &str) -> String {
         ("invalid type: map", "invalid type: table"),
         ("floating point", "float"),
     ] {
-        m = m.replace(from, to);
+        // Most messages hold one of these: only those are rewritten (a copy each).
+        if m.contains(from) {
+            m = m.replace(from, to);
+        }
     }
     if let Some(idx) = m.find("expected struct ") {
         m.truncate(idx);
@@ -386,19 +417,26 @@ pub(crate) fn humanize(message: &str) -> String {
 
 /// The closest candidate to `word` by edit distance, if close enough to be a likely typo.
 pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let w = word.to_ascii_lowercase();
-    let len = w.chars().count();
-    let limit = (len / 3).max(2);
+    let w: Vec<char> = word.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let limit = (w.len() / 3).max(2);
     let mut best: Option<(usize, &str)> = None;
+    let mut cand: Vec<char> = Vec::new();
+    let mut rows = (Vec::new(), Vec::new());
     for c in candidates {
+        // The first of the closest: only a strictly closer one replaces it.
+        let bound = match best {
+            None => limit,
+            Some((0, _)) => break,
+            Some((b, _)) => b - 1,
+        };
+        cand.clear();
+        cand.extend(c.chars().map(|c| c.to_ascii_lowercase()));
         // The distance is at least the difference in length: a candidate that far off
-        // cannot be within the limit (349k unknown keys cost no distance at all then).
-        if len.abs_diff(c.chars().count()) > limit {
+        // cannot be within the bound (349k unknown keys cost no distance at all then).
+        if w.len().abs_diff(cand.len()) > bound {
             continue;
         }
-        let d = edit_distance(&w, &c.to_ascii_lowercase());
-        // The first of the closest, as before.
-        if d <= limit && best.is_none_or(|(b, _)| d < b) {
+        if let Some(d) = distance_within(&w, &cand, bound, &mut rows) {
             best = Some((d, c));
         }
     }
@@ -407,17 +445,39 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 
 /// Levenshtein distance over chars.
 pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
+    distance_within(&a, &b, usize::MAX, &mut (Vec::new(), Vec::new())).unwrap_or(usize::MAX)
+}
+
+/// The Levenshtein distance of `a` and `b` if it is at most `bound`, else None: a row
+/// whose smallest entry exceeds the bound ends the computation (rows never decrease).
+/// `rows` are reused buffers.
+fn distance_within(
+    a: &[char],
+    b: &[char],
+    bound: usize,
+    rows: &mut (Vec<usize>, Vec<usize>),
+) -> Option<usize> {
+    let (prev, cur) = rows;
+    prev.clear();
+    prev.extend(0..=b.len());
+    cur.clear();
+    cur.resize(b.len() + 1, 0);
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        let mut row_min = cur[0];
         for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
+            let sub = prev[j] + usize::from(ca != cb);
             cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+            row_min = row_min.min(cur[j + 1]);
         }
-        prev = cur;
+        if row_min > bound {
+            return None;
+        }
+        std::mem::swap(prev, cur);
     }
-    prev[b.len()]
+    Some(prev[b.len()]).filter(|d| *d <= bound)
 }
 
 /// Collects diagnostics for one file.

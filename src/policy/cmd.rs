@@ -183,6 +183,16 @@ mod tests {
             ("[prometheus]\nurl = \"x\"\n", FileKind::Config),
             ("name = \"web\"\n[bandwidth]\n", FileKind::Policy),
             ("this is not toml", FileKind::Policy),
+            // Told without parsing when no such key can be there, else by parsing.
+            ("\"proxy\" = []\n", FileKind::Fleet),
+            ("'engine' = {}\n", FileKind::Config),
+            ("\"pro\\u0078y\" = []\n", FileKind::Fleet),
+            ("proxy.id = \"x\"\n", FileKind::Fleet),
+            ("[signals.proxy]\nquery = 'x'\n", FileKind::Policy),
+            (
+                "# one proxy\nproxy_label = 'x'\nmy-engine = 1\n",
+                FileKind::Policy,
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(file_kind(text), *want, "{text}");

@@ -103,6 +103,12 @@ impl FileKind {
 /// Tells a file's kind by its top-level tables: `[[proxy]]`/`[[ladder]]` → fleet,
 /// `[engine]`/`[tencentcloud]`/`[prometheus]` → config, anything else → policy.
 pub fn file_kind(text: &str) -> FileKind {
+    // Parsing costs as much as checking a policy: a text that cannot hold any of these
+    // keys is a policy without it.
+    const KEYS: [&str; 5] = ["proxy", "ladder", "engine", "tencentcloud", "prometheus"];
+    if !KEYS.iter().any(|k| may_be_key(text, k)) {
+        return FileKind::Policy;
+    }
     let keys = raw::top_level_keys(text);
     let has = |k: &str| keys.iter().any(|x| x == k);
     if has("proxy") || has("ladder") {
@@ -112,6 +118,19 @@ pub fn file_kind(text: &str) -> FileKind {
     } else {
         FileKind::Policy
     }
+}
+
+/// Whether `word` may be a key in `text`: it is written somewhere not as part of a longer
+/// bare key (bare keys are letters, digits, `_` and `-`), or the text has a backslash (a
+/// quoted key may spell it with escapes).
+fn may_be_key(text: &str, word: &str) -> bool {
+    let bytes = text.as_bytes();
+    let bare = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-');
+    text.contains('\\')
+        || text.match_indices(word).any(|(i, _)| {
+            let before = i.checked_sub(1).and_then(|j| bytes.get(j));
+            !before.is_some_and(bare) && !bytes.get(i + word.len()).is_some_and(bare)
+        })
 }
 
 /// Files named, plus the `*.toml` files of directories named (sorted by name). A
