@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering, fence};
 use std::time::Duration;
 
 pub use crate::diagnostic::{self, Diagnostic, Severity};
-pub use validate::{CheckedPolicy, MAX_LOOKBACK_DAYS, PolicySpans, check_policy, parse_cron};
+pub use validate::{
+    CheckedPolicy, MAX_LOOKBACK_DAYS, PolicySpans, check_policy, check_policy_capped, parse_cron,
+};
 
 use crate::fleet::Fleet;
 
@@ -179,20 +181,32 @@ pub fn expand_paths(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
 
 /// Reads and checks policy files, then checks them against each other.
 pub fn check_policy_files(files: &[PathBuf]) -> (Vec<CheckedPolicy>, Vec<Diagnostic>) {
+    let (checked, diags, _) = check_policy_files_capped(files, usize::MAX);
+    (checked, diags)
+}
+
+/// As [`check_policy_files`], keeping each file's first `limit` diagnostics (in the order
+/// of the file) and counting the others: the first `limit` of all files stay in order.
+pub fn check_policy_files_capped(
+    files: &[PathBuf],
+    limit: usize,
+) -> (Vec<CheckedPolicy>, Vec<Diagnostic>, diagnostic::Omitted) {
     let mut checked = Vec::new();
     let mut diags = Vec::new();
+    let mut omitted = diagnostic::Omitted::default();
     for f in files {
         match diagnostic::read_text(f) {
             Ok(text) => {
-                let (p, d) = check_policy(&text, f);
+                let (p, d, more) = check_policy_capped(&text, f, limit);
                 diags.extend(d);
+                omitted.add(more);
                 checked.extend(p);
             }
             Err(d) => diags.push(d),
         }
     }
     diags.extend(cross_checks(&checked));
-    (checked, diags)
+    (checked, diags, omitted)
 }
 
 fn place(p: &Policy, loc: (usize, usize)) -> String {

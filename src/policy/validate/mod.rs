@@ -29,6 +29,7 @@ use std::path::Path;
 
 use super::raw::{self, RawPolicy, Stage1};
 use super::{Diagnostic, Policy, Window};
+use crate::diagnostic::Omitted;
 
 pub use predictive::MAX_LOOKBACK_DAYS;
 pub use schedule::parse_cron;
@@ -74,11 +75,23 @@ pub(crate) use crate::diagnostic::collect::Ctx;
 /// Validates one policy file's text. Returns the policy when there are no errors, and
 /// every diagnostic (errors and warnings) in any case.
 pub fn check_policy(text: &str, path: &Path) -> (Option<CheckedPolicy>, Vec<Diagnostic>) {
-    let stage1: Stage1<RawPolicy> = raw::deserialize_all(text, path, &[]);
-    let (mut ctx, raw) = Ctx::new(text, path, stage1);
+    let (checked, diags, _) = check_policy_capped(text, path, usize::MAX);
+    (checked, diags)
+}
+
+/// As [`check_policy`], keeping only the first `limit` diagnostics in the order of the
+/// file and counting the others, which are never built (`validate` prints 100).
+pub fn check_policy_capped(
+    text: &str,
+    path: &Path,
+    limit: usize,
+) -> (Option<CheckedPolicy>, Vec<Diagnostic>, Omitted) {
+    let stage1: Stage1<RawPolicy> = raw::deserialize_capped(text, path, &[], limit);
+    let (mut ctx, raw) = Ctx::capped(text, path, stage1, limit);
     let checked = raw.and_then(|r| validate_policy(&mut ctx, r));
     let ok = !ctx.has_errors();
-    (checked.filter(|_| ok), ctx.finish())
+    let (diags, omitted) = ctx.finish_capped();
+    (checked.filter(|_| ok), diags, omitted)
 }
 
 fn validate_policy(ctx: &mut Ctx<'_>, raw: RawPolicy) -> Option<CheckedPolicy> {
@@ -230,8 +243,8 @@ mod tests {
     use std::path::Path;
     use std::time::Duration;
 
-    use super::check_policy;
     use super::fixture::{Edits, diags, policy};
+    use super::{check_policy, check_policy_capped};
     use crate::policy::{Behavior, MissingData, Mode, Schedule};
 
     #[test]
@@ -306,6 +319,41 @@ mod tests {
                     "{edits:?}: no error containing {want:?} in {d:#?}"
                 );
             }
+        }
+    }
+
+    /// Capped, the check keeps exactly the first diagnostics of the full check, in the
+    /// same order, and counts the others by severity: stage 1 (wrong types, unknown keys,
+    /// a misspelt key standing for a missing one), stage 2 (errors with costly helps,
+    /// prefixed step messages, warnings), places repeated and reported out of order.
+    #[test]
+    fn a_capped_check_keeps_the_first_diagnostics_and_counts_the_rest() {
+        let mut text = policy(&[
+            ("min =", "mni = 10"),
+            ("interval", "interval = \"0s\"\ncron = \"0 0 25 * * *\""),
+            (
+                "target_utilization",
+                "steps = [{ above = 0.9, chnage = 1 }, { below = 0.95, change = 5 }]",
+            ),
+        ]);
+        for i in 0..40 {
+            text.push_str(&format!(
+                "[signals.s{i}]\nquery = {i}\nmax_age = \"{i}x\"\nfoo_{i} = 1\n"
+            ));
+            text.push_str(&format!(
+                "[[window]]\ncron = \"0 0 9 * * *\"\nduration = \"1h\"\ntimezone = \"Asia/Shangai{i}\"\nbandwidth_min = 20\n"
+            ));
+        }
+        let (full_policy, full) = check_policy(&text, Path::new("t.toml"));
+        assert!(full_policy.is_none());
+        assert!(full.len() > 200, "{}", full.len());
+        for limit in [0, 1, 2, 7, 100, full.len() - 1, full.len(), usize::MAX] {
+            let (p, kept, omitted) = check_policy_capped(&text, Path::new("t.toml"), limit);
+            assert!(p.is_none());
+            let n = limit.min(full.len());
+            assert_eq!(kept, full[..n], "limit {limit}");
+            let (e, w) = crate::diagnostic::count(&full[n..]);
+            assert_eq!((omitted.errors, omitted.warnings), (e, w), "limit {limit}");
         }
     }
 

@@ -19,14 +19,9 @@ pub(super) fn steps(
     raw: &Spanned<Vec<Spanned<RawStep>>>,
     behavior: &Behavior,
 ) -> Option<Vec<StepRule>> {
-    let before = ctx.diags.len();
+    let outer = ctx.prefix.replace(format!("`{dim}.steps`"));
     let rules = step_rules(ctx, dim, raw, behavior);
-    let key = format!("`{dim}.steps`");
-    for d in &mut ctx.diags[before..] {
-        if !d.message.starts_with(&key) {
-            d.message = format!("{key}: {}", d.message);
-        }
-    }
+    ctx.prefix = outer;
     rules
 }
 

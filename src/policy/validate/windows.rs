@@ -44,16 +44,15 @@ pub(super) fn window(
         Some(tz) => match tz.get_ref().parse::<chrono_tz::Tz>() {
             Ok(z) => Some(z),
             Err(_) => {
-                let names = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name());
-                let help = match raw::suggest(tz.get_ref(), names) {
-                    Some(s) => format!("did you mean `{s}`? use an IANA time zone name"),
-                    None => "use an IANA time zone name such as `Asia/Shanghai`, `Europe/Frankfurt` or `UTC`".into(),
-                };
-                ctx.err(
-                    tz.span().start,
-                    format!("unknown time zone `{}`", tz.get_ref()),
-                    help,
-                );
+                // A suggestion among ~600 names: only for the diagnostics kept.
+                ctx.err_with(tz.span().start, || {
+                    let names = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name());
+                    let help = match raw::suggest(tz.get_ref(), names) {
+                        Some(s) => format!("did you mean `{s}`? use an IANA time zone name"),
+                        None => "use an IANA time zone name such as `Asia/Shanghai`, `Europe/Frankfurt` or `UTC`".into(),
+                    };
+                    (format!("unknown time zone `{}`", tz.get_ref()), help)
+                });
                 None
             }
         },
