@@ -53,9 +53,11 @@ pub fn top_level_keys(text: &str) -> Vec<String> {
 /// tree is deserialized once. The cost is the file's size times its depth, not the number
 /// of errors times the file's size.
 ///
-/// Measured (release build, `scripts/big-policy.py`, `validate FILE` on 2 busy cores; CPU
-/// time user+sys): 349k wrong-typed values (698k diagnostics) 2.8 s before the last
-/// changes (4.3 s before those: 9.1 s in the bench); see the README's Performance table.
+/// Measured with `validate FILE` (release build, `scripts/big-policy.py`, 2 cores at load
+/// 6): 349k wrong-typed values (698k diagnostics) 3.6–4.4 s, 2.5 s of CPU (8.2 s and 4.1 s
+/// when an emptied or cleaned table was deserialized again, every diagnostic was built
+/// and each unknown key's table listed anew); 349k unknown keys 2.0 s (5.1 s). See the
+/// README's Performance table.
 pub fn deserialize_all<T: DeserializeOwned>(
     text: &str,
     path: &Path,
