@@ -216,6 +216,48 @@ fn validate_prints_the_first_100_problems_and_counts_the_rest() {
     );
 }
 
+/// Errors from both stages, warnings and errors at many places, more than one file: the
+/// first 100 in the order of the files are printed, the rest counted exactly (issue 9
+/// item 10: beyond the first 100, diagnostics are counted, not built).
+#[test]
+fn validate_caps_wrong_types_and_warnings_across_files_with_exact_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = std::fs::read_to_string("policies/web.toml").unwrap();
+    let mut first = web.replacen("name = \"web\"", "name = \"a\"", 1);
+    for i in 0..300 {
+        // A wrong type (stage 1) and an unused signal (a warning, stage 2) each.
+        first.push_str(&format!("[signals.s{i:03}]\nquery = {i}\n"));
+    }
+    let mut second = web.replacen("name = \"web\"", "name = \"b\"", 1);
+    for i in 0..20 {
+        second.push_str(&format!("unknown_{i} = 1\n"));
+    }
+    std::fs::write(dir.path().join("a.toml"), first).unwrap();
+    std::fs::write(dir.path().join("b.toml"), second).unwrap();
+    let (code, stderr) = validate(&[dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    let shown: Vec<&str> = stderr.lines().filter(|l| l.contains("a.toml:")).collect();
+    assert_eq!(shown.len(), 100, "{stderr}");
+    assert!(
+        shown[0].contains(": warning: signal `s000` is not used")
+            && shown[1].contains(": `signals.s000.query`: invalid type")
+            && shown[99].contains("`signals.s049.query`: invalid type"),
+        "{shown:#?}"
+    );
+    assert!(!stderr.contains("b.toml:"), "{stderr}");
+    // 250 of each left in a.toml, and b.toml's 20 unknown keys.
+    assert!(
+        stderr.contains("\n... and 520 more not shown (270 errors, 250 warnings)\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .trim_end()
+            .ends_with("checked 2 policies: 320 errors, 300 warnings"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn validate_passes_with_warnings_only() {
     let (code, stderr) = validate(&["tests/data/bad_policies/warnings_only.toml"]);

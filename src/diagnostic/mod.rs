@@ -47,6 +47,51 @@ mod tests {
         );
     }
 
+    /// A capped sink keeps what sorting everything and taking the first ones keeps
+    /// (places repeated, out of order, ties in the order reported), and counts the rest.
+    #[test]
+    fn a_capped_sink_keeps_the_first_in_file_order() {
+        let p = Path::new("p.toml");
+        let all: Vec<Diagnostic> = (0..1000usize)
+            .map(|i| {
+                let line = (i * 7919) % 97 + 1; // scrambled, each line about ten times
+                let d = Diagnostic::error(p, line, 1 + i % 2, format!("d{i}"));
+                if i % 3 == 0 { d.as_warning() } else { d }
+            })
+            .collect();
+        let mut sorted = all.clone();
+        sorted.sort_by_key(|d| (d.line, d.col));
+        for limit in [0, 1, 3, 100, 999, 1000, 5000] {
+            let mut sink = Sink::new(limit);
+            for d in &all {
+                sink.push(d.clone());
+            }
+            assert!(sink.has_errors());
+            let (kept, omitted) = sink.finish();
+            let n = limit.min(all.len());
+            assert_eq!(kept, sorted[..n], "limit {limit}");
+            let (e, w) = count(&sorted[n..]);
+            assert_eq!(
+                omitted,
+                Omitted {
+                    errors: e,
+                    warnings: w
+                },
+                "limit {limit}"
+            );
+            // Rendered as if everything had been kept.
+            if limit >= 100 {
+                assert_eq!(
+                    render_capped_more(&kept, 100, omitted),
+                    render_capped(&sorted, 100),
+                    "limit {limit}"
+                );
+            }
+        }
+        let (kept, omitted) = Sink::all().finish();
+        assert!(kept.is_empty() && omitted.total() == 0);
+    }
+
     #[test]
     fn invalid_utf8_is_placed_at_its_first_bad_byte() {
         let dir = tempfile::tempdir().unwrap();
@@ -208,15 +253,130 @@ fn count_chars(bytes: &[u8]) -> usize {
 /// The first `limit` diagnostics, one per line (as [`render`]), then a line counting the
 /// ones left out: what `validate` prints for a file with thousands of problems.
 pub fn render_capped(diags: &[Diagnostic], limit: usize) -> String {
+    render_capped_more(diags, limit, Omitted::default())
+}
+
+/// As [`render_capped`], counting `more` diagnostics that were never kept among the ones
+/// left out.
+pub fn render_capped_more(diags: &[Diagnostic], limit: usize, more: Omitted) -> String {
     let mut out = render(&diags[..diags.len().min(limit)]);
-    if diags.len() > limit {
-        let (e, w) = count(&diags[limit..]);
+    let (e, w) = count(&diags[diags.len().min(limit)..]);
+    let (e, w) = (e + more.errors, w + more.warnings);
+    if e + w > 0 {
         out.push_str(&format!(
             "\n... and {} more not shown ({e} errors, {w} warnings)",
-            diags.len() - limit
+            e + w
         ));
     }
     out
+}
+
+/// Diagnostics counted but not kept (beyond a [`Sink`]'s limit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Omitted {
+    pub errors: usize,
+    pub warnings: usize,
+}
+
+impl Omitted {
+    pub fn total(self) -> usize {
+        self.errors + self.warnings
+    }
+    pub fn add(&mut self, other: Omitted) {
+        self.errors += other.errors;
+        self.warnings += other.warnings;
+    }
+}
+
+/// Where a diagnostic sorts: its place, then the order it was reported in.
+type SortKey = (usize, usize, u64);
+
+/// Collects a file's diagnostics, keeping the first `limit` in the order of the file (by
+/// line and column, then as reported) and counting every one. A file with 700,000
+/// problems keeps 100 and builds no more than a few hundred: [`Sink::admits`] tells
+/// before a diagnostic is built whether it could be kept.
+#[derive(Debug)]
+pub struct Sink {
+    limit: usize,
+    kept: Vec<(SortKey, Diagnostic)>,
+    /// The last key kept when `kept` was last cut to `limit` (the bar to get in).
+    bar: Option<SortKey>,
+    seq: u64,
+    errors: usize,
+    warnings: usize,
+}
+
+impl Sink {
+    /// Keeps every diagnostic.
+    pub fn all() -> Sink {
+        Sink::new(usize::MAX)
+    }
+    /// Keeps the first `limit` in the order of the file.
+    pub fn new(limit: usize) -> Sink {
+        Sink {
+            limit,
+            kept: Vec::new(),
+            bar: None,
+            seq: 0,
+            errors: 0,
+            warnings: 0,
+        }
+    }
+    /// Whether a diagnostic at (line, col), reported now, could be among the kept ones.
+    pub fn admits(&self, line: usize, col: usize) -> bool {
+        self.limit > 0 && self.bar.is_none_or(|bar| (line, col, self.seq) < bar)
+    }
+    /// Counts a diagnostic, and keeps it if it may be among the first `limit`.
+    pub fn push(&mut self, d: Diagnostic) {
+        if self.admits(d.line, d.col) {
+            let key = (d.line, d.col, self.seq);
+            self.count(d.severity);
+            self.kept.push((key, d));
+            if self.kept.len() >= self.limit.saturating_mul(2) {
+                self.cut();
+            }
+        } else {
+            self.count(d.severity);
+        }
+    }
+    /// Counts a diagnostic that [`Sink::admits`] turned away, without building it.
+    pub fn count(&mut self, severity: Severity) {
+        self.seq += 1;
+        match severity {
+            Severity::Error => self.errors += 1,
+            Severity::Warning => self.warnings += 1,
+        }
+    }
+    /// Counts diagnostics that were never kept (beyond an earlier sink's limit: they
+    /// come after its kept ones, so after this one's too).
+    pub fn add_omitted(&mut self, omitted: Omitted) {
+        self.errors += omitted.errors;
+        self.warnings += omitted.warnings;
+        self.seq += omitted.total() as u64;
+    }
+    /// How many diagnostics were reported so far, kept or not.
+    pub fn reported(&self) -> u64 {
+        self.seq
+    }
+    fn cut(&mut self) {
+        self.kept.sort_by_key(|(k, _)| *k);
+        self.kept.truncate(self.limit);
+        self.bar = self.kept.last().map(|(k, _)| *k);
+    }
+    pub fn has_errors(&self) -> bool {
+        self.errors > 0
+    }
+    /// The kept diagnostics in the order of the file, and how many more there were.
+    pub fn finish(mut self) -> (Vec<Diagnostic>, Omitted) {
+        self.cut();
+        let kept: Vec<Diagnostic> = self.kept.into_iter().map(|(_, d)| d).collect();
+        let (e, w) = count(&kept);
+        let omitted = Omitted {
+            errors: self.errors - e,
+            warnings: self.warnings - w,
+        };
+        (kept, omitted)
+    }
 }
 
 /// Reads a text file. Not UTF-8: an error at the line and column of the first bad byte.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::{
-    CheckedPolicy, Diagnostic, FileKind, check_policy_files, diagnostic, expand_paths, file_kind,
-    fleet_checks,
+    CheckedPolicy, Diagnostic, FileKind, check_policy_files_capped, diagnostic, expand_paths,
+    file_kind, fleet_checks,
 };
 use crate::config::{Config, check_config};
 use crate::fleet::{Fleet, check_fleet};
@@ -45,12 +45,15 @@ pub struct Report {
     pub policies: usize,
     pub fleets: usize,
     pub configs: usize,
+    /// The first [`MAX_PRINTED`] of each policy file's diagnostics are kept (so the
+    /// first [`MAX_PRINTED`] of all are here, in order); the others are counted here.
     pub diagnostics: Vec<Diagnostic>,
+    pub omitted: diagnostic::Omitted,
 }
 
 impl Report {
     pub fn errors(&self) -> usize {
-        diagnostic::count(&self.diagnostics).0
+        diagnostic::count(&self.diagnostics).0 + self.omitted.errors
     }
     /// "checked 3 policies, 1 fleet: 2 errors, 1 warning".
     pub fn summary(&self) -> String {
@@ -64,6 +67,7 @@ impl Report {
             what.push(plural(self.configs, "config", "configs"));
         }
         let (e, w) = diagnostic::count(&self.diagnostics);
+        let (e, w) = (e + self.omitted.errors, w + self.omitted.warnings);
         format!(
             "checked {}: {}, {}",
             what.join(", "),
@@ -132,8 +136,9 @@ pub fn check(args: &ValidateArgs, online: &[OnlineCheck]) -> Report {
     }
 
     report.policies = policy_files.len();
-    let (checked, diags) = check_policy_files(&policy_files);
+    let (checked, diags, omitted) = check_policy_files_capped(&policy_files, MAX_PRINTED);
     report.diagnostics.extend(diags);
+    report.omitted = omitted;
     if let Some(fleet) = &fleet {
         report.diagnostics.extend(fleet_checks(&checked, fleet));
     }
@@ -159,7 +164,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     if !report.diagnostics.is_empty() {
         eprintln!(
             "{}",
-            diagnostic::render_capped(&report.diagnostics, MAX_PRINTED)
+            diagnostic::render_capped_more(&report.diagnostics, MAX_PRINTED, report.omitted)
         );
     }
     eprintln!("{}", report.summary());
@@ -183,6 +188,16 @@ mod tests {
             ("[prometheus]\nurl = \"x\"\n", FileKind::Config),
             ("name = \"web\"\n[bandwidth]\n", FileKind::Policy),
             ("this is not toml", FileKind::Policy),
+            // Told without parsing when no such key can be there, else by parsing.
+            ("\"proxy\" = []\n", FileKind::Fleet),
+            ("'engine' = {}\n", FileKind::Config),
+            ("\"pro\\u0078y\" = []\n", FileKind::Fleet),
+            ("proxy.id = \"x\"\n", FileKind::Fleet),
+            ("[signals.proxy]\nquery = 'x'\n", FileKind::Policy),
+            (
+                "# one proxy\nproxy_label = 'x'\nmy-engine = 1\n",
+                FileKind::Policy,
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(file_kind(text), *want, "{text}");
@@ -196,6 +211,7 @@ mod tests {
             fleets: 1,
             configs: 0,
             diagnostics: vec![],
+            omitted: Default::default(),
         };
         assert_eq!(
             r.summary(),
@@ -214,5 +230,15 @@ mod tests {
             "checked 1 policy, 1 fleet, 1 config: 2 errors, 1 warning"
         );
         assert_eq!(r.errors(), 2);
+        // Diagnostics counted but not kept count too.
+        r.omitted = diagnostic::Omitted {
+            errors: 3,
+            warnings: 1,
+        };
+        assert_eq!(
+            r.summary(),
+            "checked 1 policy, 1 fleet, 1 config: 5 errors, 2 warnings"
+        );
+        assert_eq!(r.errors(), 5);
     }
 }

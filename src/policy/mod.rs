@@ -4,7 +4,6 @@
 //! [`validate`] turns them into the rich types below, collecting every problem as a
 //! [`Diagnostic`] with file, line and column. The decision core only ever sees [`Policy`].
 
-mod adaptive;
 pub mod cmd;
 pub mod raw;
 pub mod validate;
@@ -15,8 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering, fence};
 use std::time::Duration;
 
 pub use crate::diagnostic::{self, Diagnostic, Severity};
-pub use adaptive::MAX_LOOKBACK_DAYS;
-pub use validate::{CheckedPolicy, PolicySpans, check_policy, parse_cron};
+pub use validate::{
+    CheckedPolicy, MAX_LOOKBACK_DAYS, PolicySpans, check_policy, check_policy_capped, parse_cron,
+};
 
 use crate::fleet::Fleet;
 
@@ -105,6 +105,12 @@ impl FileKind {
 /// Tells a file's kind by its top-level tables: `[[proxy]]`/`[[ladder]]` → fleet,
 /// `[engine]`/`[tencentcloud]`/`[prometheus]` → config, anything else → policy.
 pub fn file_kind(text: &str) -> FileKind {
+    // Parsing costs as much as checking a policy: a text that cannot hold any of these
+    // keys is a policy without it.
+    const KEYS: [&str; 5] = ["proxy", "ladder", "engine", "tencentcloud", "prometheus"];
+    if !KEYS.iter().any(|k| may_be_key(text, k)) {
+        return FileKind::Policy;
+    }
     let keys = raw::top_level_keys(text);
     let has = |k: &str| keys.iter().any(|x| x == k);
     if has("proxy") || has("ladder") {
@@ -114,6 +120,19 @@ pub fn file_kind(text: &str) -> FileKind {
     } else {
         FileKind::Policy
     }
+}
+
+/// Whether `word` may be a key in `text`: it is written somewhere not as part of a longer
+/// bare key (bare keys are letters, digits, `_` and `-`), or the text has a backslash (a
+/// quoted key may spell it with escapes).
+fn may_be_key(text: &str, word: &str) -> bool {
+    let bytes = text.as_bytes();
+    let bare = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-');
+    text.contains('\\')
+        || text.match_indices(word).any(|(i, _)| {
+            let before = i.checked_sub(1).and_then(|j| bytes.get(j));
+            !before.is_some_and(bare) && !bytes.get(i + word.len()).is_some_and(bare)
+        })
 }
 
 /// Files named, plus the `*.toml` files of directories named (sorted by name). A
@@ -162,20 +181,32 @@ pub fn expand_paths(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
 
 /// Reads and checks policy files, then checks them against each other.
 pub fn check_policy_files(files: &[PathBuf]) -> (Vec<CheckedPolicy>, Vec<Diagnostic>) {
+    let (checked, diags, _) = check_policy_files_capped(files, usize::MAX);
+    (checked, diags)
+}
+
+/// As [`check_policy_files`], keeping each file's first `limit` diagnostics (in the order
+/// of the file) and counting the others: the first `limit` of all files stay in order.
+pub fn check_policy_files_capped(
+    files: &[PathBuf],
+    limit: usize,
+) -> (Vec<CheckedPolicy>, Vec<Diagnostic>, diagnostic::Omitted) {
     let mut checked = Vec::new();
     let mut diags = Vec::new();
+    let mut omitted = diagnostic::Omitted::default();
     for f in files {
         match diagnostic::read_text(f) {
             Ok(text) => {
-                let (p, d) = check_policy(&text, f);
+                let (p, d, more) = check_policy_capped(&text, f, limit);
                 diags.extend(d);
+                omitted.add(more);
                 checked.extend(p);
             }
             Err(d) => diags.push(d),
         }
     }
     diags.extend(cross_checks(&checked));
-    (checked, diags)
+    (checked, diags, omitted)
 }
 
 fn place(p: &Policy, loc: (usize, usize)) -> String {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use crate::diagnostic::collect::{
-    Stage1, deserialize_all, edit_distance, suggest, top_level_keys,
+    Stage1, deserialize_all, deserialize_capped, edit_distance, suggest, top_level_keys,
 };
 
 /// A policy file (`policies/*.toml`).
