@@ -355,6 +355,7 @@ struct Source {
 
 impl Source {
     /// Replays `set` (or a reference peer on it) over the samples for set `i`.
+    #[allow(clippy::too_many_arguments)]
     fn replay(
         &self,
         i: usize,
@@ -414,11 +415,7 @@ fn csv_notes(path: &Path, stats: &csv::CsvStats) -> Vec<String> {
 }
 
 /// Reads a metrics CSV into memory (a file not sorted by time).
-fn csv_in_memory(
-    path: &Path,
-    filter: &csv::Filter,
-    args: &SimulateArgs,
-) -> anyhow::Result<Source> {
+fn csv_in_memory(path: &Path, filter: &csv::Filter, args: &SimulateArgs) -> anyhow::Result<Source> {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let phase = Phase::start(format!(
         "reading {} ({:.1} MiB)",
@@ -705,7 +702,11 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         let first = source.replay(i, set, &fleet, &opts, None, own, &mut tick);
         let (mut run, stats) = match first {
             // Not sorted by time: read into memory, as the reader always could.
-            Err(super::SimError::Source(SourceError::Unsorted { file, line, message })) => {
+            Err(super::SimError::Source(SourceError::Unsorted {
+                file,
+                line,
+                message,
+            })) => {
                 let Input::Csv { path, filter } = &source.input else {
                     unreachable!("only a CSV is unsorted");
                 };
@@ -750,7 +751,15 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let peers = args.reference.clone().map(|p| p.0).unwrap_or_default();
     let mut peer_runs = Vec::with_capacity(peers.len());
     for &peer in &peers {
-        let (run, _) = source.replay(0, &sets[0], &fleet, &opts, Some(peer), peer_chart, &mut tick)?;
+        let (run, _) = source.replay(
+            0,
+            &sets[0],
+            &fleet,
+            &opts,
+            Some(peer),
+            peer_chart,
+            &mut tick,
+        )?;
         peer_runs.push(run);
     }
     // With a pause schedule, the first set again without it: what the pauses cost.

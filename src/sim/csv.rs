@@ -406,9 +406,12 @@ fn is_blank_or_comment(record: &csv::ByteRecord) -> bool {
     }
 }
 
+/// A sample as read: (time, proxy id, signal, value).
+type Sample<'r> = (Timestamp, &'r [u8], &'r [u8], f64);
+
 /// The sample of a record after the header (None: a blank or comment line); errors are
 /// messages (the caller adds file and line).
-fn sample(record: &csv::ByteRecord) -> Result<Option<(Timestamp, &[u8], &[u8], f64)>, String> {
+fn sample(record: &csv::ByteRecord) -> Result<Option<Sample<'_>>, String> {
     if is_blank_or_comment(record) {
         return Ok(None);
     }
@@ -689,10 +692,9 @@ impl CsvSource {
                         let line = (self.reader.position().line() - 1
                             + u64::from(self.seen.last.get().is_some_and(|b| b != b'\n')))
                         .max(1);
-                        return Err(self.err(
-                            line,
-                            format!("empty file: expected the header `{HEADER}`"),
-                        ));
+                        return Err(
+                            self.err(line, format!("empty file: expected the header `{HEADER}`"))
+                        );
                     }
                     return Ok(None);
                 }
@@ -804,13 +806,15 @@ impl CsvSource {
             return Ok(Some((slot, t, v)));
         }
     }
-
 }
 
 /// The first and last sample times a streaming read of `path` would keep, read from the
 /// file's first lines and its last ones (a file sorted by time has them there). None when
 /// there is none, or the ends do not parse (the whole read then says why).
-pub fn sorted_span(path: &Path, filter: &Filter) -> Result<Option<(Timestamp, Timestamp)>, CsvError> {
+pub fn sorted_span(
+    path: &Path,
+    filter: &Filter,
+) -> Result<Option<(Timestamp, Timestamp)>, CsvError> {
     let slots = Slots::default();
     let mut head = CsvSource::open(path, filter)?;
     let Ok(Some((_, first, _))) = head.next_sample(&slots) else {
@@ -833,7 +837,10 @@ pub fn sorted_span(path: &Path, filter: &Filter) -> Result<Option<(Timestamp, Ti
             CsvSource::new(Box::new(std::io::Cursor::new(bytes)), &name, filter)
         } else {
             // From the first whole line on.
-            let cut = bytes.iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| i + 1);
+            let cut = bytes
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |i| i + 1);
             bytes.drain(..cut);
             let mut s = CsvSource::new(Box::new(std::io::Cursor::new(bytes)), &name, filter);
             s.header_seen = true;

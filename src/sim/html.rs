@@ -557,10 +557,13 @@ impl Columns {
     /// Columns kept by a streamed replay (NaN = no value).
     fn of(hi: &[f64], lo: &[f64]) -> Columns {
         let some = |v: &f64| (!v.is_nan()).then_some(*v);
-        Columns {
-            hi: hi.iter().map(some).collect(),
-            lo: lo.iter().map(some).collect(),
+        let mut c = Columns::new();
+        for (dst, src) in [(&mut c.hi, hi), (&mut c.lo, lo)] {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = some(s);
+            }
         }
+        c
     }
     fn max(&self) -> f64 {
         self.hi.iter().flatten().copied().fold(0.0, f64::max)
@@ -828,10 +831,11 @@ fn panel(
     {
         // A streamed replay: its columns were kept as it went (on this range).
         Some(chart) => {
-            let cd = &chart.dims[k];
-            demand = Columns::of(&cd.demand_hi, &cd.demand_lo);
-            cap = Columns::of(&cd.capacity, &cd.capacity);
-            orc = Columns::of(&cd.oracle, &cd.oracle);
+            use crate::sim::report::tally::Line;
+            let line = |l| chart.line(k, l);
+            demand = Columns::of(&line(Line::DemandHigh), &line(Line::DemandLow));
+            cap = Columns::of(&line(Line::Capacity), &[]);
+            orc = Columns::of(&line(Line::Oracle), &[]);
         }
         None => {
             let oracle = oracle_values(run, d);
@@ -853,8 +857,8 @@ fn panel(
             .filter(|c| c.range == *range)
         {
             Some(chart) => {
-                let cd = &chart.dims[k];
-                *cols = Columns::of(&cd.capacity, &cd.capacity);
+                let cap = chart.line(k, crate::sim::report::tally::Line::Capacity);
+                *cols = Columns::of(&cap, &[]);
             }
             None => {
                 for i in 0..e.run.steps() {

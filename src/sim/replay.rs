@@ -182,7 +182,16 @@ pub fn replay_stream(
         };
         replay_with(&hpa, fleet, source, opts, None, record, ahead, progress)?
     } else {
-        replay_with(set, fleet, source, opts, Some(peer), record, ahead, progress)?
+        replay_with(
+            set,
+            fleet,
+            source,
+            opts,
+            Some(peer),
+            record,
+            ahead,
+            progress,
+        )?
     };
     run.label = label;
     Ok(run)
@@ -195,7 +204,12 @@ pub fn chart_range(set: &PolicySet, fleet: &Fleet, opts: &SimOptions) -> Range {
         .iter()
         .enumerate()
         .filter(|&(pi, _)| set.managed_by(pi, fleet).next().is_some())
-        .filter_map(|(_, p)| schedule_times(&p.schedule, opts.start, opts.end).1.last().copied())
+        .filter_map(|(_, p)| {
+            schedule_times(&p.schedule, opts.start, opts.end)
+                .1
+                .last()
+                .copied()
+        })
         .max();
     Range::new(opts.start, opts.end, last)
 }
@@ -415,6 +429,11 @@ fn replay_with(
     while safe != i64::MAX {
         safe = source.fill(&mut slots, i64::MAX, ahead.max_samples)?;
         slots.compact();
+    }
+    for live in &mut lives {
+        if let Some(t) = &mut live.run.tally {
+            t.flush();
+        }
     }
     Ok(SimRun {
         label: set.label.clone(),
@@ -867,4 +886,3 @@ fn evaluate(live: &mut Live, series: &[Series], now: i64, step: u32) -> Option<D
     live.pending = Some((i64::MAX, d.bandwidth_to, d.concurrent_to));
     Some(dir)
 }
-

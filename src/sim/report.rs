@@ -740,15 +740,24 @@ pub fn proxy_report(run: &ProxyRun, set: &str, prices: Option<&Prices>) -> Proxy
 
 /// The report row of a streamed proxy, from its [`tally::Tally`] (the same figures as
 /// [`proxy_report`] over the run's columns).
-fn tally_report(run: &ProxyRun, t: &tally::Tally, set: &str, prices: Option<&Prices>) -> ProxyReport {
+fn tally_report(
+    run: &ProxyRun,
+    t: &tally::Tally,
+    set: &str,
+    prices: Option<&Prices>,
+) -> ProxyReport {
     let (mut policy_figures, mut static_figures, mut oracle_figures) = t.figures();
-    for f in [&mut policy_figures, &mut static_figures, &mut oracle_figures] {
+    for f in [
+        &mut policy_figures,
+        &mut static_figures,
+        &mut oracle_figures,
+    ] {
         f.finish(prices);
     }
     let days = t.days_ms() / MS_PER_DAY;
-    let quiet_days = t
-        .span()
-        .map_or((0, 0), |(first, last, step)| quiet_days(first, last, step, &run.changes));
+    let quiet_days = t.span().map_or((0, 0), |(first, last, step)| {
+        quiet_days(first, last, step, &run.changes)
+    });
     let changes_up = run
         .changes
         .iter()

@@ -171,8 +171,7 @@ impl ProxyGen {
         let step_ms = spec.step.as_millis().max(1) as i64;
         let n = (i64::from(spec.days) * 86_400_000 / step_ms) as usize;
         // Each proxy has its own stream, so adding proxies does not change the others.
-        let mut rng =
-            SplitMix64::new(spec.seed ^ (k as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+        let mut rng = SplitMix64::new(spec.seed ^ (k as u64).wrapping_mul(0xA24B_AED4_963E_E407));
         let peak_bw = f64::from(target.bandwidth.max(1)) * rng.range(0.6, 1.6);
         let peak_conn = f64::from(target.concurrent.max(1)) * 10_000.0 * rng.range(0.3, 0.9);
         let peak_hour = rng.range(10.0, 22.0);
@@ -261,6 +260,9 @@ fn daily_at(hour_of_day: f64, peak_hour: f64) -> f64 {
     0.5 + 0.5 * (TAU * (hour_of_day - peak_hour) / 24.0).cos()
 }
 
+/// One proxy's generated chunk: (time, Mbps, connections).
+type Chunk = Vec<(i64, f64, f64)>;
+
 /// The synthetic trace as a [`SampleSource`]: each proxy's demand generated a chunk at a
 /// time, in parallel over the proxies (each from its own stream: the same numbers as
 /// [`generate`]).
@@ -268,7 +270,7 @@ pub struct SyntheticSource {
     /// Per proxy: its generator and the slots of its bandwidth and connection signals.
     gens: Vec<(ProxyGen, Vec<usize>, Vec<usize>)>,
     /// Per proxy: the chunk generated (time, Mbps, connections).
-    chunks: Vec<Vec<(i64, f64, f64)>>,
+    chunks: Vec<Chunk>,
     targets: Vec<Target>,
     spec: SyntheticSpec,
     signals: (Vec<String>, Vec<String>),
@@ -315,7 +317,7 @@ impl crate::sim::source::SampleSource for SyntheticSource {
             self.chunks = vec![Vec::new(); self.targets.len()];
         }
         // Generate in parallel (each proxy its own stream), then deliver in proxy order.
-        let mut work: Vec<(&mut ProxyGen, &mut Vec<(i64, f64, f64)>)> = self
+        let mut work: Vec<(&mut ProxyGen, &mut Chunk)> = self
             .gens
             .iter_mut()
             .map(|g| &mut g.0)
