@@ -5,7 +5,7 @@
 //! the fleet, the chunk and what each proxy carries (its controller state, its changes),
 //! not by the time span, when the run is recorded as a [`Record::Tally`].
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -537,7 +537,7 @@ fn drive(
         chunk,
         done: (0..parts).map(|_| Padded(AtomicUsize::new(0))).collect(),
         placed: AtomicUsize::new(0),
-        requests: (0..parts).map(|_| Mutex::new(VecDeque::new())).collect(),
+        requests: (0..parts).map(|_| Mutex::new(BTreeMap::new())).collect(),
         inbox: (0..parts).map(|_| Mutex::new(Vec::new())).collect(),
         budget: Mutex::new(std::mem::take(budget)),
         aborted: AtomicBool::new(false),
@@ -580,8 +580,9 @@ struct Shared {
     done: Vec<Padded>,
     /// How many ticks have their calls placed (each part's placements in its inbox).
     placed: AtomicUsize,
-    /// Per part: its change requests, by tick index, oldest first.
-    requests: Vec<Mutex<VecDeque<(usize, Request)>>>,
+    /// Per part: its change requests by tick index (published out of tick order: a part
+    /// runs proxy by proxy).
+    requests: Vec<Mutex<BTreeMap<usize, Vec<Request>>>>,
     /// Per part: placed calls not yet applied to its proxies.
     inbox: Vec<Mutex<Vec<Placed>>>,
     budget: Mutex<Budget>,
@@ -605,10 +606,8 @@ impl Shared {
         let mut k = self.placed.load(Ordering::Relaxed);
         while k < ready {
             for q in &self.requests {
-                let mut q = lock(q);
-                while q.front().is_some_and(|(tick, _)| *tick == k) {
-                    let (_, r) = q.pop_front().expect("front exists");
-                    budget.all.push(r);
+                if let Some(rs) = lock(q).remove(&k) {
+                    budget.all.extend(rs);
                 }
             }
             if !budget.all.is_empty() {
@@ -688,8 +687,15 @@ impl Budget {
     }
 }
 
-/// One part's replay: `part` holds lives `c * chunk ..`. `finished(k)` is called after
-/// each tick `k`.
+/// One part's replay: `part` holds lives `c * chunk ..`. `finished(k)` is called once
+/// every proxy of the part has evaluated tick `k`.
+///
+/// Proxy by proxy: each proxy runs through the ticks until it asks for a change, and
+/// waits there until that change's call is placed; so a proxy's state stays in the cache
+/// over many ticks (tick by tick over a fleet of 2,000, it fell out before its next tick).
+/// The result is the tick-by-tick one: a proxy depends on the others only through the
+/// placement of its own change, and the calls of tick k are placed once every proxy has
+/// evaluated tick k, in the serial order (scale-ups first, then proxy order).
 #[allow(clippy::too_many_arguments)]
 fn part_loop(
     c: usize,
@@ -702,38 +708,71 @@ fn part_loop(
 ) {
     let _abort = AbortOnUnwind(&shared.aborted);
     let base = c * shared.chunk;
-    let mut mine = Vec::new();
-    // Changes of this part whose call is not placed yet.
-    let mut in_flight = 0usize;
-    for (k, tick) in ticks.iter().enumerate() {
-        if in_flight > 0 {
-            // Every change asked for before tick k gets its call time before anyone
-            // evaluates tick k.
-            shared.wait_placed(k);
-            in_flight -= apply_placed(part, base, &shared.inbox[c]);
+    // Per proxy of the part: its policy, the next tick it evaluates, and the tick of its
+    // change waiting for its call (none: it may run on).
+    let mut policy = vec![usize::MAX; part.len()];
+    for (pi, members) in local.iter().enumerate() {
+        for &li in members {
+            policy[li] = pi;
         }
-        for &(pi, step) in &tick.due {
-            for &li in &local[pi] {
+    }
+    let mut next = vec![0usize; part.len()];
+    let mut blocked: Vec<Option<usize>> = vec![None; part.len()];
+    let mut mine: BTreeMap<usize, Vec<Request>> = BTreeMap::new();
+    let mut reported = 0usize;
+    loop {
+        for li in 0..part.len() {
+            if blocked[li].is_some() || policy[li] == usize::MAX {
+                continue;
+            }
+            let pi = policy[li];
+            while next[li] < ticks.len() {
+                let k = next[li];
+                next[li] = k + 1;
+                let tick = &ticks[k];
+                let Some(&(_, step)) = tick.due.iter().find(|(p, _)| *p == pi) else {
+                    continue;
+                };
                 if let Some(direction) = evaluate(&mut part[li], series, tick.now, step) {
-                    mine.push((
-                        k,
-                        Request {
-                            live: base + li,
-                            time: tick.now,
-                            direction,
-                        },
-                    ));
+                    mine.entry(k).or_default().push(Request {
+                        live: base + li,
+                        time: tick.now,
+                        direction,
+                    });
+                    blocked[li] = Some(k);
+                    break;
                 }
             }
         }
+        // Every proxy not of this part's policies is done at once.
+        let done = next
+            .iter()
+            .zip(&policy)
+            .map(|(&n, &p)| if p == usize::MAX { ticks.len() } else { n })
+            .min()
+            .unwrap_or(ticks.len());
         if !mine.is_empty() {
-            in_flight += mine.len();
-            lock(&shared.requests[c]).extend(mine.drain(..));
+            let mut q = lock(&shared.requests[c]);
+            for (k, rs) in std::mem::take(&mut mine) {
+                q.entry(k).or_default().extend(rs);
+            }
         }
-        shared.done[c].0.store(k + 1, Ordering::Release);
-        finished(k);
+        shared.done[c].0.store(done, Ordering::Release);
+        while reported < done {
+            finished(reported);
+            reported += 1;
+        }
+        let Some(first) = blocked.iter().flatten().min().copied() else {
+            break;
+        };
+        // The earliest change waiting gets its call time (and any placed since).
+        shared.wait_placed(first + 1);
+        for p in lock(&shared.inbox[c]).iter() {
+            blocked[p.live - base] = None;
+        }
+        apply_placed(part, base, &shared.inbox[c]);
     }
-    // The last ticks' calls (their times and the budget's figures).
+    // The last ticks' calls (the budget's figures).
     shared.wait_placed(ticks.len());
     apply_placed(part, base, &shared.inbox[c]);
 }
