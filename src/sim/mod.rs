@@ -14,8 +14,13 @@
 //!   the fleet; extra changes queue to the next seconds, scale-ups first.
 //! - **Gaps**: missing samples become [`crate::core::Reading::Missing`].
 //!
-//! The replay records, per proxy and step, the true demand and the capacity in effect
-//! (columnar, no per-step allocation); [`report`] turns that into the figures.
+//! Source → replay → report: a [`source::SampleSource`] delivers samples in time order in
+//! bounded chunks (the synthetic generator, a CSV sorted by time, or a trace in memory);
+//! [`replay`] (module `replay`) runs the evaluations; per proxy and step it records the
+//! true demand and the capacity in effect, either in columns ([`Record::Columns`], what
+//! [`replay()`] returns) or tallied into the figures and chart columns as it goes
+//! ([`Record::Tally`], what `simulate` uses: memory bounded by the fleet, not the days);
+//! [`report`] turns either into the same figures.
 
 pub mod billing;
 pub mod cmd;
