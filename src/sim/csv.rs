@@ -11,6 +11,10 @@
 //!   counted (the report prints the counts); blank lines and `#` comments are ignored;
 //!   blanks around fields are trimmed; a UTF-8 byte order mark is ignored.
 //!
+//! Two readers: [`read_file`] into memory (any order of series; each series in time order),
+//! and [`CsvSource`], which streams a file sorted by time in bounded memory (what
+//! `simulate` tries first; an unsorted file is then read into memory).
+//!
 //! Times are read by `chrono`; the one hand-written path left is the exact shape
 //! `YYYY-MM-DDTHH:MM:SSZ` and whole Unix seconds (see [`parse_timestamp`]; its benchmark is
 //! `benches/csv_time.rs`).
@@ -375,7 +379,7 @@ fn parse_chunk<R: Read>(
             error = Some(err(
                 line,
                 format!(
-                    "more than {max_samples} samples (about {} MB in memory): simulate a shorter period, or keep only the fleet's proxies and the policies' signals in the file",
+                    "more than {max_samples} samples (about {} MB in memory): sort the file by time to stream it in bounded memory (sort -s -t, -k1,1n), or simulate a shorter period, or keep only the fleet's proxies and the policies' signals in the file",
                     max_samples * 16 / 1_000_000
                 ),
             ));
