@@ -3,6 +3,8 @@
 //! HTML), for any chunk size and thread count, and its memory must not grow with the
 //! time span.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use gaap_autoscaler::fleet::Fleet;
@@ -337,5 +339,87 @@ fn peak_memory_does_not_grow_with_the_days() {
     assert!(
         long < short + 12 * 1024,
         "peak RSS grows with the days: {short} KiB for 2 days, {long} KiB for 8"
+    );
+}
+
+/// Prometheus fetched an hour at a time gives what one fetch of the whole range gives.
+#[test]
+fn prometheus_fetched_window_by_window_equals_one_fetch() {
+    use support::prom::{OpenMetrics, PromServer};
+    // Six hours of 1-minute samples for two proxies: a step up, then down, one gap.
+    let end: i64 = 1_790_006_400;
+    let start = end - 6 * 3600;
+    let mut om = OpenMetrics::new();
+    for (id, scale) in [("link-kicu7m5b", 1.0), ("link-3n9x1q7d", 2.0)] {
+        om.series(
+            "qce_qaap_outbandwidth_max",
+            &[("channel_id", id)],
+            (0..=360).filter(|m| !(200..230).contains(m)).map(|m| {
+                (
+                    start + 60 * m,
+                    scale * if (120..240).contains(&m) { 120.0 } else { 20.0 },
+                )
+            }),
+        );
+        om.series(
+            "qce_qaap_connum_max",
+            &[("channel_id", id)],
+            (0..=360).map(|m| (start + 60 * m, scale * 8000.0)),
+        );
+    }
+    let server = PromServer::start(&om);
+    let set = policies();
+    let fleet = Fleet::bundled();
+    let opts = SimOptions::new(
+        gaap_autoscaler::time::Timestamp::from_secs(start + 600),
+        gaap_autoscaler::time::Timestamp::from_secs(end),
+    );
+    let prom = gaap_autoscaler::metrics::Prometheus::new(&server.url, Default::default()).unwrap();
+    // One fetch per policy over the whole range, as `simulate` did.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut trace = Trace::default();
+    for (pi, policy) in set.policies.iter().enumerate() {
+        let ids: Vec<String> = set.managed_by(pi, &fleet).map(str::to_string).collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let part = runtime
+            .block_on(prom.fetch_range(
+                std::slice::from_ref(policy),
+                &ids,
+                opts.start,
+                opts.end,
+                |_, _| {},
+            ))
+            .unwrap();
+        trace.series.extend(part.series);
+    }
+    assert!(trace.sample_count() > 600, "the history is there");
+    let mem = replay(&set, &fleet, &trace, &opts, &mut |_| {}).unwrap();
+    assert!(
+        mem.proxies.iter().any(|p| !p.changes.is_empty()),
+        "it moves"
+    );
+    let ahead = ReadAhead {
+        window_ms: 600_000,
+        max_samples: 1_000,
+    };
+    let mut src = gaap_autoscaler::sim::source::PromSource::new(
+        &server.url,
+        &prom,
+        &set,
+        &fleet,
+        opts.start,
+        opts.end,
+        3_600_000,
+    )
+    .unwrap();
+    let run = streamed(&set, &fleet, &mut src, &opts, None, None, ahead).unwrap();
+    assert_eq!(
+        outputs(&set, &run, None, None),
+        outputs(&set, &mem, None, None)
     );
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use super::report::{self, Prices, SetReport};
-use super::source::{SourceError, TraceSource};
+use super::source::{PromSource, SourceError, TraceSource};
 use super::synthetic::{self, SyntheticSource, SyntheticSpec, Target};
 use super::{PolicySet, ReadAhead, Record, SimOptions, csv, html, render, replay_stream};
 use crate::core::ProxyState;
@@ -344,6 +344,8 @@ enum Input {
     },
     /// A metrics CSV sorted by time, streamed by each replay.
     Csv { path: PathBuf, filter: csv::Filter },
+    /// Prometheus, the policies' queries fetched a window at a time as each replay reads.
+    Prometheus { url: String, prom: Prometheus },
 }
 
 struct Source {
@@ -383,12 +385,30 @@ impl Source {
                 let run = replay_stream(set, fleet, &mut src, opts, peer, record, ahead, progress)?;
                 Ok((run, None))
             }
+            Input::Prometheus { url, prom } => {
+                let mut src =
+                    PromSource::new(url, prom, set, fleet, self.start, self.end, 86_400_000)?;
+                let run = replay_stream(set, fleet, &mut src, opts, peer, record, ahead, progress)?;
+                Ok((run, None))
+            }
             Input::Csv { path, filter } => {
                 let mut src = csv::CsvSource::open(path, filter).map_err(SourceError::from)?;
                 let run = replay_stream(set, fleet, &mut src, opts, peer, record, ahead, progress)?;
                 Ok((run, Some(src.stats().clone())))
             }
         }
+    }
+}
+
+/// A replay's error for the binary: an unreachable Prometheus is an environment error
+/// (exit 2), the rest the user's (exit 1).
+fn sim_error(e: super::SimError) -> anyhow::Error {
+    match e {
+        super::SimError::Source(SourceError::Fetch {
+            message,
+            environment: true,
+        }) => crate::exit::env_error(message),
+        e => anyhow::Error::new(e),
     }
 }
 
@@ -552,6 +572,26 @@ fn prometheus_source(
         .unwrap_or(end - Duration::from_secs(DEFAULT_PROMETHEUS_DAYS * 86_400));
     check_sets_range(sets, fleet, start, end)?;
     let prom = Prometheus::new(url, ClientOptions::default())?;
+    // Interval policies (their grid is aligned to the epoch, so windows fetch the same
+    // points as one range) are fetched window by window as the replay reads; a cron
+    // policy's grid depends on the whole range, so such sets are fetched at once.
+    let cron = sets
+        .iter()
+        .flat_map(|s| &s.policies)
+        .any(|p| matches!(p.schedule, crate::policy::Schedule::Cron(_)));
+    if !cron {
+        return Ok(Source {
+            notes: vec![format!(
+                "Prometheus {url}: fetched {start} → {end}, a day at a time"
+            )],
+            input: Input::Prometheus {
+                url: url.to_string(),
+                prom,
+            },
+            start,
+            end,
+        });
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -720,9 +760,11 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
                 ));
                 opts.start = source.start;
                 opts.end = source.end;
-                source.replay(i, set, &fleet, &opts, None, own, &mut tick)?
+                source
+                    .replay(i, set, &fleet, &opts, None, own, &mut tick)
+                    .map_err(sim_error)?
             }
-            other => other?,
+            other => other.map_err(sim_error)?,
         };
         if let (Some(stats), Input::Csv { path, .. }) = (&stats, &source.input)
             && i == 0
@@ -751,15 +793,17 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let peers = args.reference.clone().map(|p| p.0).unwrap_or_default();
     let mut peer_runs = Vec::with_capacity(peers.len());
     for &peer in &peers {
-        let (run, _) = source.replay(
-            0,
-            &sets[0],
-            &fleet,
-            &opts,
-            Some(peer),
-            peer_chart,
-            &mut tick,
-        )?;
+        let (run, _) = source
+            .replay(
+                0,
+                &sets[0],
+                &fleet,
+                &opts,
+                Some(peer),
+                peer_chart,
+                &mut tick,
+            )
+            .map_err(sim_error)?;
         peer_runs.push(run);
     }
     // With a pause schedule, the first set again without it: what the pauses cost.
@@ -770,7 +814,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             pauses: Vec::new(),
             ..opts.clone()
         };
-        let (mut run, _) = source.replay(0, &sets[0], &fleet, &plain, None, own, &mut |_| {})?;
+        let (mut run, _) = source
+            .replay(0, &sets[0], &fleet, &plain, None, own, &mut |_| {})
+            .map_err(sim_error)?;
         run.label = format!("{} (without the pauses)", sets[0].label);
         Some(run)
     };

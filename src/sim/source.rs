@@ -6,10 +6,15 @@
 //!
 //! Sources: an in-memory [`Trace`] ([`TraceSource`], behind [`super::replay::replay`]),
 //! the synthetic generator ([`super::synthetic::SyntheticSource`], generated on the fly)
-//! and a time-sorted metrics CSV ([`super::csv::CsvSource`]).
+//! a time-sorted metrics CSV ([`super::csv::CsvSource`]) and Prometheus range queries
+//! fetched a window at a time ([`PromSource`]).
 
 use std::collections::HashMap;
 
+use super::PolicySet;
+use crate::fleet::Fleet;
+use crate::metrics::Prometheus;
+use crate::time::Timestamp;
 use crate::trace::{Series, Trace};
 
 /// The series a replay reads, by (proxy, signal): the samples delivered and not dropped.
@@ -102,6 +107,9 @@ pub enum SourceError {
         line: u64,
         message: String,
     },
+    /// A fetch that failed (`environment`: the server could not be reached, exit 2).
+    #[error("{message}")]
+    Fetch { message: String, environment: bool },
 }
 
 /// Samples in time order, in chunks.
@@ -151,5 +159,110 @@ impl SampleSource for TraceSource<'_> {
             }
         }
         Ok(next)
+    }
+}
+
+/// Prometheus as a [`SampleSource`]: each policy's queries over its managed proxies,
+/// fetched a window at a time (each policy from its own start: the predictive lookback before
+/// the replay's), every window's samples delivered before the next is fetched.
+pub struct PromSource<'a> {
+    url: &'a str,
+    prom: &'a Prometheus,
+    runtime: tokio::runtime::Runtime,
+    /// Per policy with proxies: (the policy, its proxies, its first time (ms)).
+    parts: Vec<(&'a crate::policy::Policy, Vec<String>, i64)>,
+    /// The start of the next window (ms) and the end of the range (ms, inclusive).
+    next: i64,
+    end: i64,
+    window_ms: i64,
+}
+
+impl<'a> PromSource<'a> {
+    /// The queries of `set`'s policies for the proxies each manages over [start, end],
+    /// fetched `window_ms` at a time (whole seconds).
+    pub fn new(
+        url: &'a str,
+        prom: &'a Prometheus,
+        set: &'a PolicySet,
+        fleet: &Fleet,
+        start: Timestamp,
+        end: Timestamp,
+        window_ms: i64,
+    ) -> Result<PromSource<'a>, SourceError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SourceError::Fetch {
+                message: format!("cannot start the async runtime: {e}"),
+                environment: true,
+            })?;
+        let parts: Vec<_> = set
+            .policies
+            .iter()
+            .enumerate()
+            .filter_map(|(pi, policy)| {
+                let ids: Vec<String> = set.managed_by(pi, fleet).map(str::to_string).collect();
+                let from = match policy.predictive.mode {
+                    crate::policy::PredictiveMode::Off => start,
+                    _ => start - policy.predictive.lookback,
+                };
+                (!ids.is_empty()).then_some((policy, ids, from.millis()))
+            })
+            .collect();
+        let next = parts.iter().map(|p| p.2).min().unwrap_or(i64::MAX);
+        Ok(PromSource {
+            url,
+            prom,
+            runtime,
+            parts,
+            next,
+            end: end.millis(),
+            window_ms: window_ms.max(1000),
+        })
+    }
+}
+
+impl SampleSource for PromSource<'_> {
+    fn fill(&mut self, slots: &mut Slots, until: i64, _max: usize) -> Result<i64, SourceError> {
+        while self.next <= self.end && self.next < until {
+            // Whole seconds: [a, b] holds every grid point of the window once.
+            let a = self.next;
+            let b = (a + self.window_ms - 1000).min(self.end);
+            for (policy, ids, from) in &self.parts {
+                let lo = a.max(*from);
+                if lo > b {
+                    continue;
+                }
+                let fetched = self.runtime.block_on(self.prom.fetch_range(
+                    std::slice::from_ref(*policy),
+                    ids,
+                    Timestamp(lo),
+                    Timestamp(b),
+                    |_, _| {},
+                ));
+                let trace = fetched.map_err(|e| SourceError::Fetch {
+                    environment: e.is_environment(),
+                    message: if e.is_environment() {
+                        format!("{e} (while fetching the history from {})", self.url)
+                    } else {
+                        format!("policy `{}`: {e}", policy.name)
+                    },
+                })?;
+                for ((p, sig), series) in &trace.series {
+                    if let Some(slot) = slots.find(p, sig) {
+                        for (t, v) in series.times.iter().zip(&series.values) {
+                            slots.push(slot, *t, *v);
+                        }
+                    }
+                }
+            }
+            // The next window starts on the next whole second.
+            self.next = (b.div_euclid(1000) + 1) * 1000;
+        }
+        Ok(if self.next > self.end {
+            i64::MAX
+        } else {
+            self.next
+        })
     }
 }
