@@ -121,6 +121,7 @@ fn hand_run() -> ProxyRun {
         api_deferred: 0,
         unscalable: None,
         forecasts: Default::default(),
+        tally: None,
     }
 }
 

@@ -138,46 +138,70 @@ impl DailyPrices {
     /// The cost of a timeline: `times[i]` (Unix ms) starts a step of `step_ms[i]` with the
     /// specification `spec(i)`. A day partly covered is charged for the covered share.
     pub fn cost(&self, times: &[i64], step_ms: &[u32], spec: impl Fn(usize) -> (u32, u32)) -> f64 {
-        let offset = chrono::FixedOffset::east_opt(self.utc_offset_hours * 3600)
-            .unwrap_or_else(|| chrono::Utc.fix());
-        let day_of = |t: i64| (t + i64::from(offset.local_minus_utc()) * 1000).div_euclid(DAY_MS);
-        let mut total = 0.0;
-        // The current billing day: (day, covered ms, the highest charge seen, time-weighted sum).
-        let mut cur: Option<(i64, i64, f64, f64)> = None;
-        let close = |c: (i64, i64, f64, f64), total: &mut f64| {
-            *total += match self.period_charge {
-                PeriodCharge::Max => c.2 * c.1 as f64 / DAY_MS as f64,
-                PeriodCharge::TimeWeighted => c.3,
-            };
-        };
+        let mut acc = DayCost::default();
         for i in 0..times.len() {
             let (bw, cc) = spec(i);
-            let charge = self.day_charge(bw, cc);
-            let (mut t, end) = (times[i], times[i] + i64::from(step_ms[i]));
-            while t < end {
-                let day = day_of(t);
-                let day_end = (day + 1) * DAY_MS - i64::from(offset.local_minus_utc()) * 1000;
-                let part = end.min(day_end) - t;
-                match cur.as_mut() {
-                    Some(c) if c.0 == day => {}
-                    _ => {
-                        if let Some(c) = cur.take() {
-                            close(c, &mut total);
-                        }
-                        cur = Some((day, 0, 0.0, 0.0));
-                    }
-                }
-                let c = cur.as_mut().expect("set above");
-                c.1 += part;
-                c.2 = c.2.max(charge);
-                c.3 += charge * part as f64 / DAY_MS as f64;
-                t += part;
-            }
+            acc.step(self, times[i], step_ms[i], self.day_charge(bw, cc));
         }
-        if let Some(c) = cur {
-            close(c, &mut total);
+        acc.total(self)
+    }
+}
+
+/// [`DailyPrices::cost`] one step at a time (the streaming replay's figures): the same
+/// operations in the same order, so the same total to the bit.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DayCost {
+    /// The current billing day: (day, covered ms, the highest charge seen, time-weighted sum).
+    cur: Option<(i64, i64, f64, f64)>,
+    total: f64,
+}
+
+impl DayCost {
+    /// One step from `t` lasting `step_ms` at `charge` (a [`DailyPrices::day_charge`]).
+    pub fn step(&mut self, prices: &DailyPrices, t: i64, step_ms: u32, charge: f64) {
+        let offset = prices.offset();
+        let day_of = |t: i64| (t + i64::from(offset.local_minus_utc()) * 1000).div_euclid(DAY_MS);
+        let (mut t, end) = (t, t + i64::from(step_ms));
+        while t < end {
+            let day = day_of(t);
+            let day_end = (day + 1) * DAY_MS - i64::from(offset.local_minus_utc()) * 1000;
+            let part = end.min(day_end) - t;
+            match self.cur.as_mut() {
+                Some(c) if c.0 == day => {}
+                _ => {
+                    if let Some(c) = self.cur.take() {
+                        self.total += prices.close(c);
+                    }
+                    self.cur = Some((day, 0, 0.0, 0.0));
+                }
+            }
+            let c = self.cur.as_mut().expect("set above");
+            c.1 += part;
+            c.2 = c.2.max(charge);
+            c.3 += charge * part as f64 / DAY_MS as f64;
+            t += part;
+        }
+    }
+    /// The total with the current day closed.
+    pub fn total(&self, prices: &DailyPrices) -> f64 {
+        let mut total = self.total;
+        if let Some(c) = self.cur {
+            total += prices.close(c);
         }
         total
+    }
+}
+
+impl DailyPrices {
+    fn offset(&self) -> chrono::FixedOffset {
+        chrono::FixedOffset::east_opt(self.utc_offset_hours * 3600)
+            .unwrap_or_else(|| chrono::Utc.fix())
+    }
+    fn close(&self, c: (i64, i64, f64, f64)) -> f64 {
+        match self.period_charge {
+            PeriodCharge::Max => c.2 * c.1 as f64 / DAY_MS as f64,
+            PeriodCharge::TimeWeighted => c.3,
+        }
     }
 }
 

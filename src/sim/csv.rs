@@ -11,6 +11,10 @@
 //!   counted (the report prints the counts); blank lines and `#` comments are ignored;
 //!   blanks around fields are trimmed; a UTF-8 byte order mark is ignored.
 //!
+//! Two readers: [`read_file`] into memory (any order of series; each series in time order),
+//! and [`CsvSource`], which streams a file sorted by time in bounded memory (what
+//! `simulate` tries first; an unsorted file is then read into memory).
+//!
 //! Times are read by `chrono`; the one hand-written path left is the exact shape
 //! `YYYY-MM-DDTHH:MM:SSZ` and whole Unix seconds (see [`parse_timestamp`]; its benchmark is
 //! `benches/csv_time.rs`).
@@ -21,6 +25,7 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::rc::Rc;
 
+use crate::sim::source::{SampleSource, Slots, SourceError};
 use crate::time::{Timestamp, parse_time};
 use crate::trace::{Series, Trace};
 
@@ -374,7 +379,7 @@ fn parse_chunk<R: Read>(
             error = Some(err(
                 line,
                 format!(
-                    "more than {max_samples} samples (about {} MB in memory): simulate a shorter period, or keep only the fleet's proxies and the policies' signals in the file",
+                    "more than {max_samples} samples (about {} MB in memory): sort the file by time to stream it in bounded memory (sort -s -t, -k1,1n), or simulate a shorter period, or keep only the fleet's proxies and the policies' signals in the file",
                     max_samples * 16 / 1_000_000
                 ),
             ));
@@ -405,6 +410,45 @@ fn is_blank_or_comment(record: &csv::ByteRecord) -> bool {
     }
 }
 
+/// A sample as read: (time, proxy id, signal, value).
+type Sample<'r> = (Timestamp, &'r [u8], &'r [u8], f64);
+
+/// The sample of a record after the header (None: a blank or comment line); errors are
+/// messages (the caller adds file and line).
+fn sample(record: &csv::ByteRecord) -> Result<Option<Sample<'_>>, String> {
+    if is_blank_or_comment(record) {
+        return Ok(None);
+    }
+    // First: a record cut by a part boundary inside quotes gets this error too.
+    if record.iter().any(|f| f.contains(&b'\n')) {
+        return Err("a quoted field holds a line break: a sample is one line".into());
+    }
+    if record.len() != 4 {
+        return Err(format!(
+            "expected 4 comma-separated fields ({HEADER}), found {}",
+            record.len()
+        ));
+    }
+    let field = |i: usize| record[i].trim_ascii();
+    let (ts, proxy, signal, value) = (field(0), field(1), field(2), field(3));
+    if proxy.is_empty() || signal.is_empty() {
+        return Err("empty proxy_id or signal".into());
+    }
+    let t = parse_timestamp(ts).ok_or_else(|| {
+        format!(
+            "unparsable timestamp `{}`: use RFC 3339 (2026-11-29T08:00:00Z) or Unix seconds",
+            String::from_utf8_lossy(ts)
+        )
+    })?;
+    let v = parse_value(value).ok_or_else(|| {
+        format!(
+            "unparsable value `{}`: expected a number (or NaN)",
+            String::from_utf8_lossy(value)
+        )
+    })?;
+    Ok(Some((t, proxy, signal, v)))
+}
+
 /// Ok(true) for a blank or comment line before the header, Ok(false) for the header.
 fn check_header(record: &csv::ByteRecord) -> Result<bool, String> {
     if is_blank_or_comment(record) {
@@ -427,37 +471,10 @@ impl Sink<'_> {
     /// One record after the header: a comment/blank, or a sample. Errors are messages
     /// (the caller adds file and line).
     fn record(&mut self, record: &csv::ByteRecord, line: u64) -> Result<(), String> {
-        if is_blank_or_comment(record) {
+        let Some((t, proxy, signal, v)) = sample(record)? else {
             return Ok(());
-        }
+        };
         self.stats.lines += 1;
-        // First: a record cut by a part boundary inside quotes gets this error too.
-        if record.iter().any(|f| f.contains(&b'\n')) {
-            return Err("a quoted field holds a line break: a sample is one line".into());
-        }
-        if record.len() != 4 {
-            return Err(format!(
-                "expected 4 comma-separated fields ({HEADER}), found {}",
-                record.len()
-            ));
-        }
-        let field = |i: usize| record[i].trim_ascii();
-        let (ts, proxy, signal, value) = (field(0), field(1), field(2), field(3));
-        if proxy.is_empty() || signal.is_empty() {
-            return Err("empty proxy_id or signal".into());
-        }
-        let t = parse_timestamp(ts).ok_or_else(|| {
-            format!(
-                "unparsable timestamp `{}`: use RFC 3339 (2026-11-29T08:00:00Z) or Unix seconds",
-                String::from_utf8_lossy(ts)
-            )
-        })?;
-        let v = parse_value(value).ok_or_else(|| {
-            format!(
-                "unparsable value `{}`: expected a number (or NaN)",
-                String::from_utf8_lossy(value)
-            )
-        })?;
         let Some(i) = self.slot(proxy, signal, line) else {
             let p = String::from_utf8_lossy(proxy);
             if self
@@ -586,6 +603,306 @@ fn utc_seconds(b: &[u8]) -> Option<Timestamp> {
     )?;
     let time = date.and_hms_opt(n(11..13)?, n(14..16)?, n(17..19)?)?;
     Some(Timestamp::from_secs(time.and_utc().timestamp()))
+}
+
+/// A metrics CSV sorted by time as a [`SampleSource`]: read a chunk at a time (one reused
+/// `ByteRecord`), so a file of any length replays in bounded memory. Errors are those of
+/// [`read_file`] at the same lines, plus one: a sample dated before the sample above it
+/// ([`SourceError::Unsorted`], naming the line and the `sort` command that fixes it).
+pub struct CsvSource {
+    reader: csv::Reader<EndAware<Box<dyn Read>>>,
+    seen: Rc<Seen>,
+    record: csv::ByteRecord,
+    name: String,
+    filter: Filter,
+    header_seen: bool,
+    stats: CsvStats,
+    /// "proxy\0signal" → its slot (None: skipped, or not read by the replay).
+    index: HashMap<Vec<u8>, Lookup>,
+    key: Vec<u8>,
+    /// The time of the last sample kept, and its line.
+    last: Option<(i64, u64)>,
+    /// A sample read past the last `until`: (slot, time, value).
+    pending: Option<(Option<usize>, i64, f64)>,
+    done: bool,
+}
+
+impl CsvSource {
+    /// Opens `path` for streaming.
+    pub fn open(path: &Path, filter: &Filter) -> Result<CsvSource, CsvError> {
+        let name = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|e| CsvError::Io {
+            file: name.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(CsvSource::new(Box::new(file), &name, filter))
+    }
+
+    /// Streams CSV text from any reader; `name` is used in messages.
+    pub fn new(input: Box<dyn Read>, name: &str, filter: &Filter) -> CsvSource {
+        let seen = Rc::new(Seen::default());
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .comment(Some(b'#'))
+            .terminator(csv::Terminator::Any(b'\n'))
+            .buffer_capacity(1 << 18)
+            .from_reader(EndAware {
+                inner: input,
+                seen: Rc::clone(&seen),
+            });
+        CsvSource {
+            reader,
+            seen,
+            record: csv::ByteRecord::new(),
+            name: name.to_string(),
+            filter: filter.clone(),
+            header_seen: false,
+            stats: CsvStats {
+                name: Some(name.to_string()),
+                ..CsvStats::default()
+            },
+            index: HashMap::new(),
+            key: Vec::with_capacity(64),
+            last: None,
+            pending: None,
+            done: false,
+        }
+    }
+
+    /// What was read so far (all of it once a replay has read the source to its end).
+    pub fn stats(&self) -> &CsvStats {
+        &self.stats
+    }
+
+    fn err(&self, line: u64, message: String) -> SourceError {
+        SourceError::Csv(CsvError::Line {
+            file: self.name.clone(),
+            line,
+            message,
+        })
+    }
+
+    /// The next sample: Ok(None) at the end of the file.
+    fn next_sample(
+        &mut self,
+        slots: &Slots,
+    ) -> Result<Option<(Option<usize>, i64, f64)>, SourceError> {
+        loop {
+            match self.reader.read_byte_record(&mut self.record) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if !self.header_seen {
+                        let line = (self.reader.position().line() - 1
+                            + u64::from(self.seen.last.get().is_some_and(|b| b != b'\n')))
+                        .max(1);
+                        return Err(
+                            self.err(line, format!("empty file: expected the header `{HEADER}`"))
+                        );
+                    }
+                    return Ok(None);
+                }
+                Err(e) => {
+                    return Err(match e.into_kind() {
+                        csv::ErrorKind::Io(e) => SourceError::Csv(CsvError::Io {
+                            file: self.name.clone(),
+                            message: e.to_string(),
+                        }),
+                        other => self.err(self.reader.position().line(), format!("{other:?}")),
+                    });
+                }
+            }
+            let line = self.reader.position().line() - u64::from(!self.seen.ended.get());
+            let record = &self.record;
+            let breaks = || {
+                record
+                    .iter()
+                    .map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64)
+                    .sum::<u64>()
+            };
+            if !self.header_seen {
+                match check_header(record) {
+                    Ok(blank) => self.header_seen = !blank,
+                    Err(m) => return Err(self.err(line - breaks(), m)),
+                }
+                continue;
+            }
+            let parsed = match sample(record) {
+                Ok(p) => p,
+                Err(m) => {
+                    let b = breaks();
+                    return Err(self.err(line - b, m));
+                }
+            };
+            let Some((t, proxy, signal, v)) = parsed else {
+                continue;
+            };
+            self.stats.lines += 1;
+            self.key.clear();
+            self.key.extend_from_slice(proxy);
+            self.key.push(0);
+            self.key.extend_from_slice(signal);
+            let lookup = match self.index.get(self.key.as_slice()) {
+                Some(&l) => l,
+                None => {
+                    let p = String::from_utf8_lossy(proxy);
+                    let s = String::from_utf8_lossy(signal);
+                    let proxy_ok = self
+                        .filter
+                        .proxies
+                        .as_ref()
+                        .is_none_or(|f| f.contains(p.as_ref()));
+                    let signal_ok = self
+                        .filter
+                        .signals
+                        .as_ref()
+                        .is_none_or(|f| f.contains(s.as_ref()));
+                    let l = if proxy_ok && signal_ok {
+                        Lookup::Kept(slots.find(&p, &s))
+                    } else {
+                        Lookup::Skipped
+                    };
+                    self.index.insert(self.key.clone(), l);
+                    l
+                }
+            };
+            let slot = match lookup {
+                Lookup::Kept(slot) => slot,
+                Lookup::Skipped => {
+                    let p = String::from_utf8_lossy(proxy);
+                    if self
+                        .filter
+                        .proxies
+                        .as_ref()
+                        .is_some_and(|f| !f.contains(p.as_ref()))
+                    {
+                        *self
+                            .stats
+                            .unknown_proxies
+                            .entry(p.into_owned())
+                            .or_insert(0) += 1;
+                    } else {
+                        let s = String::from_utf8_lossy(signal).into_owned();
+                        *self.stats.unknown_signals.entry(s).or_insert(0) += 1;
+                    }
+                    continue;
+                }
+            };
+            let t = t.millis();
+            if let Some((prev, prev_line)) = self.last
+                && t < prev
+            {
+                return Err(SourceError::Unsorted {
+                    file: self.name.clone(),
+                    line,
+                    message: format!(
+                        "timestamp {} is earlier than {} on line {prev_line}: the streaming reader needs the file sorted by time; sort it with `(head -n 1 FILE; tail -n +2 FILE | sort -s -t, -k1,1n) > sorted.csv` (Unix seconds; for RFC 3339 UTC times use -k1,1)",
+                        Timestamp(t),
+                        Timestamp(prev)
+                    ),
+                });
+            }
+            self.last = Some((t, line));
+            if v.is_nan() {
+                self.stats.nan_values += 1;
+            }
+            self.stats.samples += 1;
+            return Ok(Some((slot, t, v)));
+        }
+    }
+}
+
+/// The first and last sample times a streaming read of `path` would keep, read from the
+/// file's first lines and its last ones (a file sorted by time has them there). None when
+/// there is none, or the ends do not parse (the whole read then says why).
+pub fn sorted_span(
+    path: &Path,
+    filter: &Filter,
+) -> Result<Option<(Timestamp, Timestamp)>, CsvError> {
+    let slots = Slots::default();
+    let mut head = CsvSource::open(path, filter)?;
+    let Ok(Some((_, first, _))) = head.next_sample(&slots) else {
+        return Ok(None);
+    };
+    let name = path.display().to_string();
+    let io = |e: std::io::Error| CsvError::Io {
+        file: name.clone(),
+        message: e.to_string(),
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    let mut block = 1u64 << 16;
+    loop {
+        let from = len.saturating_sub(block);
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        file.seek(SeekFrom::Start(from)).map_err(io)?;
+        let mut bytes = Vec::with_capacity((len - from) as usize);
+        file.take(len - from).read_to_end(&mut bytes).map_err(io)?;
+        let mut src = if from == 0 {
+            CsvSource::new(Box::new(std::io::Cursor::new(bytes)), &name, filter)
+        } else {
+            // From the first whole line on.
+            let cut = bytes
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |i| i + 1);
+            bytes.drain(..cut);
+            let mut s = CsvSource::new(Box::new(std::io::Cursor::new(bytes)), &name, filter);
+            s.header_seen = true;
+            s
+        };
+        let mut last = None;
+        loop {
+            match src.next_sample(&slots) {
+                Ok(Some((_, t, _))) => last = Some(last.map_or(t, |l: i64| l.max(t))),
+                Ok(None) => break,
+                Err(_) => return Ok(None),
+            }
+        }
+        match last {
+            Some(l) => return Ok(Some((Timestamp(first), Timestamp(l.max(first))))),
+            None if from == 0 => return Ok(None),
+            None => block = block.saturating_mul(8),
+        }
+    }
+}
+
+/// What the streaming reader does with a series.
+#[derive(Clone, Copy, Debug)]
+enum Lookup {
+    /// Kept (its slot, if the replay reads it).
+    Kept(Option<usize>),
+    /// Skipped: not a fleet proxy, or no policy's signal.
+    Skipped,
+}
+
+impl SampleSource for CsvSource {
+    fn fill(&mut self, slots: &mut Slots, until: i64, max: usize) -> Result<i64, SourceError> {
+        if self.done {
+            return Ok(i64::MAX);
+        }
+        let mut pushed = 0usize;
+        loop {
+            let next = match self.pending.take() {
+                Some(p) => p,
+                None => match self.next_sample(slots)? {
+                    Some(p) => p,
+                    None => {
+                        self.done = true;
+                        return Ok(i64::MAX);
+                    }
+                },
+            };
+            let (slot, t, v) = next;
+            if t >= until || pushed >= max {
+                self.pending = Some(next);
+                return Ok(t);
+            }
+            if let Some(slot) = slot {
+                slots.push(slot, t, v);
+                pushed += 1;
+            }
+        }
+    }
 }
 
 /// Writes a trace as metrics CSV (Unix seconds), for exports, tests and benchmarks.

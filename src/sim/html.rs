@@ -373,7 +373,11 @@ fn set_section(
         for p in &unscalable {
             let pr = run.proxies.iter().find(|x| x.proxy_id == p.proxy_id);
             let held = |d: Dim| {
-                pr.and_then(|x| (x.steps() > 0).then(|| x.capacity(d, 0)))
+                pr.and_then(|x| x.first_capacity())
+                    .map(|(b, c)| match d {
+                        Dim::Bandwidth => b,
+                        Dim::Concurrent => c,
+                    })
                     .map_or("-".to_string(), |v| v.to_string())
             };
             let _ = writeln!(
@@ -468,32 +472,30 @@ fn set_section(
 }
 
 /// The time range of a set's charts: [start, end + the last step).
-#[derive(Clone, Copy, Debug)]
-struct Range {
-    t0: i64,
-    t1: i64,
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Range {
+    pub t0: i64,
+    pub t1: i64,
 }
 
 impl Range {
     fn of(run: &SimRun) -> Range {
-        let last_step = run
-            .proxies
-            .iter()
-            .filter_map(|p| p.step_ms.last())
-            .max()
-            .copied()
-            .unwrap_or(60_000);
-        let t0 = run.start.millis();
+        let last_step = run.proxies.iter().filter_map(|p| p.last_step()).max();
+        Range::new(run.start, run.end, last_step)
+    }
+    /// The range from `start` to `end` plus the longest last step (1 minute if none).
+    pub fn new(start: Timestamp, end: Timestamp, last_step: Option<u32>) -> Range {
+        let t0 = start.millis();
         Range {
             t0,
-            t1: (run.end.millis() + i64::from(last_step)).max(t0 + 1),
+            t1: (end.millis() + i64::from(last_step.unwrap_or(60_000))).max(t0 + 1),
         }
     }
     /// The column of time `t` (fractional).
     fn x(&self, t: i64) -> f64 {
         (t - self.t0) as f64 * COLUMNS as f64 / (self.t1 - self.t0) as f64
     }
-    fn column(&self, t: i64) -> usize {
+    pub fn column(&self, t: i64) -> usize {
         (self.x(t).floor().max(0.0) as usize).min(COLUMNS - 1)
     }
 }
@@ -551,6 +553,17 @@ impl Columns {
         }
         self.hi[c] = Some(self.hi[c].map_or(v, |h| h.max(v)));
         self.lo[c] = Some(self.lo[c].map_or(v, |l| l.min(v)));
+    }
+    /// Columns kept by a streamed replay (NaN = no value).
+    fn of(hi: &[f64], lo: &[f64]) -> Columns {
+        let some = |v: &f64| (!v.is_nan()).then_some(*v);
+        let mut c = Columns::new();
+        for (dst, src) in [(&mut c.hi, hi), (&mut c.lo, lo)] {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = some(s);
+            }
+        }
+        c
     }
     fn max(&self) -> f64 {
         self.hi.iter().flatten().copied().fold(0.0, f64::max)
@@ -806,24 +819,62 @@ fn panel(
     let mut cap = Columns::new();
     let mut orc = Columns::new();
     let mut extras: Vec<Columns> = extra.iter().map(|_| Columns::new()).collect();
-    let oracle = oracle_values(run, d);
-    for (i, &v) in oracle.iter().enumerate().take(n) {
-        let c = range.column(run.times[i]);
-        demand.add(c, run.demand_units(d, i));
-        cap.add(c, f64::from(run.capacity(d, i)));
-        orc.add(c, f64::from(v));
+    let k = match d {
+        Dim::Bandwidth => 0,
+        Dim::Concurrent => 1,
+    };
+    match run
+        .tally
+        .as_deref()
+        .and_then(|t| t.chart())
+        .filter(|c| c.range == *range)
+    {
+        // A streamed replay: its columns were kept as it went (on this range).
+        Some(chart) => {
+            use crate::sim::report::tally::Line;
+            let line = |l| chart.line(k, l);
+            demand = Columns::of(&line(Line::DemandHigh), &line(Line::DemandLow));
+            cap = Columns::of(&line(Line::Capacity), &[]);
+            orc = Columns::of(&line(Line::Oracle), &[]);
+        }
+        None => {
+            let oracle = oracle_values(run, d);
+            for (i, &v) in oracle.iter().enumerate().take(n) {
+                let c = range.column(run.times[i]);
+                demand.add(c, run.demand_units(d, i));
+                cap.add(c, f64::from(run.capacity(d, i)));
+                orc.add(c, f64::from(v));
+            }
+        }
     }
     // A peer's own evaluation times (the same as the policy's unless its interval differs).
     for (e, cols) in extra.iter().zip(&mut extras) {
-        for i in 0..e.run.steps() {
-            cols.add(
-                range.column(e.run.times[i]),
-                f64::from(e.run.capacity(d, i)),
-            );
+        match e
+            .run
+            .tally
+            .as_deref()
+            .and_then(|t| t.chart())
+            .filter(|c| c.range == *range)
+        {
+            Some(chart) => {
+                let cap = chart.line(k, crate::sim::report::tally::Line::Capacity);
+                *cols = Columns::of(&cap, &[]);
+            }
+            None => {
+                for i in 0..e.run.steps() {
+                    cols.add(
+                        range.column(e.run.times[i]),
+                        f64::from(e.run.capacity(d, i)),
+                    );
+                }
+            }
         }
     }
     let stat = if n > 0 {
-        f64::from(static_value(run, d))
+        f64::from(match run.tally.as_deref() {
+            Some(t) => t.static_value(d),
+            None => static_value(run, d),
+        })
     } else {
         0.0
     };

@@ -14,8 +14,13 @@
 //!   the fleet; extra changes queue to the next seconds, scale-ups first.
 //! - **Gaps**: missing samples become [`crate::core::Reading::Missing`].
 //!
-//! The replay records, per proxy and step, the true demand and the capacity in effect
-//! (columnar, no per-step allocation); [`report`] turns that into the figures.
+//! Source → replay → report: a [`source::SampleSource`] delivers samples in time order in
+//! bounded chunks (the synthetic generator, a CSV sorted by time, or a trace in memory);
+//! [`replay`] (module `replay`) runs the evaluations; per proxy and step it records the
+//! true demand and the capacity in effect, either in columns ([`Record::Columns`], what
+//! [`replay()`] returns) or tallied into the figures and chart columns as it goes
+//! ([`Record::Tally`], what `simulate` uses: memory bounded by the fleet, not the days);
+//! [`report`] turns either into the same figures.
 
 pub mod billing;
 pub mod cmd;
@@ -24,24 +29,21 @@ pub mod html;
 pub mod openmetrics;
 pub mod reference;
 pub mod render;
+pub mod replay;
 pub mod report;
+pub mod source;
 pub mod synthetic;
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-use crate::par::lock;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::core::{
-    ControllerState, Decision, Dim, Direction, Ladder, Observation, ProxyState, ProxyStatus,
-    Reading, ReasonCode, Verdict, decide_into,
-};
+use crate::core::{Dim, Direction, Ladder, ProxyState, ProxyStatus, ReasonCode};
 use crate::fleet::Fleet;
 use crate::policy::{Policy, Rule, Schedule};
 use crate::time::Timestamp;
-use crate::trace::{Series, Trace};
+use crate::trace::Trace;
+
+pub use replay::{ReadAhead, Record, chart_range, replay, replay_reference, replay_stream};
 
 /// At most this many ModifyProxyConfiguration calls in any one second (GAAP's limit).
 pub const API_CALLS_PER_SECOND: u32 = 20;
@@ -168,6 +170,9 @@ pub struct ProxyRun {
     /// The seasonal forecasts made, per dimension (bandwidth, concurrent): the hour they
     /// were for (Unix ms of its start) → (sum of the forecast needs, how many).
     pub forecasts: [BTreeMap<i64, (f64, u32)>; 2],
+    /// A streamed replay keeps no columns (`times` ... `cap_conc` and `forecasts` stay
+    /// empty): its figures and chart columns are tallied step by step instead.
+    pub tally: Option<Box<report::tally::Tally>>,
 }
 
 /// Why `proxy` cannot be resized at all (None: it can). ADJUSTING is a passing state.
@@ -199,7 +204,24 @@ impl ProxyRun {
         }
     }
     pub fn steps(&self) -> usize {
-        self.times.len()
+        match &self.tally {
+            Some(t) => t.steps() as usize,
+            None => self.times.len(),
+        }
+    }
+    /// The length of the last step (ms), if any.
+    pub fn last_step(&self) -> Option<u32> {
+        match &self.tally {
+            Some(t) => t.span().map(|s| s.2),
+            None => self.step_ms.last().copied(),
+        }
+    }
+    /// The capacity in effect at the first step (bandwidth, concurrent), if any.
+    pub fn first_capacity(&self) -> Option<(u32, u32)> {
+        match &self.tally {
+            Some(t) => t.first_capacity(),
+            None => (!self.times.is_empty()).then(|| (self.cap_bw[0], self.cap_conc[0])),
+        }
     }
 }
 
@@ -236,6 +258,9 @@ pub enum SimError {
     EmptyRange { start: Timestamp, end: Timestamp },
     #[error("policy `{policy}` has a zero interval")]
     ZeroInterval { policy: String },
+    /// The samples could not be read (a bad or unsorted input file).
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
 }
 
 /// Evaluation times of a schedule within [start, end]: interval schedules at multiples of
@@ -324,690 +349,6 @@ pub fn dim_setup(policy: &Policy, dim: Dim, ladder: Option<&Ladder>, initial: u3
             signal: Some(conventional.to_string()),
         },
     }
-}
-
-/// The max age of a signal in a policy (default 5 minutes).
-fn max_age_ms(policy: &Policy, signal: &str) -> i64 {
-    policy
-        .signals
-        .get(signal)
-        .map(|s| crate::time::millis_i64(s.max_age))
-        .unwrap_or(300_000)
-}
-
-/// The controller state a proxy starts the replay with: empty, but for the seasonal
-/// memory, warmed from the data before the start (up to `[predictive] lookback`).
-fn warmed_state(policy: &Policy, bw: &Input, conn: &Input, start: Timestamp) -> ControllerState {
-    let mut st = ControllerState::default();
-    if policy.predictive.mode == crate::policy::PredictiveMode::Off {
-        return st;
-    }
-    let from = start.millis() - crate::time::millis_i64(policy.predictive.lookback);
-    for (dim, input) in [(Dim::Bandwidth, bw), (Dim::Concurrent, conn)] {
-        let (Some(series), Some(_)) = (input.series, &input.key) else {
-            continue;
-        };
-        let lo = series.times.partition_point(|&t| t < from);
-        let hi = series.times.partition_point(|&t| t < start.millis());
-        let samples = (lo..hi).map(|i| (Timestamp(series.times[i]), series.values[i]));
-        crate::core::season::warm_up(policy, dim, st.dim_mut(dim), samples);
-    }
-    st
-}
-
-/// One proxy during the replay.
-struct Live<'a> {
-    policy: &'a Policy,
-    proxy: ProxyState,
-    ladder: Option<&'a Ladder>,
-    /// The last decision, reused for the next; its `next_state` is the controller state.
-    decision: Decision,
-    obs: Observation,
-    bw: Input<'a>,
-    conn: Input<'a>,
-    /// A change in flight: (effective at, bandwidth, concurrent).
-    pending: Option<(i64, u32, u32)>,
-    run: ProxyRun,
-    /// A reference peer deciding instead of `core::decide` (`--reference`).
-    peer: Option<reference::PeerState>,
-    /// The replayed pauses that cover this proxy (`--pause`).
-    pauses: Vec<crate::core::Pause>,
-}
-
-/// Where one dimension's demand comes from.
-struct Input<'a> {
-    series: Option<&'a Series>,
-    cursor: usize,
-    max_age_ms: i64,
-    /// The observation key to fill (managed dimensions only).
-    key: Option<String>,
-}
-
-impl Input<'_> {
-    fn read(&mut self, now: Timestamp) -> Reading {
-        match self.series {
-            Some(s) => s.reading_from(&mut self.cursor, now, self.max_age_ms),
-            None => Reading::Missing {
-                reason: crate::core::NoData::NoSeries,
-            },
-        }
-    }
-}
-
-/// A change waiting for its API call.
-struct Request {
-    live: usize,
-    time: i64,
-    direction: Direction,
-}
-
-/// Replays one policy set over `trace`. `progress` is called with the number of
-/// evaluations done since the last call (every few thousand).
-pub fn replay(
-    set: &PolicySet,
-    fleet: &Fleet,
-    trace: &Trace,
-    opts: &SimOptions,
-    progress: &mut dyn FnMut(u64),
-) -> Result<SimRun, SimError> {
-    replay_with(set, fleet, trace, opts, None, progress)
-}
-
-/// Replays a reference peer on the proxies, bounds and schedules of `set`, with the same
-/// model (`--reference`); the run is labelled `reference: PEER`.
-pub fn replay_reference(
-    set: &PolicySet,
-    peer: reference::Peer,
-    fleet: &Fleet,
-    trace: &Trace,
-    opts: &SimOptions,
-    progress: &mut dyn FnMut(u64),
-) -> Result<SimRun, SimError> {
-    let label = format!("reference: {}", peer.as_str());
-    let mut run = if peer == reference::Peer::Hpa {
-        let hpa = PolicySet {
-            label: label.clone(),
-            policies: set.policies.iter().map(reference::hpa_policy).collect(),
-        };
-        replay_with(&hpa, fleet, trace, opts, None, progress)?
-    } else {
-        replay_with(set, fleet, trace, opts, Some(peer), progress)?
-    };
-    run.label = label;
-    Ok(run)
-}
-
-fn replay_with(
-    set: &PolicySet,
-    fleet: &Fleet,
-    trace: &Trace,
-    opts: &SimOptions,
-    peer: Option<reference::Peer>,
-    progress: &mut dyn FnMut(u64),
-) -> Result<SimRun, SimError> {
-    if opts.start > opts.end {
-        return Err(SimError::EmptyRange {
-            start: opts.start,
-            end: opts.end,
-        });
-    }
-    for p in &set.policies {
-        if let Schedule::Interval(d) = p.schedule
-            && d.is_zero()
-        {
-            return Err(SimError::ZeroInterval {
-                policy: p.name.clone(),
-            });
-        }
-    }
-    let mut unmanaged = Vec::new();
-    let mut overlaps = Vec::new();
-    // Per policy: its evaluation times and the indices of its proxies in `lives`.
-    let schedules: Vec<(Vec<i64>, Vec<u32>)> = set
-        .policies
-        .iter()
-        .map(|p| schedule_times(&p.schedule, opts.start, opts.end))
-        .collect();
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); set.policies.len()];
-    let mut lives: Vec<Live> = Vec::new();
-    for proxy in &fleet.proxies {
-        let matching: Vec<usize> = set
-            .policies
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.selector.matches(&proxy.id, &proxy.tags))
-            .map(|(i, _)| i)
-            .collect();
-        let Some(&pi) = matching.first() else {
-            unmanaged.push(proxy.id.clone());
-            continue;
-        };
-        if matching.len() > 1 {
-            overlaps.push((
-                proxy.id.clone(),
-                set.policies[pi].name.clone(),
-                matching[1..]
-                    .iter()
-                    .map(|&i| set.policies[i].name.clone())
-                    .collect(),
-            ));
-        }
-        let policy = &set.policies[pi];
-        let ladder = fleet.ladder_for(&proxy.access_region, &proxy.real_server_region);
-        let bandwidth = dim_setup(policy, Dim::Bandwidth, ladder, proxy.bandwidth);
-        let concurrent = dim_setup(policy, Dim::Concurrent, ladder, proxy.concurrent);
-        let input = |setup: &DimSetup| {
-            let sig = setup.signal.as_deref().unwrap_or("");
-            Input {
-                series: trace.series(&proxy.id, sig),
-                cursor: 0,
-                max_age_ms: max_age_ms(policy, sig),
-                key: setup.managed.then(|| sig.to_string()),
-            }
-        };
-        let bw = input(&bandwidth);
-        let conn = input(&concurrent);
-        let n = schedules[pi].0.len();
-        let mut obs = Observation::default();
-        for key in [&bw.key, &conn.key].into_iter().flatten() {
-            obs.signals.insert(
-                key.clone(),
-                Reading::Missing {
-                    reason: crate::core::NoData::NoSeries,
-                },
-            );
-        }
-        members[pi].push(lives.len());
-        lives.push(Live {
-            policy,
-            proxy: ProxyState {
-                // A change in flight at the start is over by the first evaluation.
-                status: match &proxy.status {
-                    ProxyStatus::Adjusting => ProxyStatus::Running,
-                    s => s.clone(),
-                },
-                ..proxy.clone()
-            },
-            ladder,
-            decision: Decision::with_state(warmed_state(policy, &bw, &conn, opts.start)),
-            obs,
-            bw,
-            conn,
-            pending: None,
-            run: ProxyRun {
-                proxy_id: proxy.id.clone(),
-                policy: policy.name.clone(),
-                bandwidth,
-                concurrent,
-                times: Vec::with_capacity(n),
-                step_ms: Vec::with_capacity(n),
-                demand_bw: Vec::with_capacity(n),
-                demand_conn: Vec::with_capacity(n),
-                cap_bw: Vec::with_capacity(n),
-                cap_conc: Vec::with_capacity(n),
-                censored_bw: 0,
-                censored_conn: 0,
-                reasons: Vec::new(),
-                changes: Vec::new(),
-                api_deferred: 0,
-                unscalable: unscalable_reason(proxy),
-                forecasts: Default::default(),
-            },
-            peer: peer.map(reference::PeerState::new),
-            pauses: opts
-                .pauses
-                .iter()
-                .filter(|p| p.scope.covers(&policy.name, &proxy.id))
-                .cloned()
-                .collect(),
-        });
-    }
-    let limit = opts.api_calls_per_second.clamp(1, API_CALLS_PER_SECOND);
-    let api = drive(&mut lives, &members, &schedules, opts, limit, progress);
-    Ok(SimRun {
-        label: set.label.clone(),
-        start: opts.start,
-        end: opts.end,
-        adjusting: opts.adjusting,
-        proxies: lives.into_iter().map(|l| l.run).collect(),
-        api,
-        unmanaged_proxies: unmanaged,
-        overlaps,
-    })
-}
-
-/// One evaluation time of the replay: the policies due then, with their step lengths.
-struct Tick {
-    now: i64,
-    due: Vec<(usize, u32)>,
-}
-
-/// Every evaluation time over all policies (with members), in order.
-fn tick_plan(members: &[Vec<usize>], schedules: &[(Vec<i64>, Vec<u32>)]) -> Vec<Tick> {
-    let mut next_idx = vec![0usize; schedules.len()];
-    let mut ticks = Vec::new();
-    loop {
-        let mut now = i64::MAX;
-        for (pi, (times, _)) in schedules.iter().enumerate() {
-            if let Some(&t) = times.get(next_idx[pi])
-                && !members[pi].is_empty()
-            {
-                now = now.min(t);
-            }
-        }
-        if now == i64::MAX {
-            return ticks;
-        }
-        let mut due = Vec::new();
-        for (pi, (times, steps)) in schedules.iter().enumerate() {
-            if times.get(next_idx[pi]) == Some(&now) && !members[pi].is_empty() {
-                due.push((pi, steps[next_idx[pi]]));
-                next_idx[pi] += 1;
-            }
-        }
-        ticks.push(Tick { now, due });
-    }
-}
-
-/// Fewest proxies per thread for a parallel replay to gain over its per-tick coordination.
-const MIN_PROXIES_PER_THREAD: usize = 32;
-const HOUR_MS: i64 = 3_600_000;
-
-/// The API call of a change, as the budget placed it.
-struct Placed {
-    live: usize,
-    call_at: i64,
-    effective: i64,
-    deferred: bool,
-}
-
-/// The replay loop over `lives`: every evaluation time in order; changes go through the
-/// API queue (`limit` calls per second fleet-wide, scale-ups first).
-///
-/// Proxies only meet in the API budget, and the call time of a change matters to its
-/// proxy no sooner than the proxy's next evaluation. So the fleet is split into
-/// contiguous parts, one thread each, that run ahead independently: after each tick a
-/// part publishes its change requests; the calls of tick k are placed in the budget (all
-/// parts' requests of that tick, scale-ups first, then proxy order: the serial order) as
-/// soon as every part has finished tick k, by whichever thread gets there; and a part
-/// with a change in flight waits, before its next tick, until that change is placed.
-/// The result is the same for any number of threads (a test checks it).
-fn drive(
-    lives: &mut [Live],
-    members: &[Vec<usize>],
-    schedules: &[(Vec<i64>, Vec<u32>)],
-    opts: &SimOptions,
-    limit: u32,
-    progress: &mut dyn FnMut(u64),
-) -> ApiStats {
-    let ticks = tick_plan(members, schedules);
-    let threads = match opts.threads {
-        0 => crate::par::threads().min(lives.len() / MIN_PROXIES_PER_THREAD),
-        n => n.min(lives.len()),
-    }
-    .max(1);
-    let chunk = lives.len().div_ceil(threads).max(1);
-    let parts = lives.len().div_ceil(chunk).max(1);
-    // Per part, per policy: the part's members (indices within the part).
-    let local: Vec<Vec<Vec<usize>>> = (0..parts)
-        .map(|c| {
-            members
-                .iter()
-                .map(|m| {
-                    m.iter()
-                        .filter(|&&li| li / chunk == c)
-                        .map(|&li| li - c * chunk)
-                        .collect()
-                })
-                .collect()
-        })
-        .collect();
-    let shared = Shared {
-        chunk,
-        done: (0..parts).map(|_| Padded(AtomicUsize::new(0))).collect(),
-        placed: AtomicUsize::new(0),
-        requests: (0..parts).map(|_| Mutex::new(VecDeque::new())).collect(),
-        inbox: (0..parts).map(|_| Mutex::new(Vec::new())).collect(),
-        budget: Mutex::new(Budget {
-            limit,
-            adjusting_ms: crate::time::millis_i64(opts.adjusting),
-            seconds: BTreeMap::new(),
-            api: ApiStats::default(),
-            all: Vec::new(),
-        }),
-        aborted: AtomicBool::new(false),
-    };
-    let total: Vec<u64> = ticks
-        .iter()
-        .map(|t| t.due.iter().map(|&(pi, _)| members[pi].len() as u64).sum())
-        .collect();
-    std::thread::scope(|scope| {
-        let mut split = lives.chunks_mut(chunk).enumerate();
-        let (_, first) = split.next().expect("at least one part");
-        for (c, part) in split {
-            let (ticks, local, shared) = (&ticks, &local[c], &shared);
-            scope.spawn(move || part_loop(c, part, ticks, local, shared, &mut |_| {}));
-        }
-        // The first part reports progress (evaluations over the whole fleet).
-        let mut done_since_report = 0u64;
-        part_loop(0, first, &ticks, &local[0], &shared, &mut |k| {
-            done_since_report += total[k];
-            if done_since_report >= 4096 || k + 1 == ticks.len() {
-                progress(done_since_report);
-                done_since_report = 0;
-            }
-        });
-    });
-    let budget = shared
-        .budget
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner());
-    budget.api
-}
-
-/// A counter on a cache line of its own (each part writes its own every tick).
-#[repr(align(128))]
-struct Padded(AtomicUsize);
-
-/// What the parts share.
-struct Shared {
-    chunk: usize,
-    /// Per part: how many ticks it has finished (its requests for them are published).
-    done: Vec<Padded>,
-    /// How many ticks have their calls placed (each part's placements in its inbox).
-    placed: AtomicUsize,
-    /// Per part: its change requests, by tick index, oldest first.
-    requests: Vec<Mutex<VecDeque<(usize, Request)>>>,
-    /// Per part: placed calls not yet applied to its proxies.
-    inbox: Vec<Mutex<Vec<Placed>>>,
-    budget: Mutex<Budget>,
-    /// Set when a part panics: the others stop waiting for it and panic too.
-    aborted: AtomicBool,
-}
-
-impl Shared {
-    /// Places the calls of every tick all parts have finished, unless another thread is
-    /// doing it right now.
-    fn place_ready(&self) {
-        let Ok(mut budget) = self.budget.try_lock() else {
-            return;
-        };
-        let ready = self
-            .done
-            .iter()
-            .map(|d| d.0.load(Ordering::Acquire))
-            .min()
-            .unwrap_or(0);
-        let mut k = self.placed.load(Ordering::Relaxed);
-        while k < ready {
-            for q in &self.requests {
-                let mut q = lock(q);
-                while q.front().is_some_and(|(tick, _)| *tick == k) {
-                    let (_, r) = q.pop_front().expect("front exists");
-                    budget.all.push(r);
-                }
-            }
-            if !budget.all.is_empty() {
-                budget.place(&mut |p| lock(&self.inbox[p.live / self.chunk]).push(p));
-            }
-            k += 1;
-            self.placed.store(k, Ordering::Release);
-        }
-    }
-
-    /// Waits until the calls of the first `ticks` ticks are placed, helping to place them.
-    fn wait_placed(&self, ticks: usize) {
-        let mut spins = 0u32;
-        while self.placed.load(Ordering::Acquire) < ticks {
-            assert!(
-                !self.aborted.load(Ordering::Relaxed),
-                "another replay thread panicked"
-            );
-            self.place_ready();
-            if spins < 200 {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
-    }
-}
-
-/// The fleet-wide API budget: calls per second, scale-ups first.
-struct Budget {
-    limit: u32,
-    adjusting_ms: i64,
-    seconds: BTreeMap<i64, u32>,
-    api: ApiStats,
-    /// The requests of the tick being placed, from every part.
-    all: Vec<Request>,
-}
-
-impl Budget {
-    /// Places the calls of one tick (sorted: scale-ups first, then proxy order).
-    fn place(&mut self, out: &mut impl FnMut(Placed)) {
-        self.all.sort_by_key(|r| (r.direction, r.live));
-        let now = self.all[0].time;
-        for r in &self.all {
-            let mut sec = r.time.div_euclid(1000);
-            while self.seconds.get(&sec).copied().unwrap_or(0) >= self.limit {
-                sec += 1;
-            }
-            let used = self.seconds.entry(sec).or_insert(0);
-            *used += 1;
-            self.api.peak_per_second = self.api.peak_per_second.max(*used);
-            self.api.calls += 1;
-            let call_at = (sec * 1000).max(r.time);
-            let deferred = call_at / 1000 > r.time / 1000;
-            if deferred {
-                self.api.deferred += 1;
-                self.api.max_wait_ms = self.api.max_wait_ms.max(call_at - r.time);
-            }
-            out(Placed {
-                live: r.live,
-                call_at,
-                effective: call_at + self.adjusting_ms,
-                deferred,
-            });
-        }
-        self.all.clear();
-        // Forget seconds that can no longer receive calls.
-        let floor = now.div_euclid(1000);
-        while let Some((&s, _)) = self.seconds.first_key_value() {
-            if s >= floor {
-                break;
-            }
-            self.seconds.pop_first();
-        }
-    }
-}
-
-/// One part's replay: `part` holds lives `c * chunk ..`. `finished(k)` is called after
-/// each tick `k`.
-fn part_loop(
-    c: usize,
-    part: &mut [Live],
-    ticks: &[Tick],
-    local: &[Vec<usize>],
-    shared: &Shared,
-    finished: &mut dyn FnMut(usize),
-) {
-    let _abort = AbortOnUnwind(&shared.aborted);
-    let base = c * shared.chunk;
-    let mut mine = Vec::new();
-    // Changes of this part whose call is not placed yet.
-    let mut in_flight = 0usize;
-    for (k, tick) in ticks.iter().enumerate() {
-        if in_flight > 0 {
-            // Every change asked for before tick k gets its call time before anyone
-            // evaluates tick k.
-            shared.wait_placed(k);
-            in_flight -= apply_placed(part, base, &shared.inbox[c]);
-        }
-        for &(pi, step) in &tick.due {
-            for &li in &local[pi] {
-                if let Some(direction) = evaluate(&mut part[li], tick.now, step) {
-                    mine.push((
-                        k,
-                        Request {
-                            live: base + li,
-                            time: tick.now,
-                            direction,
-                        },
-                    ));
-                }
-            }
-        }
-        if !mine.is_empty() {
-            in_flight += mine.len();
-            lock(&shared.requests[c]).extend(mine.drain(..));
-        }
-        shared.done[c].0.store(k + 1, Ordering::Release);
-        finished(k);
-    }
-    // The last ticks' calls (their times and the budget's figures).
-    shared.wait_placed(ticks.len());
-    apply_placed(part, base, &shared.inbox[c]);
-}
-
-/// Gives each change in `inbox` its call time: the proxy is ADJUSTING until the change
-/// takes effect. Returns how many there were.
-fn apply_placed(part: &mut [Live], base: usize, inbox: &Mutex<Vec<Placed>>) -> usize {
-    let mut inbox = lock(inbox);
-    for p in inbox.iter() {
-        let live = &mut part[p.live - base];
-        if p.deferred {
-            live.run.api_deferred += 1;
-        }
-        if let Some(ch) = live.run.changes.last_mut() {
-            ch.call_at = Timestamp(p.call_at);
-            ch.effective_at = Timestamp(p.effective);
-            live.pending = Some((p.effective, ch.bandwidth_to, ch.concurrent_to));
-        }
-    }
-    let n = inbox.len();
-    inbox.clear();
-    n
-}
-
-/// Marks the replay aborted if its thread panics.
-struct AbortOnUnwind<'a>(&'a AtomicBool);
-
-impl Drop for AbortOnUnwind<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-fn apply_pending(live: &mut Live) {
-    if let Some((_, bw, conc)) = live.pending.take() {
-        live.proxy.bandwidth = bw;
-        live.proxy.concurrent = conc;
-        live.proxy.status = ProxyStatus::Running;
-    }
-}
-
-/// One evaluation of one proxy at `now`. Returns the direction of a change, if any (the
-/// change is recorded; its call and effect times are filled in by the API scheduler).
-fn evaluate(live: &mut Live, now: i64, step: u32) -> Option<Direction> {
-    if live.pending.is_some_and(|(e, _, _)| e <= now) {
-        apply_pending(live);
-    }
-    let t = Timestamp(now);
-    let cap_bw = live.proxy.bandwidth;
-    let cap_conc = live.proxy.concurrent;
-    let true_bw = live.bw.read(t);
-    let true_conn = live.conn.read(t);
-    let d_bw = true_bw.value().unwrap_or(f64::NAN);
-    let d_conn = true_conn.value().unwrap_or(f64::NAN);
-    let run = &mut live.run;
-    run.times.push(now);
-    run.step_ms.push(step);
-    run.demand_bw.push(d_bw);
-    run.demand_conn.push(d_conn);
-    run.cap_bw.push(cap_bw);
-    run.cap_conc.push(cap_conc);
-    let conn_cap = f64::from(cap_conc) * CONNECTIONS_PER_UNIT;
-    if d_bw > f64::from(cap_bw) {
-        run.censored_bw += 1;
-    }
-    if d_conn > conn_cap {
-        run.censored_conn += 1;
-    }
-    // What the policy observes: demand capped by the capacity in effect.
-    let censor = |r: Reading, cap: f64| match r {
-        Reading::Value { value, at } => Reading::Value {
-            value: value.min(cap),
-            at,
-        },
-        missing => missing,
-    };
-    if let Some(k) = &live.bw.key
-        && let Some(slot) = live.obs.signals.get_mut(k)
-    {
-        *slot = censor(true_bw, f64::from(cap_bw));
-    }
-    if let Some(k) = &live.conn.key
-        && let Some(slot) = live.obs.signals.get_mut(k)
-    {
-        *slot = censor(true_conn, conn_cap);
-    }
-    if live.pending.is_some() {
-        live.proxy.status = ProxyStatus::Adjusting;
-    } else if live.proxy.status == ProxyStatus::Adjusting {
-        live.proxy.status = ProxyStatus::Running;
-    }
-    // Wait and Skip leave the state as it was (the guard stops before any stage).
-    let d = &mut live.decision;
-    let before = crate::core::operator::stamps(&d.next_state);
-    match &mut live.peer {
-        None => decide_into(live.policy, &live.proxy, live.ladder, &live.obs, t, d),
-        Some(peer) => peer.decide(live.policy, &live.proxy, live.ladder, &live.obs, t, d),
-    }
-    if !live.pauses.is_empty() {
-        let (paused, why) =
-            crate::core::paused_at(&live.pauses, &live.policy.name, &live.proxy.id, t);
-        if paused.any() {
-            crate::core::apply_pause_stamps(d, &before, paused, why);
-        }
-    }
-    for r in &d.reasons {
-        match run.reasons.iter_mut().find(|(c, _)| *c == r.code) {
-            Some((_, n)) => *n += 1,
-            None => run.reasons.push((r.code, 1)),
-        }
-    }
-    for (i, trace) in [&d.bandwidth, &d.concurrent].into_iter().enumerate() {
-        if let Some((at, need)) = trace.forecast {
-            let hour = at.millis().div_euclid(HOUR_MS) * HOUR_MS;
-            let e = run.forecasts[i].entry(hour).or_insert((0.0, 0));
-            e.0 += need;
-            e.1 += 1;
-        }
-    }
-    if d.verdict == Verdict::Wait || d.verdict == Verdict::Skip {
-        return None;
-    }
-    let direction = d.direction;
-    let change = (d.verdict == Verdict::Change).then(|| Change {
-        time: t,
-        call_at: t,
-        effective_at: t,
-        direction: direction.unwrap_or(Direction::Up),
-        bandwidth_from: d.bandwidth_from,
-        bandwidth_to: d.bandwidth_to,
-        concurrent_from: d.concurrent_from,
-        concurrent_to: d.concurrent_to,
-        reasons: d.reasons.iter().map(ToString::to_string).collect(),
-    });
-    let change = change?;
-    let dir = change.direction;
-    run.changes.push(change);
-    live.pending = Some((i64::MAX, d.bandwidth_to, d.concurrent_to));
-    Some(dir)
 }
 
 /// Replays every set; `progress` receives evaluation counts across all of them.

@@ -17,6 +17,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub mod tally;
+
 use super::{CONNECTIONS_PER_UNIT, Change, ProxyRun, SimRun};
 use crate::core::{Dim, Direction};
 
@@ -632,16 +634,22 @@ fn days_without_change(run: &ProxyRun) -> (u64, u64) {
     let (Some(&first), Some(&last)) = (run.times.first(), run.times.last()) else {
         return (0, 0);
     };
+    quiet_days(first, last, *run.step_ms.last().unwrap_or(&0), &run.changes)
+}
+
+/// (whole UTC days without a change, whole UTC days) for steps from `first` to `last`
+/// (lasting `last_step`).
+fn quiet_days(first: i64, last: i64, last_step: u32, changes: &[Change]) -> (u64, u64) {
     let day = MS_PER_DAY as i64;
     // Days fully inside [first, last + step].
-    let end = last + i64::from(*run.step_ms.last().unwrap_or(&0));
+    let end = last + i64::from(last_step);
     let first_day = first.div_euclid(day) + i64::from(first.rem_euclid(day) != 0);
     let last_day = end.div_euclid(day); // exclusive
     if last_day <= first_day {
         return (0, 0);
     }
     let mut changed = std::collections::BTreeSet::new();
-    for c in &run.changes {
+    for c in changes {
         changed.insert(c.time.millis().div_euclid(day));
     }
     let whole = (last_day - first_day) as u64;
@@ -653,6 +661,9 @@ fn days_without_change(run: &ProxyRun) -> (u64, u64) {
 
 /// The report row of one proxy.
 pub fn proxy_report(run: &ProxyRun, set: &str, prices: Option<&Prices>) -> ProxyReport {
+    if let Some(t) = &run.tally {
+        return tally_report(run, t, set, prices);
+    }
     let policy_figures = figures(run, prices, &|d, i| run.capacity(d, i));
     let oracle = [
         oracle_values(run, Dim::Bandwidth),
@@ -721,6 +732,90 @@ pub fn proxy_report(run: &ProxyRun, set: &str, prices: Option<&Prices>) -> Proxy
                 figures: static_figures,
                 bandwidth: st[0],
                 concurrent: st[1],
+            },
+            oracle: oracle_figures,
+        },
+    }
+}
+
+/// The report row of a streamed proxy, from its [`tally::Tally`] (the same figures as
+/// [`proxy_report`] over the run's columns).
+fn tally_report(
+    run: &ProxyRun,
+    t: &tally::Tally,
+    set: &str,
+    prices: Option<&Prices>,
+) -> ProxyReport {
+    let (mut policy_figures, mut static_figures, mut oracle_figures) = t.figures();
+    for f in [
+        &mut policy_figures,
+        &mut static_figures,
+        &mut oracle_figures,
+    ] {
+        f.finish(prices);
+    }
+    let days = t.days_ms() / MS_PER_DAY;
+    let quiet_days = t.span().map_or((0, 0), |(first, last, step)| {
+        quiet_days(first, last, step, &run.changes)
+    });
+    let changes_up = run
+        .changes
+        .iter()
+        .filter(|c| c.direction == Direction::Up)
+        .count() as u64;
+    let changes = run.changes.len() as u64;
+    let steps = t.steps();
+    let (up, down) = t.latency();
+    ProxyReport {
+        proxy_id: run.proxy_id.clone(),
+        policy: run.policy.clone(),
+        policy_set: set.to_string(),
+        steps,
+        days,
+        changes,
+        changes_up,
+        changes_down: changes - changes_up,
+        changes_per_day: if days > 0.0 {
+            changes as f64 / days
+        } else {
+            0.0
+        },
+        figures: policy_figures,
+        censored_samples: run.censored_bw + run.censored_conn,
+        censored_bandwidth_samples: run.censored_bw,
+        censored_connection_samples: run.censored_conn,
+        no_data_steps: t.no_data_steps(),
+        longest_gap_s: t.longest_gap_ms() as f64 / 1000.0,
+        over_provisioned_pct: if steps == 0 {
+            0.0
+        } else {
+            100.0 * t.over_steps() as f64 / steps as f64
+        },
+        days_without_change: quiet_days.0,
+        whole_days: quiet_days.1,
+        flapping: flapping(run),
+        reaction_latency: ReactionLatency {
+            up: up.finish(),
+            down: down.finish(),
+        },
+        reasons: run
+            .reasons
+            .iter()
+            .map(|(c, n)| (c.as_str().to_string(), *n))
+            .collect(),
+        api_deferred: run.api_deferred,
+        unscalable: run.unscalable.clone(),
+        saturated_changes: run
+            .changes
+            .iter()
+            .filter(|c| c.reasons.iter().any(|r| r.contains("data.saturated")))
+            .count() as u64,
+        forecast: t.forecast_accuracy(),
+        baselines: Baselines {
+            static_: StaticBaseline {
+                figures: static_figures,
+                bandwidth: t.static_value(Dim::Bandwidth),
+                concurrent: t.static_value(Dim::Concurrent),
             },
             oracle: oracle_figures,
         },

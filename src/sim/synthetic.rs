@@ -125,71 +125,238 @@ pub fn generate(
 
 /// The bandwidth and connection series of the `k`-th proxy.
 fn proxy_series(spec: &SyntheticSpec, k: usize, target: &Target) -> (Series, Series) {
-    let step_ms = spec.step.as_millis().max(1) as i64;
-    let n = (i64::from(spec.days) * 86_400_000 / step_ms) as usize;
-    // Each proxy has its own stream, so adding proxies does not change the others.
-    let mut rng = SplitMix64::new(spec.seed ^ (k as u64).wrapping_mul(0xA24B_AED4_963E_E407));
-    let peak_bw = f64::from(target.bandwidth.max(1)) * rng.range(0.6, 1.6);
-    let peak_conn = f64::from(target.concurrent.max(1)) * 10_000.0 * rng.range(0.3, 0.9);
-    let peak_hour = rng.range(10.0, 22.0);
-    let weekend = rng.range(0.55, 0.85);
-    let trend = rng.range(-0.1, 0.2) / f64::from(spec.days.max(1));
-    let noise = rng.range(0.03, 0.08);
-    let days = f64::from(spec.days.max(1));
-    let flash_at = rng.range(0.2, 0.9) * days * 86_400_000.0;
-    let flash_peak = rng.range(2.5, 4.0);
-    let gap = k.is_multiple_of(3).then(|| {
-        let at = rng.range(0.1, 0.9) * days * 86_400_000.0;
-        (
-            at as i64,
-            at as i64 + rng.range(1_800_000.0, 3_600_000.0) as i64,
-        )
-    });
-    // The daily cycle at each step of a day when steps divide the day (1 at the peak
-    // hour, 0 twelve hours away).
-    let daily_at = |hour_of_day: f64| 0.5 + 0.5 * (TAU * (hour_of_day - peak_hour) / 24.0).cos();
-    let per_day = (86_400_000 % step_ms == 0 && spec.start.millis() % step_ms == 0)
-        .then(|| 86_400_000 / step_ms);
-    let table: Vec<f64> = per_day
-        .map(|m| {
-            (0..m)
-                .map(|i| daily_at((i * step_ms) as f64 / 3_600_000.0))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut g = ProxyGen::new(spec, k, target);
     let mut bw = Series::default();
     let mut conn = Series::default();
-    bw.times.reserve(n);
-    bw.values.reserve(n);
-    conn.times.reserve(n);
-    conn.values.reserve(n);
-    for i in 0..n {
-        let off = i as i64 * step_ms;
-        if let Some((a, b)) = gap
-            && off >= a
-            && off < b
-        {
-            continue;
-        }
-        let t = spec.start.millis() + off;
-        let hours = off as f64 / 3_600_000.0;
-        let daily = match per_day {
-            Some(m) => table[(t.div_euclid(step_ms) % m) as usize],
-            None => daily_at((t.rem_euclid(86_400_000)) as f64 / 3_600_000.0),
-        };
-        let day_index = (t.div_euclid(86_400_000) + 3) % 7; // 0 = Monday
-        let week = if day_index >= 5 { weekend } else { 1.0 };
-        let level = (0.25 + 0.75 * daily) * week * (1.0 + trend * hours / 24.0);
-        let flash = flash_factor(off as f64 - flash_at, flash_peak);
-        let shape = level * flash;
-        let b = peak_bw * shape * (1.0 + noise * rng.normal());
-        let c = peak_conn * shape * (1.0 + noise * rng.normal());
+    bw.times.reserve(g.n);
+    bw.values.reserve(g.n);
+    conn.times.reserve(g.n);
+    conn.values.reserve(g.n);
+    g.until(i64::MAX, |t, b, c| {
         bw.times.push(t);
-        bw.values.push(b.max(0.0));
+        bw.values.push(b);
         conn.times.push(t);
-        conn.values.push(c.max(0.0).round());
-    }
+        conn.values.push(c);
+    });
     (bw, conn)
+}
+
+/// One proxy's demand, generated step by step (the same numbers whether generated at
+/// once or a chunk at a time).
+#[derive(Clone, Debug)]
+pub struct ProxyGen {
+    rng: SplitMix64,
+    start: i64,
+    step_ms: i64,
+    n: usize,
+    /// The next step.
+    i: usize,
+    peak_bw: f64,
+    peak_conn: f64,
+    peak_hour: f64,
+    weekend: f64,
+    trend: f64,
+    noise: f64,
+    flash_at: f64,
+    flash_peak: f64,
+    gap: Option<(i64, i64)>,
+    per_day: Option<i64>,
+    /// The daily cycle at each step of a day (when steps divide the day), shared.
+    table: std::sync::Arc<Vec<f64>>,
+}
+
+impl ProxyGen {
+    /// The generator of the `k`-th proxy.
+    pub fn new(spec: &SyntheticSpec, k: usize, target: &Target) -> ProxyGen {
+        let step_ms = spec.step.as_millis().max(1) as i64;
+        let n = (i64::from(spec.days) * 86_400_000 / step_ms) as usize;
+        // Each proxy has its own stream, so adding proxies does not change the others.
+        let mut rng = SplitMix64::new(spec.seed ^ (k as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+        let peak_bw = f64::from(target.bandwidth.max(1)) * rng.range(0.6, 1.6);
+        let peak_conn = f64::from(target.concurrent.max(1)) * 10_000.0 * rng.range(0.3, 0.9);
+        let peak_hour = rng.range(10.0, 22.0);
+        let weekend = rng.range(0.55, 0.85);
+        let trend = rng.range(-0.1, 0.2) / f64::from(spec.days.max(1));
+        let noise = rng.range(0.03, 0.08);
+        let days = f64::from(spec.days.max(1));
+        let flash_at = rng.range(0.2, 0.9) * days * 86_400_000.0;
+        let flash_peak = rng.range(2.5, 4.0);
+        let gap = k.is_multiple_of(3).then(|| {
+            let at = rng.range(0.1, 0.9) * days * 86_400_000.0;
+            (
+                at as i64,
+                at as i64 + rng.range(1_800_000.0, 3_600_000.0) as i64,
+            )
+        });
+        let per_day = (86_400_000 % step_ms == 0 && spec.start.millis() % step_ms == 0)
+            .then(|| 86_400_000 / step_ms);
+        let table: Vec<f64> = per_day
+            .map(|m| {
+                (0..m)
+                    .map(|i| daily_at((i * step_ms) as f64 / 3_600_000.0, peak_hour))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ProxyGen {
+            rng,
+            start: spec.start.millis(),
+            step_ms,
+            n,
+            i: 0,
+            peak_bw,
+            peak_conn,
+            peak_hour,
+            weekend,
+            trend,
+            noise,
+            flash_at,
+            flash_peak,
+            gap,
+            per_day,
+            table: std::sync::Arc::new(table),
+        }
+    }
+
+    /// Generates the samples dated before `until`: `out(time, Mbps, connections)`.
+    /// Returns the time of the next sample (i64::MAX when done).
+    pub fn until(&mut self, until: i64, mut out: impl FnMut(i64, f64, f64)) -> i64 {
+        while self.i < self.n {
+            let i = self.i;
+            let off = i as i64 * self.step_ms;
+            let t = self.start + off;
+            if t >= until {
+                return t;
+            }
+            self.i += 1;
+            if let Some((a, b)) = self.gap
+                && off >= a
+                && off < b
+            {
+                continue;
+            }
+            let hours = off as f64 / 3_600_000.0;
+            let daily = match self.per_day {
+                Some(m) => self.table[(t.div_euclid(self.step_ms) % m) as usize],
+                None => daily_at(
+                    (t.rem_euclid(86_400_000)) as f64 / 3_600_000.0,
+                    self.peak_hour,
+                ),
+            };
+            let day_index = (t.div_euclid(86_400_000) + 3) % 7; // 0 = Monday
+            let week = if day_index >= 5 { self.weekend } else { 1.0 };
+            let level = (0.25 + 0.75 * daily) * week * (1.0 + self.trend * hours / 24.0);
+            let flash = flash_factor(off as f64 - self.flash_at, self.flash_peak);
+            let shape = level * flash;
+            let b = self.peak_bw * shape * (1.0 + self.noise * self.rng.normal());
+            let c = self.peak_conn * shape * (1.0 + self.noise * self.rng.normal());
+            out(t, b.max(0.0), c.max(0.0).round());
+        }
+        i64::MAX
+    }
+}
+
+/// The daily cycle: 1 at the peak hour, 0 twelve hours away.
+fn daily_at(hour_of_day: f64, peak_hour: f64) -> f64 {
+    0.5 + 0.5 * (TAU * (hour_of_day - peak_hour) / 24.0).cos()
+}
+
+/// One proxy's generated chunk: (time, Mbps, connections).
+type Chunk = Vec<(i64, f64, f64)>;
+
+/// The synthetic trace as a [`SampleSource`]: each proxy's demand generated a chunk at a
+/// time, in parallel over the proxies (each from its own stream: the same numbers as
+/// [`generate`]).
+pub struct SyntheticSource {
+    /// Per proxy: its generator and the slots of its bandwidth and connection signals.
+    gens: Vec<(ProxyGen, Vec<usize>, Vec<usize>)>,
+    /// Per proxy: the chunk generated (time, Mbps, connections).
+    chunks: Vec<Chunk>,
+    targets: Vec<Target>,
+    spec: SyntheticSpec,
+    signals: (Vec<String>, Vec<String>),
+}
+
+impl SyntheticSource {
+    pub fn new(
+        spec: &SyntheticSpec,
+        targets: &[Target],
+        bandwidth_signals: &[String],
+        connection_signals: &[String],
+    ) -> SyntheticSource {
+        SyntheticSource {
+            gens: Vec::new(),
+            chunks: Vec::new(),
+            targets: targets.to_vec(),
+            spec: spec.clone(),
+            signals: (bandwidth_signals.to_vec(), connection_signals.to_vec()),
+        }
+    }
+}
+
+impl crate::sim::source::SampleSource for SyntheticSource {
+    fn fill(
+        &mut self,
+        slots: &mut crate::sim::source::Slots,
+        until: i64,
+        _max: usize,
+    ) -> Result<i64, crate::sim::source::SourceError> {
+        if self.gens.is_empty() && !self.targets.is_empty() {
+            let (bws, conns) = &self.signals;
+            let spec = &self.spec;
+            self.gens = self
+                .targets
+                .iter()
+                .enumerate()
+                .map(|(k, t)| {
+                    let find = |names: &[String]| -> Vec<usize> {
+                        names.iter().filter_map(|s| slots.find(&t.id, s)).collect()
+                    };
+                    (ProxyGen::new(spec, k, t), find(bws), find(conns))
+                })
+                .collect();
+            self.chunks = vec![Vec::new(); self.targets.len()];
+        }
+        // Generate in parallel (each proxy its own stream), then deliver in proxy order.
+        let mut work: Vec<(&mut ProxyGen, &mut Chunk)> = self
+            .gens
+            .iter_mut()
+            .map(|g| &mut g.0)
+            .zip(self.chunks.iter_mut())
+            .collect();
+        let threads = crate::par::threads().min(work.len()).max(1);
+        let per = work.len().div_ceil(threads).max(1);
+        let next = std::thread::scope(|scope| {
+            let handles: Vec<_> = work
+                .chunks_mut(per)
+                .map(|part| {
+                    scope.spawn(move || {
+                        let mut next = i64::MAX;
+                        for (g, chunk) in part.iter_mut() {
+                            chunk.clear();
+                            next = next.min(g.until(until, |t, b, c| chunk.push((t, b, c))));
+                        }
+                        next
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("synthetic generator thread"))
+                .min()
+                .unwrap_or(i64::MAX)
+        });
+        for ((_, bw, conn), chunk) in self.gens.iter().zip(&self.chunks) {
+            for &(t, b, c) in chunk {
+                for &s in bw {
+                    slots.push(s, t, b);
+                }
+                for &s in conn {
+                    slots.push(s, t, c);
+                }
+            }
+        }
+        Ok(next)
+    }
 }
 
 /// A flash crowd `dt` ms after its start: a 5-minute ramp to `peak`, then an exponential
