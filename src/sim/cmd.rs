@@ -158,7 +158,7 @@ fn diagnostics(what: &str, diags: &[Diagnostic]) -> anyhow::Error {
     }
 }
 
-fn load_fleet(path: Option<&Path>) -> anyhow::Result<Fleet> {
+pub(crate) fn load_fleet(path: Option<&Path>) -> anyhow::Result<Fleet> {
     match path {
         Some(p) => Fleet::load(p).map_err(|d| diagnostics("invalid fleet file", &d)),
         None => Ok(Fleet::bundled()),
@@ -166,7 +166,7 @@ fn load_fleet(path: Option<&Path>) -> anyhow::Result<Fleet> {
 }
 
 /// One policy set per `--policies` path.
-fn load_sets(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicySet>> {
+pub(crate) fn load_sets(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicySet>> {
     let default = Path::new("policies");
     let paths: Vec<PathBuf> = if paths.is_empty() {
         if default.exists() {
@@ -202,7 +202,7 @@ fn load_policies(path: &Path) -> anyhow::Result<Vec<Policy>> {
 
 /// The example policies of the repository's `policies/` directory, built into the binary
 /// so `simulate` works from any directory.
-const BUNDLED_POLICIES: &[(&str, &str)] = &[
+pub(crate) const BUNDLED_POLICIES: &[(&str, &str)] = &[
     ("policies/web.toml", include_str!("../../policies/web.toml")),
     (
         "policies/batch.toml",
@@ -312,7 +312,7 @@ fn estimated_evaluations(set: &PolicySet, fleet: &Fleet, start: Timestamp, end: 
         .fold(0u64, u64::saturating_add)
 }
 
-fn check_sets_range(
+pub(crate) fn check_sets_range(
     sets: &[PolicySet],
     fleet: &Fleet,
     start: Timestamp,
@@ -329,15 +329,15 @@ fn check_sets_range(
 /// The largest synthetic trace generated (16 bytes a sample in memory).
 const MAX_SYNTHETIC_SAMPLES: u64 = 60_000_000;
 
-struct Source {
+pub(crate) struct Source {
     /// One trace shared by every policy set, or one per set (in set order).
-    traces: Vec<Trace>,
-    start: Timestamp,
-    end: Timestamp,
-    notes: Vec<String>,
+    pub(crate) traces: Vec<Trace>,
+    pub(crate) start: Timestamp,
+    pub(crate) end: Timestamp,
+    pub(crate) notes: Vec<String>,
 }
 
-fn load_source(
+pub(crate) fn load_source(
     args: &SimulateArgs,
     sets: &[PolicySet],
     fleet: &mut Fleet,
@@ -524,10 +524,10 @@ fn prometheus_source(
 
 /// One phase of `simulate` shown on a terminal as a spinner with its elapsed time
 /// (nothing when stderr is not a terminal); cleared when dropped.
-struct Phase(Option<indicatif::ProgressBar>);
+pub(crate) struct Phase(Option<indicatif::ProgressBar>);
 
 impl Phase {
-    fn start(message: String) -> Phase {
+    pub(crate) fn start(message: String) -> Phase {
         Phase(std::io::stderr().is_terminal().then(|| {
             let pb = indicatif::ProgressBar::new_spinner();
             pb.set_style(
