@@ -147,7 +147,10 @@ fn a_trace_with_a_known_best_window_is_tuned_to_it() {
     );
     let doc = json(&out);
     let g = &doc["groups"][0];
-    assert_eq!(g["tuned_keys"], serde_json::json!(["behavior.scale_down.stabilization"]));
+    assert_eq!(
+        g["tuned_keys"],
+        serde_json::json!(["behavior.scale_down.stabilization"])
+    );
     assert_eq!(
         g["recommended"]["changed"]["behavior.scale_down.stabilization"], "10m",
         "{g:#}"
@@ -199,7 +202,11 @@ fn frontier_budget_files_and_determinism() {
     let dir = tempfile::tempdir().unwrap();
     let budget = "4";
     let keys = "behavior.scale_up.tolerance,behavior.scale_down.stabilization,behavior.scale_down.cooldown,bandwidth.target_utilization";
-    let first = tune_synthetic(dir.path(), "a", &["--budget-changes", budget, "--keys", keys]);
+    let first = tune_synthetic(
+        dir.path(),
+        "a",
+        &["--budget-changes", budget, "--keys", keys],
+    );
     let doc = json(&first);
     let groups = doc["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 2, "web and batch");
@@ -251,8 +258,14 @@ fn frontier_budget_files_and_determinism() {
         "changes_per_proxy_day",
         "flapping",
     ] {
-        let (a, b) = (after[k].as_f64().unwrap(), sim["summary"][k].as_f64().unwrap());
-        assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{k}: tune {a}, simulate {b}");
+        let (a, b) = (
+            after[k].as_f64().unwrap(),
+            sim["summary"][k].as_f64().unwrap(),
+        );
+        assert!(
+            (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+            "{k}: tune {a}, simulate {b}"
+        );
     }
     // The before figures are the policies as they were.
     let before_sim = {
@@ -267,7 +280,11 @@ fn frontier_budget_files_and_determinism() {
     );
 
     // Same seed and input: the same output and the same files.
-    let second = tune_synthetic(dir.path(), "b", &["--budget-changes", budget, "--keys", keys]);
+    let second = tune_synthetic(
+        dir.path(),
+        "b",
+        &["--budget-changes", budget, "--keys", keys],
+    );
     let strip = |o: &Output| String::from_utf8_lossy(&o.stdout).replace("\"b/", "\"a/");
     assert_eq!(strip(&first), strip(&second));
     for f in ["web.toml", "batch.toml"] {
@@ -295,7 +312,15 @@ fn by_proxy_writes_one_policy_per_proxy() {
         ],
     ));
     let groups = doc["groups"].as_array().unwrap();
-    assert_eq!(groups.len(), 5);
+    // The fifth proxy cannot be resized (Scalarable 0): no policy of its own, said so.
+    assert_eq!(groups.len(), 4);
+    assert!(
+        doc["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.starts_with("link-legacy01 (policy `web`) cannot be resized")),
+        "{}",
+        doc["warnings"]
+    );
     for g in groups {
         assert_eq!(g["proxies"].as_array().unwrap().len(), 1);
         assert!(g["frontier"].as_array().is_some_and(|f| !f.is_empty()));
@@ -306,7 +331,10 @@ fn by_proxy_writes_one_policy_per_proxy() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(names.contains(&"batch-link-fr5t0w2e.toml".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"batch-link-fr5t0w2e.toml".to_string()),
+        "{names:?}"
+    );
 }
 
 #[test]
@@ -323,15 +351,42 @@ fn bad_input_exits_1_with_a_clear_message() {
     // (extra args, part of the message)
     let cases: &[(&[&str], &str)] = &[
         (
-            &["--policies", "policies", "--out", "o", "--start", "2026-11-05T00:00:00Z", "--end", "2026-11-04T00:00:00Z"],
+            &[
+                "--policies",
+                "policies",
+                "--out",
+                "o",
+                "--start",
+                "2026-11-05T00:00:00Z",
+                "--end",
+                "2026-11-04T00:00:00Z",
+            ],
             "the range is empty",
         ),
         (
-            &["--policies", "policies", "--out", "o", "--start", "2026-11-10T00:00:00Z", "--end", "2026-11-11T00:00:00Z"],
+            &[
+                "--policies",
+                "policies",
+                "--out",
+                "o",
+                "--start",
+                "2026-11-10T00:00:00Z",
+                "--end",
+                "2026-11-11T00:00:00Z",
+            ],
             "the range is empty: no sample between",
         ),
         (
-            &["--policies", "policies", "--out", "o", "--start", "2026-11-02T00:00:00Z", "--end", "2026-11-02T01:30:00Z"],
+            &[
+                "--policies",
+                "policies",
+                "--out",
+                "o",
+                "--start",
+                "2026-11-02T00:00:00Z",
+                "--end",
+                "2026-11-02T01:30:00Z",
+            ],
             "too little history for the holdout",
         ),
         (
@@ -339,15 +394,35 @@ fn bad_input_exits_1_with_a_clear_message() {
             "policy `dips` has nothing to tune: it selects no proxy of the fleet",
         ),
         (
-            &["--policies", "policies", "--out", "o", "--keys", "predictive.quantile"],
+            &[
+                "--policies",
+                "policies",
+                "--out",
+                "o",
+                "--keys",
+                "predictive.quantile",
+            ],
             "policy `dips` has nothing to tune: none of the keys asked for applies",
         ),
         (
             &["--policies", "policies", "--out", "policies"],
             "is the policies directory",
         ),
-        (&["--policies", "policies", "--out", "o", "--holdout", "95%"], "--holdout"),
-        (&["--policies", "policies", "--out", "o", "--keys", "behavior.nope"], "unknown key"),
+        (
+            &["--policies", "policies", "--out", "o", "--holdout", "95%"],
+            "--holdout",
+        ),
+        (
+            &[
+                "--policies",
+                "policies",
+                "--out",
+                "o",
+                "--keys",
+                "behavior.nope",
+            ],
+            "unknown key",
+        ),
     ];
     for (extra, want) in cases {
         let mut args = base.to_vec();

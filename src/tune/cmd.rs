@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use super::edit::{self, Retarget};
 use super::frontier::{Objective, Point};
 use super::space::{Knob, Setting};
-use super::{By, Evaluator, Ranges, SearchOptions, Tuned, TuneError};
+use super::{By, Evaluator, Ranges, SearchOptions, TuneError, Tuned};
 use crate::policy::Policy;
 use crate::sim::cmd::{Phase, SimulateArgs};
 use crate::sim::reference::Peer;
@@ -351,7 +351,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         }
         .into());
     }
-    let groups = super::groups(set, &fleet, args.by)?;
+    let (groups, group_notes) = super::groups(set, &fleet, args.by)?;
     let priced = prices.is_some();
     let mut spaces = Vec::with_capacity(groups.len());
     for g in &groups {
@@ -466,7 +466,7 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         pb.finish_and_clear();
     }
 
-    let mut warnings: Vec<String> = Vec::new();
+    let mut warnings: Vec<String> = group_notes;
     for t in &tuned {
         if !t.choice.constraints_met {
             warnings.push(format!(
@@ -481,11 +481,15 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
 
     let mut out = std::io::stdout().lock();
     if args.json {
-        let doc = json_document(&args, &ranges, source.end, &tuned, &written, fleet_in, fleet_out, &warnings, priced);
+        let doc = json_document(
+            &args, &ranges, source.end, &tuned, &written, fleet_in, fleet_out, &warnings, priced,
+        );
         serde_json::to_writer(&mut out, &doc)?;
         writeln!(out)?;
     } else {
-        let text = text_report(&args, &ranges, &tuned, &written, fleet_in, fleet_out, priced);
+        let text = text_report(
+            &args, &ranges, &tuned, &written, fleet_in, fleet_out, priced,
+        );
         out.write_all(crate::term::fit(text).as_bytes())?;
         for w in &warnings {
             crate::telemetry::notice(&format!("warning: {w}"));
@@ -537,7 +541,10 @@ fn json_document(
             let chosen = t.chosen();
             let mut warnings = super::holdout_warnings(t, args.budget_changes);
             if !t.choice.constraints_met {
-                warnings.insert(0, "no candidate met the objective; recommended the closest".into());
+                warnings.insert(
+                    0,
+                    "no candidate met the objective; recommended the closest".into(),
+                );
             }
             serde_json::json!({
                 "name": t.group.name,
@@ -654,7 +661,12 @@ fn text_report(
                 (false, true) => "current",
                 _ => "frontier",
             };
-            row(&mut s, label, &e.point, &settings_text(&t.space.changes(&e.candidate)));
+            row(
+                &mut s,
+                label,
+                &e.point,
+                &settings_text(&t.space.changes(&e.candidate)),
+            );
         }
         if !t.frontier.contains(&t.choice.index) {
             row(&mut s, "* recommended", &t.chosen().point, "");
@@ -683,8 +695,16 @@ fn text_report(
         }
         let _ = writeln!(s, "  written: {}", path.display());
     }
-    let _ = writeln!(s, "\nfleet, in-sample:  before {}", figures_line(&fleet_in.0, priced));
-    let _ = writeln!(s, "                   after  {}", figures_line(&fleet_in.1, priced));
+    let _ = writeln!(
+        s,
+        "\nfleet, in-sample:  before {}",
+        figures_line(&fleet_in.0, priced)
+    );
+    let _ = writeln!(
+        s,
+        "                   after  {}",
+        figures_line(&fleet_in.1, priced)
+    );
     if let Some((b, a)) = fleet_out {
         let _ = writeln!(s, "fleet, held out:   before {}", figures_line(&b, priced));
         let _ = writeln!(s, "                   after  {}", figures_line(&a, priced));
@@ -703,7 +723,10 @@ mod tests {
             Ok(Knob::DownStabilization)
         );
         let e = parse_key("behavior.scale_down.stabilisation").unwrap_err();
-        assert!(e.contains("tunable keys are behavior.scale_up.tolerance"), "{e}");
+        assert!(
+            e.contains("tunable keys are behavior.scale_up.tolerance"),
+            "{e}"
+        );
         assert!(peers("none").unwrap().is_empty());
         assert_eq!(peers("all").unwrap().len(), 3);
         assert!(peers("k8s").is_err());

@@ -49,9 +49,10 @@ impl Point {
 pub fn frontier(points: &[Point]) -> Vec<usize> {
     let mut out: Vec<usize> = (0..points.len())
         .filter(|&i| {
-            !points.iter().enumerate().any(|(j, q)| {
-                q.dominates(&points[i]) || (j < i && q.axes() == points[i].axes())
-            })
+            !points
+                .iter()
+                .enumerate()
+                .any(|(j, q)| q.dominates(&points[i]) || (j < i && q.axes() == points[i].axes()))
         })
         .collect();
     out.sort_by(|&a, &b| order(&points[a], &points[b]).then(a.cmp(&b)));
@@ -232,7 +233,12 @@ mod tests {
 
     #[test]
     fn ranks_peel_fronts() {
-        let pts = [p(1.0, 1.0, 1.0), p(2.0, 2.0, 2.0), p(3.0, 3.0, 3.0), p(0.5, 5.0, 1.0)];
+        let pts = [
+            p(1.0, 1.0, 1.0),
+            p(2.0, 2.0, 2.0),
+            p(3.0, 3.0, 3.0),
+            p(0.5, 5.0, 1.0),
+        ];
         assert_eq!(ranks(&pts), vec![0, 1, 2, 0]);
     }
 
@@ -260,7 +266,11 @@ mod tests {
         ];
         for (objective, budget, want, met) in cases {
             let c = choose(&points, &current, objective, budget).unwrap();
-            assert_eq!((c.index, c.constraints_met), (want, met), "{objective:?} {budget}");
+            assert_eq!(
+                (c.index, c.constraints_met),
+                (want, met),
+                "{objective:?} {budget}"
+            );
             assert!(points[c.index].changes_per_proxy_day <= budget || !met);
             assert!(frontier(&points).contains(&c.index));
         }

@@ -152,7 +152,8 @@ pub fn point_of(run: &SimRun, prices: Option<&Prices>) -> Point {
         if daily {
             cost
         } else {
-            p.footprint_mbps_hours * pr.mbps_hour + p.footprint_concurrent_hours * pr.concurrent_hour
+            p.footprint_mbps_hours * pr.mbps_hour
+                + p.footprint_concurrent_hours * pr.concurrent_hour
         }
     });
     p.changes_per_proxy_day = if p.proxy_days > 0.0 {
@@ -198,9 +199,16 @@ pub struct Group {
     pub fleet: Fleet,
 }
 
-/// The groups of `set` over `fleet`. Errors when a policy selects no scalable proxy.
-pub fn groups(set: &PolicySet, fleet: &Fleet, by: By) -> Result<Vec<Group>, TuneError> {
+/// The groups of `set` over `fleet`, and notes on what `--by proxy` leaves out (proxies
+/// that cannot be resized get no per-proxy policy). Errors when a policy selects no
+/// scalable proxy.
+pub fn groups(
+    set: &PolicySet,
+    fleet: &Fleet,
+    by: By,
+) -> Result<(Vec<Group>, Vec<String>), TuneError> {
     let mut out = Vec::new();
+    let mut notes = Vec::new();
     for (pi, policy) in set.policies.iter().enumerate() {
         let proxies: Vec<_> = fleet
             .proxies
@@ -238,6 +246,12 @@ pub fn groups(set: &PolicySet, fleet: &Fleet, by: By) -> Result<Vec<Group>, Tune
                 },
             }),
             By::Proxy => {
+                for px in proxies.iter().filter(|px| !scalable.contains(px)) {
+                    notes.push(format!(
+                        "{} (policy `{}`) cannot be resized: no per-proxy policy is written for it, so none in --out selects it",
+                        px.id, policy.name
+                    ));
+                }
                 for px in scalable {
                     let mut p = policy.clone();
                     p.name = proxy_policy_name(&policy.name, &px.id);
@@ -258,7 +272,7 @@ pub fn groups(set: &PolicySet, fleet: &Fleet, by: By) -> Result<Vec<Group>, Tune
             }
         }
     }
-    Ok(out)
+    Ok((out, notes))
 }
 
 /// The name of a per-proxy policy (`--by proxy`).
@@ -331,9 +345,10 @@ impl Evaluator<'_> {
         let set = Self::set(policy);
         (self.plan)(crate::sim::evaluation_count(&set, fleet, &opts) * peers.len() as u64);
         crate::par::map(peers, |_, &peer| {
-            let run = crate::sim::replay_reference(&set, peer, fleet, self.trace, &opts, &mut |n| {
-                (self.done)(n)
-            })?;
+            let run =
+                crate::sim::replay_reference(&set, peer, fleet, self.trace, &opts, &mut |n| {
+                    (self.done)(n)
+                })?;
             Ok(point_of(&run, self.prices))
         })
         .into_iter()
@@ -448,11 +463,10 @@ pub fn search(
         let best = best_indices(&evaluated, opts, opts.refine_width);
         let mut fresh = Vec::new();
         for &b in &best {
+            // Screened-out candidates may come back: they were only seen on the short span.
             for n in space.neighbours(&evaluated[b].candidate) {
-                if seen.insert(n.clone()) || !evaluated.iter().any(|e| e.candidate == n) {
-                    if !fresh.contains(&n) && !evaluated.iter().any(|e| e.candidate == n) {
-                        fresh.push(n);
-                    }
+                if !fresh.contains(&n) && !evaluated.iter().any(|e| e.candidate == n) {
+                    fresh.push(n);
                 }
             }
         }
@@ -525,7 +539,8 @@ impl Tuned {
     }
     /// The recommended policy.
     pub fn policy(&self) -> Policy {
-        self.space.apply(&self.group.policy, &self.chosen().candidate)
+        self.space
+            .apply(&self.group.policy, &self.chosen().candidate)
     }
 }
 
@@ -694,7 +709,12 @@ mod tests {
             std::path::Path::new("p.toml"),
         )
         .unwrap();
-        for prices in [None, Some(&prices)] {
+        let daily = Prices::parse(
+            include_str!("../../examples/prices-daily.toml"),
+            std::path::Path::new("prices-daily.toml"),
+        )
+        .unwrap();
+        for prices in [None, Some(&prices), Some(&daily)] {
             let summary = report::set_report(&run, prices).summary;
             assert!(summary.changes > 0);
             assert_eq!(point_of(&run, prices), point_of_summary(&summary));
