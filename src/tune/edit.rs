@@ -101,6 +101,7 @@ fn set_path(root: &mut Table, path: &[&str], v: Value) -> Result<(), EditError> 
         Some(item) => {
             if let Some(old) = item.as_value() {
                 *v.decor_mut() = old.decor().clone();
+                keep_comment_column(old, &mut v);
             }
             *item = Item::Value(v);
         }
@@ -109,6 +110,33 @@ fn set_path(root: &mut Table, path: &[&str], v: Value) -> Result<(), EditError> 
         }
     }
     Ok(())
+}
+
+/// Pads (or trims) the spaces before a trailing comment so that it stays in its column
+/// when the value's text gets shorter (or longer).
+fn keep_comment_column(old: &Value, new: &mut Value) {
+    let bare = |v: &Value| {
+        let mut v = v.clone();
+        v.decor_mut().clear();
+        v.to_string().chars().count()
+    };
+    let (was, now) = (bare(old), bare(new));
+    let Some(suffix) = new
+        .decor()
+        .suffix()
+        .and_then(|r| r.as_str())
+        .map(str::to_string)
+    else {
+        return;
+    };
+    let comment = suffix.trim_start_matches(' ');
+    if !comment.starts_with('#') {
+        return;
+    }
+    let spaces = suffix.len() - comment.len();
+    let want = (spaces + was).saturating_sub(now).max(1);
+    new.decor_mut()
+        .set_suffix(format!("{}{comment}", " ".repeat(want)));
 }
 
 #[cfg(test)]
@@ -132,7 +160,7 @@ mod tests {
         let out = rewrite(WEB, &settings, None, &["tuned".into()]).unwrap();
         assert!(out.starts_with("# tune: tuned\n\n# web:"));
         assert!(out.contains(
-            "stabilization = \"30m\"                 # go down only to the highest recommendation"
+            "stabilization = \"30m\"                  # go down only to the highest recommendation"
         ));
         assert!(out.contains("target_utilization = 0.75"));
         // Everything else is as it was, line for line.
