@@ -458,17 +458,28 @@ pub fn search(
         .map(|(candidate, point)| Evaluated { candidate, point })
         .collect();
 
-    // Coordinate refinement around the best few, until nothing new is better.
+    // Refinement around the best few, until nothing new is better: their one-step
+    // neighbours, and the best with each frontier point's own changes laid over it (so
+    // two single-key gains are tried together).
     for _ in 0..opts.refine_rounds {
         let best = best_indices(&evaluated, opts, opts.refine_width);
+        let points: Vec<Point> = evaluated.iter().map(|e| e.point.clone()).collect();
+        let front = frontier::frontier(&points);
         let mut fresh = Vec::new();
-        for &b in &best {
+        let offer = |n: Candidate, fresh: &mut Vec<Candidate>| {
             // Screened-out candidates may come back: they were only seen on the short span.
-            for n in space.neighbours(&evaluated[b].candidate) {
-                if !fresh.contains(&n) && !evaluated.iter().any(|e| e.candidate == n) {
-                    fresh.push(n);
-                }
+            if !fresh.contains(&n) && !evaluated.iter().any(|e| e.candidate == n) {
+                fresh.push(n);
             }
+        };
+        for &b in &best {
+            for n in space.neighbours(&evaluated[b].candidate) {
+                offer(n, &mut fresh);
+            }
+        }
+        let top = &evaluated[best[0]].candidate;
+        for &f in &front {
+            offer(space.overlay(top, &evaluated[f].candidate), &mut fresh);
         }
         if fresh.is_empty() {
             break;

@@ -336,6 +336,16 @@ impl Space {
         out
     }
 
+    /// `base` with every axis on which `other` differs from the policy's own value set to
+    /// `other`'s value.
+    pub fn overlay(&self, base: &Candidate, other: &Candidate) -> Candidate {
+        self.axes
+            .iter()
+            .zip(base.iter().zip(other))
+            .map(|(a, (&b, &o))| if usize::from(o) != a.current { o } else { b })
+            .collect()
+    }
+
     /// A uniformly drawn candidate.
     pub fn random(&self, rng: &mut crate::sim::synthetic::SplitMix64) -> Candidate {
         self.axes
@@ -377,6 +387,14 @@ mod tests {
             axis.values[axis.current - 1],
             Setting::Duration(Duration::from_secs(300))
         );
+        // An overlay takes the other's own changes and keeps the rest.
+        let mut a = cur.clone();
+        a[0] = (a[0] + 1) % space.axes[0].values.len() as u8;
+        let mut b = cur.clone();
+        b[1] = (b[1] + 1) % space.axes[1].values.len() as u8;
+        let both = space.overlay(&a, &b);
+        assert_eq!((both[0], both[1]), (a[0], b[1]));
+        assert_eq!(&both[2..], &cur[2..]);
         // Every neighbour differs on exactly one axis by one value.
         for n in space.neighbours(&cur) {
             let diff: Vec<i32> = n
