@@ -477,9 +477,52 @@ pub fn search(
                 offer(n, &mut fresh);
             }
         }
-        let top = &evaluated[best[0]].candidate;
-        for &f in &front {
-            offer(space.overlay(top, &evaluated[f].candidate), &mut fresh);
+        // The frontier's best few under the objective, pairwise, and over the best.
+        let current = &evaluated[0].point;
+        let mut lead: Vec<usize> = front.clone();
+        lead.sort_by(|&a, &b| {
+            frontier::cmp_key(
+                opts.objective
+                    .rank_key(&points[a], current, opts.budget_changes),
+                opts.objective
+                    .rank_key(&points[b], current, opts.budget_changes),
+            )
+            .then(a.cmp(&b))
+        });
+        lead.truncate(CROSS_WIDTH / 2);
+        // ...and the frontier's best by the objective's first figure alone (cheaper but
+        // less safe, for `balanced`): a safer change may make up for them.
+        let mut bold: Vec<usize> = front.clone();
+        bold.sort_by(|&a, &b| {
+            let (x, y) = (
+                opts.objective.key(&points[a]),
+                opts.objective.key(&points[b]),
+            );
+            x[0].total_cmp(&y[0]).then(a.cmp(&b))
+        });
+        for f in bold {
+            if lead.len() >= CROSS_WIDTH {
+                break;
+            }
+            if !lead.contains(&f) {
+                lead.push(f);
+            }
+        }
+        for &b in &best {
+            for &f in &lead {
+                offer(
+                    space.overlay(&evaluated[b].candidate, &evaluated[f].candidate),
+                    &mut fresh,
+                );
+            }
+        }
+        for (i, &f) in lead.iter().enumerate() {
+            for &g in &lead[i + 1..] {
+                offer(
+                    space.overlay(&evaluated[f].candidate, &evaluated[g].candidate),
+                    &mut fresh,
+                );
+            }
         }
         if fresh.is_empty() {
             break;
@@ -500,6 +543,10 @@ pub fn search(
         screened,
     })
 }
+
+/// How many frontier points (the best under the objective) are combined pairwise in
+/// each refinement round.
+const CROSS_WIDTH: usize = 6;
 
 /// The `n` best evaluations under the objective (the current policy, index 0, as the
 /// reference for its constraints).
