@@ -24,19 +24,22 @@ use crate::trace::Trace;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
-  gaap-autoscaler tune --out tuned/                         # bundled policies, synthetic week
+  gaap-autoscaler tune --out tuned/          # bundled policies, synthetic week
   gaap-autoscaler tune --policies policies/ --metrics export.csv --out tuned/
-  gaap-autoscaler tune --policies policies/ --synthetic --days 30 --proxies 100 --out tuned/ --json
-  gaap-autoscaler tune --policies policies/ --metrics export.csv --objective cost --budget-changes 4 --out tuned/
-  gaap-autoscaler tune --policies policies/ --metrics export.csv --by proxy --holdout 30% --out tuned/
-  gaap-autoscaler tune --policies policies/ --metrics export.csv --keys behavior.scale_down.stabilization --out tuned/
-  gaap-autoscaler validate tuned/ && gaap-autoscaler simulate --policies tuned/ --metrics export.csv
+  gaap-autoscaler tune --synthetic --days 30 --proxies 100 --out tuned/ --json
+  gaap-autoscaler tune --metrics export.csv --objective cost --out tuned/
+  gaap-autoscaler tune --metrics export.csv --budget-changes 4 --out tuned/
+  gaap-autoscaler tune --metrics export.csv --by proxy --holdout 30% --out t/
+  gaap-autoscaler tune --metrics export.csv --out tuned/ \\
+      --keys behavior.scale_down.stabilization,bandwidth.target_utilization
+  gaap-autoscaler validate tuned/ && gaap-autoscaler simulate --policies tuned/
 
-Objectives (changes per proxy-day at most --budget-changes in each):
-  balanced  the least spend with under-provisioning no worse than the current policy's
-  cost      the least spend with under-provisioning at most 1 point above the current policy's
-  service   the least under-provisioning with spend at most 10% above the current policy's
-Spend is Mbps·h, or the cost with --prices (then concurrent.target_utilization is tuned too).")]
+Objectives (each keeps changes per proxy-day at most --budget-changes):
+  balanced  least spend, under-provisioning no worse than the current policy
+  cost      least spend, under-provisioning at most 1 point above the current
+  service   least under-provisioning, spend at most 10% above the current
+Spend is Mbps·h, or the cost with --prices (which also tunes
+concurrent.target_utilization).")]
 pub struct TuneArgs {
     /// The directory (or file) of policies to tune. Default: ./policies if it exists, else
     /// the bundled examples.
