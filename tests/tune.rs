@@ -408,6 +408,11 @@ fn bad_input_exits_1_with_a_clear_message() {
             &["--policies", "policies", "--out", "policies"],
             "is the policies directory",
         ),
+        (&["--out", "policies"], "is the policies directory"),
+        (
+            &["--policies", "policies/dips.toml", "--out", "policies"],
+            "is the policies directory",
+        ),
         (
             &["--policies", "policies", "--out", "o", "--holdout", "95%"],
             "--holdout",

@@ -296,10 +296,24 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         bail!("--budget-changes must be a number of changes per proxy-day, 0 or more");
     }
     drop(phase);
-    if let Some(dir) = &args.policies
-        && dir.is_dir()
+    // The directory the policies come from (`./policies` by default; a file's directory).
+    let from = args
+        .policies
+        .clone()
+        .or_else(|| Some(PathBuf::from("policies")).filter(|p| p.exists()))
+        .map(|p| match p.is_dir() {
+            true => p,
+            false => p.parent().map(Path::to_path_buf).unwrap_or_default(),
+        });
+    if let Some(dir) = from
         && args.out.exists()
-        && std::fs::canonicalize(dir).ok() == std::fs::canonicalize(&args.out).ok()
+        && std::fs::canonicalize(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            &dir
+        })
+        .ok()
+            == std::fs::canonicalize(&args.out).ok()
     {
         bail!(
             "--out {} is the policies directory: write the tuned policies elsewhere",
