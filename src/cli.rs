@@ -1,4 +1,4 @@
-//! The command line: one binary, nine commands. Each command's flags and its `run` live
+//! The command line: one binary, ten commands. Each command's flags and its `run` live
 //! beside the code they drive; this file only lists them.
 
 use std::process::ExitCode;
@@ -37,6 +37,9 @@ pub struct Cli {
 pub enum Command {
     /// Replay policies over a metric history (dry run) and report how they would have done.
     Simulate(crate::sim::cmd::SimulateArgs),
+    /// Tune policies on a metric history: a Pareto frontier of under-provisioning, spend
+    /// and changes, a recommended policy per file, checked on a held-out part.
+    Tune(crate::tune::cmd::TuneArgs),
     /// Run the autoscaling daemon (or one pass with --once).
     Run(crate::daemon::cmd::RunArgs),
     /// Check policy files (and fleet or config files); every problem as file:line:col.
@@ -58,6 +61,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Simulate(a) => crate::sim::cmd::run(a),
+        Command::Tune(a) => crate::tune::cmd::run(a),
         Command::Run(a) => crate::daemon::cmd::run(a),
         Command::Validate(a) => crate::policy::cmd::run(a),
         Command::Log(a) => crate::store::cmd::run(a),

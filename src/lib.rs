@@ -13,6 +13,7 @@
 //! - [`daemon`]: the scheduler and `run`.
 //! - [`ha`]: high availability on etcd (leader election, shared state, shared log).
 //! - [`sim`]: the dry-run simulation and its report.
+//! - [`tune`]: policy tuning over a history (`tune`), on the simulation's replay.
 //! - [`net`]: HTTP rules shared by the clients (no redirects, bounded bodies).
 //! - [`time`]: timestamps and durations as values.
 
@@ -37,3 +38,4 @@ pub mod telemetry;
 pub mod term;
 pub mod time;
 pub mod trace;
+pub mod tune;

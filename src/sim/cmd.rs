@@ -159,7 +159,7 @@ fn diagnostics(what: &str, diags: &[Diagnostic]) -> anyhow::Error {
     }
 }
 
-fn load_fleet(path: Option<&Path>) -> anyhow::Result<Fleet> {
+pub(crate) fn load_fleet(path: Option<&Path>) -> anyhow::Result<Fleet> {
     match path {
         Some(p) => Fleet::load(p).map_err(|d| diagnostics("invalid fleet file", &d)),
         None => Ok(Fleet::bundled()),
@@ -167,7 +167,7 @@ fn load_fleet(path: Option<&Path>) -> anyhow::Result<Fleet> {
 }
 
 /// One policy set per `--policies` path.
-fn load_sets(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicySet>> {
+pub(crate) fn load_sets(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicySet>> {
     let default = Path::new("policies");
     let paths: Vec<PathBuf> = if paths.is_empty() {
         if default.exists() {
@@ -203,7 +203,7 @@ fn load_policies(path: &Path) -> anyhow::Result<Vec<Policy>> {
 
 /// The example policies of the repository's `policies/` directory, built into the binary
 /// so `simulate` works from any directory.
-const BUNDLED_POLICIES: &[(&str, &str)] = &[
+pub(crate) const BUNDLED_POLICIES: &[(&str, &str)] = &[
     ("policies/web.toml", include_str!("../../policies/web.toml")),
     (
         "policies/batch.toml",
@@ -314,7 +314,7 @@ fn estimated_evaluations(set: &PolicySet, fleet: &Fleet, start: Timestamp, end: 
         .fold(0u64, u64::saturating_add)
 }
 
-fn check_sets_range(
+pub(crate) fn check_sets_range(
     sets: &[PolicySet],
     fleet: &Fleet,
     start: Timestamp,
@@ -348,7 +348,7 @@ enum Input {
     Prometheus { url: String, prom: Prometheus },
 }
 
-struct Source {
+pub(crate) struct Source {
     input: Input,
     start: Timestamp,
     end: Timestamp,
@@ -459,10 +459,65 @@ fn csv_in_memory(path: &Path, filter: &csv::Filter, args: &SimulateArgs) -> anyh
     })
 }
 
-fn load_source(
+pub(crate) fn load_source(
     args: &SimulateArgs,
     sets: &[PolicySet],
     fleet: &mut Fleet,
+) -> anyhow::Result<Source> {
+    load_source_as(args, sets, fleet, true)
+}
+
+/// The samples of the source in memory, once, for `tune`, which replays every candidate
+/// over the same history: a CSV read whole, the synthetic trace generated once (at most
+/// the export's size), Prometheus fetched at once. Returns the trace, the range and the
+/// notes.
+pub(crate) fn load_in_memory(
+    args: &SimulateArgs,
+    sets: &[PolicySet],
+    fleet: &mut Fleet,
+) -> anyhow::Result<(Trace, Timestamp, Timestamp, Vec<String>)> {
+    let src = load_source_as(args, sets, fleet, false)?;
+    let trace = match src.input {
+        Input::Memory(mut traces) => traces.swap_remove(0),
+        Input::Synthetic {
+            spec,
+            targets,
+            signals,
+        } => {
+            let samples = u64::from(spec.days) * 1440 * 2 * targets.len() as u64;
+            if samples > MAX_SYNTHETIC_SAMPLES {
+                bail!(
+                    "a synthetic trace of {} days × {} proxies is {samples} samples, more than {MAX_SYNTHETIC_SAMPLES} (about 1 GiB) held in memory to replay each candidate: use fewer --days or --proxies",
+                    spec.days,
+                    targets.len()
+                );
+            }
+            let phase = Phase::start(format!(
+                "generating the synthetic trace ({} proxies × {} days, {samples} samples)",
+                targets.len(),
+                spec.days
+            ));
+            let trace = synthetic::generate(&spec, &targets, &signals.0, &signals.1);
+            drop(phase);
+            trace
+        }
+        Input::Csv { path, filter } => {
+            let phase = Phase::start(format!("reading {}", path.display()));
+            let (trace, _) = csv::read_file(&path, &filter)?;
+            drop(phase);
+            trace
+        }
+        Input::Prometheus { .. } => unreachable!("fetched at once when not streamed"),
+    };
+    Ok((trace, src.start, src.end, src.notes))
+}
+
+/// [`load_source`]; `stream = false` fetches Prometheus at once (into memory).
+fn load_source_as(
+    args: &SimulateArgs,
+    sets: &[PolicySet],
+    fleet: &mut Fleet,
+    stream: bool,
 ) -> anyhow::Result<Source> {
     if let Some(path) = &args.metrics {
         let mut signals: BTreeSet<String> = BTreeSet::new();
@@ -496,7 +551,7 @@ fn load_source(
         };
     }
     if let Some(url) = &args.prometheus {
-        return prometheus_source(url, args, sets, fleet);
+        return prometheus_source(url, args, sets, fleet, stream);
     }
     if let Some(n) = args.proxies {
         if n == 0 {
@@ -562,6 +617,7 @@ fn prometheus_source(
     args: &SimulateArgs,
     sets: &[PolicySet],
     fleet: &Fleet,
+    stream: bool,
 ) -> anyhow::Result<Source> {
     // The imperative shell may read the clock: the default end is now.
     let end = args
@@ -579,7 +635,7 @@ fn prometheus_source(
         .iter()
         .flat_map(|s| &s.policies)
         .any(|p| matches!(p.schedule, crate::policy::Schedule::Cron(_)));
-    if !cron {
+    if stream && !cron {
         return Ok(Source {
             notes: vec![format!(
                 "Prometheus {url}: fetched {start} → {end}, a day at a time"
@@ -658,10 +714,10 @@ fn prometheus_source(
 
 /// One phase of `simulate` shown on a terminal as a spinner with its elapsed time
 /// (nothing when stderr is not a terminal); cleared when dropped.
-struct Phase(Option<indicatif::ProgressBar>);
+pub(crate) struct Phase(Option<indicatif::ProgressBar>);
 
 impl Phase {
-    fn start(message: String) -> Phase {
+    pub(crate) fn start(message: String) -> Phase {
         Phase(std::io::stderr().is_terminal().then(|| {
             let pb = indicatif::ProgressBar::new_spinner();
             pb.set_style(

@@ -1,0 +1,278 @@
+//! The Pareto frontier of tuned candidates and the choice among them (pure).
+//!
+//! Three figures, all to be minimized: under-provisioned % (share of steps whose demand
+//! exceeds the capacity in effect), spend (Mbps·h, or the cost with `--prices`) and
+//! changes per proxy-day.
+
+use serde::Serialize;
+
+/// How one policy fared over one range: the figures `simulate --json` prints in its
+/// `summary`, over the scalable proxies.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Point {
+    pub under_provisioned_pct: f64,
+    pub footprint_mbps_hours: f64,
+    pub footprint_concurrent_hours: f64,
+    /// With `--prices`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
+    pub changes: u64,
+    pub proxy_days: f64,
+    pub changes_per_proxy_day: f64,
+    pub flapping: u64,
+}
+
+impl Point {
+    /// What the frontier weighs as spend: the cost when priced, else Mbps·h.
+    pub fn spend(&self) -> f64 {
+        self.cost.unwrap_or(self.footprint_mbps_hours)
+    }
+
+    /// The three minimized figures: (under-provisioned %, spend, changes per proxy-day).
+    pub fn axes(&self) -> [f64; 3] {
+        [
+            self.under_provisioned_pct,
+            self.spend(),
+            self.changes_per_proxy_day,
+        ]
+    }
+
+    /// No worse on every figure and better on one.
+    pub fn dominates(&self, other: &Point) -> bool {
+        let (a, b) = (self.axes(), other.axes());
+        a.iter().zip(&b).all(|(x, y)| x <= y) && a.iter().zip(&b).any(|(x, y)| x < y)
+    }
+}
+
+/// The indices of the non-dominated points (of points with equal figures, the first),
+/// ordered by spend, then under-provisioning, then changes, then index.
+pub fn frontier(points: &[Point]) -> Vec<usize> {
+    let mut out: Vec<usize> = (0..points.len())
+        .filter(|&i| {
+            !points
+                .iter()
+                .enumerate()
+                .any(|(j, q)| q.dominates(&points[i]) || (j < i && q.axes() == points[i].axes()))
+        })
+        .collect();
+    out.sort_by(|&a, &b| order(&points[a], &points[b]).then(a.cmp(&b)));
+    out
+}
+
+fn order(a: &Point, b: &Point) -> std::cmp::Ordering {
+    let (x, y) = (a.axes(), b.axes());
+    x[1].total_cmp(&y[1])
+        .then(x[0].total_cmp(&y[0]))
+        .then(x[2].total_cmp(&y[2]))
+}
+
+/// Non-dominated sorting: 0 for the frontier, 1 for the frontier of the rest, and so on.
+pub fn ranks(points: &[Point]) -> Vec<usize> {
+    let mut rank = vec![usize::MAX; points.len()];
+    let mut left: Vec<usize> = (0..points.len()).collect();
+    let mut r = 0;
+    while !left.is_empty() {
+        let front: Vec<usize> = left
+            .iter()
+            .copied()
+            .filter(|&i| !left.iter().any(|&j| points[j].dominates(&points[i])))
+            .collect();
+        for &i in &front {
+            rank[i] = r;
+        }
+        left.retain(|i| !front.contains(i));
+        r += 1;
+    }
+    rank
+}
+
+/// Which way the recommendation leans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// The least spend with under-provisioning no worse than the current policy's.
+    Balanced,
+    /// The least spend with under-provisioning at most 1 point above the current policy's.
+    Cost,
+    /// The least under-provisioning with spend at most 10% above the current policy's.
+    Service,
+}
+
+/// `cost`: how much more under-provisioning (percentage points) than the current policy
+/// is accepted for a lower spend.
+pub const COST_UNDER_SLACK_POINTS: f64 = 1.0;
+/// `service`: how much more spend than the current policy is accepted (ratio).
+pub const SERVICE_SPEND_SLACK: f64 = 1.10;
+
+impl Objective {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Objective::Balanced => "balanced",
+            Objective::Cost => "cost",
+            Objective::Service => "service",
+        }
+    }
+
+    /// Whether `p` meets this objective's constraints, given the current policy's figures.
+    pub fn admits(self, p: &Point, current: &Point, budget_changes: f64) -> bool {
+        if p.changes_per_proxy_day > budget_changes {
+            return false;
+        }
+        let eps = 1e-9;
+        match self {
+            Objective::Balanced => p.under_provisioned_pct <= current.under_provisioned_pct + eps,
+            Objective::Cost => {
+                p.under_provisioned_pct
+                    <= current.under_provisioned_pct + COST_UNDER_SLACK_POINTS + eps
+            }
+            Objective::Service => p.spend() <= current.spend() * SERVICE_SPEND_SLACK + eps,
+        }
+    }
+
+    /// The sort key among admitted points (lower is better): what the objective minimizes
+    /// first, then the other figures.
+    pub fn key(self, p: &Point) -> [f64; 3] {
+        let [under, spend, changes] = p.axes();
+        match self {
+            Objective::Balanced | Objective::Cost => [spend, under, changes],
+            Objective::Service => [under, spend, changes],
+        }
+    }
+
+    /// A total order for pruning and choosing: admitted points first, by [`Self::key`];
+    /// then points within the change budget by under-provisioning, then the rest by changes.
+    pub fn rank_key(self, p: &Point, current: &Point, budget_changes: f64) -> (u8, [f64; 3]) {
+        if self.admits(p, current, budget_changes) {
+            (0, self.key(p))
+        } else if p.changes_per_proxy_day <= budget_changes {
+            let [u, s, c] = p.axes();
+            (1, [u, s, c])
+        } else {
+            let [u, s, c] = p.axes();
+            (2, [c, u, s])
+        }
+    }
+}
+
+/// The recommended point and whether it met the objective's constraints.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Choice {
+    pub index: usize,
+    /// False when no point met them: then the point within the change budget with the
+    /// least under-provisioning, or, if none is within it, the one with the fewest changes.
+    pub constraints_met: bool,
+}
+
+/// Chooses among `points` (a choice by these keys is always on the frontier).
+pub fn choose(
+    points: &[Point],
+    current: &Point,
+    objective: Objective,
+    budget_changes: f64,
+) -> Option<Choice> {
+    let best = (0..points.len()).min_by(|&a, &b| {
+        cmp_key(
+            objective.rank_key(&points[a], current, budget_changes),
+            objective.rank_key(&points[b], current, budget_changes),
+        )
+        .then(a.cmp(&b))
+    })?;
+    Some(Choice {
+        index: best,
+        constraints_met: objective.admits(&points[best], current, budget_changes),
+    })
+}
+
+pub fn cmp_key(a: (u8, [f64; 3]), b: (u8, [f64; 3])) -> std::cmp::Ordering {
+    a.0.cmp(&b.0)
+        .then(a.1[0].total_cmp(&b.1[0]))
+        .then(a.1[1].total_cmp(&b.1[1]))
+        .then(a.1[2].total_cmp(&b.1[2]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(under: f64, spend: f64, changes: f64) -> Point {
+        Point {
+            under_provisioned_pct: under,
+            footprint_mbps_hours: spend,
+            changes_per_proxy_day: changes,
+            ..Point::default()
+        }
+    }
+
+    #[test]
+    fn the_frontier_keeps_exactly_the_non_dominated_points() {
+        // (points, expected frontier in spend order)
+        let cases: Vec<(Vec<Point>, Vec<usize>)> = vec![
+            (vec![], vec![]),
+            (vec![p(1.0, 10.0, 1.0)], vec![0]),
+            // 1 dominates 0; 2 trades under for spend.
+            (
+                vec![p(2.0, 10.0, 1.0), p(1.0, 10.0, 1.0), p(3.0, 5.0, 1.0)],
+                vec![2, 1],
+            ),
+            // Equal figures: the first only.
+            (vec![p(1.0, 1.0, 1.0), p(1.0, 1.0, 1.0)], vec![0]),
+            // Changes alone keep a point on the frontier.
+            (
+                vec![p(1.0, 10.0, 5.0), p(1.0, 11.0, 2.0), p(1.0, 12.0, 2.0)],
+                vec![0, 1],
+            ),
+        ];
+        for (points, want) in cases {
+            let got = frontier(&points);
+            assert_eq!(got, want, "{points:?}");
+            for &i in &got {
+                assert!(!points.iter().any(|q| q.dominates(&points[i])));
+            }
+        }
+    }
+
+    #[test]
+    fn ranks_peel_fronts() {
+        let pts = [
+            p(1.0, 1.0, 1.0),
+            p(2.0, 2.0, 2.0),
+            p(3.0, 3.0, 3.0),
+            p(0.5, 5.0, 1.0),
+        ];
+        assert_eq!(ranks(&pts), vec![0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn choices_follow_the_objective_and_the_change_budget() {
+        let current = p(2.0, 100.0, 4.0);
+        let points = vec![
+            current.clone(),    // 0
+            p(1.9, 80.0, 6.0),  // 1: cheaper, as safe, more changes
+            p(2.5, 60.0, 3.0),  // 2: cheapest, a little less safe
+            p(0.5, 95.0, 3.0),  // 3: safer and cheaper than the current
+            p(0.1, 200.0, 3.0), // 4: safest of all, far dearer
+            p(1.0, 50.0, 20.0), // 5: cheap and safe but flaps
+        ];
+        // (objective, budget, want index, constraints met)
+        let cases = [
+            (Objective::Balanced, 10.0, 1, true),
+            (Objective::Balanced, 5.0, 3, true),
+            (Objective::Balanced, 30.0, 5, true),
+            (Objective::Cost, 5.0, 2, true),
+            (Objective::Service, 10.0, 3, true),
+            (Objective::Service, 30.0, 3, true),
+            // Nothing within 1 change a day: the fewest changes.
+            (Objective::Balanced, 1.0, 4, false),
+        ];
+        for (objective, budget, want, met) in cases {
+            let c = choose(&points, &current, objective, budget).unwrap();
+            assert_eq!(
+                (c.index, c.constraints_met),
+                (want, met),
+                "{objective:?} {budget}"
+            );
+            assert!(points[c.index].changes_per_proxy_day <= budget || !met);
+            assert!(frontier(&points).contains(&c.index));
+        }
+    }
+}
