@@ -119,9 +119,10 @@ impl Knob {
     /// The values tried (the policy's own value is added to them).
     fn grid(self) -> Vec<Setting> {
         match self {
-            Knob::UpTolerance | Knob::DownTolerance => {
-                ratios(&[0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3])
-            }
+            // Up to 0.5 upward: scale-ups left to saturated readings, the lever on Mbps·h
+            // found on the real traces (README "Decision quality").
+            Knob::UpTolerance => ratios(&[0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5]),
+            Knob::DownTolerance => ratios(&[0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3]),
             Knob::UpStabilization => mins(&[0, 1, 2, 5, 10]),
             Knob::DownStabilization => mins(&[0, 5, 10, 20, 30, 60, 100, 120, 180, 240, 360]),
             Knob::UpMaxSteps => [1, 2, 3, 4].map(Setting::Steps).to_vec(),
