@@ -127,6 +127,14 @@ pub fn check_policy_queries_blocking(
     rt.block_on(check_policy_queries(url, policies))
 }
 
+/// The policy's evaluation step at `now`: its interval, a cron's from its fire times of
+/// the last day (at most 1,000 of them); at least 1 s.
+fn evaluation_step(policy: &Policy, now: Timestamp) -> Duration {
+    let day_ago = now - Duration::from_secs(86_400);
+    let grid = evaluation_grid(&policy.schedule, day_ago, now, 1_000);
+    Duration::from_secs(grid.step.max(1) as u64)
+}
+
 impl Prometheus {
     /// A client for the Prometheus at `url` (e.g. `http://127.0.0.1:9090`, a path prefix
     /// is kept).
@@ -177,10 +185,7 @@ impl Prometheus {
     /// The range window each signal of `policy` is queried over by [`Self::observe`] at
     /// `now`, by signal name.
     pub fn observe_windows(policy: &Policy, now: Timestamp) -> BTreeMap<String, RangeWindow> {
-        // A cron's step from its fire times of the last day (at most 1,000 of them).
-        let day_ago = now - Duration::from_secs(86_400);
-        let grid = evaluation_grid(&policy.schedule, day_ago, now, 1_000);
-        let step = Duration::from_secs(grid.step as u64);
+        let step = evaluation_step(policy, now);
         policy
             .signals
             .iter()
@@ -281,14 +286,8 @@ impl Prometheus {
         let Some(window) = hourly_highs_window(policy.predictive.lookback, now) else {
             return Ok(out);
         };
-        // The subquery samples on the evaluation step (a cron's from its last day).
-        let grid = evaluation_grid(
-            &policy.schedule,
-            now - Duration::from_secs(86_400),
-            now,
-            1_000,
-        );
-        let step = Duration::from_secs(grid.step.max(1) as u64);
+        // The subquery samples on the evaluation step.
+        let step = evaluation_step(policy, now);
         let keep: HashSet<&str> = proxies.iter().map(String::as_str).collect();
         let names: std::collections::BTreeSet<&str> = [&policy.bandwidth, &policy.concurrent]
             .into_iter()

@@ -57,6 +57,22 @@ pub struct CsvStats {
 }
 
 impl CsvStats {
+    /// Counts a sample the filter left out: by its proxy when the fleet does not know
+    /// it, else by its signal.
+    fn count_skipped(&mut self, filter: &Filter, proxy: &[u8], signal: &[u8]) {
+        let p = String::from_utf8_lossy(proxy);
+        if filter
+            .proxies
+            .as_ref()
+            .is_some_and(|f| !f.contains(p.as_ref()))
+        {
+            *self.unknown_proxies.entry(p.into_owned()).or_insert(0) += 1;
+        } else {
+            let s = String::from_utf8_lossy(signal).into_owned();
+            *self.unknown_signals.entry(s).or_insert(0) += 1;
+        }
+    }
+
     fn add(&mut self, o: CsvStats) {
         self.lines += o.lines;
         self.samples += o.samples;
@@ -476,22 +492,7 @@ impl Sink<'_> {
         };
         self.stats.lines += 1;
         let Some(i) = self.slot(proxy, signal, line) else {
-            let p = String::from_utf8_lossy(proxy);
-            if self
-                .filter
-                .proxies
-                .as_ref()
-                .is_some_and(|f| !f.contains(p.as_ref()))
-            {
-                *self
-                    .stats
-                    .unknown_proxies
-                    .entry(p.into_owned())
-                    .or_insert(0) += 1;
-            } else {
-                let s = String::from_utf8_lossy(signal).into_owned();
-                *self.stats.unknown_signals.entry(s).or_insert(0) += 1;
-            }
+            self.stats.count_skipped(self.filter, proxy, signal);
             return Ok(());
         };
         let ((sp, ss), s, _) = &mut self.series[i];
@@ -768,22 +769,7 @@ impl CsvSource {
             let slot = match lookup {
                 Lookup::Kept(slot) => slot,
                 Lookup::Skipped => {
-                    let p = String::from_utf8_lossy(proxy);
-                    if self
-                        .filter
-                        .proxies
-                        .as_ref()
-                        .is_some_and(|f| !f.contains(p.as_ref()))
-                    {
-                        *self
-                            .stats
-                            .unknown_proxies
-                            .entry(p.into_owned())
-                            .or_insert(0) += 1;
-                    } else {
-                        let s = String::from_utf8_lossy(signal).into_owned();
-                        *self.stats.unknown_signals.entry(s).or_insert(0) += 1;
-                    }
+                    self.stats.count_skipped(&self.filter, proxy, signal);
                     continue;
                 }
             };

@@ -118,16 +118,27 @@ pub fn replay(
     opts: &SimOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<SimRun, SimError> {
+    replay_trace(set, fleet, trace, opts, None, progress)
+}
+
+/// An in-memory trace through the streaming replay, every step kept (`Record::Columns`).
+fn replay_trace(
+    set: &PolicySet,
+    fleet: &Fleet,
+    trace: &Trace,
+    opts: &SimOptions,
+    peer: Option<reference::Peer>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<SimRun, SimError> {
     let mut source = TraceSource::new(trace);
-    let ahead = ReadAhead::default();
     replay_stream(
         set,
         fleet,
         &mut source,
         opts,
-        None,
+        peer,
         Record::Columns,
-        ahead,
+        ReadAhead::default(),
         progress,
     )
 }
@@ -142,18 +153,7 @@ pub fn replay_reference(
     opts: &SimOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<SimRun, SimError> {
-    let mut source = TraceSource::new(trace);
-    let ahead = ReadAhead::default();
-    replay_stream(
-        set,
-        fleet,
-        &mut source,
-        opts,
-        Some(peer),
-        Record::Columns,
-        ahead,
-        progress,
-    )
+    replay_trace(set, fleet, trace, opts, Some(peer), progress)
 }
 
 /// Replays `set` (or, with `peer`, that reference peer on the set's proxies, bounds and
