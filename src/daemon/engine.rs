@@ -234,8 +234,9 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
     /// The engine of one daemon of `[ha]`: it acts only while `ha.store`'s leadership lets
     /// it; on each election won it loads the controller states and pending intents from
     /// etcd (not from its sled log), reconciles the intents, and calls `ha.on_takeover`
-    /// (e.g. to seed the API budget) before its first send. Run-time pauses stay per
-    /// daemon: they are loaded from, and kept in, this daemon's own sled log.
+    /// (e.g. to seed the API budget) before its first send. Run-time pauses start from
+    /// this daemon's own sled log; the shared ones in etcd replace them at the first pass
+    /// (`sync_control`).
     pub fn new_shared(
         cloud: Arc<C>,
         metrics: Arc<M>,
