@@ -1345,3 +1345,51 @@ async fn pauses_and_resumes_reach_every_daemon_through_etcd() {
         me.resign();
     }
 }
+
+/// The first daemon to share pauses (etcd's `control` key never written) shares the
+/// pauses its own log holds instead of dropping them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemons_own_pauses_become_the_shared_ones_at_first() {
+    use gaap_autoscaler::core::{Direction, Pause, Scope};
+    use gaap_autoscaler::daemon::control::ControlPort;
+    use gaap_autoscaler::daemon::engine::HaParts;
+    use gaap_autoscaler::ha::{Etcd, Leadership, SharedStore};
+    let cluster = support::etcd::EtcdCluster::start(1);
+    cluster.wait_healthy(Duration::from_secs(30));
+    let etcd = Arc::new(Etcd::new(&cluster.urls(), Duration::from_secs(5)).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(DecisionLog::open(dir.path()).unwrap());
+    let pause = Pause {
+        scope: Scope::Proxy("link-00000000".into()),
+        direction: Direction::Up,
+        since: START,
+        until: None,
+        reason: "before the upgrade".into(),
+        by: "ops".into(),
+    };
+    journal.save_pause(&pause).unwrap();
+    let me = Arc::new(Leadership::new("a", Duration::from_secs(10), None));
+    let store = Arc::new(SharedStore::new(etcd.clone(), "/first", me));
+    let engine = Engine::new_shared(
+        Arc::new(FakeCloud::default()),
+        Arc::new(FakeMetrics::default()),
+        journal.clone(),
+        Arc::new(Stats::new()),
+        quiet_options(),
+        Clock::starting_at(START),
+        HaParts {
+            store: store.clone(),
+            on_takeover: Box::new(|| {}),
+        },
+    )
+    .unwrap();
+    let p = policy_for(1);
+    engine.set_policies(std::slice::from_ref(&p));
+    // Not the leader: the pass only takes the shared control.
+    engine.run_pass(&p, START, &mut Vec::new()).await;
+    assert_eq!(engine.status().pauses, vec![pause.clone()]);
+    assert_eq!(journal.load_pauses().unwrap(), vec![pause.clone()]);
+    let (shared, rev) = store.control().await.unwrap();
+    assert!(rev > 0);
+    assert_eq!(shared.pauses, vec![pause]);
+}

@@ -650,6 +650,28 @@ impl<C: Cloud, M: Metrics> Engine<C, M> {
             return;
         };
         let shared = match sh.store.control().await {
+            // Never written (the first daemons with shared pauses): this daemon's own
+            // pauses become the shared ones, rather than being dropped.
+            Ok((_, 0)) if !self.pauses.lock().expect("lock").is_empty() => {
+                let local = self.pauses.lock().expect("lock").clone();
+                let merged = sh
+                    .store
+                    .update_control(|c| {
+                        for p in &local {
+                            if !c.pauses.contains(p) {
+                                c.pauses.push(p.clone());
+                            }
+                        }
+                    })
+                    .await;
+                match merged {
+                    Ok(c) => c,
+                    Err(e) => {
+                        warn!(error = %e, "cannot share this daemon's pauses; keeping them");
+                        return;
+                    }
+                }
+            }
             Ok((c, _)) => c,
             Err(e) => {
                 warn!(error = %e, "cannot read the shared pauses; keeping this daemon's");
