@@ -2,6 +2,7 @@
 """Judge policies against the reference autoscalers on every trace, never on one.
 
 usage: scripts/judge.py [--bin PATH] [--traces DIR] [--policies DIR ...] [--days N]
+                        [--start T] [--end T] [--real-only]
 
 Builds the real traces (shared/traces/make_traces.py) into DIR if they are not there,
 replays each policy directory with `simulate --reference all --json` on (a) the real
@@ -55,6 +56,9 @@ def main():
     ap.add_argument("--shared", default=os.path.join(ROOT, "..", "shared"))
     ap.add_argument("--policies", action="append")
     ap.add_argument("--days", default="7", help="days of the synthetic trace")
+    ap.add_argument("--start", help="first evaluation time on the real traces (RFC 3339 or Unix seconds)")
+    ap.add_argument("--end", help="last evaluation time on the real traces")
+    ap.add_argument("--real-only", action="store_true", help="skip the synthetic trace")
     a = ap.parse_args()
     if not os.path.exists(os.path.join(a.traces, "all.csv")):
         subprocess.run([sys.executable, os.path.join(a.shared, "traces", "make_traces.py"), a.traces],
@@ -63,6 +67,11 @@ def main():
         "real": ["--metrics", os.path.join(a.traces, "all.csv"), "--fleet", os.path.join(a.traces, "fleet.toml")],
         "synthetic": ["--synthetic", "--days", a.days],
     }
+    for flag, value in (("--start", a.start), ("--end", a.end)):
+        if value:
+            sources["real"] += [flag, value]
+    if a.real_only:
+        del sources["synthetic"]
     for pol in a.policies or [os.path.join(ROOT, "policies")]:
         print(f"policies: {pol}")
         pooled = {}

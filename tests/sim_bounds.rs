@@ -55,3 +55,43 @@ fn a_sample_dated_2100_is_refused_with_a_clear_message() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A file grouped by proxy (not sorted by time) whose last series ends before the
+/// others: its last lines are not the end of the data. `--start` inside the longer
+/// series' range runs (it was refused as "after --end", the end read from the file's
+/// last lines) and replays that range.
+#[test]
+fn start_inside_an_unsorted_files_range_runs_even_when_its_last_series_ends_earlier() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("grouped.csv");
+    let t0 = 1_793_606_400i64; // 2026-11-02T08:00:00Z
+    let mut csv = String::from("timestamp,proxy_id,signal,value\n");
+    // Two days of link-kicu7m5b, then one day of link-3n9x1q7d.
+    for (id, minutes) in [("link-kicu7m5b", 2 * 1440), ("link-3n9x1q7d", 1440)] {
+        for m in 0..minutes {
+            let t = t0 + 60 * m;
+            csv.push_str(&format!("{t},{id},bandwidth,20.0\n{t},{id},connections,8000\n"));
+        }
+    }
+    std::fs::write(&path, csv).unwrap();
+    let out = simulate_limited(&[
+        "--metrics",
+        path.to_str().unwrap(),
+        "--start",
+        "2026-11-03T14:00:00Z", // after the short series' last line (11-03T07:59)
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = &doc["summary"];
+    assert_eq!(summary["start"], "2026-11-03T14:00:00Z", "{summary}");
+    assert_eq!(summary["end"], "2026-11-04T07:59:00Z", "{summary}");
+    let kicu = doc["proxies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["proxy_id"] == "link-kicu7m5b")
+        .expect("the longer series is replayed");
+    assert!(kicu["steps"].as_u64().unwrap() > 0, "{kicu}");
+}

@@ -538,6 +538,12 @@ fn load_source_as(
                 .map(|(a, b)| (args.start.unwrap_or(a), args.end.unwrap_or(b))),
         };
         return match span {
+            // The end read from the file's last lines is the data's end only if the file
+            // is sorted by time; one grouped by series ends with its last series. A
+            // start past it may lie inside the data: read the file to know.
+            Some((start, end)) if start > end && args.end.is_none() => {
+                csv_in_memory(path, &filter, args)
+            }
             Some((start, end)) => Ok(Source {
                 input: Input::Csv {
                     path: path.clone(),
