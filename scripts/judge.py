@@ -2,16 +2,19 @@
 """Judge policies against the reference autoscalers on every trace, never on one.
 
 usage: scripts/judge.py [--bin PATH] [--traces DIR] [--policies DIR ...] [--days N]
-                        [--start T] [--end T] [--real-only]
+                        [--half all|first|second] [--real-only]
 
 Builds the real traces (shared/traces/make_traces.py) into DIR if they are not there,
-replays each policy directory with `simulate --reference all --json` on (a) the real
-traces and (b) the bundled synthetic trace, and prints per source and pooled over both:
-under-provisioned % of steps, Mbps·h against the oracle, changes per proxy-day and flaps
-(reversals within 30 min), for the policy and for HPA, AWS and Autopilot. The pooled row
-adds the figures of both sources (steps, footprints, changes and proxy-days summed).
+replays each policy directory with `simulate --reference all --json` on (a) each real
+trace over its own range (one proxy per run: a trace that ended is not held at its last
+capacity while the longer ones go on) and (b) the bundled synthetic trace, and prints per
+source and pooled over both: under-provisioned % of steps, Mbps·h against the oracle,
+changes per proxy-day and flaps (reversals within 30 min), for the policy and for HPA,
+AWS and Autopilot. Pooled rows add the figures (steps, footprints, changes and
+proxy-days summed). `--half first|second` replays the first or second half of each real
+trace (split at its own midpoint): tune on one half, judge on the other.
 """
-import argparse, json, os, subprocess, sys
+import argparse, concurrent.futures, csv, json, os, subprocess, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -56,30 +59,45 @@ def main():
     ap.add_argument("--shared", default=os.path.join(ROOT, "..", "shared"))
     ap.add_argument("--policies", action="append")
     ap.add_argument("--days", default="7", help="days of the synthetic trace")
-    ap.add_argument("--start", help="first evaluation time on the real traces (RFC 3339 or Unix seconds)")
-    ap.add_argument("--end", help="last evaluation time on the real traces")
+    ap.add_argument("--half", choices=["all", "first", "second"], default="all",
+                    help="replay this half of each real trace (split at its own midpoint)")
     ap.add_argument("--real-only", action="store_true", help="skip the synthetic trace")
     a = ap.parse_args()
     if not os.path.exists(os.path.join(a.traces, "all.csv")):
         subprocess.run([sys.executable, os.path.join(a.shared, "traces", "make_traces.py"), a.traces],
                        check=True, stdout=subprocess.DEVNULL)
-    sources = {
-        "real": ["--metrics", os.path.join(a.traces, "all.csv"), "--fleet", os.path.join(a.traces, "fleet.toml")],
-        "synthetic": ["--synthetic", "--days", a.days],
-    }
-    for flag, value in (("--start", a.start), ("--end", a.end)):
-        if value:
-            sources["real"] += [flag, value]
+    traces = sorted(f for f in os.listdir(a.traces) if f.startswith("link-") and f.endswith(".csv"))
+    fleet = open(os.path.join(a.traces, "fleet.toml")).read()
+    head, *blocks = fleet.split("[[proxy]]")
+    real = []
+    for name in traces:
+        pid = name[:-4]
+        block = next(b for b in blocks if f'id = "{pid}"' in b)
+        one = os.path.join(a.traces, f"fleet-{pid}.toml")
+        with open(one, "w") as f:
+            f.write(head + "[[proxy]]" + block)
+        path = os.path.join(a.traces, name)
+        args = ["--metrics", path, "--fleet", one]
+        if a.half != "all":
+            with open(path) as f:
+                times = [int(r["timestamp"]) for r in csv.DictReader(f)]
+            mid = (min(times) + max(times)) // 2 // 60 * 60
+            args += ["--end", str(mid - 60)] if a.half == "first" else ["--start", str(mid)]
+        real.append(args)
+    sources = {"real": real, "synthetic": [["--synthetic", "--days", a.days]]}
     if a.real_only:
         del sources["synthetic"]
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
     for pol in a.policies or [os.path.join(ROOT, "policies")]:
         print(f"policies: {pol}")
         pooled = {}
-        for name, args in sources.items():
-            rows = run(a.bin, pol, args)
+        for name, runs in sources.items():
+            summed = {}
+            for rows in pool.map(lambda args: run(a.bin, pol, args), runs):
+                for who, s in rows.items():
+                    summed[who] = add(summed.get(who, {}), figures(s))
             print(f" {name}:")
-            for who, s in rows.items():
-                f = figures(s)
+            for who, f in summed.items():
                 print(line(who, f))
                 pooled[who] = add(pooled.get(who, {}), f)
         print(" pooled:")
