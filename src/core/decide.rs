@@ -501,10 +501,24 @@ impl DimCtx<'_> {
             t.forecast = forecast;
         }
         t.recommended = recommended;
+        // What a past reading needs kept: at `hold_utilization`, not the target (a peak
+        // only needs serving if it comes back). A censored reading keeps its whole step up.
+        let held = match (&self.cfg.rule, self.cfg.hold_utilization) {
+            (Rule::TargetTracking { .. }, Some(hold)) if !saturated => {
+                let need = match self.dim {
+                    Dim::Bandwidth => demand / hold,
+                    Dim::Concurrent => demand / (10_000.0 * hold),
+                };
+                let cover = self.values.iter().copied().find(|&v| f64::from(v) >= need);
+                Some(cover.map_or(recommended, |v| v.min(recommended)))
+            }
+            (_, Some(_)) => Some(recommended),
+            _ => None,
+        };
 
         // 6. Stabilization (HPA): record, then clamp the current value into
         // [lowest recommendation within the up window, highest within the down window].
-        let stabilized = self.stabilize(st, recommended);
+        let stabilized = self.stabilize(st, recommended, held);
         t.stabilized = stabilized;
 
         // 7. Rate: at most max_steps ladder steps per change.
@@ -858,7 +872,7 @@ impl DimCtx<'_> {
         }
     }
 
-    fn stabilize(&mut self, st: &mut DimState, recommended: u32) -> u32 {
+    fn stabilize(&mut self, st: &mut DimState, recommended: u32, held: Option<u32>) -> u32 {
         // In milliseconds: this runs for every evaluation with data (the replay's hot path).
         let now = self.now.millis();
         let up_w = self.up().stabilization;
@@ -871,43 +885,101 @@ impl DimCtx<'_> {
         // One pass: drop what no window needs any more (and anything from the future),
         // and take the lowest recommendation within the up window and the highest within
         // the down window. The new one, taken at `now`, is within both even for a zero
-        // window (as is any other taken at `now`).
+        // window (as is any other taken at `now`). With `hold_utilization` the down
+        // windows read the held values instead (the reading of `now` still counts whole).
         let (mut up_rec, mut down_rec, mut base_rec) = (recommended, recommended, recommended);
-        let recs = &mut st.recommendations;
-        let mut kept = 0;
-        let mut sorted = true;
-        for i in 0..recs.len() {
-            let (t, v) = recs[i];
-            let age = now.saturating_sub(t.millis());
-            if age < 0 || age >= keep {
-                continue;
+        let split = held.is_some();
+        let mut scan = |hist: &mut Vec<(Timestamp, u32)>, up: bool, down: bool| {
+            let mut kept = 0;
+            let mut sorted = true;
+            for i in 0..hist.len() {
+                let (t, v) = hist[i];
+                let age = now.saturating_sub(t.millis());
+                if age < 0 || age >= keep {
+                    continue;
+                }
+                sorted &= kept == 0 || hist[kept - 1].0 <= t;
+                hist[kept] = (t, v);
+                kept += 1;
+                if up && (age == 0 || age < up_ms) {
+                    up_rec = up_rec.min(v);
+                }
+                if down && (age == 0 || age < down_ms) {
+                    down_rec = down_rec.max(v);
+                }
+                if down && (age == 0 || age < base_ms) {
+                    base_rec = base_rec.max(v);
+                }
             }
-            sorted &= kept == 0 || recs[kept - 1].0 <= t;
-            recs[kept] = (t, v);
-            kept += 1;
-            if age == 0 || age < up_ms {
-                up_rec = up_rec.min(v);
-            }
-            if age == 0 || age < down_ms {
-                down_rec = down_rec.max(v);
-            }
-            if age == 0 || age < base_ms {
-                base_rec = base_rec.max(v);
-            }
-        }
-        recs.truncate(kept);
-        recs.push((self.now, recommended));
+            hist.truncate(kept);
+            sorted
+        };
+        let sorted = scan(&mut st.recommendations, true, !split);
+        st.recommendations.push((self.now, recommended));
         if sorted {
-            drop_dominated(recs);
+            drop_dominated(&mut st.recommendations);
+        }
+        if let Some(h) = held {
+            let sorted = scan(&mut st.held, false, true);
+            st.held.push((self.now, h));
+            if sorted {
+                drop_dominated(&mut st.held);
+            }
         }
         // No history yet covers the scale-down window: do not go below the current value.
         let since = st.observed_since.get_or_insert(self.now).millis();
-        if now.saturating_sub(since).max(0) < base_ms {
+        let observed = now.saturating_sub(since).max(0);
+        if observed < base_ms {
             down_rec = down_rec.max(self.current);
             base_rec = base_rec.max(self.current);
         }
-        let clamp = |hi: u32| self.current.max(up_rec).min(hi);
-        let out = clamp(down_rec);
+        let (current, floor) = (self.current, self.current.max(up_rec));
+        let clamp = move |hi: u32| floor.min(hi);
+        let mut out = clamp(down_rec);
+        // `change_worth`: a scale-down freeing F may go once nothing above its value was
+        // asked for within worth / F (stretched like the window by the flap budget).
+        if let Some(worth) = self.cfg.change_worth
+            && out > clamp(recommended)
+        {
+            let hist = if split { &st.held } else { &st.recommendations };
+            let stretch = if base_ms > 0 {
+                down_ms as f64 / base_ms as f64
+            } else {
+                1.0
+            };
+            let whole = out;
+            for &v in self.values.iter() {
+                if v < clamp(recommended) || v >= whole {
+                    continue;
+                }
+                let freed = f64::from(current - v);
+                let w = ((worth / freed * 3_600_000.0 * stretch) as i64).min(down_ms);
+                if observed < w {
+                    continue;
+                }
+                let highest = hist
+                    .iter()
+                    .filter(|(t, _)| now.saturating_sub(t.millis()) < w)
+                    .map(|&(_, r)| r)
+                    .fold(recommended, u32::max);
+                if highest <= v {
+                    out = v;
+                    self.reason(
+                        ReasonCode::ChangeWorth,
+                        format!(
+                            "freeing {} {} is worth a change after {} (change_worth {worth}): \
+                             nothing above {v} was needed since, so not holding {whole} for \
+                             the whole {} window",
+                            current - v,
+                            self.dim.unit(),
+                            crate::time::format_duration(Duration::from_millis(w as u64)),
+                            crate::time::format_duration(down_w),
+                        ),
+                    );
+                    break;
+                }
+            }
+        }
         if out > clamp(base_rec) {
             let base = clamp(base_rec);
             self.reason(

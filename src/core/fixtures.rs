@@ -49,6 +49,8 @@ pub fn policy() -> Policy {
                 target_utilization: 0.7,
             },
             saturation: crate::policy::DEFAULT_SATURATION,
+            hold_utilization: None,
+            change_worth: None,
         }),
         concurrent: Some(Dimension {
             signal: "connections".into(),
@@ -58,6 +60,8 @@ pub fn policy() -> Policy {
                 target_utilization: 0.7,
             },
             saturation: crate::policy::DEFAULT_SATURATION,
+            hold_utilization: None,
+            change_worth: None,
         }),
         behavior: Behavior::default_behavior(),
         on_missing_data: MissingData::default(),

@@ -215,6 +215,11 @@ pub struct Observation {
 pub struct DimState {
     /// Recommendations (time, ladder value) kept for the stabilization windows, oldest first.
     pub recommendations: Vec<(Timestamp, u32)>,
+    /// With `hold_utilization`: (time, the ladder value serving that reading at the hold
+    /// utilization), kept for the scale-down window, oldest first. The scale-down window
+    /// holds these instead of the recommendations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<(Timestamp, u32)>,
     /// When this dimension last changed upward / downward (for cooldowns).
     pub last_up: Option<Timestamp>,
     pub last_down: Option<Timestamp>,

@@ -35,6 +35,8 @@ pub enum ReasonCode {
     Stabilized,
     /// Recent reversals lengthened the scale-down stabilization (the flap budget).
     FlapBudget,
+    /// `change_worth`: a scale-down freeing enough capacity goes before the whole window.
+    ChangeWorth,
     /// A scale-down that the same demand would undo soon (target tracking).
     ScaleDownAnticipatedFlapping,
     /// The seasonal forecast asks for more capacity `lead` ahead.
@@ -78,6 +80,7 @@ impl ReasonCode {
             LadderTop => "ladder.top",
             Stabilized => "stabilization.held",
             FlapBudget => "scale_down.flap_budget",
+            ChangeWorth => "scale_down.change_worth",
             ScaleDownAnticipatedFlapping => "scale_down.anticipated_flapping",
             PredictiveAhead => "predictive.ahead",
             MaxSteps => "rate.max_steps",
@@ -105,7 +108,8 @@ impl ReasonCode {
             StepRule | AnticipatedFlapping => 3,
             WithinTolerance => 4,
             LadderTop => 5,
-            Stabilized | FlapBudget | ScaleDownAnticipatedFlapping | PredictiveAhead => 6,
+            Stabilized | FlapBudget | ChangeWorth | ScaleDownAnticipatedFlapping
+            | PredictiveAhead => 6,
             MaxSteps => 7,
             BoundMin | BoundMax | NoAllowedValue | WindowActive | WindowAhead => 8,
             CooldownUp | CooldownDown | HoldPaidCapacity => 9,

@@ -685,6 +685,16 @@ pub struct Dimension {
     /// A reading at or above `saturation` × the capacity in effect is censored: demand
     /// is at least the cap, not known (default 0.95; `f64::INFINITY` never).
     pub saturation: f64,
+    /// Target tracking: the utilization at which the scale-down window keeps the peaks
+    /// it remembers (`hold_utilization`, in [target, 1]). The reading of the moment is
+    /// still sized at the target; a past peak only needs to be served if it comes back.
+    /// `None`: at the target, as HPA does.
+    pub hold_utilization: Option<f64>,
+    /// What one change is worth, in capacity·hours of this dimension (Mbps·h, or units of
+    /// 10,000 connections × hours): a scale-down freeing `F` may go once no higher need was
+    /// seen for `change_worth / F` hours, if that is shorter than the scale-down window.
+    /// `None`: every scale-down waits the whole window.
+    pub change_worth: Option<f64>,
 }
 
 /// The default `saturation` of a dimension.

@@ -85,6 +85,8 @@ pub struct RawDimension {
     pub target_utilization: Option<Spanned<f64>>,
     pub steps: Option<Spanned<Vec<Spanned<RawStep>>>>,
     pub saturation: Option<Spanned<f64>>,
+    pub hold_utilization: Option<Spanned<f64>>,
+    pub change_worth: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

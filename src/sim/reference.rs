@@ -83,7 +83,7 @@ impl Peer {
 
 /// HPA's defaults as a policy: same selection, signals, targets and bounds; tolerance
 /// 0.1 both ways, scale-down stabilization 5 minutes, any number of ladder steps, no
-/// cooldown; no saturation, flap budget, forecast or windows.
+/// cooldown; no saturation, flap budget, forecast, windows, peak hold or change worth.
 pub fn hpa_policy(p: &Policy) -> Policy {
     let dir = |stabilization: u64| DirectionBehavior {
         tolerance: 0.1,
@@ -102,6 +102,8 @@ pub fn hpa_policy(p: &Policy) -> Policy {
         .flatten()
     {
         d.saturation = f64::INFINITY;
+        d.hold_utilization = None;
+        d.change_worth = None;
     }
     out.predictive.mode = PredictiveMode::Off;
     out.windows.clear();

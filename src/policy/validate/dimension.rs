@@ -158,13 +158,81 @@ fn dimension(
         }
     };
     let saturation = saturation(ctx, dim, r.saturation.as_ref());
+    let hold_utilization = r
+        .hold_utilization
+        .as_ref()
+        .and_then(|h| hold_utilization(ctx, dim, h, rule.as_ref()));
+    let change_worth = r.change_worth.as_ref().and_then(|w| change_worth(ctx, dim, w));
     Some(Dimension {
         signal: signal?,
         min: min?,
         max: max?,
         rule: rule?,
         saturation,
+        hold_utilization,
+        change_worth,
     })
+}
+
+/// `{dim}.hold_utilization`: target tracking only, in [target_utilization, 1].
+fn hold_utilization(
+    ctx: &mut Ctx<'_>,
+    dim: &str,
+    h: &Spanned<f64>,
+    rule: Option<&Rule>,
+) -> Option<f64> {
+    let x = *h.get_ref();
+    let at = h.span().start;
+    match rule {
+        Some(Rule::TargetTracking { target_utilization }) => {
+            let t = *target_utilization;
+            if x >= t && x <= 1.0 {
+                Some(x)
+            } else {
+                ctx.err(
+                    at,
+                    format!("`{dim}.hold_utilization` = {x} is outside [{t}, 1] (from `target_utilization` to 1)"),
+                    "the utilization at which a past peak is kept, e.g. 0.8 with a 0.7 target; \
+                     leave it out to keep peaks at the target",
+                );
+                None
+            }
+        }
+        Some(Rule::Steps(_)) => {
+            ctx.err(
+                at,
+                format!("`{dim}.hold_utilization` needs `target_utilization`"),
+                "step rules have no target to hold peaks at: remove `hold_utilization`",
+            );
+            None
+        }
+        // The rule has its own error.
+        None => None,
+    }
+}
+
+/// `{dim}.change_worth`: a positive, finite number of capacity·hours.
+fn change_worth(ctx: &mut Ctx<'_>, dim: &str, w: &Spanned<f64>) -> Option<f64> {
+    let x = *w.get_ref();
+    if x.is_finite() && x > 0.0 {
+        Some(x)
+    } else {
+        let unit = if dim == "bandwidth" {
+            "Mbps·h"
+        } else {
+            "units·h"
+        };
+        ctx.err(
+            w.span().start,
+            format!("`{dim}.change_worth` = {x} must be a positive number ({unit})"),
+            format!(
+                "what one change is worth: with 300, a scale-down freeing 300 {} may go after \
+                 an hour without a higher need; leave it out to wait the whole window",
+                if dim == "bandwidth" { "Mbps" } else { "units" }
+            ),
+        );
+        None
+    }
 }
 
 fn target_tracking(ctx: &mut Ctx<'_>, dim: &str, t: &Spanned<f64>) -> Option<Rule> {
@@ -265,6 +333,20 @@ mod tests {
                 14,
             ),
             ("saturation = 0.0", "is outside (0, 1]", 12, 14),
+            (
+                "hold_utilization = 0.5",
+                "`bandwidth.hold_utilization` = 0.5 is outside [0.7, 1]",
+                12,
+                20,
+            ),
+            ("hold_utilization = 1.2", "is outside [0.7, 1]", 12, 20),
+            (
+                "change_worth = 0",
+                "`bandwidth.change_worth` = 0 must be a positive number (Mbps·h)",
+                12,
+                16,
+            ),
+            ("change_worth = -300.0", "must be a positive number", 12, 16),
         ]);
     }
 
@@ -300,6 +382,34 @@ mod tests {
         assert!(
             d.iter()
                 .any(|d| !d.is_error() && d.message.contains("signal `bandwidth` is not used")),
+            "{d:#?}"
+        );
+    }
+
+    #[test]
+    fn hold_utilization_and_change_worth_reach_the_policy() {
+        let (p, d) = check_policy(
+            &policy(&[("", "hold_utilization = 0.8\nchange_worth = 300")]),
+            Path::new("t.toml"),
+        );
+        assert!(d.is_empty(), "{d:#?}");
+        let b = p.unwrap().policy.bandwidth.unwrap();
+        assert_eq!((b.hold_utilization, b.change_worth), (Some(0.8), Some(300.0)));
+        let (p, _) = check_policy(&policy(&[]), Path::new("t.toml"));
+        let b = p.unwrap().policy.bandwidth.unwrap();
+        assert_eq!((b.hold_utilization, b.change_worth), (None, None));
+    }
+
+    #[test]
+    fn hold_utilization_needs_a_target() {
+        let text = policy(&[
+            ("target_utilization", "steps = [{ above = 0.9, change = 1 }]"),
+            ("", "hold_utilization = 0.8"),
+        ]);
+        let d = diags(&text);
+        assert!(
+            d.iter().any(|d| d.is_error()
+                && d.message == "`bandwidth.hold_utilization` needs `target_utilization`"),
             "{d:#?}"
         );
     }
