@@ -51,8 +51,11 @@ fn dim_state() -> impl Strategy<Value = DimState> {
                 .map(|(ago, v)| (Timestamp(NOW.millis() - ago * 1000), v))
                 .collect();
             recommendations.sort();
+            // What `hold_utilization` keeps is at most the recommendation of its reading.
+            let held = recommendations.iter().map(|&(t, v)| (t, (v * 2 / 3).max(1))).collect();
             DimState {
                 recommendations,
+                held,
                 last_up: up.map(|a| Timestamp(NOW.millis() - a * 1000)),
                 last_down: down.map(|a| Timestamp(NOW.millis() - a * 1000)),
                 missing_streak: streak,
@@ -284,7 +287,13 @@ fn case() -> impl Strategy<Value = Case> {
                 (cur_b, cur_c),
                 (rb, rc),
                 (sb, sc),
-                (status, has_ladder, cc_steps, scalarable, (saturation, budget, mode, quantile)),
+                (
+                    status,
+                    has_ladder,
+                    cc_steps,
+                    scalarable,
+                    (saturation, budget, mode, quantile, (hold, worth)),
+                ),
                 (op, manual_hold, allows_saturation, known_is_current),
                 windows,
             ) = t;
@@ -352,6 +361,11 @@ fn case() -> impl Strategy<Value = Case> {
             p.on_missing_data.after = after;
             for dim in [&mut p.bandwidth, &mut p.concurrent].into_iter().flatten() {
                 dim.saturation = saturation;
+                if let Rule::TargetTracking { target_utilization } = dim.rule {
+                    dim.hold_utilization =
+                        hold.map(|h| target_utilization + h * (1.0 - target_utilization));
+                }
+                dim.change_worth = worth;
             }
             p.behavior.flap_budget = budget;
             p.predictive.mode = mode;
@@ -402,8 +416,17 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 /// The settings of the adaptive stages: saturation, the flap budget, the predictive mode
-/// and quantile.
-fn adaptive() -> impl Strategy<Value = (f64, Option<FlapBudget>, PredictiveMode, f64)> {
+/// and quantile, the peak hold (a share of the way from the target to 1) and the change
+/// worth (capacity·hours).
+type Adaptive = (
+    f64,
+    Option<FlapBudget>,
+    PredictiveMode,
+    f64,
+    (Option<f64>, Option<f64>),
+);
+
+fn adaptive() -> impl Strategy<Value = Adaptive> {
     (
         0.3f64..=1.0,
         prop::option::of((0u32..3, 600u64..7200, 0u64..14_400)).prop_map(|b| {
@@ -419,7 +442,22 @@ fn adaptive() -> impl Strategy<Value = (f64, Option<FlapBudget>, PredictiveMode,
             PredictiveMode::Scale,
         ]),
         0.0f64..=1.0,
+        (
+            prop::option::of(0.0f64..=1.0),
+            prop::option::of(prop_oneof![0.01f64..10.0, 10.0f64..5000.0]),
+        ),
     )
+}
+
+/// `policy` without `hold_utilization` and `change_worth` (every scale-down waits the
+/// whole window, for peaks kept at the target).
+fn without_early_release(policy: &Policy) -> Policy {
+    let mut p = policy.clone();
+    for dim in [&mut p.bandwidth, &mut p.concurrent].into_iter().flatten() {
+        dim.hold_utilization = None;
+        dim.change_worth = None;
+    }
+    p
 }
 
 /// `policy` with the stages that only raise turned off: no saturation, no forecast.
@@ -725,6 +763,34 @@ proptest! {
             prop_assert!(w >= wo, "{w} < {wo}");
             if wo > from {
                 prop_assert_eq!(w, wo);
+            }
+        }
+    }
+}
+
+proptest! {
+    /// `hold_utilization` and `change_worth` only let a scale-down go sooner: never a
+    /// higher value than without them, the same value wherever that goes up, and never
+    /// below the recommendation of the moment (or the current value, if that is lower).
+    #[test]
+    fn hold_and_change_worth_only_release_sooner(c in case()) {
+        let with = decide(&c.policy, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
+        let plain = without_early_release(&c.policy);
+        let without = decide(&plain, &c.proxy, c.ladder(), &c.obs, &c.state, NOW);
+        for (w, wo, from, t) in [
+            (with.bandwidth_to, without.bandwidth_to, with.bandwidth_from, &with.bandwidth),
+            (with.concurrent_to, without.concurrent_to, with.concurrent_from, &with.concurrent),
+        ] {
+            prop_assert!(w <= wo, "{w} > {wo}: {:?}", with.reason_codes());
+            if wo > from {
+                prop_assert_eq!(w, wo, "{:?}", with.reason_codes());
+            }
+            if t.managed {
+                prop_assert!(
+                    t.stabilized >= t.recommended.min(t.current),
+                    "stabilized {} below min(recommended {}, current {})",
+                    t.stabilized, t.recommended, t.current
+                );
             }
         }
     }

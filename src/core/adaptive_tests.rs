@@ -350,3 +350,137 @@ fn paid_capacity_is_kept_until_the_end_of_the_billing_day() {
     let d = decide_bw(&p, 50, 45.0, &seasoned(now), now);
     assert_eq!(d.bandwidth_to, 100);
 }
+
+/// The fixture policy with a 3h scale-down window, releases in one change, no scale-down
+/// cooldown and no flap budget: what `change_worth` shortens is the window alone.
+fn long_window(worth: Option<f64>) -> crate::policy::Policy {
+    let mut p = policy();
+    p.behavior.scale_down.stabilization = 180 * MIN;
+    p.behavior.scale_down.max_steps = 6;
+    p.behavior.scale_down.cooldown = Duration::ZERO;
+    p.behavior.flap_budget = None;
+    p.bandwidth.as_mut().unwrap().change_worth = worth;
+    p
+}
+
+#[test]
+fn change_worth_lets_a_big_release_go_before_the_window() {
+    // At 500 Mbps, demand now 30 (need 43 → 50); recommendations (minutes ago, value)
+    // kept from before. Freeing 450 (→ 50) is worth a change after 300/450 h = 40m,
+    // freeing 400 (→ 100) after 45m, freeing 300 (→ 200) after 60m.
+    type Case = (Option<f64>, &'static [(u32, u32)], u32, bool);
+    let cases: &[Case] = &[
+        // Without change_worth: the 500 of 90 minutes ago holds for the whole 3h.
+        (None, &[(90, 500)], 500, false),
+        // With 300 Mbps·h: nothing above 50 for 40m: down to 50 at once.
+        (Some(300.0), &[(90, 500)], 50, true),
+        (Some(300.0), &[(41, 500)], 50, true),
+        // 500 within the last 39 minutes: within every shortened window.
+        (Some(300.0), &[(39, 500)], 500, false),
+        // 100 needed 30 minutes ago: 50 must wait (40m), 100 may go (45m).
+        (Some(300.0), &[(90, 500), (30, 100)], 100, true),
+        // 200 needed 35 minutes ago: within the waits of 50 and 100, not of 200 (60m).
+        (Some(300.0), &[(90, 500), (35, 200)], 200, true),
+        // ...and 61 minutes ago: beyond all three.
+        (Some(300.0), &[(90, 500), (61, 200)], 50, true),
+        // A worth of 900: 2h for 50, 2h15m for 100, 3h (the window) for 200.
+        (Some(900.0), &[(90, 500)], 500, false),
+        (Some(900.0), &[(125, 500)], 50, true),
+    ];
+    for &(worth, recs, want, early) in cases {
+        let p = long_window(worth);
+        let mut st = seasoned(T0);
+        st.bandwidth.recommendations = recs.iter().map(|&(ago, v)| (T0 - MIN * ago, v)).collect();
+        let d = decide_bw(&p, 500, 30.0, &st, T0);
+        let codes = bw_codes(&d);
+        assert_eq!(d.bandwidth_to, want, "{worth:?} {recs:?}: {codes:?}");
+        assert_eq!(
+            codes.contains(&"bandwidth:scale_down.change_worth".to_string()),
+            early,
+            "{worth:?} {recs:?}: {codes:?}"
+        );
+    }
+}
+
+#[test]
+fn change_worth_waits_for_history_and_is_stretched_by_the_flap_budget() {
+    // Watched for 30 minutes only: no window of 40m has been seen, nothing goes down.
+    let p = long_window(Some(300.0));
+    let mut st = ControllerState::default();
+    st.bandwidth.observed_since = Some(T0 - 30 * MIN);
+    let d = decide_bw(&p, 500, 30.0, &st, T0);
+    assert_eq!(d.bandwidth_to, 500, "{:?}", bw_codes(&d));
+    // Watched for 41 minutes with nothing above 50: down to 50.
+    st.bandwidth.observed_since = Some(T0 - 41 * MIN);
+    let d = decide_bw(&p, 500, 30.0, &st, T0);
+    assert_eq!(d.bandwidth_to, 50, "{:?}", bw_codes(&d));
+    // The explanation names the freed capacity, the shortened wait and the window.
+    let why = d
+        .reasons
+        .iter()
+        .find(|r| r.code == ReasonCode::ChangeWorth)
+        .expect("a change_worth reason")
+        .detail
+        .to_string();
+    assert!(
+        why.contains("freeing 450 Mbps") && why.contains("40m") && why.contains("3h"),
+        "{why}"
+    );
+
+    // Two reversals beyond a budget of 1 per 2h double the 10m... here the 3h window
+    // (capped at 4h), and change_worth's waits alike: 40m becomes 53m (×4/3 = 4h/3h).
+    let mut p = long_window(Some(300.0));
+    p.behavior.flap_budget = Some(FlapBudget {
+        reversals: 1,
+        per: Duration::from_secs(2 * 3600),
+        max_stabilization: Duration::from_secs(4 * 3600),
+    });
+    let mut st = seasoned(T0);
+    st.bandwidth.reversals = vec![T0 - 100 * MIN, T0 - 90 * MIN];
+    st.bandwidth.recommendations = vec![(T0 - 50 * MIN, 500)];
+    let d = decide_bw(&p, 500, 30.0, &st, T0);
+    assert_eq!(d.bandwidth_to, 500, "{:?}", bw_codes(&d));
+    st.bandwidth.recommendations = vec![(T0 - 54 * MIN, 500)];
+    let d = decide_bw(&p, 500, 30.0, &st, T0);
+    assert_eq!(d.bandwidth_to, 50, "{:?}", bw_codes(&d));
+}
+
+#[test]
+fn hold_utilization_keeps_past_peaks_at_its_utilization_and_the_present_at_the_target() {
+    // (hold, reading 5 minutes ago at 200 Mbps, reading now, want): the past decision is
+    // applied; the past reading is within the fixture's 10m scale-down window.
+    let cases: &[(Option<f64>, f64, f64, u32)] = &[
+        // 85 Mbps needs 121 at 0.7 → 200, kept by the window.
+        (None, 85.0, 30.0, 200),
+        // At 0.9 it needs 94 → 100 kept: one step down (the fixture's max_steps).
+        (Some(0.9), 85.0, 30.0, 100),
+        // At 0.8 it needs 106 → 200 kept.
+        (Some(0.8), 85.0, 30.0, 200),
+        // The reading of the moment is still sized at the target: 30 took 200 to 100,
+        // 85 now needs 121 → 200.
+        (Some(0.9), 30.0, 85.0, 200),
+        // A saturated past reading (190 of 200: up 2 steps, to the 500 max) keeps its
+        // step up whatever the hold: 500 held, not 200 (190 at 1.0).
+        (Some(1.0), 190.0, 30.0, 500),
+    ];
+    for &(hold, past, now_mbps, want) in cases {
+        let mut p = policy();
+        p.behavior.scale_down.cooldown = Duration::ZERO;
+        p.behavior.flap_budget = None;
+        p.bandwidth.as_mut().unwrap().hold_utilization = hold;
+        let st = seasoned(T0);
+        let first = decide_bw(&p, 200, past, &st, T0 - 5 * MIN);
+        let d = decide_bw(&p, first.bandwidth_to, now_mbps, &first.next_state, T0);
+        assert_eq!(
+            d.bandwidth_to,
+            want,
+            "{hold:?} {past} → {now_mbps}: {:?}",
+            bw_codes(&d)
+        );
+        assert_eq!(
+            d.next_state.bandwidth.held.is_empty(),
+            hold.is_none(),
+            "held values are kept only with hold_utilization"
+        );
+    }
+}
