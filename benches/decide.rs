@@ -139,6 +139,37 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // The peak hold and the change worth (the bundled `web`'s keys) with a 3h window: the
+    // held values are kept beside the recommendations, and a demand that needs less than
+    // the window holds tries each lower ladder value's shortened window.
+    let mut early = policy.clone();
+    early.behavior.scale_down.stabilization = Duration::from_secs(3 * 3600);
+    for (dim, worth) in [(&mut early.bandwidth, 300.0), (&mut early.concurrent, 3.0)] {
+        let dim = dim.as_mut().expect("the fixture manages both");
+        dim.hold_utilization = Some(0.8);
+        dim.change_worth = Some(worth);
+    }
+    let mut held = state.clone();
+    for dim in [&mut held.bandwidth, &mut held.concurrent] {
+        dim.held = dim.recommendations.clone();
+    }
+    let low = fixtures::observe(30.0, 12_000.0, now);
+    g.bench_function("one proxy, full state, hold + change_worth, decide_into", |b| {
+        b.iter_batched_ref(
+            || Decision::with_state(held.clone()),
+            |d| {
+                decide_into(
+                    black_box(&early),
+                    black_box(&proxy),
+                    Some(black_box(&ladder)),
+                    black_box(&low),
+                    black_box(now),
+                    d,
+                )
+            },
+            BatchSize::SmallInput,
+        )
+    });
     g.finish();
 }
 
