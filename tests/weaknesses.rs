@@ -204,3 +204,62 @@ fn a_release_is_one_change_not_a_staircase() {
     };
     assert!(mbps(&once) < mbps(&stairs));
 }
+
+/// 4b. A long window holds a big burst as long as a small one: a 300 Mbps burst for 10
+///    minutes on a 20 Mbps baseline, with a 3h scale-down window, keeps 500 Mbps for 3h.
+///    With `change_worth = 300` (Mbps·h), the release freeing 450 Mbps goes after 40
+///    quiet minutes, in one change; a small burst (to 40 Mbps) still waits the window.
+#[test]
+fn a_big_burst_is_released_sooner_than_a_small_one() {
+    let burst = |peak: f64| move |m: i64| if (10..20).contains(&m) { peak } else { 20.0 };
+    let mut p = policy();
+    p.behavior.scale_down.stabilization = Duration::from_secs(3 * 3600);
+    p.behavior.scale_down.cooldown = Duration::ZERO;
+    p.behavior.scale_down.max_steps = 6;
+    p.behavior.flap_budget = None;
+    let held = run(&p, 50, 300, burst(300.0));
+    p.bandwidth.as_mut().unwrap().change_worth = Some(300.0);
+    let worth = run(&p, 50, 300, burst(300.0));
+    // Minute m's capacity in effect.
+    let cap_at = |r: &SimRun, m: i64| {
+        let pr = &r.proxies[0];
+        let i = pr.times.iter().position(|&t| t == T0 + m * MIN).unwrap();
+        pr.cap_bw[i]
+    };
+    assert_eq!(cap_at(&held, 25), 500, "the burst is served");
+    assert_eq!(cap_at(&worth, 25), 500, "the burst is served");
+    // 40 minutes after the burst's last minute (19): held at 500 without, 50 with.
+    assert_eq!(cap_at(&held, 80), 500);
+    assert_eq!(cap_at(&worth, 80), 50);
+    assert_eq!(cap_at(&held, 215), 50, "the 3h window ends");
+    let downs = |r: &SimRun| {
+        r.proxies[0]
+            .changes
+            .iter()
+            .filter(|c| c.direction == Direction::Down)
+            .count()
+    };
+    assert_eq!(downs(&worth), 1, "one change down");
+    let mbps = |r: &SimRun| {
+        report::proxy_report(&r.proxies[0], "hand", None)
+            .figures
+            .footprint_mbps_hours
+    };
+    assert!(
+        mbps(&worth) < 0.5 * mbps(&held),
+        "{} vs {}",
+        mbps(&worth),
+        mbps(&held)
+    );
+    // A small burst frees only 20-50 Mbps: its wait is longer than the window.
+    let small = run(&p, 50, 300, burst(40.0));
+    let first_down = small.proxies[0]
+        .changes
+        .iter()
+        .find(|c| c.direction == Direction::Down)
+        .map(|c| (c.time.millis() - T0) / MIN);
+    assert!(
+        first_down.is_none_or(|m| m >= 19 + 180),
+        "released at minute {first_down:?}"
+    );
+}
