@@ -1,6 +1,8 @@
 //! The recommended settings written into a policy file's own text (pure): only the tuned
 //! keys that change are touched, every comment and the layout are kept, and a header of
-//! `# tune:` lines says what was tuned (a header from an earlier run is replaced).
+//! `# tune:` lines says what was tuned (a header from an earlier run is replaced). A key
+//! set to its default (`off`) is removed by commenting its line out, so that the comment
+//! lines around it still read in place.
 
 use toml_edit::{DocumentMut, Item, Table, TableLike, Value};
 
@@ -31,13 +33,31 @@ pub fn rewrite(
     retarget: Option<Retarget>,
     header: &[String],
 ) -> Result<String, EditError> {
-    let body = strip_header(text);
+    let mut body = strip_header(text).to_string();
+    // Keys set to their default first, on the text: commented out where they stand.
+    let mut removed = Vec::new();
+    for (knob, setting) in settings {
+        if setting.toml().is_none() {
+            let path: Vec<&str> = knob.key().split('.').collect();
+            match comment_out(&body, &path)? {
+                Some(t) => body = t,
+                None => removed.push(path),
+            }
+        }
+    }
     let mut doc: DocumentMut = body
         .parse()
         .map_err(|e: toml_edit::TomlError| EditError::Parse(e.to_string()))?;
     for (knob, setting) in settings {
-        let path: Vec<&str> = knob.key().split('.').collect();
-        set_path(doc.as_table_mut(), &path, setting.toml())?;
+        if let Some(v) = setting.toml() {
+            let path: Vec<&str> = knob.key().split('.').collect();
+            set_path(doc.as_table_mut(), &path, v)?;
+        }
+    }
+    // ...and those that do not stand on a line of their own (in an inline table, after a
+    // dotted key), removed.
+    for path in removed {
+        remove_path(doc.as_table_mut(), &path);
     }
     if let Some(r) = retarget {
         let root = doc.as_table_mut();
@@ -78,6 +98,62 @@ pub fn strip_header(text: &str) -> &str {
             .unwrap_or(rest);
     }
     rest
+}
+
+/// `text` with the line of the key at `path` commented out (`# key = value   # comment`,
+/// the trailing comment kept in its column when there is room), or None when the key is
+/// absent or does not stand alone on its line.
+fn comment_out(text: &str, path: &[&str]) -> Result<Option<String>, EditError> {
+    let doc = toml_edit::Document::parse(text)
+        .map_err(|e: toml_edit::TomlError| EditError::Parse(e.to_string()))?;
+    let (last, parents) = path.split_last().expect("a key has a name");
+    let mut table: &dyn TableLike = doc.as_table();
+    for seg in parents {
+        match table.get(seg).and_then(Item::as_table_like) {
+            Some(t) => table = t,
+            None => return Ok(None),
+        }
+    }
+    let Some((key, item)) = table.get_key_value(last) else {
+        return Ok(None);
+    };
+    let (Some(k), Some(v)) = (key.span(), item.span()) else {
+        return Ok(None);
+    };
+    let line_start = text[..k.start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[v.end..].find('\n').map_or(text.len(), |i| v.end + i);
+    let indent = &text[line_start..k.start];
+    if !indent.chars().all(|c| c == ' ' || c == '\t') || text[k.start..v.end].contains('\n') {
+        return Ok(None);
+    }
+    let mut rest = text[k.start..line_end].to_string();
+    // Two characters more before the trailing comment: take them from its padding.
+    let after = v.end - k.start;
+    if let Some(hash) = rest[after..].find('#') {
+        let at = after + hash;
+        let pad = rest[after..at].len() - rest[after..at].trim_end_matches(' ').len();
+        if pad >= 3 {
+            rest.replace_range(at - 2..at, "");
+        }
+    }
+    Ok(Some(format!(
+        "{}{indent}# {rest}{}",
+        &text[..line_start],
+        &text[line_end..]
+    )))
+}
+
+/// Removes the key at `path`, if it is there.
+fn remove_path(root: &mut Table, path: &[&str]) {
+    let (last, parents) = path.split_last().expect("a key has a name");
+    let mut table: &mut dyn TableLike = root;
+    for seg in parents {
+        match table.get_mut(seg).and_then(Item::as_table_like_mut) {
+            Some(t) => table = t,
+            None => return,
+        }
+    }
+    table.remove(last);
 }
 
 /// Sets `path` (missing tables are created as `[a.b]` headers) to `v`, keeping the
@@ -210,5 +286,127 @@ mod tests {
         assert_eq!(p.name, "web-link-abc");
         assert_eq!(p.selector.proxies, ["link-abc"]);
         assert!(p.selector.tags.is_empty());
+    }
+
+    fn parse(text: &str) -> crate::policy::Policy {
+        crate::policy::parse_policy(text, std::path::Path::new("x.toml"))
+            .unwrap_or_else(|d| panic!("{}\n{text}", crate::policy::diagnostic::render(&d)))
+    }
+
+    #[test]
+    fn hold_and_worth_are_written_or_commented_out() {
+        use Setting::{Amount, Off, Ratio};
+        let hold = "hold_utilization = 0.8                 # the scale-down window keeps a past peak at 80% utilization (the";
+        let worth = "change_worth = 300                     # Mbps·h one change is worth: a scale-down freeing 300 Mbps goes";
+        // (file, settings, a line that must be there, (bandwidth hold, worth), (concurrent
+        // hold, worth), lines that differ from the file)
+        type Row = (
+            &'static str,
+            Vec<(Knob, Setting)>,
+            &'static str,
+            [(Option<f64>, Option<f64>); 2],
+            usize,
+        );
+        let table: Vec<Row> = vec![
+            (
+                WEB,
+                vec![(Knob::BandwidthWorth, Amount(500.0))],
+                "change_worth = 500                     # Mbps·h one change is worth",
+                [(Some(0.8), Some(500.0)), (None, None)],
+                1,
+            ),
+            (
+                WEB,
+                vec![(Knob::BandwidthHold, Ratio(0.9))],
+                "hold_utilization = 0.9                 # the scale-down window keeps",
+                [(Some(0.9), Some(300.0)), (None, None)],
+                1,
+            ),
+            // Off: the line is commented out, its comment in its column.
+            (
+                WEB,
+                vec![(Knob::BandwidthWorth, Off)],
+                "# change_worth = 300                   # Mbps·h one change is worth",
+                [(Some(0.8), None), (None, None)],
+                1,
+            ),
+            (
+                WEB,
+                vec![(Knob::BandwidthHold, Off), (Knob::BandwidthWorth, Off)],
+                "# hold_utilization = 0.8               # the scale-down window keeps",
+                [(None, None), (None, None)],
+                2,
+            ),
+            // Keys the file lacks are added to their table; off on a missing key is nothing.
+            (
+                WEB,
+                vec![
+                    (Knob::ConcurrentHold, Ratio(0.85)),
+                    (Knob::ConcurrentWorth, Amount(5.0)),
+                ],
+                "max = 20\nhold_utilization = 0.85\nchange_worth = 5\n",
+                [(Some(0.8), Some(300.0)), (Some(0.85), Some(5.0))],
+                0,
+            ),
+            (
+                WEB,
+                vec![(Knob::ConcurrentWorth, Off)],
+                hold,
+                [(Some(0.8), Some(300.0)), (None, None)],
+                0,
+            ),
+            (
+                BATCH,
+                vec![(Knob::BandwidthWorth, Amount(200.0))],
+                "change_worth = 200",
+                [(None, Some(200.0)), (None, None)],
+                0,
+            ),
+        ];
+        for (i, (file, settings, line, [bw, cc], differing)) in table.into_iter().enumerate() {
+            let out = rewrite(file, &settings, None, &[]).unwrap();
+            assert!(out.contains(line), "row {i}:\n{out}");
+            let p = parse(&out);
+            let got = |d: &Option<crate::policy::Dimension>| {
+                d.as_ref()
+                    .map_or((None, None), |d| (d.hold_utilization, d.change_worth))
+            };
+            assert_eq!([got(&p.bandwidth), got(&p.concurrent)], [bw, cc], "row {i}");
+            let before: Vec<&str> = file.lines().collect();
+            let after: Vec<&str> = out.lines().collect();
+            if differing > 0 {
+                assert_eq!(before.len(), after.len(), "row {i}");
+                let n = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+                assert_eq!(n, differing, "row {i}");
+            }
+        }
+        // The continuation lines of a commented-out key's comment stay under it.
+        let out = rewrite(WEB, &[(Knob::BandwidthHold, Off)], None, &[]).unwrap();
+        assert!(out.contains(
+            "# hold_utilization = 0.8               # the scale-down window keeps a past peak at 80% utilization (the\n                                       # reading of the moment"
+        ));
+        assert!(out.contains(worth), "the next key is untouched");
+        // A setting back on after off is added again.
+        let back = rewrite(&out, &[(Knob::BandwidthHold, Ratio(0.85))], None, &[]).unwrap();
+        assert_eq!(parse(&back).bandwidth.unwrap().hold_utilization, Some(0.85));
+    }
+
+    #[test]
+    fn off_in_an_inline_table_removes_the_key() {
+        let text = WEB.replace(
+            "[concurrent]                           # units of 10,000 connections\nsignal = \"connections\"",
+            "[concurrent]\nsignal = \"connections\"\nchange_worth = 4",
+        );
+        // A key after a dotted table name or in an inline table has no line of its own:
+        // it is removed (its comment with it).
+        let dotted = "a = 1\nbandwidth.change_worth = 3 # c\n";
+        let doc_out = rewrite(dotted, &[(Knob::BandwidthWorth, Setting::Off)], None, &[]).unwrap();
+        assert_eq!(doc_out, "a = 1\n");
+        let inline = "bandwidth = { signal = \"b\", change_worth = 3 }\n";
+        let out = rewrite(inline, &[(Knob::BandwidthWorth, Setting::Off)], None, &[]).unwrap();
+        assert!(!out.contains("change_worth"), "{out}");
+        // A concurrent worth on its own line is commented out.
+        let out = rewrite(&text, &[(Knob::ConcurrentWorth, Setting::Off)], None, &[]).unwrap();
+        assert!(out.contains("# change_worth = 4\n"), "{out}");
     }
 }

@@ -19,6 +19,10 @@ pub enum Knob {
     DownCooldown,
     BandwidthTarget,
     ConcurrentTarget,
+    BandwidthHold,
+    ConcurrentHold,
+    BandwidthWorth,
+    ConcurrentWorth,
     PredictiveQuantile,
     PredictiveLead,
 }
@@ -29,31 +33,53 @@ pub enum Setting {
     Ratio(f64),
     Duration(Duration),
     Steps(u32),
+    /// A quantity of capacity·hours (`change_worth`): written as an integer when whole.
+    Amount(f64),
+    /// The key left out, for its default: `change_worth` off (every scale-down waits the
+    /// whole window), `hold_utilization` at the target.
+    Off,
+}
+
+/// `x` rounded to 6 decimals (as written and shown).
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
 }
 
 impl Setting {
-    fn sort_value(self) -> f64 {
+    /// The order of a key's values. `Off` is where its default behaves: no
+    /// `change_worth` is an endless worth (last), no `hold_utilization` holds at the
+    /// target (first).
+    fn sort_value(self, knob: Knob) -> f64 {
         match self {
-            Setting::Ratio(x) => x,
+            Setting::Ratio(x) | Setting::Amount(x) => x,
             Setting::Duration(d) => d.as_secs_f64(),
             Setting::Steps(n) => f64::from(n),
+            Setting::Off if knob.is_worth() => f64::INFINITY,
+            Setting::Off => f64::NEG_INFINITY,
         }
     }
 
-    /// As written in a policy file.
-    pub fn toml(self) -> toml_edit::Value {
-        match self {
-            Setting::Ratio(x) => toml_edit::Value::from((x * 1e6).round() / 1e6),
+    /// As written in a policy file; None: the key is removed.
+    pub fn toml(self) -> Option<toml_edit::Value> {
+        Some(match self {
+            Setting::Ratio(x) => toml_edit::Value::from(round6(x)),
             Setting::Duration(d) => toml_edit::Value::from(format_duration(d)),
             Setting::Steps(n) => toml_edit::Value::from(i64::from(n)),
-        }
+            Setting::Amount(x) if x.fract() == 0.0 && x.abs() < 9e15 => {
+                toml_edit::Value::from(x as i64)
+            }
+            Setting::Amount(x) => toml_edit::Value::from(round6(x)),
+            Setting::Off => return None,
+        })
     }
 
+    /// As shown in `--json`: `null` for the key left out.
     pub fn json(self) -> serde_json::Value {
         match self {
-            Setting::Ratio(x) => serde_json::json!((x * 1e6).round() / 1e6),
+            Setting::Ratio(x) | Setting::Amount(x) => serde_json::json!(round6(x)),
             Setting::Duration(d) => serde_json::json!(format_duration(d)),
             Setting::Steps(n) => serde_json::json!(n),
+            Setting::Off => serde_json::Value::Null,
         }
     }
 }
@@ -61,9 +87,10 @@ impl Setting {
 impl std::fmt::Display for Setting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Setting::Ratio(x) => write!(f, "{}", (x * 1e6).round() / 1e6),
+            Setting::Ratio(x) | Setting::Amount(x) => write!(f, "{}", round6(*x)),
             Setting::Duration(d) => f.write_str(&format_duration(*d)),
             Setting::Steps(n) => write!(f, "{n}"),
+            Setting::Off => f.write_str("off"),
         }
     }
 }
@@ -78,8 +105,15 @@ fn ratios(r: &[f64]) -> Vec<Setting> {
     r.iter().map(|&x| Setting::Ratio(x)).collect()
 }
 
+/// `Off` and the given amounts.
+fn amounts(a: &[f64]) -> Vec<Setting> {
+    std::iter::once(Setting::Off)
+        .chain(a.iter().map(|&x| Setting::Amount(x)))
+        .collect()
+}
+
 impl Knob {
-    pub const ALL: [Knob; 12] = [
+    pub const ALL: [Knob; 16] = [
         Knob::UpTolerance,
         Knob::UpStabilization,
         Knob::UpMaxSteps,
@@ -90,6 +124,10 @@ impl Knob {
         Knob::DownCooldown,
         Knob::BandwidthTarget,
         Knob::ConcurrentTarget,
+        Knob::BandwidthHold,
+        Knob::ConcurrentHold,
+        Knob::BandwidthWorth,
+        Knob::ConcurrentWorth,
         Knob::PredictiveQuantile,
         Knob::PredictiveLead,
     ];
@@ -107,6 +145,10 @@ impl Knob {
             Knob::DownCooldown => "behavior.scale_down.cooldown",
             Knob::BandwidthTarget => "bandwidth.target_utilization",
             Knob::ConcurrentTarget => "concurrent.target_utilization",
+            Knob::BandwidthHold => "bandwidth.hold_utilization",
+            Knob::ConcurrentHold => "concurrent.hold_utilization",
+            Knob::BandwidthWorth => "bandwidth.change_worth",
+            Knob::ConcurrentWorth => "concurrent.change_worth",
             Knob::PredictiveQuantile => "predictive.quantile",
             Knob::PredictiveLead => "predictive.lead",
         }
@@ -114,6 +156,56 @@ impl Knob {
 
     pub fn parse(key: &str) -> Option<Knob> {
         Knob::ALL.into_iter().find(|k| k.key() == key)
+    }
+
+    fn is_worth(self) -> bool {
+        matches!(self, Knob::BandwidthWorth | Knob::ConcurrentWorth)
+    }
+
+    fn is_hold(self) -> bool {
+        matches!(self, Knob::BandwidthHold | Knob::ConcurrentHold)
+    }
+
+    /// A concurrent key: tuned only with a price table (without a price nothing weighs
+    /// Concurrent·h against Mbps·h).
+    fn needs_price(self) -> bool {
+        matches!(
+            self,
+            Knob::ConcurrentTarget | Knob::ConcurrentHold | Knob::ConcurrentWorth
+        )
+    }
+
+    /// The target of the same dimension (for a `hold_utilization` key).
+    fn target_of(self) -> Option<Knob> {
+        match self {
+            Knob::BandwidthHold => Some(Knob::BandwidthTarget),
+            Knob::ConcurrentHold => Some(Knob::ConcurrentTarget),
+            _ => None,
+        }
+    }
+
+    fn dimension(self, p: &Policy) -> Option<&crate::policy::Dimension> {
+        match self {
+            Knob::BandwidthTarget | Knob::BandwidthHold | Knob::BandwidthWorth => {
+                p.bandwidth.as_ref()
+            }
+            Knob::ConcurrentTarget | Knob::ConcurrentHold | Knob::ConcurrentWorth => {
+                p.concurrent.as_ref()
+            }
+            _ => None,
+        }
+    }
+
+    fn dimension_mut(self, p: &mut Policy) -> Option<&mut crate::policy::Dimension> {
+        match self {
+            Knob::BandwidthTarget | Knob::BandwidthHold | Knob::BandwidthWorth => {
+                p.bandwidth.as_mut()
+            }
+            Knob::ConcurrentTarget | Knob::ConcurrentHold | Knob::ConcurrentWorth => {
+                p.concurrent.as_mut()
+            }
+            _ => None,
+        }
     }
 
     /// The values tried (the policy's own value is added to them).
@@ -132,13 +224,25 @@ impl Knob {
             Knob::BandwidthTarget | Knob::ConcurrentTarget => {
                 ratios(&[0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9])
             }
+            // Off: at the target (the default). Values at or below the policy's target are
+            // left out by `Space::of` (the target is Off; below it does not validate).
+            Knob::BandwidthHold | Knob::ConcurrentHold => {
+                let mut v = vec![Setting::Off];
+                v.extend(ratios(&[0.75, 0.8, 0.85, 0.9, 0.95]));
+                v
+            }
+            // Mbps·h: a scale-down freeing 300 Mbps waits 1h with 300, 3h with 1000.
+            Knob::BandwidthWorth => amounts(&[100.0, 200.0, 300.0, 500.0, 1000.0]),
+            // Units of 10,000 connections × hours: the ladder is 2-20 units, not Mbps.
+            Knob::ConcurrentWorth => amounts(&[1.0, 2.0, 5.0, 10.0, 20.0]),
             Knob::PredictiveQuantile => ratios(&[0.5, 0.7, 0.8, 0.9, 0.95, 1.0]),
             Knob::PredictiveLead => mins(&[1, 2, 5, 10, 20]),
         }
     }
 
     /// The policy's value, or None when the key does not apply to it (a step-rule
-    /// dimension has no target; `[predictive]` off has no quantile to tune).
+    /// dimension has no target nor hold; a missing dimension nothing; `[predictive]` off
+    /// has no quantile to tune).
     pub fn get(self, p: &Policy) -> Option<Setting> {
         let b = &p.behavior;
         let target = |d: &Option<crate::policy::Dimension>| match d.as_ref().map(|d| &d.rule) {
@@ -147,6 +251,19 @@ impl Knob {
             }
             _ => None,
         };
+        if self.is_hold() {
+            let d = self.dimension(p)?;
+            return match d.rule {
+                Rule::TargetTracking { .. } => {
+                    Some(d.hold_utilization.map_or(Setting::Off, Setting::Ratio))
+                }
+                Rule::Steps(_) => None,
+            };
+        }
+        if self.is_worth() {
+            let d = self.dimension(p)?;
+            return Some(d.change_worth.map_or(Setting::Off, Setting::Amount));
+        }
         let predictive = p.predictive.mode != PredictiveMode::Off;
         Some(match self {
             Knob::UpTolerance => Setting::Ratio(b.scale_up.tolerance),
@@ -162,6 +279,10 @@ impl Knob {
             Knob::PredictiveQuantile if predictive => Setting::Ratio(p.predictive.quantile),
             Knob::PredictiveLead if predictive => Setting::Duration(p.lead()),
             Knob::PredictiveQuantile | Knob::PredictiveLead => return None,
+            Knob::BandwidthHold
+            | Knob::ConcurrentHold
+            | Knob::BandwidthWorth
+            | Knob::ConcurrentWorth => unreachable!("answered above"),
         })
     }
 
@@ -191,6 +312,24 @@ impl Knob {
             }
             (Knob::PredictiveQuantile, Setting::Ratio(x)) => p.predictive.quantile = x,
             (Knob::PredictiveLead, Setting::Duration(d)) => p.predictive.lead = Some(d),
+            (Knob::BandwidthHold | Knob::ConcurrentHold, Setting::Ratio(_) | Setting::Off) => {
+                if let Some(d) = self.dimension_mut(p)
+                    && let Rule::TargetTracking { .. } = d.rule
+                {
+                    d.hold_utilization = match v {
+                        Setting::Ratio(x) => Some(x),
+                        _ => None,
+                    };
+                }
+            }
+            (Knob::BandwidthWorth | Knob::ConcurrentWorth, Setting::Amount(_) | Setting::Off) => {
+                if let Some(d) = self.dimension_mut(p) {
+                    d.change_worth = match v {
+                        Setting::Amount(x) => Some(x),
+                        _ => None,
+                    };
+                }
+            }
             _ => {}
         }
     }
@@ -237,25 +376,32 @@ pub type Candidate = Vec<u8>;
 
 impl Space {
     /// The keys of `p` among `keys` that apply to it, each with its grid and its current
-    /// value. Without a price table the concurrent target is not tuned: without a price
-    /// nothing weighs Concurrent·h against Mbps·h (it would only ever go down).
+    /// value. Without a price table the concurrent keys are not tuned: without a price
+    /// nothing weighs Concurrent·h against Mbps·h (it would only ever go down). A
+    /// `hold_utilization` grid keeps only values above the policy's own target (at the
+    /// target is `Off`).
     pub fn of(p: &Policy, keys: &[Knob], priced: bool) -> Space {
         let mut axes = Vec::new();
         for &knob in keys {
-            if knob == Knob::ConcurrentTarget && !priced {
+            if knob.needs_price() && !priced {
                 continue;
             }
             let Some(cur) = knob.get(p) else { continue };
             let floor = step_floor(p, knob);
+            let target = match knob.target_of().and_then(|t| t.get(p)) {
+                Some(Setting::Ratio(t)) => t,
+                _ => 0.0,
+            };
             let mut values: Vec<Setting> = knob
                 .grid()
                 .into_iter()
                 .filter(|v| !matches!(v, Setting::Steps(n) if *n < floor))
+                .filter(|v| !(knob.is_hold() && matches!(v, Setting::Ratio(h) if *h <= target)))
                 .collect();
             if !values.contains(&cur) {
                 values.push(cur);
             }
-            values.sort_by(|a, b| a.sort_value().total_cmp(&b.sort_value()));
+            values.sort_by(|a, b| a.sort_value(knob).total_cmp(&b.sort_value(knob)));
             let current = values.iter().position(|v| *v == cur).unwrap_or(0);
             axes.push(Axis {
                 knob,
@@ -264,6 +410,32 @@ impl Space {
             });
         }
         Space { axes }
+    }
+
+    /// `c` made valid: a `hold_utilization` below its candidate's own (tuned) target is
+    /// clamped to the target, i.e. `Off` (validate refuses a hold below the target).
+    pub fn canonical(&self, c: &Candidate) -> Candidate {
+        let mut c = c.clone();
+        for (k, axis) in self.axes.iter().enumerate() {
+            let Some(tk) = axis.knob.target_of() else {
+                continue;
+            };
+            let Some(j) = self.axes.iter().position(|a| a.knob == tk) else {
+                continue;
+            };
+            let (Setting::Ratio(h), Setting::Ratio(t)) = (
+                axis.values[usize::from(c[k])],
+                self.axes[j].values[usize::from(c[j])],
+            ) else {
+                continue;
+            };
+            if h < t
+                && let Some(off) = axis.values.iter().position(|v| *v == Setting::Off)
+            {
+                c[k] = off as u8;
+            }
+        }
+        c
     }
 
     pub fn is_empty(&self) -> bool {
@@ -275,10 +447,10 @@ impl Space {
         self.axes.iter().map(|a| a.current as u8).collect()
     }
 
-    /// `base` with the settings of `c`.
+    /// `base` with the settings of `c` (made valid: [`Space::canonical`]).
     pub fn apply(&self, base: &Policy, c: &Candidate) -> Policy {
         let mut p = base.clone();
-        for (axis, &i) in self.axes.iter().zip(c) {
+        for (axis, &i) in self.axes.iter().zip(&self.canonical(c)) {
             axis.knob.set(&mut p, axis.values[usize::from(i)]);
         }
         p
@@ -288,7 +460,7 @@ impl Space {
     pub fn changes(&self, c: &Candidate) -> Vec<(Knob, Setting)> {
         self.axes
             .iter()
-            .zip(c)
+            .zip(&self.canonical(c))
             .filter(|(a, i)| usize::from(**i) != a.current)
             .map(|(a, &i)| (a.knob, a.values[usize::from(i)]))
             .collect()
@@ -298,12 +470,21 @@ impl Space {
     pub fn settings(&self, c: &Candidate) -> Vec<(Knob, Setting)> {
         self.axes
             .iter()
-            .zip(c)
+            .zip(&self.canonical(c))
             .map(|(a, &i)| (a.knob, a.values[usize::from(i)]))
             .collect()
     }
 
-    /// The candidates one value away from `c` on one axis (each axis down, then up).
+    /// `n` made valid, unless that is `c` itself or already in `out`.
+    fn push_new(&self, out: &mut Vec<Candidate>, c: &Candidate, n: Candidate) {
+        let n = self.canonical(&n);
+        if n != *c && !out.contains(&n) {
+            out.push(n);
+        }
+    }
+
+    /// The candidates one value away from `c` on one axis (each axis down, then up),
+    /// made valid (a step of the target may clamp the hold).
     pub fn neighbours(&self, c: &Candidate) -> Vec<Candidate> {
         let mut out = Vec::new();
         for (k, axis) in self.axes.iter().enumerate() {
@@ -311,18 +492,18 @@ impl Space {
             if i > 0 {
                 let mut n = c.clone();
                 n[k] -= 1;
-                out.push(n);
+                self.push_new(&mut out, c, n);
             }
             if i + 1 < axis.values.len() {
                 let mut n = c.clone();
                 n[k] += 1;
-                out.push(n);
+                self.push_new(&mut out, c, n);
             }
         }
         out
     }
 
-    /// Every candidate that differs from `c` on one axis.
+    /// Every candidate that differs from `c` on one axis, made valid.
     pub fn one_at_a_time(&self, c: &Candidate) -> Vec<Candidate> {
         let mut out = Vec::new();
         for (k, axis) in self.axes.iter().enumerate() {
@@ -330,7 +511,7 @@ impl Space {
                 if i != usize::from(c[k]) {
                     let mut n = c.clone();
                     n[k] = i as u8;
-                    out.push(n);
+                    self.push_new(&mut out, c, n);
                 }
             }
         }
@@ -340,19 +521,23 @@ impl Space {
     /// `base` with every axis on which `other` differs from the policy's own value set to
     /// `other`'s value.
     pub fn overlay(&self, base: &Candidate, other: &Candidate) -> Candidate {
-        self.axes
+        let c = self
+            .axes
             .iter()
             .zip(base.iter().zip(other))
             .map(|(a, (&b, &o))| if usize::from(o) != a.current { o } else { b })
-            .collect()
+            .collect();
+        self.canonical(&c)
     }
 
-    /// A uniformly drawn candidate.
+    /// A uniformly drawn candidate, made valid.
     pub fn random(&self, rng: &mut crate::sim::synthetic::SplitMix64) -> Candidate {
-        self.axes
+        let c = self
+            .axes
             .iter()
             .map(|a| (rng.next_u64() % a.values.len() as u64) as u8)
-            .collect()
+            .collect();
+        self.canonical(&c)
     }
 }
 
@@ -406,5 +591,221 @@ mod tests {
                 .collect();
             assert!(diff == [1] || diff == [-1], "{diff:?}");
         }
+    }
+
+    fn web() -> Policy {
+        crate::policy::parse_policy(
+            include_str!("../../policies/web.toml"),
+            std::path::Path::new("web.toml"),
+        )
+        .unwrap()
+    }
+
+    fn axis(space: &Space, knob: Knob) -> Option<&Axis> {
+        space.axes.iter().find(|a| a.knob == knob)
+    }
+
+    const HOLD_WORTH: [Knob; 4] = [
+        Knob::BandwidthHold,
+        Knob::ConcurrentHold,
+        Knob::BandwidthWorth,
+        Knob::ConcurrentWorth,
+    ];
+
+    #[test]
+    fn hold_and_worth_grids() {
+        use Setting::{Amount as A, Off, Ratio as R};
+        let mut custom = web();
+        custom.bandwidth.as_mut().unwrap().hold_utilization = Some(0.82);
+        custom.bandwidth.as_mut().unwrap().change_worth = Some(250.0);
+        let mut high = crate::core::fixtures::policy();
+        if let Some(d) = high.bandwidth.as_mut() {
+            d.rule = Rule::TargetTracking {
+                target_utilization: 0.8,
+            };
+        }
+        let batch = crate::policy::parse_policy(
+            include_str!("../../policies/batch.toml"),
+            std::path::Path::new("batch.toml"),
+        )
+        .unwrap();
+        // (policy, priced, knob, values ascending, current value); None: not tuned.
+        type Row = (Policy, bool, Knob, Option<(Vec<Setting>, Setting)>);
+        let table: Vec<Row> = vec![
+            // web.toml: target 0.7, hold 0.8, worth 300. Off worth is an endless worth.
+            (
+                web(),
+                false,
+                Knob::BandwidthWorth,
+                Some((
+                    vec![A(100.0), A(200.0), A(300.0), A(500.0), A(1000.0), Off],
+                    A(300.0),
+                )),
+            ),
+            (
+                web(),
+                false,
+                Knob::BandwidthHold,
+                Some((vec![Off, R(0.75), R(0.8), R(0.85), R(0.9), R(0.95)], R(0.8))),
+            ),
+            // Concurrent keys only with a price table.
+            (web(), false, Knob::ConcurrentHold, None),
+            (web(), false, Knob::ConcurrentWorth, None),
+            (
+                web(),
+                true,
+                Knob::ConcurrentHold,
+                Some((vec![Off, R(0.75), R(0.8), R(0.85), R(0.9), R(0.95)], Off)),
+            ),
+            (
+                web(),
+                true,
+                Knob::ConcurrentWorth,
+                Some((vec![A(1.0), A(2.0), A(5.0), A(10.0), A(20.0), Off], Off)),
+            ),
+            // The policy's own values are added, in order.
+            (
+                custom.clone(),
+                false,
+                Knob::BandwidthHold,
+                Some((
+                    vec![Off, R(0.75), R(0.8), R(0.82), R(0.85), R(0.9), R(0.95)],
+                    R(0.82),
+                )),
+            ),
+            (
+                custom,
+                false,
+                Knob::BandwidthWorth,
+                Some((
+                    vec![
+                        A(100.0),
+                        A(200.0),
+                        A(250.0),
+                        A(300.0),
+                        A(500.0),
+                        A(1000.0),
+                        Off,
+                    ],
+                    A(250.0),
+                )),
+            ),
+            // Holds at or below the target are left out (at the target is Off).
+            (
+                high.clone(),
+                false,
+                Knob::BandwidthHold,
+                Some((vec![Off, R(0.85), R(0.9), R(0.95)], Off)),
+            ),
+            (
+                high,
+                false,
+                Knob::BandwidthWorth,
+                Some((
+                    vec![A(100.0), A(200.0), A(300.0), A(500.0), A(1000.0), Off],
+                    Off,
+                )),
+            ),
+            // Step rules: no hold (no target), but a change worth.
+            (batch.clone(), true, Knob::BandwidthHold, None),
+            (batch.clone(), true, Knob::ConcurrentHold, None),
+            (
+                batch,
+                false,
+                Knob::BandwidthWorth,
+                Some((
+                    vec![A(100.0), A(200.0), A(300.0), A(500.0), A(1000.0), Off],
+                    Off,
+                )),
+            ),
+        ];
+        for (i, (p, priced, knob, want)) in table.into_iter().enumerate() {
+            let space = Space::of(&p, &HOLD_WORTH, priced);
+            let got = axis(&space, knob).map(|a| (a.values.clone(), a.values[a.current]));
+            assert_eq!(got, want, "row {i}: {}", knob.key());
+        }
+        assert_eq!(
+            Knob::parse("bandwidth.change_worth"),
+            Some(Knob::BandwidthWorth)
+        );
+        assert_eq!(
+            Knob::parse("concurrent.hold_utilization"),
+            Some(Knob::ConcurrentHold)
+        );
+    }
+
+    #[test]
+    fn hold_and_worth_set_and_get_back() {
+        let mut p = web();
+        for (knob, v, hold, worth) in [
+            (
+                Knob::BandwidthWorth,
+                Setting::Amount(500.0),
+                Some(0.8),
+                Some(500.0),
+            ),
+            (Knob::BandwidthWorth, Setting::Off, Some(0.8), None),
+            (Knob::BandwidthHold, Setting::Ratio(0.9), Some(0.9), None),
+            (Knob::BandwidthHold, Setting::Off, None, None),
+        ] {
+            knob.set(&mut p, v);
+            let d = p.bandwidth.as_ref().unwrap();
+            assert_eq!(
+                (d.hold_utilization, d.change_worth),
+                (hold, worth),
+                "{knob:?} {v}"
+            );
+            assert_eq!(knob.get(&p), Some(v));
+        }
+        assert_eq!(Setting::Amount(300.0).toml().unwrap().to_string(), "300");
+        assert_eq!(Setting::Amount(2.5).toml().unwrap().to_string(), "2.5");
+        assert!(Setting::Off.toml().is_none());
+        assert_eq!(Setting::Off.json(), serde_json::Value::Null);
+        assert_eq!(Setting::Off.to_string(), "off");
+    }
+
+    #[test]
+    fn a_hold_never_goes_below_its_own_target() {
+        let p = web();
+        let space = Space::of(&p, &[Knob::BandwidthTarget, Knob::BandwidthHold], false);
+        let (t, h) = (&space.axes[0], &space.axes[1]);
+        let idx = |a: &Axis, v: Setting| a.values.iter().position(|x| *x == v).unwrap() as u8;
+        // Target 0.9 with a hold of 0.8 is clamped to the target: the hold is left out.
+        let c = vec![idx(t, Setting::Ratio(0.9)), idx(h, Setting::Ratio(0.8))];
+        let fixed = space.canonical(&c);
+        assert_eq!(fixed, vec![c[0], idx(h, Setting::Off)]);
+        let q = space.apply(&p, &c);
+        assert_eq!(q.bandwidth.as_ref().unwrap().hold_utilization, None);
+        assert_eq!(
+            space.changes(&c),
+            [
+                (Knob::BandwidthTarget, Setting::Ratio(0.9)),
+                (Knob::BandwidthHold, Setting::Off)
+            ]
+        );
+        // At the target is valid and kept.
+        let c = vec![idx(t, Setting::Ratio(0.8)), idx(h, Setting::Ratio(0.8))];
+        assert_eq!(space.canonical(&c), c);
+        // No generated candidate holds below its target; none repeats.
+        let valid = |c: &Candidate| {
+            let q = space.apply(&p, c);
+            let d = q.bandwidth.as_ref().unwrap();
+            let Rule::TargetTracking { target_utilization } = d.rule else {
+                unreachable!()
+            };
+            d.hold_utilization.is_none_or(|h| h >= target_utilization) && space.canonical(c) == *c
+        };
+        let cur = space.current();
+        let mut rng = crate::sim::synthetic::SplitMix64::new(7);
+        let mut all = space.one_at_a_time(&cur);
+        for n in all.clone() {
+            all.extend(space.neighbours(&n));
+            all.push(space.overlay(&cur, &n));
+        }
+        all.extend((0..200).map(|_| space.random(&mut rng)));
+        assert!(all.iter().all(valid));
+        let once = space.one_at_a_time(&cur);
+        assert!(!once.contains(&cur));
+        assert!(once.iter().enumerate().all(|(i, c)| !once[..i].contains(c)));
     }
 }
