@@ -445,3 +445,70 @@ fn bad_input_exits_1_with_a_clear_message() {
         DIPS
     );
 }
+
+#[test]
+fn hold_and_worth_are_tuned_validly() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = "bandwidth.target_utilization,bandwidth.hold_utilization,bandwidth.change_worth,concurrent.hold_utilization,concurrent.change_worth";
+    let doc = json(&tune_synthetic(dir.path(), "a", &["--keys", keys]));
+    let tuned = |doc: &Value, name: &str| {
+        doc["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == name)
+            .map(|g| g["tuned_keys"].clone())
+            .unwrap()
+    };
+    // Without a price no concurrent key; a step-rule dimension (batch) has no hold.
+    assert_eq!(
+        tuned(&doc, "web"),
+        serde_json::json!([
+            "bandwidth.target_utilization",
+            "bandwidth.hold_utilization",
+            "bandwidth.change_worth"
+        ])
+    );
+    assert_eq!(
+        tuned(&doc, "batch"),
+        serde_json::json!(["bandwidth.change_worth"])
+    );
+    // No candidate holds peaks below its own target (null: at the target).
+    for g in doc["groups"].as_array().unwrap() {
+        for p in g["frontier"].as_array().unwrap() {
+            let s = &p["settings"];
+            if let (Some(h), Some(t)) = (
+                s["bandwidth.hold_utilization"].as_f64(),
+                s["bandwidth.target_utilization"].as_f64(),
+            ) {
+                assert!(h >= t, "{s}");
+            }
+        }
+    }
+    let v = bin(&["validate", "a"], dir.path());
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+
+    // With a price table the concurrent keys are tuned too.
+    let prices = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/prices-daily.toml");
+    let doc = json(&tune_synthetic(
+        dir.path(),
+        "b",
+        &["--keys", keys, "--prices", prices],
+    ));
+    assert_eq!(
+        tuned(&doc, "web"),
+        serde_json::json!([
+            "bandwidth.target_utilization",
+            "bandwidth.hold_utilization",
+            "bandwidth.change_worth",
+            "concurrent.hold_utilization",
+            "concurrent.change_worth"
+        ])
+    );
+    assert_eq!(
+        tuned(&doc, "batch"),
+        serde_json::json!(["bandwidth.change_worth", "concurrent.change_worth"])
+    );
+    let v = bin(&["validate", "b"], dir.path());
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+}
