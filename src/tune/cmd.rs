@@ -38,8 +38,8 @@ Objectives (each keeps changes per proxy-day at most --budget-changes):
   balanced  least spend, under-provisioning no worse than the current policy
   cost      least spend, under-provisioning at most 1 point above the current
   service   least under-provisioning, spend at most 10% above the current
-Spend is Mbps·h, or the cost with --prices (which also tunes
-concurrent.target_utilization).")]
+Spend is Mbps·h, or the cost with --prices (which also tunes the concurrent
+target_utilization, hold_utilization and change_worth).")]
 pub struct TuneArgs {
     /// The directory (or file) of policies to tune. Default: ./policies if it exists, else
     /// the bundled examples.
@@ -97,7 +97,8 @@ pub struct TuneArgs {
     #[arg(long, value_enum, default_value_t = By::Policy)]
     pub by: By,
     /// Only these keys (comma-separated, e.g. `behavior.scale_down.stabilization`).
-    /// Default: every behavior key, the targets and `[predictive]` quantile and lead.
+    /// Default: every behavior key, the targets, `hold_utilization`, `change_worth` and
+    /// `[predictive]` quantile and lead.
     #[arg(long, value_delimiter = ',', value_name = "KEYS", value_parser = parse_key)]
     pub keys: Vec<Knob>,
     /// Reference peers placed on the frontier: `hpa`, `aws`, `autopilot`, `all` or `none`.
