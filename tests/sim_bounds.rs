@@ -70,7 +70,9 @@ fn start_inside_an_unsorted_files_range_runs_even_when_its_last_series_ends_earl
     for (id, minutes) in [("link-kicu7m5b", 2 * 1440), ("link-3n9x1q7d", 1440)] {
         for m in 0..minutes {
             let t = t0 + 60 * m;
-            csv.push_str(&format!("{t},{id},bandwidth,20.0\n{t},{id},connections,8000\n"));
+            csv.push_str(&format!(
+                "{t},{id},bandwidth,20.0\n{t},{id},connections,8000\n"
+            ));
         }
     }
     std::fs::write(&path, csv).unwrap();

@@ -108,7 +108,10 @@ impl ReasonCode {
             StepRule | AnticipatedFlapping => 3,
             WithinTolerance => 4,
             LadderTop => 5,
-            Stabilized | FlapBudget | ChangeWorth | ScaleDownAnticipatedFlapping
+            Stabilized
+            | FlapBudget
+            | ChangeWorth
+            | ScaleDownAnticipatedFlapping
             | PredictiveAhead => 6,
             MaxSteps => 7,
             BoundMin | BoundMax | NoAllowedValue | WindowActive | WindowAhead => 8,

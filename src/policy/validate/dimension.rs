@@ -162,7 +162,10 @@ fn dimension(
         .hold_utilization
         .as_ref()
         .and_then(|h| hold_utilization(ctx, dim, h, rule.as_ref()));
-    let change_worth = r.change_worth.as_ref().and_then(|w| change_worth(ctx, dim, w));
+    let change_worth = r
+        .change_worth
+        .as_ref()
+        .and_then(|w| change_worth(ctx, dim, w));
     Some(Dimension {
         signal: signal?,
         min: min?,
@@ -394,7 +397,10 @@ mod tests {
         );
         assert!(d.is_empty(), "{d:#?}");
         let b = p.unwrap().policy.bandwidth.unwrap();
-        assert_eq!((b.hold_utilization, b.change_worth), (Some(0.8), Some(300.0)));
+        assert_eq!(
+            (b.hold_utilization, b.change_worth),
+            (Some(0.8), Some(300.0))
+        );
         let (p, _) = check_policy(&policy(&[]), Path::new("t.toml"));
         let b = p.unwrap().policy.bandwidth.unwrap();
         assert_eq!((b.hold_utilization, b.change_worth), (None, None));
@@ -403,7 +409,10 @@ mod tests {
     #[test]
     fn hold_utilization_needs_a_target() {
         let text = policy(&[
-            ("target_utilization", "steps = [{ above = 0.9, change = 1 }]"),
+            (
+                "target_utilization",
+                "steps = [{ above = 0.9, change = 1 }]",
+            ),
             ("", "hold_utilization = 0.8"),
         ]);
         let d = diags(&text);
