@@ -184,6 +184,15 @@ impl Knob {
         }
     }
 
+    /// The hold of the same dimension (for a `target_utilization` key).
+    fn hold_of(self) -> Option<Knob> {
+        match self {
+            Knob::BandwidthTarget => Some(Knob::BandwidthHold),
+            Knob::ConcurrentTarget => Some(Knob::ConcurrentHold),
+            _ => None,
+        }
+    }
+
     fn dimension(self, p: &Policy) -> Option<&crate::policy::Dimension> {
         match self {
             Knob::BandwidthTarget | Knob::BandwidthHold | Knob::BandwidthWorth => {
@@ -379,7 +388,8 @@ impl Space {
     /// value. Without a price table the concurrent keys are not tuned: without a price
     /// nothing weighs Concurrent·h against Mbps·h (it would only ever go down). A
     /// `hold_utilization` grid keeps only values above the policy's own target (at the
-    /// target is `Off`).
+    /// target is `Off`); a `target_utilization` tuned without its hold, only values up to
+    /// the policy's own hold (validate refuses a hold below the target).
     pub fn of(p: &Policy, keys: &[Knob], priced: bool) -> Space {
         let mut axes = Vec::new();
         for &knob in keys {
@@ -392,11 +402,22 @@ impl Space {
                 Some(Setting::Ratio(t)) => t,
                 _ => 0.0,
             };
+            // A target tuned while the policy's own hold stays: not above that hold.
+            let hold = match knob.hold_of() {
+                Some(h) if !keys.contains(&h) || (h.needs_price() && !priced) => match h.get(p) {
+                    Some(Setting::Ratio(h)) => h,
+                    _ => f64::INFINITY,
+                },
+                _ => f64::INFINITY,
+            };
             let mut values: Vec<Setting> = knob
                 .grid()
                 .into_iter()
                 .filter(|v| !matches!(v, Setting::Steps(n) if *n < floor))
                 .filter(|v| !(knob.is_hold() && matches!(v, Setting::Ratio(h) if *h <= target)))
+                .filter(
+                    |v| !matches!(v, Setting::Ratio(t) if knob.hold_of().is_some() && *t > hold),
+                )
                 .collect();
             if !values.contains(&cur) {
                 values.push(cur);
@@ -762,6 +783,32 @@ mod tests {
         assert!(Setting::Off.toml().is_none());
         assert_eq!(Setting::Off.json(), serde_json::Value::Null);
         assert_eq!(Setting::Off.to_string(), "off");
+    }
+
+    #[test]
+    fn a_target_tuned_without_its_hold_stays_at_or_below_it() {
+        use Setting::Ratio as R;
+        let p = web(); // target 0.7, hold 0.8
+        let values = |keys: &[Knob]| {
+            axis(&Space::of(&p, keys, false), Knob::BandwidthTarget)
+                .unwrap()
+                .values
+                .clone()
+        };
+        let capped = [R(0.5), R(0.55), R(0.6), R(0.65), R(0.7), R(0.75), R(0.8)];
+        assert_eq!(values(&[Knob::BandwidthTarget]), capped);
+        assert_eq!(
+            values(&[Knob::BandwidthTarget, Knob::DownTolerance]),
+            capped
+        );
+        // With the hold tuned too, the whole grid (the hold is clamped per candidate).
+        let both = values(&[Knob::BandwidthTarget, Knob::BandwidthHold]);
+        assert_eq!(both.last(), Some(&R(0.9)));
+        // No hold: nothing caps the target.
+        let mut q = p.clone();
+        q.bandwidth.as_mut().unwrap().hold_utilization = None;
+        let space = Space::of(&q, &[Knob::BandwidthTarget], false);
+        assert_eq!(space.axes[0].values.len(), 9);
     }
 
     #[test]
