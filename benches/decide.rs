@@ -154,22 +154,25 @@ fn bench(c: &mut Criterion) {
         dim.held = dim.recommendations.clone();
     }
     let low = fixtures::observe(30.0, 12_000.0, now);
-    g.bench_function("one proxy, full state, hold + change_worth, decide_into", |b| {
-        b.iter_batched_ref(
-            || Decision::with_state(held.clone()),
-            |d| {
-                decide_into(
-                    black_box(&early),
-                    black_box(&proxy),
-                    Some(black_box(&ladder)),
-                    black_box(&low),
-                    black_box(now),
-                    d,
-                )
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    g.bench_function(
+        "one proxy, full state, hold + change_worth, decide_into",
+        |b| {
+            b.iter_batched_ref(
+                || Decision::with_state(held.clone()),
+                |d| {
+                    decide_into(
+                        black_box(&early),
+                        black_box(&proxy),
+                        Some(black_box(&ladder)),
+                        black_box(&low),
+                        black_box(now),
+                        d,
+                    )
+                },
+                BatchSize::SmallInput,
+            )
+        },
+    );
     g.finish();
 }
 

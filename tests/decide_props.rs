@@ -52,7 +52,10 @@ fn dim_state() -> impl Strategy<Value = DimState> {
                 .collect();
             recommendations.sort();
             // What `hold_utilization` keeps is at most the recommendation of its reading.
-            let held = recommendations.iter().map(|&(t, v)| (t, (v * 2 / 3).max(1))).collect();
+            let held = recommendations
+                .iter()
+                .map(|&(t, v)| (t, (v * 2 / 3).max(1)))
+                .collect();
             DimState {
                 recommendations,
                 held,
