@@ -664,78 +664,35 @@ pub fn proxy_report(run: &ProxyRun, set: &str, prices: Option<&Prices>) -> Proxy
     if let Some(t) = &run.tally {
         return tally_report(run, t, set, prices);
     }
-    let policy_figures = figures(run, prices, &|d, i| run.capacity(d, i));
     let oracle = [
         oracle_values(run, Dim::Bandwidth),
         oracle_values(run, Dim::Concurrent),
     ];
-    let oracle_figures = figures(run, prices, &|d, i| match d {
-        Dim::Bandwidth => oracle[0][i],
-        Dim::Concurrent => oracle[1][i],
-    });
     let st = [
         static_value(run, Dim::Bandwidth),
         static_value(run, Dim::Concurrent),
     ];
-    let static_figures = figures(run, prices, &|d, _| match d {
-        Dim::Bandwidth => st[0],
-        Dim::Concurrent => st[1],
-    });
-    let days = run.step_ms.iter().map(|&m| f64::from(m)).sum::<f64>() / MS_PER_DAY;
-    let quiet_days = days_without_change(run);
-    let changes_up = run
-        .changes
-        .iter()
-        .filter(|c| c.direction == Direction::Up)
-        .count() as u64;
-    let changes = run.changes.len() as u64;
-    ProxyReport {
-        proxy_id: run.proxy_id.clone(),
-        policy: run.policy.clone(),
-        policy_set: set.to_string(),
+    let measured = Measured {
         steps: run.steps() as u64,
-        days,
-        changes,
-        changes_up,
-        changes_down: changes - changes_up,
-        changes_per_day: if days > 0.0 {
-            changes as f64 / days
-        } else {
-            0.0
-        },
-        figures: policy_figures,
-        censored_samples: run.censored_bw + run.censored_conn,
-        censored_bandwidth_samples: run.censored_bw,
-        censored_connection_samples: run.censored_conn,
+        days: run.step_ms.iter().map(|&m| f64::from(m)).sum::<f64>() / MS_PER_DAY,
+        figures: figures(run, prices, &|d, i| run.capacity(d, i)),
+        static_figures: figures(run, prices, &|d, _| match d {
+            Dim::Bandwidth => st[0],
+            Dim::Concurrent => st[1],
+        }),
+        static_values: st,
+        oracle_figures: figures(run, prices, &|d, i| match d {
+            Dim::Bandwidth => oracle[0][i],
+            Dim::Concurrent => oracle[1][i],
+        }),
         no_data_steps: run.demand_bw.iter().filter(|d| !d.is_finite()).count() as u64,
-        longest_gap_s: longest_gap_ms(run) as f64 / 1000.0,
+        longest_gap_ms: longest_gap_ms(run),
         over_provisioned_pct: over_provisioned_pct(run, &oracle),
-        days_without_change: quiet_days.0,
-        whole_days: quiet_days.1,
-        flapping: flapping(run),
+        quiet_days: days_without_change(run),
         reaction_latency: reaction_latency(run, &oracle),
-        reasons: run
-            .reasons
-            .iter()
-            .map(|(c, n)| (c.as_str().to_string(), *n))
-            .collect(),
-        api_deferred: run.api_deferred,
-        unscalable: run.unscalable.clone(),
-        saturated_changes: run
-            .changes
-            .iter()
-            .filter(|c| c.reasons.iter().any(|r| r.contains("data.saturated")))
-            .count() as u64,
         forecast: ForecastAccuracy::of(run),
-        baselines: Baselines {
-            static_: StaticBaseline {
-                figures: static_figures,
-                bandwidth: st[0],
-                concurrent: st[1],
-            },
-            oracle: oracle_figures,
-        },
-    }
+    };
+    report_row(run, set, measured)
 }
 
 /// The report row of a streamed proxy, from its [`tally::Tally`] (the same figures as
@@ -746,58 +703,91 @@ fn tally_report(
     set: &str,
     prices: Option<&Prices>,
 ) -> ProxyReport {
-    let (mut policy_figures, mut static_figures, mut oracle_figures) = t.figures();
-    for f in [
-        &mut policy_figures,
-        &mut static_figures,
-        &mut oracle_figures,
-    ] {
+    let (mut figures, mut static_figures, mut oracle_figures) = t.figures();
+    for f in [&mut figures, &mut static_figures, &mut oracle_figures] {
         f.finish(prices);
     }
-    let days = t.days_ms() / MS_PER_DAY;
-    let quiet_days = t.span().map_or((0, 0), |(first, last, step)| {
-        quiet_days(first, last, step, &run.changes)
-    });
+    let steps = t.steps();
+    let (up, down) = t.latency();
+    let measured = Measured {
+        steps,
+        days: t.days_ms() / MS_PER_DAY,
+        figures,
+        static_figures,
+        static_values: [
+            t.static_value(Dim::Bandwidth),
+            t.static_value(Dim::Concurrent),
+        ],
+        oracle_figures,
+        no_data_steps: t.no_data_steps(),
+        longest_gap_ms: t.longest_gap_ms(),
+        over_provisioned_pct: if steps == 0 {
+            0.0
+        } else {
+            100.0 * t.over_steps() as f64 / steps as f64
+        },
+        quiet_days: t.span().map_or((0, 0), |(first, last, step)| {
+            quiet_days(first, last, step, &run.changes)
+        }),
+        reaction_latency: ReactionLatency {
+            up: up.finish(),
+            down: down.finish(),
+        },
+        forecast: t.forecast_accuracy(),
+    };
+    report_row(run, set, measured)
+}
+
+/// What a report row measures over the steps: from the run's columns
+/// ([`proxy_report`]) or from its tally (streamed).
+struct Measured {
+    steps: u64,
+    days: f64,
+    figures: Figures,
+    static_figures: Figures,
+    static_values: [u32; 2],
+    oracle_figures: Figures,
+    no_data_steps: u64,
+    longest_gap_ms: i64,
+    over_provisioned_pct: f64,
+    quiet_days: (u64, u64),
+    reaction_latency: ReactionLatency,
+    forecast: Option<ForecastAccuracy>,
+}
+
+/// A proxy's row: `m` plus what the run's changes, reasons and counters say.
+fn report_row(run: &ProxyRun, set: &str, m: Measured) -> ProxyReport {
     let changes_up = run
         .changes
         .iter()
         .filter(|c| c.direction == Direction::Up)
         .count() as u64;
     let changes = run.changes.len() as u64;
-    let steps = t.steps();
-    let (up, down) = t.latency();
     ProxyReport {
         proxy_id: run.proxy_id.clone(),
         policy: run.policy.clone(),
         policy_set: set.to_string(),
-        steps,
-        days,
+        steps: m.steps,
+        days: m.days,
         changes,
         changes_up,
         changes_down: changes - changes_up,
-        changes_per_day: if days > 0.0 {
-            changes as f64 / days
+        changes_per_day: if m.days > 0.0 {
+            changes as f64 / m.days
         } else {
             0.0
         },
-        figures: policy_figures,
+        figures: m.figures,
         censored_samples: run.censored_bw + run.censored_conn,
         censored_bandwidth_samples: run.censored_bw,
         censored_connection_samples: run.censored_conn,
-        no_data_steps: t.no_data_steps(),
-        longest_gap_s: t.longest_gap_ms() as f64 / 1000.0,
-        over_provisioned_pct: if steps == 0 {
-            0.0
-        } else {
-            100.0 * t.over_steps() as f64 / steps as f64
-        },
-        days_without_change: quiet_days.0,
-        whole_days: quiet_days.1,
+        no_data_steps: m.no_data_steps,
+        longest_gap_s: m.longest_gap_ms as f64 / 1000.0,
+        over_provisioned_pct: m.over_provisioned_pct,
+        days_without_change: m.quiet_days.0,
+        whole_days: m.quiet_days.1,
         flapping: flapping(run),
-        reaction_latency: ReactionLatency {
-            up: up.finish(),
-            down: down.finish(),
-        },
+        reaction_latency: m.reaction_latency,
         reasons: run
             .reasons
             .iter()
@@ -810,14 +800,14 @@ fn tally_report(
             .iter()
             .filter(|c| c.reasons.iter().any(|r| r.contains("data.saturated")))
             .count() as u64,
-        forecast: t.forecast_accuracy(),
+        forecast: m.forecast,
         baselines: Baselines {
             static_: StaticBaseline {
-                figures: static_figures,
-                bandwidth: t.static_value(Dim::Bandwidth),
-                concurrent: t.static_value(Dim::Concurrent),
+                figures: m.static_figures,
+                bandwidth: m.static_values[0],
+                concurrent: m.static_values[1],
             },
-            oracle: oracle_figures,
+            oracle: m.oracle_figures,
         },
     }
 }
