@@ -66,6 +66,20 @@ fn ups_during(r: &SimRun, from_min: i64, to_min: i64) -> usize {
         .count()
 }
 
+fn downs(r: &SimRun) -> usize {
+    r.proxies[0]
+        .changes
+        .iter()
+        .filter(|c| c.direction == Direction::Down)
+        .count()
+}
+
+fn mbps(r: &SimRun) -> f64 {
+    report::proxy_report(&r.proxies[0], "hand", None)
+        .figures
+        .footprint_mbps_hours
+}
+
 /// 1. A 248 Mbps burst on a 10 Mbps proxy: the capped reading (10) needs 14.3 → 20, one
 ///    step per evaluation without the saturation stage; with it, max_steps (2) at once.
 #[test]
@@ -188,20 +202,8 @@ fn a_release_is_one_change_not_a_staircase() {
     let stairs = run(&p, 500, 240, peak);
     p.behavior.scale_down.max_steps = 6;
     let once = run(&p, 500, 240, peak);
-    let downs = |r: &SimRun| {
-        r.proxies[0]
-            .changes
-            .iter()
-            .filter(|c| c.direction == Direction::Down)
-            .count()
-    };
     assert!(downs(&stairs) >= 4, "{}", downs(&stairs));
     assert_eq!(downs(&once), 1);
-    let mbps = |r: &SimRun| {
-        report::proxy_report(&r.proxies[0], "hand", None)
-            .figures
-            .footprint_mbps_hours
-    };
     assert!(mbps(&once) < mbps(&stairs));
 }
 
@@ -232,19 +234,7 @@ fn a_big_burst_is_released_sooner_than_a_small_one() {
     assert_eq!(cap_at(&held, 80), 500);
     assert_eq!(cap_at(&worth, 80), 50);
     assert_eq!(cap_at(&held, 215), 50, "the 3h window ends");
-    let downs = |r: &SimRun| {
-        r.proxies[0]
-            .changes
-            .iter()
-            .filter(|c| c.direction == Direction::Down)
-            .count()
-    };
     assert_eq!(downs(&worth), 1, "one change down");
-    let mbps = |r: &SimRun| {
-        report::proxy_report(&r.proxies[0], "hand", None)
-            .figures
-            .footprint_mbps_hours
-    };
     assert!(
         mbps(&worth) < 0.5 * mbps(&held),
         "{} vs {}",
