@@ -74,6 +74,7 @@ fn main() {
         adjusting: Duration::from_secs(60),
         plan: &|_| {},
         done: &done,
+        stage: &|_| {},
     };
     let opts = SearchOptions::new(Objective::Balanced, 10.0, synthetic::DEFAULT_SEED);
     let started = Instant::now();

@@ -473,6 +473,26 @@ fn hold_and_worth_are_tuned_validly() {
         tuned(&doc, "batch"),
         serde_json::json!(["bandwidth.change_worth"])
     );
+    // Two passes for web: the target, then the release keys from the target chosen.
+    let web = doc["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "web")
+        .unwrap();
+    let passes = web["passes"].as_array().unwrap();
+    assert_eq!(passes.len(), 2, "{}", web["passes"]);
+    assert_eq!(
+        passes[0]["keys"],
+        serde_json::json!(["bandwidth.target_utilization"])
+    );
+    assert_eq!(passes[0]["from"], serde_json::json!({}));
+    assert_eq!(
+        passes[1]["keys"],
+        serde_json::json!(["bandwidth.hold_utilization", "bandwidth.change_worth"])
+    );
+    let replayed: u64 = passes.iter().map(|p| p["replayed"].as_u64().unwrap()).sum();
+    assert_eq!(Some(replayed), web["candidates_replayed"].as_u64());
     // No candidate holds peaks below its own target (null: at the target).
     for g in doc["groups"].as_array().unwrap() {
         for p in g["frontier"].as_array().unwrap() {

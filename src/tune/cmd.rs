@@ -39,7 +39,13 @@ Objectives (each keeps changes per proxy-day at most --budget-changes):
   cost      least spend, under-provisioning at most 1 point above the current
   service   least under-provisioning, spend at most 10% above the current
 Spend is Mbps·h, or the cost with --prices (which also tunes the concurrent
-target_utilization, hold_utilization and change_worth).")]
+target_utilization, hold_utilization and change_worth).
+
+The search runs in two passes: first the behavior, target and predictive keys
+from the policy's own settings; then the release keys (hold_utilization,
+change_worth) from the first pass's recommendation, the other keys kept. Every
+candidate of both passes is on one frontier and the recommendation is chosen
+over all of it. --keys of one group only: one pass.")]
 pub struct TuneArgs {
     /// The directory (or file) of policies to tune. Default: ./policies if it exists, else
     /// the bundled examples.
@@ -98,7 +104,8 @@ pub struct TuneArgs {
     pub by: By,
     /// Only these keys (comma-separated, e.g. `behavior.scale_down.stabilization`).
     /// Default: every behavior key, the targets, `hold_utilization`, `change_worth` and
-    /// `[predictive]` quantile and lead.
+    /// `[predictive]` quantile and lead (`hold_utilization` and `change_worth` in a second
+    /// pass, from the first pass's recommendation).
     #[arg(long, value_delimiter = ',', value_name = "KEYS", value_parser = parse_key)]
     pub keys: Vec<Knob>,
     /// Reference peers placed on the frontier: `hpa`, `aws`, `autopilot`, `all` or `none`.
@@ -222,8 +229,41 @@ fn out_name(t: &Tuned, by: By, source: &Path) -> String {
     }
 }
 
+/// The keys tuned, by pass when there are two.
+fn keys_text(t: &Tuned) -> String {
+    let list = |keys: &[Knob]| keys.iter().map(|k| k.key()).collect::<Vec<_>>().join(", ");
+    match t.searched.passes.as_slice() {
+        [first, second] => format!(
+            "{}; then, from that pass's choice, {}",
+            list(&first.keys),
+            list(&second.keys)
+        ),
+        _ => list(&t.space.axes.iter().map(|a| a.knob).collect::<Vec<_>>()),
+    }
+}
+
+/// The passes as the text report says them (empty: one pass).
+fn passes_text(t: &Tuned) -> String {
+    if t.searched.passes.len() < 2 {
+        return String::new();
+    }
+    let parts: Vec<String> = t
+        .searched
+        .passes
+        .iter()
+        .map(|p| {
+            let what = if p.keys.iter().all(|k| k.is_release()) {
+                "release keys"
+            } else {
+                "behavior and target keys"
+            };
+            format!("{what} ({} screened, {} replayed)", p.screened, p.replayed)
+        })
+        .collect();
+    format!("; in {} passes: {}", parts.len(), parts.join(", then "))
+}
+
 fn header(t: &Tuned, args: &TuneArgs, ranges: &Ranges, priced: bool) -> Vec<String> {
-    let keys: Vec<&str> = t.space.axes.iter().map(|a| a.knob.key()).collect();
     let changed = t.space.changes(&t.chosen().candidate);
     let was: Vec<String> = changed
         .iter()
@@ -249,7 +289,7 @@ fn header(t: &Tuned, args: &TuneArgs, ranges: &Ranges, priced: bool) -> Vec<Stri
             },
             args.seed
         ),
-        format!("keys tuned: {}", keys.join(", ")),
+        format!("keys tuned: {}", keys_text(t)),
         format!(
             "chosen on {} .. {}{}",
             ranges.start.to_rfc3339(),
@@ -408,16 +448,32 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
             pb.inc(n);
         }
     };
+    // The group being tuned, for the pass shown beside it.
+    let tuning = std::sync::Mutex::new(String::new());
+    let stage = |what: &str| {
+        if let Some(pb) = &bar {
+            let name = tuning.lock().map(|g| g.clone()).unwrap_or_default();
+            pb.set_message(if what.is_empty() {
+                name
+            } else {
+                format!("{name} ({what})")
+            });
+        }
+    };
     let ev = Evaluator {
         trace,
         prices: prices.as_ref(),
         adjusting: args.adjusting,
         plan: &plan,
         done: &done,
+        stage: &stage,
     };
     let opts = SearchOptions::new(args.objective, args.budget_changes, args.seed);
     let mut tuned = Vec::with_capacity(groups.len());
     for (g, space) in groups.into_iter().zip(spaces) {
+        if let Ok(mut name) = tuning.lock() {
+            name.clone_from(&g.name);
+        }
         if let Some(pb) = &bar {
             pb.set_message(g.name.clone());
         }
@@ -573,6 +629,12 @@ fn json_document(
                 "tuned_keys": t.space.axes.iter().map(|a| a.knob.key()).collect::<Vec<_>>(),
                 "candidates_screened": t.searched.screened,
                 "candidates_replayed": t.searched.evaluated.len(),
+                "passes": t.searched.passes.iter().map(|p| serde_json::json!({
+                    "keys": p.keys.iter().map(|k| k.key()).collect::<Vec<_>>(),
+                    "from": settings_json(&t.space.changes(&t.searched.evaluated[p.base].candidate)),
+                    "screened": p.screened,
+                    "replayed": p.replayed,
+                })).collect::<Vec<_>>(),
                 "frontier": frontier,
                 "current": {
                     "settings": settings_json(&t.space.settings(&t.current().candidate)),
@@ -642,12 +704,13 @@ fn text_report(
     for (t, path) in tuned.iter().zip(written) {
         let _ = writeln!(
             s,
-            "\n{} ({} proxies): {} keys, {} candidates screened on the last quarter, {} replayed over the whole in-sample part",
+            "\n{} ({} proxies): {} keys, {} candidates screened on the last quarter, {} replayed over the whole in-sample part{}",
             t.group.name,
             t.group.fleet.proxies.len(),
             t.space.axes.len(),
             t.searched.screened,
-            t.searched.evaluated.len()
+            t.searched.evaluated.len(),
+            passes_text(t)
         );
         let _ = writeln!(
             s,

@@ -9,8 +9,10 @@
 //! - this module: the figures of a replay ([`point_of`]), the range split for the holdout,
 //!   the groups (`--by`), and the search: successive halving (every candidate replayed on
 //!   the last quarter of the in-sample range, the best by Pareto rank then objective
-//!   replayed on all of it), then coordinate refinement around the choice. Candidates run
-//!   in parallel, one replay per core; results do not depend on the thread count.
+//!   replayed on all of it), then coordinate refinement around the choice; in two passes
+//!   (the behavior, target and predictive keys, then the release keys from the first
+//!   pass's choice: [`Space::passes`]). Candidates run in parallel, one replay per core;
+//!   results do not depend on the thread count.
 //! - [`cmd`]: the command (sources, progress, output, files).
 
 pub mod cmd;
@@ -289,6 +291,9 @@ pub struct Evaluator<'a> {
     pub plan: &'a (dyn Fn(u64) + Sync),
     /// Called with evaluations done (from every thread).
     pub done: &'a (dyn Fn(u64) + Sync),
+    /// Called when a pass of the search starts, with what it tunes (empty: the search
+    /// has one pass).
+    pub stage: &'a (dyn Fn(&str) + Sync),
 }
 
 impl Evaluator<'_> {
@@ -396,15 +401,46 @@ pub struct Evaluated {
     pub point: Point,
 }
 
-/// A group's search: every full-span evaluation (the policy's own first), and how many
-/// candidates were screened on the short span.
+/// One pass of a group's search: the keys it varied, from which point, and what it cost.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pass {
+    pub keys: Vec<Knob>,
+    /// The point it started from (an index into [`Searched::evaluated`]): the current
+    /// policy for the first pass, the first pass's choice for the second.
+    pub base: usize,
+    /// Candidates replayed on the short span.
+    pub screened: usize,
+    /// Candidates it replayed over the whole in-sample part.
+    pub replayed: usize,
+}
+
+/// A group's search: every full-span evaluation (the policy's own first), how many
+/// candidates were screened on the short span, and the passes.
 #[derive(Clone, Debug)]
 pub struct Searched {
     pub evaluated: Vec<Evaluated>,
     pub screened: usize,
+    pub passes: Vec<Pass>,
 }
 
-/// Searches `space` around `group.policy` over `[start, end]`.
+/// What a pass of the search is about, for progress (`index` of `count`, its keys).
+pub fn pass_label(index: usize, count: usize, keys: &[Knob]) -> String {
+    if count <= 1 {
+        return String::new();
+    }
+    let what = if keys.iter().all(|k| k.is_release()) {
+        "release keys"
+    } else {
+        "behavior and target keys"
+    };
+    format!("pass {}/{count}: {what}", index + 1)
+}
+
+/// Searches `space` around `group.policy` over `[start, end]`, in passes
+/// ([`Space::passes`]): first the behavior, target and predictive keys from the policy's
+/// own settings, then the release keys (`hold_utilization`, `change_worth`) from the
+/// first pass's choice. Every candidate of every pass is returned (the policy's own
+/// first), for one frontier.
 pub fn search(
     group: &Group,
     space: &Space,
@@ -413,18 +449,73 @@ pub fn search(
     end: Timestamp,
     opts: &SearchOptions,
 ) -> Result<Searched, SimError> {
-    let current = space.current();
-    let mut pool: Vec<Candidate> = vec![current.clone()];
-    pool.extend(space.one_at_a_time(&current));
-    let mut rng = SplitMix64::new(opts.seed ^ fnv(&group.name));
+    let mut s = Searched {
+        evaluated: Vec::new(),
+        screened: 0,
+        passes: Vec::new(),
+    };
+    let groups = space.passes();
+    let mut base = space.current();
+    // The current policy on the short span: the screening's reference in every pass.
+    let mut short_current: Option<Point> = None;
+    for (n, axes) in groups.iter().enumerate() {
+        if n > 0 {
+            let points: Vec<Point> = s.evaluated.iter().map(|e| e.point.clone()).collect();
+            let choice = frontier::choose(&points, &points[0], opts.objective, opts.budget_changes)
+                .expect("the current policy is always evaluated");
+            base = s.evaluated[choice.index].candidate.clone();
+        }
+        let keys: Vec<Knob> = axes.iter().map(|&k| space.axes[k].knob).collect();
+        (ev.stage)(&pass_label(n, groups.len(), &keys));
+        let pass = search_pass(
+            group,
+            space,
+            ev,
+            (start, end),
+            opts,
+            (n, &base, axes),
+            &mut s.evaluated,
+            &mut short_current,
+        )?;
+        s.screened += pass.screened;
+        s.passes.push(Pass { keys, ..pass });
+    }
+    Ok(s)
+}
+
+/// One pass: the axes `axes` varied from `base` (the other keys kept at `base`'s), with
+/// screening, full runs and refinement; the candidates it replays in full are appended to
+/// `evaluated` (one already there is not replayed again). The objective's reference is
+/// always the current policy (`evaluated[0]`, `short_current` on the short span).
+#[allow(clippy::too_many_arguments)]
+fn search_pass(
+    group: &Group,
+    space: &Space,
+    ev: &Evaluator,
+    (start, end): (Timestamp, Timestamp),
+    opts: &SearchOptions,
+    (n, base, axes): (usize, &Candidate, &[usize]),
+    evaluated: &mut Vec<Evaluated>,
+    short_current: &mut Option<Point>,
+) -> Result<Pass, SimError> {
+    let sub = space.around(base, axes);
+    let lift = |c: &Candidate| space.lift(base, axes, c);
+    let project = |c: &Candidate| Space::project(c, axes);
+    let mut pool: Vec<Candidate> = vec![base.clone()];
+    pool.extend(sub.one_at_a_time(&sub.current()).iter().map(lift));
+    // The first pass draws as a search of its keys alone would; later passes their own.
+    let mut rng = SplitMix64::new(
+        opts.seed ^ fnv(&group.name) ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+    );
     for _ in 0..opts.random {
-        pool.push(space.random(&mut rng));
+        pool.push(lift(&sub.random(&mut rng)));
     }
     let mut seen = BTreeSet::new();
     pool.retain(|c| seen.insert(c.clone()));
     let policies = |cs: &[Candidate]| -> Vec<Policy> {
         cs.iter().map(|c| space.apply(&group.policy, c)).collect()
     };
+    let from_current = *base == space.current();
 
     // Successive halving: screen on the last quarter of the range, keep the best.
     let span = end.millis() - start.millis();
@@ -434,15 +525,31 @@ pub fn search(
         let short_start = Timestamp(end.millis() - span / 4);
         let pts = ev.points(&policies(&pool), &group.fleet, short_start, end)?;
         screened = pool.len();
+        if from_current {
+            *short_current = Some(pts[0].clone());
+        }
+        let reference = match short_current.clone() {
+            Some(p) => p,
+            None => {
+                let p = ev.points(
+                    std::slice::from_ref(&group.policy),
+                    &group.fleet,
+                    short_start,
+                    end,
+                )?;
+                screened += 1;
+                p.into_iter().next().expect("one policy, one point")
+            }
+        };
         let ranks = frontier::ranks(&pts);
         let mut order: Vec<usize> = (1..pool.len()).collect();
         order.sort_by(|&a, &b| {
             ranks[a].cmp(&ranks[b]).then_with(|| {
                 frontier::cmp_key(
                     opts.objective
-                        .rank_key(&pts[a], &pts[0], opts.budget_changes),
+                        .rank_key(&pts[a], &reference, opts.budget_changes),
                     opts.objective
-                        .rank_key(&pts[b], &pts[0], opts.budget_changes),
+                        .rank_key(&pts[b], &reference, opts.budget_changes),
                 )
                 .then(a.cmp(&b))
             })
@@ -451,34 +558,62 @@ pub fn search(
         kept.extend(order.into_iter().take(opts.keep).map(|i| pool[i].clone()));
         pool = kept;
     }
-    let pts = ev.points(&policies(&pool), &group.fleet, start, end)?;
-    let mut evaluated: Vec<Evaluated> = pool
-        .into_iter()
-        .zip(pts)
-        .map(|(candidate, point)| Evaluated { candidate, point })
-        .collect();
+
+    // This pass's evaluations (indices into `evaluated`, its base first); a candidate
+    // already replayed by an earlier pass is taken as it is.
+    let mut mine: Vec<usize> = Vec::new();
+    let mut replayed = 0;
+    let mut run = |cs: Vec<Candidate>,
+                   mine: &mut Vec<usize>,
+                   evaluated: &mut Vec<Evaluated>|
+     -> Result<(), SimError> {
+        let mut fresh = Vec::new();
+        for c in cs {
+            match evaluated.iter().position(|e| e.candidate == c) {
+                Some(i) => {
+                    if !mine.contains(&i) {
+                        mine.push(i);
+                    }
+                }
+                None => fresh.push(c),
+            }
+        }
+        let pts = ev.points(&policies(&fresh), &group.fleet, start, end)?;
+        replayed += fresh.len();
+        for (candidate, point) in fresh.into_iter().zip(pts) {
+            mine.push(evaluated.len());
+            evaluated.push(Evaluated { candidate, point });
+        }
+        Ok(())
+    };
+    run(pool, &mut mine, evaluated)?;
 
     // Refinement around the best few, until nothing new is better: their one-step
-    // neighbours, and the best with each frontier point's own changes laid over it (so
-    // two single-key gains are tried together).
+    // neighbours, and the best with each frontier point's own changes (from the base)
+    // laid over it (so two single-key gains are tried together).
     for _ in 0..opts.refine_rounds {
-        let best = best_indices(&evaluated, opts, opts.refine_width);
-        let points: Vec<Point> = evaluated.iter().map(|e| e.point.clone()).collect();
+        let points: Vec<Point> = mine.iter().map(|&i| evaluated[i].point.clone()).collect();
+        let cands: Vec<Candidate> = mine
+            .iter()
+            .map(|&i| project(&evaluated[i].candidate))
+            .collect();
+        let current = &evaluated[0].point;
+        let best = best_indices(&points, current, opts, opts.refine_width);
         let front = frontier::frontier(&points);
-        let mut fresh = Vec::new();
+        let mut fresh: Vec<Candidate> = Vec::new();
         let offer = |n: Candidate, fresh: &mut Vec<Candidate>| {
+            let n = lift(&n);
             // Screened-out candidates may come back: they were only seen on the short span.
-            if !fresh.contains(&n) && !evaluated.iter().any(|e| e.candidate == n) {
+            if !fresh.contains(&n) && !mine.iter().any(|&i| evaluated[i].candidate == n) {
                 fresh.push(n);
             }
         };
         for &b in &best {
-            for n in space.neighbours(&evaluated[b].candidate) {
+            for n in sub.neighbours(&cands[b]) {
                 offer(n, &mut fresh);
             }
         }
         // The frontier's best few under the objective, pairwise, and over the best.
-        let current = &evaluated[0].point;
         let mut lead: Vec<usize> = front.clone();
         lead.sort_by(|&a, &b| {
             frontier::cmp_key(
@@ -510,37 +645,28 @@ pub fn search(
         }
         for &b in &best {
             for &f in &lead {
-                offer(
-                    space.overlay(&evaluated[b].candidate, &evaluated[f].candidate),
-                    &mut fresh,
-                );
+                offer(sub.overlay(&cands[b], &cands[f]), &mut fresh);
             }
         }
         for (i, &f) in lead.iter().enumerate() {
             for &g in &lead[i + 1..] {
-                offer(
-                    space.overlay(&evaluated[f].candidate, &evaluated[g].candidate),
-                    &mut fresh,
-                );
+                offer(sub.overlay(&cands[f], &cands[g]), &mut fresh);
             }
         }
         if fresh.is_empty() {
             break;
         }
-        let pts = ev.points(&policies(&fresh), &group.fleet, start, end)?;
-        evaluated.extend(
-            fresh
-                .into_iter()
-                .zip(pts)
-                .map(|(candidate, point)| Evaluated { candidate, point }),
-        );
-        if best_indices(&evaluated, opts, opts.refine_width) == best {
+        run(fresh, &mut mine, evaluated)?;
+        let points: Vec<Point> = mine.iter().map(|&i| evaluated[i].point.clone()).collect();
+        if best_indices(&points, &evaluated[0].point, opts, opts.refine_width) == best {
             break;
         }
     }
-    Ok(Searched {
-        evaluated,
+    Ok(Pass {
+        keys: Vec::new(),
+        base: mine[0],
         screened,
+        replayed,
     })
 }
 
@@ -548,17 +674,16 @@ pub fn search(
 /// each refinement round.
 const CROSS_WIDTH: usize = 6;
 
-/// The `n` best evaluations under the objective (the current policy, index 0, as the
-/// reference for its constraints).
-fn best_indices(evaluated: &[Evaluated], opts: &SearchOptions, n: usize) -> Vec<usize> {
-    let current = &evaluated[0].point;
-    let mut idx: Vec<usize> = (0..evaluated.len()).collect();
+/// The `n` best of `points` under the objective (`current`, the current policy's
+/// figures, as the reference for its constraints).
+fn best_indices(points: &[Point], current: &Point, opts: &SearchOptions, n: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..points.len()).collect();
     idx.sort_by(|&a, &b| {
         frontier::cmp_key(
             opts.objective
-                .rank_key(&evaluated[a].point, current, opts.budget_changes),
+                .rank_key(&points[a], current, opts.budget_changes),
             opts.objective
-                .rank_key(&evaluated[b].point, current, opts.budget_changes),
+                .rank_key(&points[b], current, opts.budget_changes),
         )
         .then(a.cmp(&b))
     });
@@ -733,6 +858,130 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn the_release_pass_starts_from_the_first_pass_s_choice_and_varies_only_release_keys() {
+        let fleet = Fleet::bundled();
+        let policy = crate::policy::parse_policy(
+            include_str!("../../policies/web.toml"),
+            std::path::Path::new("policies/web.toml"),
+        )
+        .unwrap();
+        let spec = crate::sim::synthetic::SyntheticSpec {
+            days: 1,
+            ..Default::default()
+        };
+        let targets: Vec<_> = fleet
+            .proxies
+            .iter()
+            .map(crate::sim::synthetic::Target::of)
+            .collect();
+        let trace = crate::sim::synthetic::generate(
+            &spec,
+            &targets,
+            &["bandwidth".to_string()],
+            &["connections".to_string()],
+        );
+        let set = PolicySet {
+            label: "t".into(),
+            policies: vec![policy.clone()],
+        };
+        let (groups, _) = groups(&set, &fleet, By::Policy).unwrap();
+        let group = &groups[0];
+        let stages = std::sync::Mutex::new(Vec::new());
+        let stage = |s: &str| stages.lock().unwrap().push(s.to_string());
+        let ev = Evaluator {
+            trace: &trace,
+            prices: None,
+            adjusting: Duration::from_secs(60),
+            plan: &|_| {},
+            done: &|_| {},
+            stage: &stage,
+        };
+        let mut opts = SearchOptions::new(Objective::Balanced, 10.0, 3);
+        opts.random = 6;
+        opts.refine_rounds = 2;
+        let (start, end) = (spec.start, spec.end() - Duration::from_secs(60));
+        let space = Space::of(&group.policy, &Knob::ALL, false);
+        let release: Vec<usize> = (0..space.axes.len())
+            .filter(|&k| space.axes[k].knob.is_release())
+            .collect();
+        assert_eq!(release.len(), 2, "web: the bandwidth hold and worth");
+        let s = search(group, &space, &ev, start, end, &opts).unwrap();
+        assert_eq!(
+            *stages.lock().unwrap(),
+            [
+                "pass 1/2: behavior and target keys",
+                "pass 2/2: release keys"
+            ]
+        );
+        let [first, second] = s.passes.as_slice() else {
+            panic!("two passes: {:?}", s.passes);
+        };
+        assert!(first.keys.iter().all(|k| !k.is_release()));
+        assert!(second.keys.iter().all(|k| k.is_release()));
+        assert_eq!(first.keys.len() + second.keys.len(), space.axes.len());
+        assert_eq!(first.base, 0);
+        assert_eq!(s.evaluated[0].candidate, space.current());
+        let n1 = first.replayed;
+        assert_eq!(n1 + second.replayed, s.evaluated.len());
+        assert!(second.replayed > 0);
+        // The second pass starts from the first pass's recommendation...
+        let points: Vec<Point> = s.evaluated.iter().map(|e| e.point.clone()).collect();
+        let choice1 = frontier::choose(&points[..n1], &points[0], opts.objective, 10.0).unwrap();
+        assert_eq!(second.base, choice1.index);
+        assert_ne!(
+            s.evaluated[second.base].candidate,
+            space.current(),
+            "the first pass changed something (else this test shows little)"
+        );
+        // ...and varies only the release keys; the first only the others (its targets not
+        // above the policy's own hold, so no hold is clamped).
+        let differs = |a: &Candidate, b: &Candidate| -> Vec<usize> {
+            (0..a.len()).filter(|&k| a[k] != b[k]).collect()
+        };
+        let base2 = &s.evaluated[second.base].candidate;
+        for e in &s.evaluated[..n1] {
+            let d = differs(&e.candidate, &space.current());
+            assert!(d.iter().all(|k| !release.contains(k)), "{d:?}");
+        }
+        for e in &s.evaluated[n1..] {
+            let d = differs(&e.candidate, base2);
+            assert!(
+                !d.is_empty() && d.iter().all(|k| release.contains(k)),
+                "{d:?}"
+            );
+        }
+        // Same seed, same search; the frontier is over both passes, the choice on it.
+        let again = search(group, &space, &ev, start, end, &opts).unwrap();
+        assert_eq!(again.evaluated, s.evaluated);
+        assert_eq!(again.passes, s.passes);
+        let ranges = Ranges {
+            start,
+            in_sample_end: end,
+            holdout: None,
+        };
+        let t = tune_group(group.clone(), space.clone(), &ev, &ranges, &opts, &[]).unwrap();
+        assert_eq!(t.searched.evaluated, s.evaluated);
+        for &i in &t.frontier {
+            assert!(!points.iter().any(|q| q.dominates(&points[i])));
+        }
+        assert!(t.frontier.contains(&t.choice.index));
+        let best = frontier::choose(&points, &points[0], opts.objective, 10.0).unwrap();
+        assert_eq!(t.choice, best);
+
+        // One group's keys only: one pass, from the policy's own settings.
+        let only = Space::of(
+            &group.policy,
+            &[Knob::BandwidthHold, Knob::BandwidthWorth],
+            false,
+        );
+        stages.lock().unwrap().clear();
+        let s = search(group, &only, &ev, start, end, &opts).unwrap();
+        assert_eq!(s.passes.len(), 1);
+        assert_eq!(s.passes[0].base, 0);
+        assert_eq!(*stages.lock().unwrap(), [""]);
     }
 
     #[test]

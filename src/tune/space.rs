@@ -166,6 +166,12 @@ impl Knob {
         matches!(self, Knob::BandwidthHold | Knob::ConcurrentHold)
     }
 
+    /// A release key (`hold_utilization`, `change_worth`): tuned in the search's second
+    /// pass, from the first pass's choice of the behavior, target and predictive keys.
+    pub fn is_release(self) -> bool {
+        self.is_hold() || self.is_worth()
+    }
+
     /// A concurrent key: tuned only with a price table (without a price nothing weighs
     /// Concurrent·h against Mbps·h).
     fn needs_price(self) -> bool {
@@ -461,6 +467,77 @@ impl Space {
 
     pub fn is_empty(&self) -> bool {
         self.axes.is_empty()
+    }
+
+    /// The search's passes, as axis indices in order: the behavior, target and
+    /// predictive keys, then the release keys (`hold_utilization`, `change_worth`); a
+    /// group without a key is no pass.
+    pub fn passes(&self) -> Vec<Vec<usize>> {
+        let group = |release: bool| -> Vec<usize> {
+            (0..self.axes.len())
+                .filter(|&k| self.axes[k].knob.is_release() == release)
+                .collect()
+        };
+        [group(false), group(true)]
+            .into_iter()
+            .filter(|g| !g.is_empty())
+            .collect()
+    }
+
+    /// The space of the axes `axes` only, around `base`: each axis's own value is
+    /// `base`'s (so `one_at_a_time`, `neighbours` and `overlay` work from `base`). As in
+    /// [`Space::of`], a target whose hold is not among `axes` is not tried above `base`'s
+    /// hold (the values kept are a prefix: indices stay those of `self`). Its candidates
+    /// become candidates of `self` with [`Space::lift`].
+    pub fn around(&self, base: &Candidate, axes: &[usize]) -> Space {
+        let hold_of = |knob: Knob| -> f64 {
+            let Some(h) = knob.hold_of() else {
+                return f64::INFINITY;
+            };
+            match self.axes.iter().position(|a| a.knob == h) {
+                Some(j) if !axes.contains(&j) => match self.axes[j].values[usize::from(base[j])] {
+                    Setting::Ratio(h) => h,
+                    _ => f64::INFINITY,
+                },
+                _ => f64::INFINITY,
+            }
+        };
+        Space {
+            axes: axes
+                .iter()
+                .map(|&k| {
+                    let axis = &self.axes[k];
+                    let current = usize::from(base[k]);
+                    let hold = hold_of(axis.knob);
+                    let mut values = axis.values.clone();
+                    while values.len() > current + 1
+                        && matches!(values.last(), Some(Setting::Ratio(t)) if *t > hold)
+                    {
+                        values.pop();
+                    }
+                    Axis {
+                        knob: axis.knob,
+                        values,
+                        current,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// `base` with the values of `sub` (a candidate of [`Space::around`]`(base, axes)`)
+    /// on `axes`, made valid.
+    pub fn lift(&self, base: &Candidate, axes: &[usize], sub: &Candidate) -> Candidate {
+        let mut c = base.clone();
+        for (&k, &v) in axes.iter().zip(sub) {
+            c[k] = v;
+        }
+        self.canonical(&c)
+    }
+
+    /// The values of `c` on `axes` (a candidate of [`Space::around`]).
+    pub fn project(c: &Candidate, axes: &[usize]) -> Candidate {
+        axes.iter().map(|&k| c[k]).collect()
     }
 
     /// The policy's own settings.
@@ -809,6 +886,100 @@ mod tests {
         q.bandwidth.as_mut().unwrap().hold_utilization = None;
         let space = Space::of(&q, &[Knob::BandwidthTarget], false);
         assert_eq!(space.axes[0].values.len(), 9);
+    }
+
+    #[test]
+    fn passes_split_the_release_keys_and_a_pass_s_space_stays_around_its_base() {
+        use Knob::*;
+        let p = web(); // target 0.7, hold 0.8, worth 300
+        let knobs = |space: &Space, axes: &[usize]| -> Vec<Knob> {
+            axes.iter().map(|&k| space.axes[k].knob).collect()
+        };
+        // (keys asked, the passes' keys)
+        let table: Vec<(Vec<Knob>, Vec<Vec<Knob>>)> = vec![
+            (
+                Knob::ALL.to_vec(),
+                vec![
+                    vec![
+                        UpTolerance,
+                        UpStabilization,
+                        UpMaxSteps,
+                        UpCooldown,
+                        DownTolerance,
+                        DownStabilization,
+                        DownMaxSteps,
+                        DownCooldown,
+                        BandwidthTarget,
+                    ],
+                    vec![BandwidthHold, BandwidthWorth],
+                ],
+            ),
+            (vec![DownTolerance], vec![vec![DownTolerance]]),
+            (
+                vec![BandwidthWorth, BandwidthHold],
+                vec![vec![BandwidthWorth, BandwidthHold]],
+            ),
+            (
+                vec![BandwidthWorth, DownCooldown],
+                vec![vec![DownCooldown], vec![BandwidthWorth]],
+            ),
+            (vec![], vec![]),
+        ];
+        for (keys, want) in table {
+            let space = Space::of(&p, &keys, false);
+            let got: Vec<Vec<Knob>> = space.passes().iter().map(|g| knobs(&space, g)).collect();
+            assert_eq!(got, want, "{keys:?}");
+        }
+
+        // The first pass: the target not above the policy's own hold (a prefix: the
+        // indices are the full space's), every key from the policy's own value.
+        let space = Space::of(&p, &Knob::ALL, false);
+        let passes = space.passes();
+        let cur = space.current();
+        let first = space.around(&cur, &passes[0]);
+        let t = first
+            .axes
+            .iter()
+            .find(|a| a.knob == BandwidthTarget)
+            .unwrap();
+        let full = axis(&space, BandwidthTarget).unwrap();
+        assert_eq!(t.values.last(), Some(&Setting::Ratio(0.8)));
+        assert_eq!(t.values[..], full.values[..t.values.len()]);
+        assert_eq!(first.current(), Space::project(&cur, &passes[0]));
+        // The second pass, from a base with another target: the hold is not capped, its
+        // own value is the base's, and a lifted candidate keeps the base elsewhere (a
+        // hold at or below the base's target holds at it: off).
+        let mut base = cur.clone();
+        let ti = passes[0]
+            .iter()
+            .position(|&k| space.axes[k].knob == BandwidthTarget)
+            .unwrap();
+        let tk = passes[0][ti];
+        base[tk] = full
+            .values
+            .iter()
+            .position(|v| *v == Setting::Ratio(0.85))
+            .unwrap() as u8;
+        let base = space.canonical(&base);
+        let second = space.around(&base, &passes[1]);
+        assert_eq!(
+            second.axes[0].values,
+            axis(&space, BandwidthHold).unwrap().values
+        );
+        assert_eq!(second.current(), Space::project(&base, &passes[1]));
+        for c in second.one_at_a_time(&second.current()) {
+            let lifted = space.lift(&base, &passes[1], &c);
+            for k in 0..lifted.len() {
+                assert!(passes[1].contains(&k) || lifted[k] == base[k]);
+            }
+            let q = space.apply(&p, &lifted);
+            let d = q.bandwidth.as_ref().unwrap();
+            assert!(
+                d.hold_utilization.is_none_or(|h| h >= 0.85),
+                "{:?}",
+                d.hold_utilization
+            );
+        }
     }
 
     #[test]
