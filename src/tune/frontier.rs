@@ -37,9 +37,22 @@ impl Point {
         ]
     }
 
-    /// No worse on every figure and better on one.
-    pub fn dominates(&self, other: &Point) -> bool {
+    /// The figures dominance weighs: the three minimized ones and the flaps.
+    pub fn figures(&self) -> [f64; 4] {
+        let [u, s, c] = self.axes();
+        [u, s, c, self.flapping as f64]
+    }
+
+    /// No worse on the three minimized figures and better on one (the search's ranks:
+    /// flaps steer the choice, not the search).
+    pub fn dominates_on_axes(&self, other: &Point) -> bool {
         let (a, b) = (self.axes(), other.axes());
+        a.iter().zip(&b).all(|(x, y)| x <= y) && a.iter().zip(&b).any(|(x, y)| x < y)
+    }
+
+    /// No worse on every figure (flaps included) and better on one.
+    pub fn dominates(&self, other: &Point) -> bool {
+        let (a, b) = (self.figures(), other.figures());
         a.iter().zip(&b).all(|(x, y)| x <= y) && a.iter().zip(&b).any(|(x, y)| x < y)
     }
 }
@@ -49,10 +62,9 @@ impl Point {
 pub fn frontier(points: &[Point]) -> Vec<usize> {
     let mut out: Vec<usize> = (0..points.len())
         .filter(|&i| {
-            !points
-                .iter()
-                .enumerate()
-                .any(|(j, q)| q.dominates(&points[i]) || (j < i && q.axes() == points[i].axes()))
+            !points.iter().enumerate().any(|(j, q)| {
+                q.dominates(&points[i]) || (j < i && q.figures() == points[i].figures())
+            })
         })
         .collect();
     out.sort_by(|&a, &b| order(&points[a], &points[b]).then(a.cmp(&b)));
@@ -66,7 +78,8 @@ fn order(a: &Point, b: &Point) -> std::cmp::Ordering {
         .then(x[2].total_cmp(&y[2]))
 }
 
-/// Non-dominated sorting: 0 for the frontier, 1 for the frontier of the rest, and so on.
+/// Non-dominated sorting on the three minimized figures: 0 for their frontier, 1 for the
+/// frontier of the rest, and so on (the search's pruning).
 pub fn ranks(points: &[Point]) -> Vec<usize> {
     let mut rank = vec![usize::MAX; points.len()];
     let mut left: Vec<usize> = (0..points.len()).collect();
@@ -75,7 +88,11 @@ pub fn ranks(points: &[Point]) -> Vec<usize> {
         let front: Vec<usize> = left
             .iter()
             .copied()
-            .filter(|&i| !left.iter().any(|&j| points[j].dominates(&points[i])))
+            .filter(|&i| {
+                !left
+                    .iter()
+                    .any(|&j| points[j].dominates_on_axes(&points[i]))
+            })
             .collect();
         for &i in &front {
             rank[i] = r;
@@ -90,7 +107,8 @@ pub fn ranks(points: &[Point]) -> Vec<usize> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Objective {
-    /// The least spend with under-provisioning no worse than the current policy's.
+    /// The least spend with under-provisioning no worse than the current policy's (and,
+    /// where some point allows it, no more flaps).
     Balanced,
     /// The least spend with under-provisioning at most 1 point above the current policy's.
     Cost,
@@ -140,17 +158,39 @@ impl Objective {
     }
 
     /// A total order for pruning and choosing: admitted points first, by [`Self::key`];
-    /// then points within the change budget by under-provisioning, then the rest by changes.
+    /// then the points the objective would admit with the change budget raised to the
+    /// current policy's own changes (no worse than now: the current policy is one of
+    /// them), the same way; then points within the change budget by under-provisioning,
+    /// then the rest by changes. Tiers are 0, 2, 4, 5: [`Self::choice_key`] puts a
+    /// flappier point of tier 0 or 2 one tier down.
     pub fn rank_key(self, p: &Point, current: &Point, budget_changes: f64) -> (u8, [f64; 3]) {
+        let relaxed = budget_changes.max(current.changes_per_proxy_day);
         if self.admits(p, current, budget_changes) {
             (0, self.key(p))
+        } else if self.admits(p, current, relaxed) {
+            (2, self.key(p))
         } else if p.changes_per_proxy_day <= budget_changes {
             let [u, s, c] = p.axes();
-            (1, [u, s, c])
+            (4, [u, s, c])
         } else {
             let [u, s, c] = p.axes();
-            (2, [c, u, s])
+            (5, [c, u, s])
         }
+    }
+
+    /// The order of the final choice: [`Self::rank_key`], where within each of its first
+    /// two tiers a point that flaps no more than allowed ([`Self::calm`]) comes first.
+    /// (The search prunes by `rank_key` alone: flaps steer the choice, not the search.)
+    pub fn choice_key(self, p: &Point, current: &Point, budget_changes: f64) -> (u8, [f64; 3]) {
+        let (tier, key) = self.rank_key(p, current, budget_changes);
+        let restless = u8::from(tier < 4 && !self.calm(p, current));
+        (tier + restless, key)
+    }
+
+    /// `balanced` also asks for no more flaps than the current policy (preferred, after
+    /// the change budget); the other objectives do not weigh flaps.
+    pub fn calm(self, p: &Point, current: &Point) -> bool {
+        self != Objective::Balanced || p.flapping <= current.flapping
     }
 }
 
@@ -158,8 +198,10 @@ impl Objective {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Choice {
     pub index: usize,
-    /// False when no point met them: then the point within the change budget with the
-    /// least under-provisioning, or, if none is within it, the one with the fewest changes.
+    /// False when no point met them: then the best by the objective among the points
+    /// with no more changes than the current policy (the budget cannot be met, so not
+    /// worse than now); failing that, the point within the change budget with the least
+    /// under-provisioning, or, if none is within it, the one with the fewest changes.
     pub constraints_met: bool,
 }
 
@@ -172,14 +214,15 @@ pub fn choose(
 ) -> Option<Choice> {
     let best = (0..points.len()).min_by(|&a, &b| {
         cmp_key(
-            objective.rank_key(&points[a], current, budget_changes),
-            objective.rank_key(&points[b], current, budget_changes),
+            objective.choice_key(&points[a], current, budget_changes),
+            objective.choice_key(&points[b], current, budget_changes),
         )
         .then(a.cmp(&b))
     })?;
     Some(Choice {
         index: best,
-        constraints_met: objective.admits(&points[best], current, budget_changes),
+        constraints_met: objective.admits(&points[best], current, budget_changes)
+            && objective.calm(&points[best], current),
     })
 }
 
@@ -261,8 +304,9 @@ mod tests {
             (Objective::Cost, 5.0, 2, true),
             (Objective::Service, 10.0, 3, true),
             (Objective::Service, 30.0, 3, true),
-            // Nothing within 1 change a day: the fewest changes.
-            (Objective::Balanced, 1.0, 4, false),
+            // Nothing within 1 change a day: the cheapest of those as safe as the current
+            // policy with no more changes than it (not the safest at twice the spend).
+            (Objective::Balanced, 1.0, 3, false),
         ];
         for (objective, budget, want, met) in cases {
             let c = choose(&points, &current, objective, budget).unwrap();
@@ -274,5 +318,32 @@ mod tests {
             assert!(points[c.index].changes_per_proxy_day <= budget || !met);
             assert!(frontier(&points).contains(&c.index));
         }
+        // `balanced` prefers no more flaps than the current policy: the calm point over
+        // a cheaper one that flaps more (both within the budget); `cost` does not weigh
+        // flaps. All three are on the frontier (cheaper, calmer, fewer changes).
+        let flaps = |mut q: Point, n: u64| {
+            q.flapping = n;
+            q
+        };
+        let current = flaps(p(2.0, 100.0, 4.0), 10);
+        let points = vec![
+            current.clone(),
+            flaps(p(1.9, 80.0, 6.0), 20),
+            flaps(p(1.9, 90.0, 6.0), 8),
+        ];
+        let c = choose(&points, &current, Objective::Balanced, 10.0).unwrap();
+        assert_eq!((c.index, c.constraints_met), (2, true));
+        let c = choose(&points, &current, Objective::Cost, 10.0).unwrap();
+        assert_eq!(c.index, 1);
+        assert_eq!(frontier(&points), vec![1, 2, 0]);
+        // Without the current policy among the points and nothing within the relaxed
+        // budget either: the least under-provisioning within the budget, then the fewest
+        // changes.
+        let points = vec![p(1.0, 10.0, 9.0), p(3.0, 5.0, 2.0), p(0.5, 50.0, 8.0)];
+        let current = p(0.2, 100.0, 4.0);
+        let c = choose(&points, &current, Objective::Balanced, 3.0).unwrap();
+        assert_eq!((c.index, c.constraints_met), (1, false));
+        let c = choose(&points, &current, Objective::Balanced, 1.0).unwrap();
+        assert_eq!((c.index, c.constraints_met), (1, false));
     }
 }
