@@ -35,9 +35,12 @@ Examples:
   gaap-autoscaler validate tuned/ && gaap-autoscaler simulate --policies tuned/
 
 Objectives (each keeps changes per proxy-day at most --budget-changes):
-  balanced  least spend, under-provisioning no worse than the current policy
+  balanced  least spend, under-provisioning no worse than the current policy,
+            preferring no more flaps than it
   cost      least spend, under-provisioning at most 1 point above the current
   service   least under-provisioning, spend at most 10% above the current
+If nothing meets --budget-changes (the current policy may not), the budget is
+raised to the current policy's own changes: the choice is then no worse than it.
 Spend is Mbps·h, or the cost with --prices (which also tunes the concurrent
 target_utilization, hold_utilization and change_worth).
 
