@@ -434,6 +434,21 @@ fn csv_notes(path: &Path, stats: &csv::CsvStats) -> Vec<String> {
     notes
 }
 
+/// The synthetic trace generated whole into memory, with a progress phase.
+fn generate_in_memory(
+    spec: &synthetic::SyntheticSpec,
+    targets: &[synthetic::Target],
+    signals: &(Vec<String>, Vec<String>),
+    samples: u64,
+) -> crate::trace::Trace {
+    let _phase = Phase::start(format!(
+        "generating the synthetic trace ({} proxies × {} days, {samples} samples)",
+        targets.len(),
+        spec.days
+    ));
+    synthetic::generate(spec, targets, &signals.0, &signals.1)
+}
+
 /// Reads a metrics CSV into memory (a file not sorted by time).
 fn csv_in_memory(path: &Path, filter: &csv::Filter, args: &SimulateArgs) -> anyhow::Result<Source> {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -492,14 +507,7 @@ pub(crate) fn load_in_memory(
                     targets.len()
                 );
             }
-            let phase = Phase::start(format!(
-                "generating the synthetic trace ({} proxies × {} days, {samples} samples)",
-                targets.len(),
-                spec.days
-            ));
-            let trace = synthetic::generate(&spec, &targets, &signals.0, &signals.1);
-            drop(phase);
-            trace
+            generate_in_memory(&spec, &targets, &signals, samples)
         }
         Input::Csv { path, filter } => {
             let phase = Phase::start(format!("reading {}", path.display()));
@@ -593,14 +601,7 @@ fn load_source_as(
                 fleet.proxies.len()
             );
         }
-        let phase = Phase::start(format!(
-            "generating the synthetic trace ({} proxies × {} days, {samples} samples)",
-            targets.len(),
-            spec.days
-        ));
-        let trace = synthetic::generate(&spec, &targets, &signals.0, &signals.1);
-        drop(phase);
-        Input::Memory(vec![trace])
+        Input::Memory(vec![generate_in_memory(&spec, &targets, &signals, samples)])
     } else {
         Input::Synthetic {
             spec: spec.clone(),

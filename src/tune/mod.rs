@@ -860,14 +860,17 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn the_release_pass_starts_from_the_first_pass_s_choice_and_varies_only_release_keys() {
+    /// The bundled fleet, the bundled `web` policy alone, and one synthetic day of it.
+    fn web_one_day() -> (
+        Fleet,
+        crate::sim::synthetic::SyntheticSpec,
+        crate::trace::Trace,
+        PolicySet,
+    ) {
         let fleet = Fleet::bundled();
-        let policy = crate::policy::parse_policy(
-            include_str!("../../policies/web.toml"),
-            std::path::Path::new("policies/web.toml"),
-        )
-        .unwrap();
+        let text = include_str!("../../policies/web.toml");
+        let policy =
+            crate::policy::parse_policy(text, std::path::Path::new("policies/web.toml")).unwrap();
         let spec = crate::sim::synthetic::SyntheticSpec {
             days: 1,
             ..Default::default()
@@ -885,8 +888,14 @@ mod tests {
         );
         let set = PolicySet {
             label: "t".into(),
-            policies: vec![policy.clone()],
+            policies: vec![policy],
         };
+        (fleet, spec, trace, set)
+    }
+
+    #[test]
+    fn the_release_pass_starts_from_the_first_pass_s_choice_and_varies_only_release_keys() {
+        let (fleet, spec, trace, set) = web_one_day();
         let (groups, _) = groups(&set, &fleet, By::Policy).unwrap();
         let group = &groups[0];
         let stages = std::sync::Mutex::new(Vec::new());
@@ -986,29 +995,7 @@ mod tests {
 
     #[test]
     fn a_run_s_point_equals_the_simulate_summary() {
-        let fleet = Fleet::bundled();
-        let text = include_str!("../../policies/web.toml");
-        let policy =
-            crate::policy::parse_policy(text, std::path::Path::new("policies/web.toml")).unwrap();
-        let spec = crate::sim::synthetic::SyntheticSpec {
-            days: 1,
-            ..Default::default()
-        };
-        let targets: Vec<_> = fleet
-            .proxies
-            .iter()
-            .map(crate::sim::synthetic::Target::of)
-            .collect();
-        let trace = crate::sim::synthetic::generate(
-            &spec,
-            &targets,
-            &["bandwidth".to_string()],
-            &["connections".to_string()],
-        );
-        let set = PolicySet {
-            label: "t".into(),
-            policies: vec![policy],
-        };
+        let (fleet, spec, trace, set) = web_one_day();
         let opts = SimOptions::new(spec.start, spec.end() - Duration::from_secs(60));
         let run = crate::sim::replay(&set, &fleet, &trace, &opts, &mut |_| {}).unwrap();
         let prices = Prices::parse(
