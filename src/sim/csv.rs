@@ -316,6 +316,23 @@ struct Sink<'f> {
     stats: CsvStats,
 }
 
+/// The CSV reader both parsers use: no header handling (checked by hand), `#` comments,
+/// `\n` ends a record; a `\r` before it is trimmed with the other blanks (by hand, after
+/// the check for line breaks inside fields: `csv::Trim` would take a line break at a
+/// field's end with them). `seen` learns where the input ended.
+fn reader<R: Read>(input: R, seen: &Rc<Seen>) -> csv::Reader<EndAware<R>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .terminator(csv::Terminator::Any(b'\n'))
+        .buffer_capacity(1 << 18)
+        .from_reader(EndAware {
+            inner: input,
+            seen: Rc::clone(seen),
+        })
+}
+
 /// Parses the records of `input` (a whole file, or a run of whole lines of one).
 fn parse_chunk<R: Read>(
     input: R,
@@ -325,19 +342,7 @@ fn parse_chunk<R: Read>(
     max_samples: u64,
 ) -> Chunk {
     let seen = Rc::new(Seen::default());
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .comment(Some(b'#'))
-        // `\n` ends a record; a `\r` before it is trimmed with the other blanks (by hand,
-        // after the check for line breaks inside fields: `csv::Trim` would take a line
-        // break at a field's end with them).
-        .terminator(csv::Terminator::Any(b'\n'))
-        .buffer_capacity(1 << 18)
-        .from_reader(EndAware {
-            inner: input,
-            seen: Rc::clone(&seen),
-        });
+    let mut reader = reader(input, &seen);
     let mut record = csv::ByteRecord::new();
     let mut sink = Sink {
         filter,
@@ -641,16 +646,7 @@ impl CsvSource {
     /// Streams CSV text from any reader; `name` is used in messages.
     pub fn new(input: Box<dyn Read>, name: &str, filter: &Filter) -> CsvSource {
         let seen = Rc::new(Seen::default());
-        let reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .comment(Some(b'#'))
-            .terminator(csv::Terminator::Any(b'\n'))
-            .buffer_capacity(1 << 18)
-            .from_reader(EndAware {
-                inner: input,
-                seen: Rc::clone(&seen),
-            });
+        let reader = reader(input, &seen);
         CsvSource {
             reader,
             seen,
