@@ -180,20 +180,21 @@ fn reversals_are_recorded_and_stretch_the_scale_down_window() {
 
 #[test]
 fn the_flap_budget_window_doubles_per_reversal_beyond_the_allowance() {
-    // A recommendation of 200 made 25 minutes ago; demand now needs 43 → 50, one step
-    // down → 100. The window in effect: 10m within the allowance (1 per 2h), 20m one
-    // over, 40m two over: only from two over does the 25-minute-old 200 still hold.
-    let cases: &[(usize, u32)] = &[(0, 100), (1, 100), (2, 100), (3, 200), (4, 200)];
+    // A recommendation of 20 made 25 minutes ago; demand now needs 5 / 0.7 → 10, one
+    // step down. The window in effect: 10m within the allowance (1 per 2h), 20m one
+    // over, 40m two over: only from two over does the 25-minute-old 20 still hold. (A
+    // small release: 10 Mbps of a 500 max is held for the whole stretch.)
+    let cases: &[(usize, u32)] = &[(0, 10), (1, 10), (2, 10), (3, 20), (4, 20)];
     for &(n, want) in cases {
         let p = budget_1_per_2h();
         let mut st = seasoned(T0);
-        st.bandwidth.recommendations = vec![(T0 - 25 * MIN, 200)];
+        st.bandwidth.recommendations = vec![(T0 - 25 * MIN, 20)];
         st.bandwidth.reversals = (0..n).map(|i| T0 - MIN * (30 + 10 * i as u32)).collect();
-        let d = decide_bw(&p, 200, 30.0, &st, T0);
+        let d = decide_bw(&p, 20, 5.0, &st, T0);
         assert_eq!(d.bandwidth_to, want, "{n} reversals: {:?}", bw_codes(&d));
         assert_eq!(
             bw_codes(&d).contains(&"bandwidth:scale_down.flap_budget".to_string()),
-            want == 200,
+            want == 20,
             "{n} reversals: {:?}",
             bw_codes(&d)
         );
@@ -201,6 +202,46 @@ fn the_flap_budget_window_doubles_per_reversal_beyond_the_allowance() {
             d.next_state.bandwidth.reversals.len(),
             n,
             "all within 2h: kept"
+        );
+    }
+}
+
+#[test]
+fn the_flap_budget_holds_a_big_release_for_a_share_of_its_stretch() {
+    // The default budget (0 per 24h), three reversals: the 10m window is stretched to
+    // 80m. Without `change_worth`, a release freeing F waits 5 % × 500 / F of the 80m,
+    // never less than the policy's own 10m: freeing 450 (500 → 50) waits 10m, 150
+    // (200 → 50) 13m20s, 100 (200 → 100) 20m, 10 (20 → 10) all 80m. Demand now needs 50.
+    // (current, the same value recommended this long ago, reversals, after the one-step
+    // rate limit, the stage that decided)
+    let cases: &[(u32, u32, usize, u32, &str)] = &[
+        (500, 15, 3, 200, "change_worth"),
+        (500, 5, 3, 500, "stabilization.held"),
+        (200, 15, 3, 100, "change_worth"),
+        (200, 12, 3, 200, "flap_budget"),
+        (20, 70, 3, 20, "flap_budget"),
+        (20, 85, 3, 10, "scale.down"),
+        // Not stretched (no reversal): the policy's own window, whatever the release.
+        (500, 5, 0, 500, "stabilization.held"),
+        (500, 15, 0, 200, "scale.down"),
+    ];
+    for &(current, ago, n, want, stage) in cases {
+        let p = policy();
+        assert_eq!(p.behavior.flap_budget, Some(FlapBudget::DEFAULT));
+        let mut st = seasoned(T0);
+        st.bandwidth.recommendations = vec![(T0 - ago * MIN, current)];
+        st.bandwidth.reversals = (0..n).map(|i| T0 - MIN * (100 + 10 * i as u32)).collect();
+        // 20 → 10 needs a reading under 7 Mbps; the others 35 Mbps (→ 50).
+        let mbps = if current == 20 { 5.0 } else { 35.0 };
+        let d = decide_bw(&p, current, mbps, &st, T0);
+        let codes = bw_codes(&d);
+        assert_eq!(
+            d.bandwidth_to, want,
+            "{current}, {ago}m ago, {n}: {codes:?}"
+        );
+        assert!(
+            codes.iter().any(|c| c.ends_with(stage)),
+            "{current}, {ago}m ago, {n}: {codes:?}"
         );
     }
 }

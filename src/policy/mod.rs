@@ -590,7 +590,7 @@ impl Default for Predictive {
     }
 }
 
-/// The flap budget (`behavior.scale_down.flap_budget = "0/4h"`, the default): a reversal (a change
+/// The flap budget (`behavior.scale_down.flap_budget = "0/24h"`, the default): a reversal (a change
 /// against the previous one within [`FLAP_WINDOW`]) beyond `reversals` within `per`
 /// doubles the scale-down stabilization of that proxy's dimension, up to
 /// `max_stabilization`; as the reversals age past `per` it returns to the policy's own.
@@ -607,7 +607,7 @@ pub const FLAP_WINDOW: Duration = Duration::from_secs(30 * 60);
 impl FlapBudget {
     pub const DEFAULT: FlapBudget = FlapBudget {
         reversals: 0,
-        per: Duration::from_secs(4 * 3600),
+        per: Duration::from_secs(24 * 3600),
         max_stabilization: Duration::from_secs(4 * 3600),
     };
 }
@@ -693,7 +693,8 @@ pub struct Dimension {
     /// What one change is worth, in capacity·hours of this dimension (Mbps·h, or units of
     /// 10,000 connections × hours): a scale-down freeing `F` may go once no higher need was
     /// seen for `change_worth / F` hours, if that is shorter than the scale-down window.
-    /// `None`: every scale-down waits the whole window.
+    /// `None`: every scale-down waits the whole window (a window the flap budget stretched
+    /// holds big releases for a share of it only: `core::decide::FLAP_RELEASE_SHARE`).
     pub change_worth: Option<f64>,
 }
 
