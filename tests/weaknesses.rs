@@ -253,3 +253,46 @@ fn a_big_burst_is_released_sooner_than_a_small_one() {
         "released at minute {first_down:?}"
     );
 }
+
+#[test]
+fn after_flapping_a_big_burst_is_still_released_soon() {
+    // A pulse flaps (60 Mbps for 13 minutes of every 25, else 10) until minute 150: the
+    // default flap budget stretches the 10-minute window. Then 10 Mbps, with a 300 Mbps
+    // burst at minutes 200-209. The stretch holds the small releases (100 → 20), but the
+    // burst's 500 frees 480 Mbps: it is held for a share of the stretched window only.
+    let demand = |m: i64| match m {
+        0..150 if m % 25 < 13 => 60.0,
+        200..210 => 300.0,
+        _ => 10.0,
+    };
+    let mut p = policy();
+    p.behavior.scale_down.cooldown = Duration::from_secs(60);
+    p.behavior.scale_down.stabilization = Duration::from_secs(10 * 60);
+    p.behavior.scale_down.max_steps = 6;
+    assert_eq!(p.behavior.flap_budget, Some(FlapBudget::DEFAULT));
+    let r = run(&p, 100, 420, demand);
+    let cap_at = |m: i64| {
+        let pr = &r.proxies[0];
+        let i = pr.times.iter().position(|&t| t == T0 + m * MIN).unwrap();
+        pr.cap_bw[i]
+    };
+    // The pulse's last need for 100 is at minute 137: the stretched window still holds
+    // 100 at 150 (13 minutes on; the policy's own window is 10).
+    assert_eq!(cap_at(150), 100);
+    assert_eq!(cap_at(205), 500, "the burst is served");
+    // Released to 20 within 13 minutes of the burst's last minute (209), in one change.
+    assert_eq!(cap_at(222), 20);
+    let codes: Vec<&str> = r.proxies[0]
+        .reasons
+        .iter()
+        .map(|(c, _)| c.as_str())
+        .collect();
+    assert!(codes.contains(&"scale_down.flap_budget"), "{codes:?}");
+    assert!(codes.contains(&"scale_down.change_worth"), "{codes:?}");
+    let after_burst = r.proxies[0]
+        .changes
+        .iter()
+        .filter(|c| c.time.millis() >= T0 + 210 * MIN)
+        .count();
+    assert_eq!(after_burst, 1, "one change down after the burst");
+}
