@@ -172,7 +172,9 @@ fn a_trace_with_a_known_best_window_is_tuned_to_it() {
     // The written file: only that key changed, its comment kept, under a header.
     let text = std::fs::read_to_string(dir.path().join("tuned/dips.toml")).unwrap();
     assert!(text.starts_with("# tune: "), "{text}");
-    assert!(text.contains("stabilization = \"10m\"                  # the key under test"));
+    assert!(text.contains(
+        "stabilization = \"10m\"                  # tuned from \"60m\": the key under test"
+    ));
     let body = text.split_once("\n\n").unwrap().1;
     let changed: Vec<(&str, &str)> = DIPS
         .lines()

@@ -178,6 +178,7 @@ fn set_path(root: &mut Table, path: &[&str], v: Value) -> Result<(), EditError> 
             if let Some(old) = item.as_value() {
                 *v.decor_mut() = old.decor().clone();
                 keep_comment_column(old, &mut v);
+                mark_tuned(old, &mut v);
             }
             *item = Item::Value(v);
         }
@@ -215,6 +216,42 @@ fn keep_comment_column(old: &Value, new: &mut Value) {
         .set_suffix(format!("{}{comment}", " ".repeat(want)));
 }
 
+/// Says in the trailing comment of a changed value what it was (`# tuned from "180m": ...`),
+/// so that a comment written for the old value is not read as describing the new one.
+fn mark_tuned(old: &Value, new: &mut Value) {
+    let bare = |v: &Value| {
+        let mut v = v.clone();
+        v.decor_mut().clear();
+        v.to_string().trim().to_string()
+    };
+    let was = bare(old);
+    if was == bare(new) {
+        return;
+    }
+    let suffix = new
+        .decor()
+        .suffix()
+        .and_then(|r| r.as_str())
+        .unwrap_or("")
+        .to_string();
+    let comment = suffix.trim_start_matches(' ');
+    let marked = match comment.strip_prefix('#') {
+        Some(text) => {
+            let pad = &suffix[..suffix.len() - comment.len()];
+            // Tuned again: the newer mark replaces the older one.
+            let text = match text.trim_start().strip_prefix("tuned from ") {
+                Some(rest) => rest.split_once(':').map_or("", |(_, r)| r),
+                None => text,
+            };
+            format!("{pad}# tuned from {was}:{}", text.trim_end_matches(' '))
+        }
+        None if comment.trim().is_empty() && suffix.contains("# tuned from") => return,
+        None if comment.trim().is_empty() => format!("{suffix} # tuned from {was}"),
+        None => return,
+    };
+    new.decor_mut().set_suffix(marked);
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -236,7 +273,7 @@ mod tests {
         let out = rewrite(WEB, &settings, None, &["tuned".into()]).unwrap();
         assert!(out.starts_with("# tune: tuned\n\n# web:"));
         assert!(out.contains(
-            "stabilization = \"30m\"                  # go down only to the highest recommendation"
+            "stabilization = \"30m\"                  # tuned from \"180m\": go down only to the highest recommendation"
         ));
         assert!(out.contains("target_utilization = 0.75"));
         // Everything else is as it was, line for line.
@@ -245,9 +282,22 @@ mod tests {
         assert_eq!(before.len(), after.len());
         let differing = before.iter().zip(&after).filter(|(a, b)| a != b).count();
         assert_eq!(differing, 2);
-        // Tuning again replaces the header, not stacks it.
+        // Tuning again replaces the header, not stacks it, and the newer mark replaces
+        // the older one.
         let again = rewrite(&out, &[], None, &["second".into()]).unwrap();
         assert_eq!(again.matches(HEADER_MARK).count(), 1);
+        let twice = rewrite(
+            &out,
+            &[(Knob::BandwidthTarget, Setting::Ratio(0.8))],
+            None,
+            &["third".into()],
+        )
+        .unwrap();
+        assert!(
+            twice.contains("target_utilization = 0.8               # tuned from 0.75: need ="),
+            "{twice}"
+        );
+        assert_eq!(twice.matches("tuned from").count(), 2, "{twice}");
         // The result is a valid policy with the new values.
         let p = crate::policy::parse_policy(&out, std::path::Path::new("web.toml")).unwrap();
         assert_eq!(
@@ -311,14 +361,14 @@ mod tests {
             (
                 WEB,
                 vec![(Knob::BandwidthWorth, Amount(500.0))],
-                "change_worth = 500                     # Mbps·h one change is worth",
+                "change_worth = 500                     # tuned from 300: Mbps·h one change is worth",
                 [(Some(0.8), Some(500.0)), (None, None)],
                 1,
             ),
             (
                 WEB,
                 vec![(Knob::BandwidthHold, Ratio(0.9))],
-                "hold_utilization = 0.9                 # the scale-down window keeps",
+                "hold_utilization = 0.9                 # tuned from 0.8: the scale-down window keeps",
                 [(Some(0.9), Some(300.0)), (None, None)],
                 1,
             ),
