@@ -19,6 +19,7 @@
 //! prefix = "/gaap-autoscaler"                     # default: where election, state and log keys live
 //! lease_ttl = "10s"                               # default: the leader's lease (2s..=1h)
 //! instance = "host-a"                             # default: hostname-pid
+//! compaction_interval = "5m"                      # default: the leader compacts etcd's history; "0s": never
 //! ```
 //!
 //! Credentials are never read from this file: a key that looks like one is rejected with a
@@ -82,7 +83,13 @@ pub struct HaConfig {
     pub lease_ttl: Duration,
     /// This daemon's name in the election and in the records it makes.
     pub instance: String,
+    /// How often the leader compacts etcd's history to what it was one interval before
+    /// (`ha::compactor`); None (`"0s"`): never, etcd's operators do.
+    pub compaction_interval: Option<Duration>,
 }
+
+/// The default `[ha] compaction_interval` (kube-apiserver's default too).
+pub const DEFAULT_COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
 
 /// `hostname-pid`: the default instance name.
 pub fn default_instance() -> String {
@@ -204,6 +211,7 @@ struct RawHa {
     prefix: Option<Spanned<String>>,
     lease_ttl: Option<Spanned<String>>,
     instance: Option<Spanned<String>>,
+    compaction_interval: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -475,11 +483,28 @@ fn validate_ha(ctx: &mut Ctx<'_>, h: &Spanned<RawHa>) -> Option<HaConfig> {
         }
         None => default_instance(),
     };
+    let mut compaction_interval = Some(DEFAULT_COMPACTION_INTERVAL);
+    if let Some(t) = &r.compaction_interval
+        && let Some(d) = ctx.duration(t, "ha.compaction_interval", true)
+    {
+        if d.is_zero() {
+            compaction_interval = None;
+        } else if d < Duration::from_secs(10) {
+            ctx.err(
+                t.span().start,
+                format!("`ha.compaction_interval` = `{}` is shorter than 10s", t.get_ref()),
+                "each old version stays one to two intervals; the default is 5m, and \"0s\" leaves compaction to etcd (--auto-compaction-retention)",
+            );
+        } else {
+            compaction_interval = Some(d);
+        }
+    }
     Some(HaConfig {
         etcd,
         prefix,
         lease_ttl,
         instance,
+        compaction_interval,
     })
 }
 
@@ -519,6 +544,7 @@ mod tests {
         assert_eq!(ha.etcd, ["http://127.0.0.1:2379", "https://e2:2379"]);
         assert_eq!(ha.prefix, DEFAULT_HA_PREFIX);
         assert_eq!(ha.lease_ttl, Duration::from_secs(10));
+        assert_eq!(ha.compaction_interval, Some(DEFAULT_COMPACTION_INTERVAL));
         assert!(
             ha.instance.ends_with(&format!("-{}", std::process::id())),
             "{}",
@@ -534,6 +560,17 @@ mod tests {
             (ha.prefix.as_str(), ha.lease_ttl, ha.instance.as_str()),
             ("/x/y", Duration::from_secs(2), "host-a")
         );
+        for (text, want) in [
+            (
+                "compaction_interval = \"1m\"",
+                Some(Duration::from_secs(60)),
+            ),
+            ("compaction_interval = \"0s\"", None),
+        ] {
+            let (c, d) = check(&format!("{p}[ha]\netcd = [\"http://e:2379\"]\n{text}\n"));
+            assert!(d.is_empty(), "{d:#?}");
+            assert_eq!(c.unwrap().ha.unwrap().compaction_interval, want, "{text}");
+        }
     }
 
     #[test]
@@ -649,6 +686,11 @@ mod tests {
             (
                 format!("{p}[ha]\netcd = [\"http://e:1\"]\nlease_ttl = \"soon\"\n"),
                 "invalid duration",
+                5,
+            ),
+            (
+                format!("{p}[ha]\netcd = [\"http://e:1\"]\ncompaction_interval = \"5s\"\n"),
+                "is shorter than 10s",
                 5,
             ),
             (

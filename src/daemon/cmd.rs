@@ -196,6 +196,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     seed_limiter.seed("ModifyProxyConfiguration", &vec![Duration::ZERO; rate]);
                 });
                 ha_tasks.push(tokio::spawn(crate::ha::election::run(Arc::clone(etcd), Arc::clone(leadership), h.prefix.clone())));
+                if let Some(every) = h.compaction_interval {
+                    ha_tasks.push(tokio::spawn(crate::ha::compactor::run(Arc::clone(etcd), Arc::clone(leadership), h.prefix.clone(), every)));
+                }
                 ha_tasks.push(tokio::spawn(crate::ha::shared::mirror(Arc::clone(etcd), h.prefix.clone(), Arc::clone(&log), Arc::clone(&mirror_stop))));
                 info!(instance = %h.instance, prefix = %h.prefix, etcd = ?h.etcd, lease_ttl = ?h.lease_ttl, "high availability on etcd: campaigning");
                 Engine::new_shared(cloud, Arc::new(prometheus), Arc::clone(&log), Arc::clone(&stats), options, clock.clone(), crate::daemon::engine::HaParts { store: shared, on_takeover })

@@ -83,6 +83,11 @@ impl Leadership {
         self.ttl
     }
 
+    /// True once the daemon is stopping (resign called).
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
     /// True while this daemon leads and its fence has not passed: the only state in which
     /// it evaluates, writes shared state or sends.
     pub fn may_act(&self) -> bool {

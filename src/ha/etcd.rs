@@ -322,6 +322,20 @@ impl Etcd {
         Ok(kvs_of(&v)?.into_iter().next())
     }
 
+    /// The store's revision, read with `key` (any key; it need not exist).
+    pub async fn revision(&self, key: &[u8]) -> Result<i64, EtcdError> {
+        let req = RangeRequest {
+            key: b64(key),
+            range_end: None,
+            min_mod_revision: None,
+            sort_order: None,
+            sort_target: None,
+            limit: Some("1".into()),
+        };
+        let v = self.post("/v3/kv/range", &json!(req)).await?;
+        Ok(revision_of(&v))
+    }
+
     /// Every key under `prefix` (and the store's revision), by key.
     pub async fn get_prefix(&self, prefix: &[u8]) -> Result<(Vec<Kv>, i64), EtcdError> {
         let req = RangeRequest {

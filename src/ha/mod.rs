@@ -6,9 +6,11 @@
 //! - [`shared`]: controller state, pending intents and the shared decision log in etcd,
 //!   written in fenced transactions; [`shared::mirror`] copies the shared log into each
 //!   daemon's sled log.
+//! - [`compactor`]: the leader compacts etcd's history every `compaction_interval`.
 //!
 //! Without `[ha]` none of this runs: one process, the sled log alone.
 
+pub mod compactor;
 pub mod election;
 pub mod etcd;
 pub mod shared;
