@@ -754,7 +754,16 @@ fn text_report(
             );
         }
         if !t.frontier.contains(&t.choice.index) {
-            row(&mut s, "* recommended", &t.chosen().point, "");
+            // A near tie that changes fewer keys (frontier::choose).
+            let chosen = t.chosen();
+            let changes = t.space.changes(&chosen.candidate);
+            let note = format!(
+                "{} (within {:.0}% of the best, {} key(s) changed)",
+                settings_text(&changes),
+                crate::tune::frontier::NEAR_TIE * 100.0,
+                changes.len()
+            );
+            row(&mut s, "* recommended", &chosen.point, &note);
         }
         if !t.frontier.contains(&0) {
             let n = dominated_by(&t.current().point, t);

@@ -461,8 +461,15 @@ pub fn search(
     for (n, axes) in groups.iter().enumerate() {
         if n > 0 {
             let points: Vec<Point> = s.evaluated.iter().map(|e| e.point.clone()).collect();
-            let choice = frontier::choose(&points, &points[0], opts.objective, opts.budget_changes)
-                .expect("the current policy is always evaluated");
+            let changed = changed_keys(space, &s.evaluated);
+            let choice = frontier::choose(
+                &points,
+                &points[0],
+                opts.objective,
+                opts.budget_changes,
+                &changed,
+            )
+            .expect("the current policy is always evaluated");
             base = s.evaluated[choice.index].candidate.clone();
         }
         let keys: Vec<Knob> = axes.iter().map(|&k| space.axes[k].knob).collect();
@@ -481,6 +488,19 @@ pub fn search(
         s.passes.push(Pass { keys, ..pass });
     }
     Ok(s)
+}
+
+/// How many keys each evaluated candidate changes from the current policy.
+fn changed_keys(space: &Space, evaluated: &[Evaluated]) -> Vec<usize> {
+    let current = space.current();
+    evaluated
+        .iter()
+        .map(|e| {
+            (0..current.len())
+                .filter(|&k| e.candidate[k] != current[k])
+                .count()
+        })
+        .collect()
 }
 
 /// One pass: the axes `axes` varied from `base` (the other keys kept at `base`'s), with
@@ -745,8 +765,15 @@ pub fn tune_group(
     let searched = search(&group, &space, ev, ranges.start, ranges.in_sample_end, opts)?;
     let points: Vec<Point> = searched.evaluated.iter().map(|e| e.point.clone()).collect();
     let frontier = frontier::frontier(&points);
-    let choice = frontier::choose(&points, &points[0], opts.objective, opts.budget_changes)
-        .expect("the current policy is always evaluated");
+    let changed = changed_keys(&space, &searched.evaluated);
+    let choice = frontier::choose(
+        &points,
+        &points[0],
+        opts.objective,
+        opts.budget_changes,
+        &changed,
+    )
+    .expect("the current policy is always evaluated");
     let peer_points = ev.peer_points(
         &group.policy,
         peers,
@@ -938,7 +965,15 @@ mod tests {
         assert!(second.replayed > 0);
         // The second pass starts from the first pass's recommendation...
         let points: Vec<Point> = s.evaluated.iter().map(|e| e.point.clone()).collect();
-        let choice1 = frontier::choose(&points[..n1], &points[0], opts.objective, 10.0).unwrap();
+        let changed = changed_keys(&space, &s.evaluated);
+        let choice1 = frontier::choose(
+            &points[..n1],
+            &points[0],
+            opts.objective,
+            10.0,
+            &changed[..n1],
+        )
+        .unwrap();
         assert_eq!(second.base, choice1.index);
         assert_ne!(
             s.evaluated[second.base].candidate,
@@ -976,9 +1011,19 @@ mod tests {
         for &i in &t.frontier {
             assert!(!points.iter().any(|q| q.dominates(&points[i])));
         }
-        assert!(t.frontier.contains(&t.choice.index));
-        let best = frontier::choose(&points, &points[0], opts.objective, 10.0).unwrap();
+        let best = frontier::choose(&points, &points[0], opts.objective, 10.0, &changed).unwrap();
         assert_eq!(t.choice, best);
+        // The choice is on the frontier, or a near tie of the objective's best that
+        // changes fewer keys.
+        let ranked = frontier::choose(&points, &points[0], opts.objective, 10.0, &[]).unwrap();
+        assert!(
+            t.frontier.contains(&t.choice.index) || changed[t.choice.index] < changed[ranked.index],
+            "choice {} ({} keys) vs {} ({} keys)",
+            t.choice.index,
+            changed[t.choice.index],
+            ranked.index,
+            changed[ranked.index]
+        );
 
         // One group's keys only: one pass, from the policy's own settings.
         let only = Space::of(
