@@ -41,6 +41,8 @@ Objectives (each keeps changes per proxy-day at most --budget-changes):
   service   least under-provisioning, spend at most 10% above the current
 If nothing meets --budget-changes (the current policy may not), the budget is
 raised to the current policy's own changes: the choice is then no worse than it.
+Within 1% of the best, the candidate that changes the fewest keys is recommended
+(an in-sample edge that small is mostly noise).
 Spend is Mbps·h, or the cost with --prices (which also tunes the concurrent
 target_utilization, hold_utilization and change_worth).
 
