@@ -310,6 +310,17 @@ impl Etcd {
 
     /// One key.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Kv>, EtcdError> {
+        let v = self.get_one(key).await?;
+        Ok(kvs_of(&v)?.into_iter().next())
+    }
+
+    /// The store's revision, read with `key` (any key; it need not exist).
+    pub async fn revision(&self, key: &[u8]) -> Result<i64, EtcdError> {
+        Ok(revision_of(&self.get_one(key).await?))
+    }
+
+    /// The gateway's answer to a range of one key.
+    async fn get_one(&self, key: &[u8]) -> Result<Value, EtcdError> {
         let req = RangeRequest {
             key: b64(key),
             range_end: None,
@@ -318,22 +329,7 @@ impl Etcd {
             sort_target: None,
             limit: None,
         };
-        let v = self.post("/v3/kv/range", &json!(req)).await?;
-        Ok(kvs_of(&v)?.into_iter().next())
-    }
-
-    /// The store's revision, read with `key` (any key; it need not exist).
-    pub async fn revision(&self, key: &[u8]) -> Result<i64, EtcdError> {
-        let req = RangeRequest {
-            key: b64(key),
-            range_end: None,
-            min_mod_revision: None,
-            sort_order: None,
-            sort_target: None,
-            limit: Some("1".into()),
-        };
-        let v = self.post("/v3/kv/range", &json!(req)).await?;
-        Ok(revision_of(&v))
+        self.post("/v3/kv/range", &json!(req)).await
     }
 
     /// Every key under `prefix` (and the store's revision), by key.

@@ -460,16 +460,7 @@ pub fn search(
     let mut short_current: Option<Point> = None;
     for (n, axes) in groups.iter().enumerate() {
         if n > 0 {
-            let points: Vec<Point> = s.evaluated.iter().map(|e| e.point.clone()).collect();
-            let changed = changed_keys(space, &s.evaluated);
-            let choice = frontier::choose(
-                &points,
-                &points[0],
-                opts.objective,
-                opts.budget_changes,
-                &changed,
-            )
-            .expect("the current policy is always evaluated");
+            let choice = choose(space, &s.evaluated, opts);
             base = s.evaluated[choice.index].candidate.clone();
         }
         let keys: Vec<Knob> = axes.iter().map(|&k| space.axes[k].knob).collect();
@@ -488,6 +479,21 @@ pub fn search(
         s.passes.push(Pass { keys, ..pass });
     }
     Ok(s)
+}
+
+/// The recommendation among `evaluated` (the current policy first): [`frontier::choose`]
+/// by the objective, near ties to the fewest keys changed.
+fn choose(space: &Space, evaluated: &[Evaluated], opts: &SearchOptions) -> frontier::Choice {
+    let points: Vec<Point> = evaluated.iter().map(|e| e.point.clone()).collect();
+    let changed = changed_keys(space, evaluated);
+    frontier::choose(
+        &points,
+        &points[0],
+        opts.objective,
+        opts.budget_changes,
+        &changed,
+    )
+    .expect("the current policy is always evaluated")
 }
 
 /// How many keys each evaluated candidate changes from the current policy.
@@ -765,15 +771,7 @@ pub fn tune_group(
     let searched = search(&group, &space, ev, ranges.start, ranges.in_sample_end, opts)?;
     let points: Vec<Point> = searched.evaluated.iter().map(|e| e.point.clone()).collect();
     let frontier = frontier::frontier(&points);
-    let changed = changed_keys(&space, &searched.evaluated);
-    let choice = frontier::choose(
-        &points,
-        &points[0],
-        opts.objective,
-        opts.budget_changes,
-        &changed,
-    )
-    .expect("the current policy is always evaluated");
+    let choice = choose(&space, &searched.evaluated, opts);
     let peer_points = ev.peer_points(
         &group.policy,
         peers,
