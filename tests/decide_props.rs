@@ -44,8 +44,10 @@ fn dim_state() -> impl Strategy<Value = DimState> {
         // Reversals (seconds ago) and the seasonal memory: (hours ago, need) over 10 days.
         prop::collection::vec(0i64..10_000, 0..6),
         prop::collection::vec((0i64..240, 0.0f64..3000.0), 0..60),
+        // The typical need the flap budget's release share scales with: (seconds ago, level).
+        prop::option::of((0i64..86_400, 1.0f64..2000.0)),
     )
-        .prop_map(|(recs, up, down, streak, since, revs, season)| {
+        .prop_map(|(recs, up, down, streak, since, revs, season, level)| {
             let mut recommendations: Vec<(Timestamp, u32)> = recs
                 .into_iter()
                 .map(|(ago, v)| (Timestamp(NOW.millis() - ago * 1000), v))
@@ -71,6 +73,7 @@ fn dim_state() -> impl Strategy<Value = DimState> {
                     v.sort();
                     v
                 },
+                level: level.map(|(a, l)| (Timestamp(NOW.millis() - a * 1000), l)),
                 season: {
                     let mut s = Season::default();
                     for (h, need) in season {

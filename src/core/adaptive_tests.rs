@@ -183,13 +183,15 @@ fn the_flap_budget_window_doubles_per_reversal_beyond_the_allowance() {
     // A recommendation of 20 made 25 minutes ago; demand now needs 5 / 0.7 → 10, one
     // step down. The window in effect: 10m within the allowance (1 per 2h), 20m one
     // over, 40m two over: only from two over does the 25-minute-old 20 still hold. (A
-    // small release: 10 Mbps of a 500 max is held for the whole stretch.)
+    // small release: 10 Mbps where the proxy typically needs 71 is held for the whole
+    // stretch.)
     let cases: &[(usize, u32)] = &[(0, 10), (1, 10), (2, 10), (3, 20), (4, 20)];
     for &(n, want) in cases {
         let p = budget_1_per_2h();
         let mut st = seasoned(T0);
         st.bandwidth.recommendations = vec![(T0 - 25 * MIN, 20)];
         st.bandwidth.reversals = (0..n).map(|i| T0 - MIN * (30 + 10 * i as u32)).collect();
+        st.bandwidth.level = Some((T0 - MIN, 500.0 / 7.0));
         let d = decide_bw(&p, 20, 5.0, &st, T0);
         assert_eq!(d.bandwidth_to, want, "{n} reversals: {:?}", bw_codes(&d));
         assert_eq!(
@@ -209,9 +211,10 @@ fn the_flap_budget_window_doubles_per_reversal_beyond_the_allowance() {
 #[test]
 fn the_flap_budget_holds_a_big_release_for_a_share_of_its_stretch() {
     // The default budget (0 per 24h), three reversals: the 10m window is stretched to
-    // 80m. Without `change_worth`, a release freeing F waits 5 % × 500 / F of the 80m,
-    // never less than the policy's own 10m: freeing 450 (500 → 50) waits 10m, 150
-    // (200 → 50) 13m20s, 100 (200 → 100) 20m, 10 (20 → 10) all 80m. Demand now needs 50.
+    // 80m. Without `change_worth`, a release freeing F waits 0.35 × level / F of the 80m,
+    // never less than the policy's own 10m. With this proxy's typical need (`level`) at
+    // 71.4 Mbps (0.35 × 71.4 = 25): freeing 450 (500 → 50) waits 10m, 150 (200 → 50)
+    // 13m20s, 100 (200 → 100) 20m, 10 (20 → 10) all 80m. Demand now needs 50.
     // (current, the same value recommended this long ago, reversals, after the one-step
     // rate limit, the stage that decided)
     let cases: &[(u32, u32, usize, u32, &str)] = &[
@@ -226,23 +229,27 @@ fn the_flap_budget_holds_a_big_release_for_a_share_of_its_stretch() {
         (500, 15, 0, 200, "scale.down"),
     ];
     for &(current, ago, n, want, stage) in cases {
-        let p = policy();
-        assert_eq!(p.behavior.flap_budget, Some(FlapBudget::DEFAULT));
-        let mut st = seasoned(T0);
-        st.bandwidth.recommendations = vec![(T0 - ago * MIN, current)];
-        st.bandwidth.reversals = (0..n).map(|i| T0 - MIN * (100 + 10 * i as u32)).collect();
-        // 20 → 10 needs a reading under 7 Mbps; the others 35 Mbps (→ 50).
-        let mbps = if current == 20 { 5.0 } else { 35.0 };
-        let d = decide_bw(&p, current, mbps, &st, T0);
-        let codes = bw_codes(&d);
-        assert_eq!(
-            d.bandwidth_to, want,
-            "{current}, {ago}m ago, {n}: {codes:?}"
-        );
-        assert!(
-            codes.iter().any(|c| c.ends_with(stage)),
-            "{current}, {ago}m ago, {n}: {codes:?}"
-        );
+        // The policy's max is a bound, not the scale: 500 or 1000 decide alike.
+        for max in [500, 1000] {
+            let mut p = policy();
+            p.bandwidth.as_mut().unwrap().max = max;
+            assert_eq!(p.behavior.flap_budget, Some(FlapBudget::DEFAULT));
+            let mut st = seasoned(T0);
+            st.bandwidth.recommendations = vec![(T0 - ago * MIN, current)];
+            st.bandwidth.reversals = (0..n).map(|i| T0 - MIN * (100 + 10 * i as u32)).collect();
+            st.bandwidth.level = Some((T0 - MIN, 500.0 / 7.0));
+            // 20 → 10 needs a reading under 7 Mbps; the others 35 Mbps (→ 50).
+            let mbps = if current == 20 { 5.0 } else { 35.0 };
+            let d = decide_bw(&p, current, mbps, &st, T0);
+            let codes = bw_codes(&d);
+            let case = format!("{current}, {ago}m ago, {n}, max {max}: {codes:?}");
+            assert_eq!(d.bandwidth_to, want, "{case}");
+            assert!(codes.iter().any(|c| c.ends_with(stage)), "{case}");
+            // The level moved a minute's worth toward the need of the moment.
+            let (t, l) = d.next_state.bandwidth.level.unwrap();
+            assert_eq!(t, T0);
+            assert!(l < 500.0 / 7.0 && l > 71.3, "{l}");
+        }
     }
 }
 
@@ -524,4 +531,36 @@ fn hold_utilization_keeps_past_peaks_at_its_utilization_and_the_present_at_the_t
             "held values are kept only with hold_utilization"
         );
     }
+}
+
+#[test]
+fn the_level_follows_the_recommendations_over_a_day() {
+    use super::decide::LEVEL_DECAY;
+    let day = LEVEL_DECAY.as_millis() as i64;
+    // (level before, when before, recommendation now, level after)
+    let e = 1.0 - (-1.0f64).exp();
+    type Case = (Option<(i64, f64)>, u32, f64);
+    let cases: &[Case] = &[
+        (None, 200, 200.0),
+        (Some((T0.millis(), 100.0)), 200, 100.0),
+        (Some((T0.millis() - day, 100.0)), 200, 100.0 + 100.0 * e),
+        (Some((T0.millis() - 100 * day, 100.0)), 20, 20.0),
+        // Time going back moves nothing.
+        (Some((T0.millis() + 60_000, 100.0)), 500, 100.0),
+    ];
+    for &(before, rec, after) in cases {
+        let mut p = policy();
+        p.behavior.scale_down.stabilization = Duration::ZERO;
+        let mut st = seasoned(T0);
+        st.bandwidth.level = before.map(|(t, l)| (Timestamp(t), l));
+        let d = decide_bw(&p, 200, f64::from(rec) * 0.7, &st, T0);
+        let (t, l) = d.next_state.bandwidth.level.unwrap();
+        assert_eq!(t, T0, "{before:?}");
+        assert!((l - after).abs() < 1e-6, "{before:?}: {l} != {after}");
+    }
+    // Without the flap budget it is not kept.
+    let mut p = policy();
+    p.behavior.flap_budget = None;
+    let d = decide_bw(&p, 200, 140.0, &seasoned(T0), T0);
+    assert_eq!(d.next_state.bandwidth.level, None);
 }

@@ -880,6 +880,11 @@ impl DimCtx<'_> {
         // The flap budget may stretch the scale-down window; history is kept for the
         // longest it can be, so a stretched window has the history to hold on.
         let (down_w, keep_w) = self.flap_window(st);
+        let level = if self.policy.behavior.flap_budget.is_some() {
+            update_level(&mut st.level, self.now, recommended)
+        } else {
+            f64::from(recommended)
+        };
         let (up_ms, down_ms, base_ms) = (millis(up_w), millis(down_w), millis(base_w));
         let keep = up_ms.max(millis(keep_w));
         // One pass: drop what no window needs any more (and anything from the future),
@@ -939,7 +944,7 @@ impl DimCtx<'_> {
         // `change_worth`: a scale-down freeing F may go once nothing above its value was
         // asked for within worth / F (stretched like the window by the flap budget).
         // And a window stretched by the flap budget holds a release of F for at most
-        // FLAP_RELEASE_SHARE × max / F of its length, never less than the policy's own
+        // FLAP_RELEASE_SHARE × level / F of its length, never less than the policy's own
         // window: the stretch is for the small releases that flap back. The sooner wins.
         let worth = self.cfg.change_worth;
         let stretched = down_ms > base_ms;
@@ -961,7 +966,7 @@ impl DimCtx<'_> {
                     (w, Release::Worth(worth))
                 });
                 let by_share = stretched.then(|| {
-                    let share = FLAP_RELEASE_SHARE * f64::from(self.cfg.max) / freed;
+                    let share = FLAP_RELEASE_SHARE * level / freed;
                     let w = ((share * down_ms as f64) as i64).clamp(base_ms, down_ms);
                     (w, Release::FlapShare)
                 });
@@ -990,13 +995,14 @@ impl DimCtx<'_> {
                             crate::time::format_duration(down_w),
                         ),
                         Release::FlapShare => format!(
-                            "freeing {} {} (more than {}% of the max {}) is worth a change \
-                             after {wait}: nothing above {v} was needed since, so the flap \
-                             budget does not hold {whole} for its whole {} window",
+                            "freeing {} {} (more than {:.0}% of the {:.0} this proxy \
+                             typically needs) is worth a change after {wait}: nothing above \
+                             {v} was needed since, so the flap budget does not hold {whole} \
+                             for its whole {} window",
                             current - v,
                             self.dim.unit(),
                             FLAP_RELEASE_SHARE * 100.0,
-                            self.cfg.max,
+                            level,
                             crate::time::format_duration(down_w),
                         ),
                     };
@@ -1200,13 +1206,37 @@ enum Release {
 }
 
 /// A window stretched by the flap budget holds a release that frees F for
-/// `FLAP_RELEASE_SHARE × max / F` of its length (never less than the policy's own window;
-/// `change_worth`, when sooner, goes first): releasing the whole max waits 5 % of it,
-/// anything up to 5 % of the max all of it. Flaps come back to the level just left, and
-/// holding a small release is cheap; a big one costs its size for every hour held (issue
-/// 13's explicit policy, with the default `"0/24h"` budget: 1.48× the oracle's Mbps·h and
-/// 2,453 flaps, against 1.75× and 916 holding every release).
-pub const FLAP_RELEASE_SHARE: f64 = 0.05;
+/// `FLAP_RELEASE_SHARE × level / F` of its length, where `level` is the proxy's typical
+/// need (`DimState::level`), never less than the policy's own window (`change_worth`,
+/// when sooner, goes first): releasing 3 times the typical need waits about 12 % of it,
+/// anything up to 35 % of the typical need all of it. Flaps come back to the level just
+/// left, and holding a small release is cheap; a big one costs its size for every hour
+/// held. The scale is the proxy's own traffic, not the policy's `max`: a bound is a
+/// safety setting, and a release timed by it doubled its waits when `max` went from 500
+/// to 1000 (issue 13's explicit policy, default `"0/24h"` budget: 1.49× the oracle's
+/// Mbps·h and 2,255 flaps with max 500, 1.49× and 2,530 with max 1000 and no window;
+/// timed by `max`, 1.48× and 2,453 but 1.58× and 1,690; holding every release, 1.75×
+/// and 916).
+pub const FLAP_RELEASE_SHARE: f64 = 0.35;
+
+/// How fast `DimState::level` follows the recommendations: the weight of one taken `dt`
+/// after the last is `1 - exp(-dt / LEVEL_DECAY)`.
+pub const LEVEL_DECAY: Duration = Duration::from_secs(86_400);
+
+/// Moves `level` toward `recommended` by the time passed since it was last moved (a
+/// fresh one starts at it; time going back moves nothing) and returns it.
+fn update_level(level: &mut Option<(Timestamp, f64)>, now: Timestamp, recommended: u32) -> f64 {
+    let r = f64::from(recommended);
+    let next = match *level {
+        None => r,
+        Some((t, l)) => {
+            let dt = now.millis().saturating_sub(t.millis()).max(0) as f64;
+            l + (r - l) * (1.0 - (-dt / millis(LEVEL_DECAY) as f64).exp())
+        }
+    };
+    *level = Some((now, next));
+    next
+}
 
 /// The flap budget doubles a scale-down window from at least this long.
 const FLAP_FLOOR: Duration = Duration::from_secs(300);

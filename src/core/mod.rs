@@ -233,6 +233,10 @@ pub struct DimState {
     /// kept while the flap budget counts them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reversals: Vec<Timestamp>,
+    /// With the flap budget: (when, the recommendations' average decayed over
+    /// `LEVEL_DECAY`), this dimension's typical need, the scale of its releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<(Timestamp, f64)>,
     /// The seasonal recommender's memory (empty unless `[predictive]` is on).
     #[serde(default, skip_serializing_if = "Season::is_empty")]
     pub season: Season,
