@@ -43,7 +43,16 @@ pub async fn run(etcd: Arc<Etcd>, me: Arc<Leadership>, prefix: String, interval:
     let mut c = Compactor::default();
     info!(every = ?interval, "compacting etcd's history while leading");
     while !me.stopping() {
-        tokio::time::sleep(interval).await;
+        // In slices of a second: the daemon waits for this task when it stops.
+        let mut left = interval;
+        while !left.is_zero() && !me.stopping() {
+            let slice = left.min(Duration::from_secs(1));
+            tokio::time::sleep(slice).await;
+            left -= slice;
+        }
+        if me.stopping() {
+            break;
+        }
         let leading = me.may_act();
         let revision = if leading {
             match etcd.revision(&key).await {
@@ -115,5 +124,23 @@ mod tests {
             let got: Vec<Option<i64>> = ticks.iter().map(|&(l, r)| c.tick(l, r)).collect();
             assert_eq!(&got, want, "{what}");
         }
+    }
+
+    /// The daemon waits for its HA tasks at shutdown (5 s each at most): the compactor
+    /// must notice the resignation within a second, not at the end of its interval.
+    #[tokio::test(start_paused = true)]
+    async fn a_resignation_ends_the_loop_within_a_second() {
+        let etcd = Arc::new(
+            Etcd::new(&["http://127.0.0.1:1".to_string()], Duration::from_secs(1)).unwrap(),
+        );
+        let me = Arc::new(Leadership::new("a", Duration::from_secs(10), None));
+        let task = tokio::spawn(run(etcd, me.clone(), "/t".into(), Duration::from_secs(300)));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        me.resign();
+        let ended = tokio::time::timeout(Duration::from_secs(2), task).await;
+        assert!(
+            ended.is_ok(),
+            "the compactor was still sleeping out its interval"
+        );
     }
 }
