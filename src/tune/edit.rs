@@ -189,15 +189,17 @@ fn set_path(root: &mut Table, path: &[&str], v: Value) -> Result<(), EditError> 
     Ok(())
 }
 
+/// A value's own text, without the spaces and comment around it.
+fn bare(v: &Value) -> String {
+    let mut v = v.clone();
+    v.decor_mut().clear();
+    v.to_string()
+}
+
 /// Pads (or trims) the spaces before a trailing comment so that it stays in its column
 /// when the value's text gets shorter (or longer).
 fn keep_comment_column(old: &Value, new: &mut Value) {
-    let bare = |v: &Value| {
-        let mut v = v.clone();
-        v.decor_mut().clear();
-        v.to_string().chars().count()
-    };
-    let (was, now) = (bare(old), bare(new));
+    let (was, now) = (bare(old).chars().count(), bare(new).chars().count());
     let Some(suffix) = new
         .decor()
         .suffix()
@@ -219,11 +221,6 @@ fn keep_comment_column(old: &Value, new: &mut Value) {
 /// Says in the trailing comment of a changed value what it was (`# tuned from "180m": ...`),
 /// so that a comment written for the old value is not read as describing the new one.
 fn mark_tuned(old: &Value, new: &mut Value) {
-    let bare = |v: &Value| {
-        let mut v = v.clone();
-        v.decor_mut().clear();
-        v.to_string().trim().to_string()
-    };
     let was = bare(old);
     if was == bare(new) {
         return;
@@ -245,7 +242,6 @@ fn mark_tuned(old: &Value, new: &mut Value) {
             };
             format!("{pad}# tuned from {was}:{}", text.trim_end_matches(' '))
         }
-        None if comment.trim().is_empty() && suffix.contains("# tuned from") => return,
         None if comment.trim().is_empty() => format!("{suffix} # tuned from {was}"),
         None => return,
     };

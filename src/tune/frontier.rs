@@ -205,7 +205,9 @@ pub struct Choice {
     pub constraints_met: bool,
 }
 
-/// Chooses among `points` (a choice by these keys is always on the frontier).
+/// Chooses among `points`: the best by [`Objective::choice_key`], or a near tie of it
+/// that changes fewer keys (`changed[i]`: keys point `i` changes; missing counts as
+/// many), which the frontier may dominate by that hair.
 pub fn choose(
     points: &[Point],
     current: &Point,
